@@ -1,0 +1,1 @@
+"""ae_jax: latent-space study of convolutional autoencoders in JAX/Flax."""
