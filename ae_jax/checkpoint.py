@@ -1,0 +1,38 @@
+"""Atomic, resumable checkpoints with orbax: keep the last K, fall back past a corrupt latest one."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orbax.checkpoint as ocp
+
+
+class CheckpointStore:
+    """Saves pytrees under `<directory>/<step>` (orbax writes to a temporary folder, then renames)."""
+
+    def __init__(self, directory: str, keep: int = 3):
+        self.manager = ocp.CheckpointManager(
+            os.path.abspath(directory), options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+    def save(self, step: int, state: Any) -> None:
+        if step not in self.manager.all_steps():
+            self.manager.save(step, args=ocp.args.StandardSave(state))
+
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def restore_latest(self, abstract_state: Any, log=print) -> tuple[Any, int] | None:
+        """Restore the newest readable checkpoint; a corrupt one is reported and the previous one used."""
+        for step in reversed(self.steps()):
+            try:
+                return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state)), step
+            except Exception as e:  # orbax raises many types for a damaged folder
+                log(f"checkpoint at step {step} in {self.manager.directory} is unreadable "
+                    f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); trying the previous one")
+        return None
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.close()

@@ -1,0 +1,78 @@
+"""Encode a whole split into z-points, streamed batch by batch into a memory-mappable float32 .npy.
+
+Images are read from the uint8 cache (memory-mapped) and z-points written to an `open_memmap`
+file, so 200,000 x 256 never needs images and latents in memory at once. A VAE stores its means.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from ae_jax import data, sharding
+
+SPLITS = ("train", "valid", "test")
+
+
+def make_encode_fn(model, params, mesh) -> Callable:
+    """Jitted uint8 batch -> z-points (posterior means for a VAE), batch sharded over the mesh."""
+    batch_sharding = sharding.batch_sharding(mesh)
+    params = jax.device_put(params, sharding.replicated(mesh))
+
+    @jax.jit
+    def encode(params, batch):
+        batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+        return model.apply({"params": params}, batch.astype(jnp.float32) / 255.0, method=lambda m, x: m.encode(x))
+
+    return lambda batch: encode(params, batch)
+
+
+def encode_images(encode_fn, images: np.ndarray, out_path: str, z_dim: int, batch_size: int, mesh,
+                  desc: str = "encode") -> np.ndarray:
+    """Write z-points of `images` to `out_path` (.npy, written to a temp name then renamed); returns a memmap."""
+    tmp_path = out_path + ".partial.npy"
+    z = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.float32, shape=(len(images), z_dim))
+    done = 0
+    with tqdm(total=len(images), desc=desc, unit="img", dynamic_ncols=True) as bar:
+        for batch, n_valid in data.ordered_batches(images, batch_size, sharding.batch_sharding(mesh)):
+            z[done:done + n_valid] = np.asarray(encode_fn(batch))[:n_valid]
+            done += n_valid
+            bar.update(n_valid)
+    z.flush()
+    del z
+    os.replace(tmp_path, out_path)
+    return np.load(out_path, mmap_mode="r")
+
+
+def encode_run(run_dir: str, split: str = "train", out: str | None = None, batch_size: int = 256,
+               log=print) -> dict[str, str]:
+    """Encode a split ("train", "valid", "test" or "all") of a trained run; returns the written paths."""
+    from ae_jax.train import load_run
+
+    if split not in SPLITS + ("all",):
+        raise ValueError(f"--split {split!r} is not one of {', '.join(SPLITS + ('all',))}")
+    config, model, params = load_run(run_dir)
+    mesh = sharding.data_mesh()
+    batch_size = max(mesh.devices.size, batch_size // mesh.devices.size * mesh.devices.size)
+    encode_fn = make_encode_fn(model, params, mesh)
+    written = {}
+    for name in SPLITS if split == "all" else (split,):
+        ds = data.load_split(config.data, name, config.seed)
+        log(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
+        path = out if (out and split != "all") else os.path.join(run_dir, f"z_{name}.npy")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        encode_images(encode_fn, ds.images, path, config.model.z_dim, batch_size, mesh, desc=f"encode {name}")
+        side = os.path.splitext(path)[0]
+        np.save(side + "_ids.npy", np.asarray(ds.ids))
+        if ds.labels is not None:
+            np.save(side + "_labels.npy", np.asarray(ds.labels))
+            with open(side + "_label_names.json", "w") as f:
+                json.dump(list(ds.label_names), f)
+        written[name] = path
+        log(f"wrote {path} ({len(ds.images)} x {config.model.z_dim})")
+    return written
