@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ae_jax import config as config_lib
 from ae_jax import data, models, plots, sharding
+from ae_jax.runtime import make_key
 from ae_jax.checkpoint import CheckpointStore
 from ae_jax.config import Config
 
@@ -48,8 +49,14 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
 
 
 def init_state(model, tx: optax.GradientTransformation, key: jax.Array) -> TrainState:
-    params = models.init_params(model, key)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+    """Initial parameters and optimizer state, built in one jitted call (eager init compiles op by op)."""
+
+    @jax.jit
+    def init(key):
+        params = models.init_params(model, key)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+
+    return init(key)
 
 
 def create_train_state(config: Config, key: jax.Array):
@@ -116,12 +123,24 @@ def evaluate(eval_step, params, images: np.ndarray, batch_size: int, key: jax.Ar
     return {k: float(v) / count for k, v in jax.device_get(sums).items()}
 
 
-def reconstruction_grid(model, config: Config, params, images: np.ndarray, key: jax.Array, path: str, title: str):
-    """Save originals, the task's inputs (if not plain reconstruction) and reconstructions as a PNG grid."""
-    targets = jnp.asarray(images, jnp.float32) / 255.0
+def make_reconstruct_fn(model, config: Config) -> Callable:
+    """Jitted (params, uint8 images, key) -> (targets, the task's inputs, reconstructions), floats in [0, 1]."""
     d = config.data
-    inputs = data.make_inputs(key, targets, d.task, d.noise_std, d.drop_rate)
-    recon = model.apply({"params": params}, inputs, method=lambda m, x: m.decode(m.encode(x)))
+
+    @jax.jit
+    def reconstruct(params, images, key):
+        targets = images.astype(jnp.float32) / 255.0
+        inputs = data.make_inputs(key, targets, d.task, d.noise_std, d.drop_rate)
+        return targets, inputs, model.apply({"params": params}, inputs, method=lambda m, x: m.decode(m.encode(x)))
+
+    return reconstruct
+
+
+def reconstruction_grid(reconstruct_fn, config: Config, params, images: np.ndarray, key: jax.Array, path: str,
+                        title: str) -> str:
+    """Save originals, the task's inputs (if not plain reconstruction) and reconstructions as a PNG grid."""
+    targets, inputs, recon = jax.device_get(reconstruct_fn(params, images, key))
+    d = config.data
     rows, labels = [np.asarray(targets)], ["original"]
     if d.task != "reconstruct":
         rows, labels = rows + [np.asarray(inputs)], labels + [f"input ({d.task})"]
@@ -168,8 +187,9 @@ def _prepare_run_dir(config: Config, resume: bool) -> None:
     if resume and os.path.exists(config_path):
         with open(config_path) as f:
             saved = json.load(f)
-        changed = sorted(k for k in _flatten(saved) if _flatten(saved)[k] != _flatten(config_lib.to_dict(config)).get(k))
-        changed = [k for k in changed if not k.startswith("train.epochs")]
+        saved, current = _flatten(saved), _flatten(json.loads(json.dumps(config_lib.to_dict(config))))
+        changed = sorted(k for k in saved.keys() | current.keys()
+                         if saved.get(k) != current.get(k) and k != "train.epochs")
         if changed:
             raise TrainingError(f"--resume with a config that differs from {config_path} in: {', '.join(changed)}")
     os.makedirs(config.run_dir, exist_ok=True)
@@ -199,7 +219,7 @@ def train(config: Config, resume: bool = False, log: Callable[[str], None] = pri
     eval_images = valid_set.images[: t.eval_images or None]
     grid_images = np.asarray(valid_set.images[: t.grid_images])
 
-    init_key, train_key, eval_key = jax.random.split(jax.random.key(config.seed), 3)
+    init_key, train_key, eval_key = jax.random.split(make_key(config.seed), 3)
     model, tx, state = create_train_state(config, init_key)
     state = jax.device_put(state, sharding.replicated(mesh))
     store = CheckpointStore(os.path.join(config.run_dir, "ckpt"), t.keep_checkpoints)
@@ -213,6 +233,7 @@ def train(config: Config, resume: bool = False, log: Callable[[str], None] = pri
             log(f"resumed {config.run_dir} from step {start_step}")
     train_step = make_train_step(model, tx, config, mesh)
     eval_step = make_eval_step(model, config, mesh)
+    reconstruct_fn = make_reconstruct_fn(model, config)
     batches_per_epoch = data.steps_per_epoch(len(train_set.images), t.batch_size)
     per_epoch = min(t.steps_per_epoch or batches_per_epoch, batches_per_epoch)
     metrics_path = os.path.join(config.run_dir, "metrics.jsonl")
@@ -259,7 +280,7 @@ def train(config: Config, resume: bool = False, log: Callable[[str], None] = pri
                 return {**last, "status": f"interrupted by {name}", "step": step}
             store.save(step, state)
             eval_metrics = evaluate(eval_step, state.params, eval_images, t.batch_size, eval_key, mesh)
-            grid = reconstruction_grid(model, config, state.params, grid_images, eval_key,
+            grid = reconstruction_grid(reconstruct_fn, config, state.params, grid_images, eval_key,
                                        os.path.join(config.run_dir, f"reconstructions_epoch{epoch + 1:03d}.png"),
                                        f"{config.name}: held-out images after epoch {epoch + 1}")
             last = {"status": "complete", "epoch": epoch + 1, "step": step,
@@ -288,7 +309,7 @@ def load_run(run_dir: str):
         config = config_lib.from_dict(json.load(f))
     config_lib.validate(config)
     model = models.build_model(config.model, image_shape(config))
-    abstract = jax.eval_shape(init_state, model, make_optimizer(config), jax.random.key(0))
+    abstract = jax.eval_shape(lambda: init_state(model, make_optimizer(config), make_key(0)))
     restored = CheckpointStore(os.path.join(run_dir, "ckpt")).restore_latest(abstract)
     if restored is None:
         raise FileNotFoundError(f"no readable checkpoint under {os.path.join(run_dir, 'ckpt')}")

@@ -1,0 +1,175 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from ae_jax import config as C
+from ae_jax.cli import main
+from ae_jax.train import TrainingError, load_run, train
+
+TINY = ["data.image_size=16", "data.num_images=96", "model.encoder_conv_filters=8,16",
+        "model.encoder_conv_kernel_size=3,3", "model.encoder_conv_strides=2,2", "model.decoder_conv_t_filters=8,3",
+        "model.decoder_conv_t_kernel_size=3,3", "model.decoder_conv_t_strides=2,2", "model.z_dim=4",
+        "train.batch_size=16", "train.eval_images=32", "train.grid_images=4", "train.learning_rate=3e-3"]
+
+
+def tiny(tmp_path, *overrides, preset="faces"):
+    return C.load(preset, TINY + [f"workdir={tmp_path}"] + list(overrides))
+
+
+def leaves(params):
+    return [np.asarray(x) for x in jax.tree.leaves(params)]
+
+
+def test_a_few_epochs_lower_the_loss_and_write_the_run_folder(tmp_path):
+    config = tiny(tmp_path, "train.epochs=3")
+    result = train(config, log=lambda s: None)
+    lines = [json.loads(x) for x in open(os.path.join(config.run_dir, "metrics.jsonl"))]
+    assert [x["epoch"] for x in lines] == [1, 2, 3]
+    assert lines[-1]["eval_loss"] < lines[0]["eval_loss"]
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"]
+    assert result["eval_psnr"] > 0 and result["images_per_s"] > 0
+    assert os.path.isfile(os.path.join(config.run_dir, "reconstructions_epoch003.png"))
+    assert C.load(os.path.join(config.run_dir, "config.json")) == config
+
+
+def test_vae_and_denoising_tasks_train(tmp_path):
+    config = tiny(tmp_path, "train.epochs=1", "model.variational=true", "model.kl_weight=1e-3",
+                  "data.task=denoise", "data.drop_rate=0.2", "name=vae")
+    result = train(config, log=lambda s: None)
+    assert result["eval_kl"] > 0 and 0 < result["kl_share"] < 1
+
+
+def test_resume_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
+    full = tiny(tmp_path, "train.epochs=2", "name=full")
+    train(full, log=lambda s: None)
+    half = tiny(tmp_path, "train.epochs=1", "name=half")
+    train(half, log=lambda s: None)
+    with pytest.raises(TrainingError, match="--resume"):
+        train(tiny(tmp_path, "train.epochs=2", "name=half"), log=lambda s: None)
+    train(tiny(tmp_path, "train.epochs=2", "name=half"), resume=True, log=lambda s: None)
+    for a, b in zip(leaves(load_run(full.run_dir)[2]), leaves(load_run(half.run_dir)[2])):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = tiny(tmp_path, "train.epochs=2", "train.optimizer=sgd", "train.learning_rate=1e30")
+    with pytest.raises(TrainingError, match=r"non-finite loss .* at step \d+.*learning rate"):
+        train(config, log=lambda s: None)
+    steps = sorted(os.listdir(os.path.join(config.run_dir, "ckpt")))
+    assert all(int(s) < 6 for s in steps if s.isdigit())
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path):
+    config = tiny(tmp_path, "train.epochs=2")
+    train(config, log=lambda s: None)
+    ckpt = os.path.join(config.run_dir, "ckpt")
+    latest = max(int(s) for s in os.listdir(ckpt) if s.isdigit())
+    for root, _, files in os.walk(os.path.join(ckpt, str(latest))):
+        for f in files:
+            with open(os.path.join(root, f), "wb") as fh:
+                fh.write(b"garbage")
+    messages = []
+    result = train(tiny(tmp_path, "train.epochs=3"), resume=True, log=messages.append)
+    assert any(f"step {latest}" in m and "unreadable" in m for m in messages)
+    assert result["epoch"] == 3
+
+
+def _run_cli(args, env_extra=None, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-m", "ae_jax.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _wait_for_checkpoint(ckpt_dir, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.isdir(ckpt_dir) and any(s.isdigit() for s in os.listdir(ckpt_dir)):
+            return
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
+    args = ["train", "--config", "faces", *sum((["--set", o] for o in TINY), []),
+            "--set", f"workdir={tmp_path}", "--set", "train.epochs=4", "--set", "train.checkpoint_every_steps=3"]
+    proc = _run_cli(args + ["--set", "name=killed"])
+    _wait_for_checkpoint(os.path.join(tmp_path, "killed", "ckpt"), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    metrics = os.path.join(tmp_path, "killed", "metrics.jsonl")
+    assert not os.path.exists(metrics) or len(open(metrics).readlines()) < 4, "the kill came too late"
+    resumed = _run_cli(args + ["--set", "name=killed", "--resume"])
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0 and "resumed" in out, out
+    uninterrupted = _run_cli(args + ["--set", "name=whole"])
+    out, _ = uninterrupted.communicate(timeout=300)
+    assert uninterrupted.returncode == 0, out
+    for a, b in zip(leaves(load_run(os.path.join(tmp_path, "killed"))[2]),
+                    leaves(load_run(os.path.join(tmp_path, "whole"))[2])):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    args = ["train", "--config", "faces", *sum((["--set", o] for o in TINY), []), "--set", f"workdir={tmp_path}",
+            "--set", "train.epochs=200", "--set", "train.checkpoint_every_steps=2"]
+    proc = _run_cli(args)
+    _wait_for_checkpoint(os.path.join(tmp_path, "faces", "ckpt"), proc)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "SIGTERM received: checkpoint saved at step" in out, out
+    step = int(out.split("checkpoint saved at step ")[1].split()[0])
+    assert str(step) in os.listdir(os.path.join(tmp_path, "faces", "ckpt"))
+
+
+def test_cli_refuses_bad_keys_before_work(tmp_path, capsys):
+    assert main(["train", "--config", "faces", "--set", "model.zdim=3", "--set", f"workdir={tmp_path}"]) == 2
+    assert "model.zdim" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)
+
+
+EIGHT_DEVICES = """
+import json, sys, jax, numpy as np
+from ae_jax import config as C
+from ae_jax.train import train, load_run
+assert jax.device_count() == 8, jax.devices()
+config = C.load("faces", json.loads(sys.argv[1]))
+result = train(config, log=lambda s: None)
+params = [np.asarray(x).tolist() for x in jax.tree.leaves(load_run(config.run_dir)[2])]
+print(json.dumps({"loss": result["train_loss"], "eval": result["eval_loss"], "params": params}))
+"""
+
+
+def test_eight_simulated_devices_match_one_device(tmp_path):
+    overrides = TINY + [f"workdir={tmp_path}", "train.epochs=2"]
+    outputs = {}
+    for n in (1, 8):
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
+        if n == 1:
+            env["XLA_FLAGS"] = ""
+            code = EIGHT_DEVICES.replace("== 8", "== 1")
+        else:
+            code = EIGHT_DEVICES
+        out = subprocess.run([sys.executable, "-c", code, json.dumps(overrides + [f"name=dev{n}"])],
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        outputs[n] = json.loads(out.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(outputs[8]["loss"], outputs[1]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(outputs[8]["eval"], outputs[1]["eval"], rtol=1e-4)
+    for a, b in zip(outputs[8]["params"], outputs[1]["params"]):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-3, atol=1e-4)
+
+
+def test_batch_size_must_divide_by_the_device_count(tmp_path):
+    code = ("from ae_jax import config as C; from ae_jax.train import train; "
+            f"train(C.load('faces', {TINY + [f'workdir={tmp_path}', 'train.batch_size=12']!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+    assert out.returncode != 0 and "train.batch_size=12 must be divisible by the number of devices (8)" in out.stderr
