@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+import scipy.linalg
+
+from ae_jax import config as C
+from ae_jax.judge import frechet_distance, label_task, load_judge, train_judge
+
+
+def test_frechet_distance_matches_the_scipy_formula():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 6)).astype(np.float32)
+    b = (rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)) + 0.5).astype(np.float32)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    expected = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(ca + cb - 2 * scipy.linalg.sqrtm(ca @ cb).real)
+    np.testing.assert_allclose(float(frechet_distance(a, b)), expected, rtol=2e-3)
+    assert abs(float(frechet_distance(a, a))) < 1e-3
+
+
+def test_label_tasks():
+    assert label_task(np.zeros((3, 12), np.float32), "x") == ("regression", 12)
+    assert label_task(np.ones((3, 40), np.int8), "x") == ("multilabel", 40)
+    assert label_task(np.array([0, 9, 3]), "x") == ("classes", 10)
+    with pytest.raises(ValueError, match="no labels"):
+        label_task(None, "folder /x")
+
+
+def test_judge_learns_the_faces_factors_and_separates_noise(tmp_path):
+    config = C.load("faces", ["data.image_size=16", "data.num_images=1024", "model.encoder_conv_strides=2,2,1",
+                              "model.decoder_conv_t_strides=2,2,1"])
+    info = train_judge(config, str(tmp_path), epochs=8, log=lambda s: None)
+    assert info["task"] == "regression" and info["valid_r2"] > 0.15
+    features = load_judge(str(tmp_path))
+    from ae_jax import data
+    real = data.load_split(config.data, "valid").images
+    more = data.load_split(config.data, "train").images[:len(real) * 4]
+    noise = np.random.default_rng(0).random((len(more), 16, 16, 3)).astype(np.float32)
+    f_real, f_more, f_noise = features(real), features(more), features(noise)
+    assert f_real.shape == (len(real), 128)
+    assert float(frechet_distance(f_real, f_more)) < float(frechet_distance(f_real, f_noise))
+    with pytest.raises(ValueError, match="judge expects images"):
+        features(np.zeros((2, 8, 8, 3), np.uint8))
