@@ -122,8 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ae_jax.runtime import enable_compilation_cache
+    from ae_jax.sharding import initialize_distributed
 
     enable_compilation_cache()
+    initialize_distributed()
     from ae_jax.config import ConfigError
     from ae_jax.data import DataError
     from ae_jax.train import TrainingError
