@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from ae_jax import faces
 from ae_jax.config import DataConfig
+from ae_jax.runtime import make_key
 
 SPLITS = ("train", "valid", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -504,7 +505,7 @@ def steps_per_epoch(n_images: int, batch_size: int) -> int:
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     """The image order of one epoch: a fixed function of (seed, epoch), different for every epoch."""
-    return np.asarray(jax.random.permutation(jax.random.fold_in(jax.random.key(seed), epoch), n))
+    return np.asarray(jax.random.permutation(jax.random.fold_in(make_key(seed), epoch), n))
 
 
 _END = object()

@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from ae_jax.runtime import make_key
+
 FACE_FACTORS: tuple[str, ...] = (
     "head_x", "head_y", "head_size", "head_aspect", "skin_tone", "skin_warmth", "hair_color", "hair_amount",
     "eye_size", "eye_spacing", "mouth_width", "mouth_curvature", "background_hue", "background_brightness")
@@ -119,7 +121,7 @@ def make_faces(seed: int, n: int, size: int, chunk_pixels: int = 2**22) -> tuple
     """
     if n <= 0 or size <= 0:
         raise ValueError(f"make_faces needs n > 0 and size > 0, got n={n}, size={size}")
-    factors = sample_factors(jax.random.key(seed), n)
+    factors = sample_factors(make_key(seed), n)
     chunk = min(n, max(1, chunk_pixels // (size * size)))
     images = np.empty((n, size, size, 3), np.uint8)
     starts = range(0, n, chunk)
