@@ -51,7 +51,7 @@ def _sample(args) -> int:
     from ae_jax.sample import run_sampling
 
     run_sampling(_z_points(args), args.out, sampler=args.sampler, params=args.param, n=args.n, seed=args.seed,
-                 run_dir=args.run, sweep=args.sweep)
+                 run_dir=args.run, sweep=args.sweep, judge_dir=args.judge)
     return 0
 
 
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--n", type=int, default=10000)
             p.add_argument("--seed", type=int, default=0)
             p.add_argument("--sweep", action="store_true", help="table over generators and parameters")
+            p.add_argument("--judge", help="judge folder (from `ae-jax judge`) to score decoded images")
 
     p = sub.add_parser("judge", help="train the in-project feature network used to score generated images")
     p.add_argument("--config", default="faces")
