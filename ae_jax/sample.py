@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import hits, sample_plots, stats
+from ae_jax import hits, plots, sample_plots, stats
 from ae_jax.runtime import make_key
 from ae_jax.samplers import make_sampler
 
@@ -140,7 +140,7 @@ def run_sampling(z, out_dir: str, sampler: str = "uniform", params: Sequence[str
     if decode is not None:
         real = real_images[:grid_images]
         rows = image_rows + [("held-out originals", real / 255.0), ("reconstructions", reconstruct(real))]
-        figures["decoded_grid"] = sample_plots.image_rows_png(rows, os.path.join(out_dir, "decoded_grid.png"),
+        figures["decoded_grid"] = plots.image_rows_png(rows, os.path.join(out_dir, "decoded_grid.png"),
                                                              "decoded z-points per generator")
     if sweep:
         uniform_rows = [dict(h, bound=r["params"]["bound"]) for r in results if r["sampler"] == "uniform"

@@ -144,7 +144,7 @@ def reconstruction_grid(reconstruct_fn, config: Config, params, images: np.ndarr
     rows, labels = [np.asarray(targets)], ["original"]
     if d.task != "reconstruct":
         rows, labels = rows + [np.asarray(inputs)], labels + [f"input ({d.task})"]
-    return plots.save_image_rows(rows + [np.asarray(recon)], labels + ["reconstruction"], path, title)
+    return plots.image_rows_png(list(zip(labels + ["reconstruction"], rows + [np.asarray(recon)])), path, title)
 
 
 class _StopSignal:

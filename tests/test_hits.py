@@ -9,6 +9,7 @@ from PIL import Image
 
 from ae_jax import hits as H
 from ae_jax import sample_plots as P
+from ae_jax import plots
 from ae_jax import samplers as S
 
 KEY = jax.random.PRNGKey(0)
@@ -214,11 +215,11 @@ def test_figures_are_written(tmp_path):
                  mc_fraction=10 ** (-b * k)) for b in (1.0, 2.0, 3.0) for k in (0.5, 1.0)]
     assert min(_png_size(P.hit_fraction_plot(rows, str(tmp_path / "hits.png")))) > 100
     images = rng.uniform(size=(10, 8, 8, 3))
-    grid_path = P.image_grid_png(images, str(tmp_path / "grid.png"), "decoded", ncols=4)
-    rows_path = P.image_rows_png([("b=1", images[:5]), ("b=2", images[5:]), ("reconstructions", images[:3])],
+    grid_path = plots.image_grid_png(images, str(tmp_path / "grid.png"), "decoded", ncols=4)
+    rows_path = plots.image_rows_png([("b=1", images[:5]), ("b=2", images[5:]), ("reconstructions", images[:3])],
                                  str(tmp_path / "rows.png"), "decoded by bound")
     assert min(_png_size(grid_path)) > 50 and min(_png_size(rows_path)) > 50
-    gray = P.image_grid_png(images[..., :1], str(tmp_path / "gray.png"), "gray")
+    gray = plots.image_grid_png(images[..., :1], str(tmp_path / "gray.png"), "gray")
     assert min(_png_size(gray)) > 20
 
 
@@ -229,7 +230,7 @@ def test_figures_are_written(tmp_path):
 ])
 def test_image_figures_refuse_bad_images(images, message, tmp_path):
     with pytest.raises(ValueError, match=message):
-        P.image_grid_png(images, str(tmp_path / "bad.png"), "bad")
+        plots.image_grid_png(images, str(tmp_path / "bad.png"), "bad")
 
 
 def test_radius_plot_refuses_nan(tmp_path):
