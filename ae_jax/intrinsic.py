@@ -1,0 +1,38 @@
+"""Intrinsic dimension of a point set as a function of scale: TwoNN (Facco et al. 2017) with decimation.
+
+TwoNN uses only the ratio mu = r2 / r1 of each point's two nearest-neighbour distances; for points on a
+d-dimensional manifold mu follows a Pareto law with exponent d, whose maximum-likelihood estimate is
+N / sum(log mu). Running it on random subsets of N, N/2, N/4, ... points probes growing length scales
+(the typical r2 grows as points thin out): a filamentary set looks low-dimensional at small scales.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ae_jax import stats
+
+
+def two_nn_dimension(points) -> tuple[float, float]:
+    """(maximum-likelihood TwoNN dimension, median second-neighbour distance) of a point set."""
+    r1 = np.asarray(stats.nearest_neighbour_distances(points, k=1), np.float64)
+    r2 = np.asarray(stats.nearest_neighbour_distances(points, k=2), np.float64)
+    keep = r1 > 0  # duplicates carry no scale information
+    if keep.sum() < 3:
+        raise ValueError(f"TwoNN needs at least 3 distinct points, got {int(keep.sum())}")
+    log_mu = np.log(r2[keep] / r1[keep])
+    return float(keep.sum() / log_mu.sum()), float(np.median(r2[keep]))
+
+
+def dimension_vs_scale(points, min_points: int = 64, seed: int = 0, max_points: int = 20_000) -> list[dict]:
+    """TwoNN on nested random subsets of max_points, max_points/2, ... down to min_points points."""
+    points = np.asarray(points, np.float32)
+    stats.check_finite(points)
+    order = np.random.default_rng(seed).permutation(len(points))
+    rows, n = [], min(len(points), max_points)
+    while n >= min_points:
+        dimension, scale = two_nn_dimension(points[order[:n]])
+        rows.append({"n_points": n, "scale_r2": scale, "dimension": dimension})
+        n //= 2
+    if not rows:
+        raise ValueError(f"dimension_vs_scale needs at least {min_points} points, got {len(points)}")
+    return rows
