@@ -100,8 +100,9 @@ def evaluate_sampler(name: str, params: dict, z, mu, half_width, real_radii, rea
 
 def run_sampling(z, out_dir: str, sampler: str = "uniform", params: Sequence[str] | dict = (), n: int = 10_000,
                  seed: int = 0, run_dir: str | None = None, sweep: bool = False, ks: Sequence[float] = KS,
-                 judge_dir: str | None = None, grid_images: int = 16, log=print) -> dict:
-    """Write hits.json (one generator) or sweep.csv (the study's table) plus figures into out_dir."""
+                 judge_dir: str | None = None, grid_images: int = 16, specs: Sequence[tuple[str, dict]] | None = None,
+                 log=print) -> dict:
+    """Write hits.json (one generator) or sweep.csv (a table over `specs`, default the study's) plus figures."""
     stats.check_finite(z)
     os.makedirs(out_dir, exist_ok=True)
     z = jnp.asarray(z)
@@ -119,7 +120,7 @@ def run_sampling(z, out_dir: str, sampler: str = "uniform", params: Sequence[str
     if judge_dir:
         from ae_jax.judge import load_judge
         judge = load_judge(judge_dir)
-    specs = sweep_specs() if sweep else [(sampler, parse_params(params) if not isinstance(params, dict) else params)]
+    specs = (specs or sweep_specs()) if sweep else [(sampler, parse_params(params) if not isinstance(params, dict) else params)]
     key = make_key(seed)
     results, radii_by_label, image_rows = [], {}, []
     for i, (name, p) in enumerate(specs):
@@ -145,8 +146,9 @@ def run_sampling(z, out_dir: str, sampler: str = "uniform", params: Sequence[str
     if sweep:
         uniform_rows = [dict(h, bound=r["params"]["bound"]) for r in results if r["sampler"] == "uniform"
                         for h in r["hits"]]
-        figures["hits_vs_bound"] = sample_plots.hit_fraction_plot(uniform_rows,
-                                                                  os.path.join(out_dir, "hits_vs_bound.png"))
+        if uniform_rows:
+            figures["hits_vs_bound"] = sample_plots.hit_fraction_plot(uniform_rows,
+                                                                      os.path.join(out_dir, "hits_vs_bound.png"))
         write_sweep_csv(results, os.path.join(out_dir, "sweep.csv"))
     report = {"n_data_points": int(z.shape[0]), "z_dim": int(z.shape[1]), "ks": list(ks),
               "region": "each component within mean +- k * half_width (FWHM/2 of its histogram)",
