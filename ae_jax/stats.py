@@ -1,0 +1,452 @@
+"""Latent-space statistics of z-points (N, D): component histograms and half-widths, radii, covariance, PCA,
+nearest-neighbour distances and t-SNE.
+
+Every numeric function is a pure jitted JAX function of a plain array (numpy or jax); bin widths, ranges and
+block sizes are static arguments. Shape problems raise `ValueError` at trace time; `check_finite` is the one
+check that looks at values. Only data-dependent selections and `tsne` (openTSNE, CPU) run on the host.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from tqdm.auto import tqdm
+
+MU_THRESHOLDS = (0.25, 1.0)
+HALF_WIDTH_THRESHOLDS = (1.0, 1.5, 3.0)
+RADIUS_PEAK_BIN_WIDTH = 0.05
+_HIGHEST = lax.Precision.HIGHEST  # no TF32 shortcuts for float32 matmuls on GPUs
+
+
+# ---------------------------------------------------------------------------------------------
+# Input checks.
+
+def _check_points(z, needed: int, what: str) -> None:
+    """Raise unless z is 2-D (N points, D components) with at least `needed` points (shapes only)."""
+    if np.ndim(z) != 2:
+        raise ValueError(f"{what} needs z of shape (N points, D components), got shape {np.shape(z)}")
+    if np.shape(z)[0] < needed:
+        raise ValueError(f"{what} needs at least {needed} points, got {np.shape(z)[0]}")
+
+
+@jax.jit
+def _nonfinite_rows(z: jax.Array) -> tuple[jax.Array, jax.Array]:
+    bad = ~jnp.all(jnp.isfinite(z), axis=1)
+    return bad.sum(), jnp.argmax(bad)
+
+
+def check_finite(z, name: str = "z") -> None:
+    """Raise ValueError unless z is a non-empty numeric 2-D (N, D) array without NaN or Inf."""
+    _check_points(z, 1, name)
+    dtype = np.dtype(z.dtype) if hasattr(z, "dtype") else np.asarray(z).dtype
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise ValueError(f"{name} must hold numbers, got dtype {dtype}")
+    count, first = (int(v) for v in _nonfinite_rows(jnp.asarray(z)))
+    if count:
+        raise ValueError(f"{name} has {count} of {np.shape(z)[0]} rows with NaN or Inf; the first is row {first}")
+
+
+def _sum_over_row_blocks(fn: Callable, z: jax.Array, block: int, unroll: bool = False):
+    """Sum of fn(rows) over consecutive row blocks of z, so temporaries stay (block, D)-sized.
+
+    A fori_loop keeps the program small; unroll=True writes the blocks out as static slices instead, for
+    elementwise-heavy fn: XLA on CPU runs elementwise work inside loop bodies on one thread.
+    """
+    add = lambda a, b: jax.tree.map(jnp.add, a, b)
+    if unroll:
+        return functools.reduce(add, [fn(z[start:start + block]) for start in range(0, z.shape[0], block)])
+    n_full, rest = divmod(z.shape[0], block)
+    if n_full <= 1:
+        return fn(z) if not rest or not n_full else add(fn(z[:block]), fn(z[block:]))
+    if rest:
+        total = fn(z[n_full * block:])
+    else:
+        total = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, z[:block]))
+    return lax.fori_loop(0, n_full, lambda i, acc: add(acc, fn(lax.dynamic_slice_in_dim(z, i * block, block))), total)
+
+
+def _mean(z: jax.Array) -> jax.Array:
+    """Column means in float32 with one refinement pass (the float32 sum of 200,000 rows loses digits)."""
+    first = jnp.mean(z, axis=0)
+    return first + jnp.mean(z - first, axis=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Histograms and half-widths.
+
+def histogram_edges(bin_width: float = 0.25, lo: float = -12.0, hi: float = 12.0) -> np.ndarray:
+    """Float64 bin edges lo, lo + bin_width, ..., hi, as `np.histogram` takes them."""
+    if not bin_width > 0 or not hi > lo:
+        raise ValueError(f"histogram needs bin_width > 0 and hi > lo, got bin_width={bin_width}, lo={lo}, hi={hi}")
+    n_bins = round((hi - lo) / bin_width)
+    if n_bins < 1 or not math.isclose(n_bins * bin_width, hi - lo, rel_tol=1e-9):
+        raise ValueError(f"histogram range hi - lo = {hi - lo} is not a whole number of bins of width {bin_width}")
+    return np.linspace(lo, hi, n_bins + 1)
+
+
+def _float32_at_or_above(x: np.ndarray) -> np.ndarray:
+    """Smallest float32 >= x: float32 data lies below float64 edge x exactly when it lies below this."""
+    f = x.astype(np.float32)
+    return np.where(f < x, np.nextafter(f, np.float32(np.inf)), f)
+
+
+def _float32_at_or_below(x: np.ndarray) -> np.ndarray:
+    f = x.astype(np.float32)
+    return np.where(f > x, np.nextafter(f, np.float32(-np.inf)), f)
+
+
+def _order_key(x) -> jax.Array:
+    """int32 keys ordered like the float32 values, with -0 == +0 and subnormals kept apart from zero
+    (XLA on CPU flushes subnormals to zero in float compares, numpy does not)."""
+    bits = lax.bitcast_convert_type(jnp.asarray(x, jnp.float32), jnp.int32)
+    return jnp.where(bits < 0, (bits ^ 0x7FFFFFFF) + 1, bits)
+
+
+def _bin_index(x: jax.Array, edges: np.ndarray) -> jax.Array:
+    """Bin of each float32 value as np.histogram assigns it: 1..n for the n bins (the last one closed),
+    0 below the range and n + 1 above it.
+
+    An arithmetic guess floor((x - lo) / width) is off by at most one near an edge, so one comparison with
+    each neighbouring edge makes it exact. Edges that float32 arithmetic reproduces exactly (0.25 steps,
+    say) are computed in place; others are looked up in a table.
+    """
+    n = len(edges) - 1
+    lo, width = np.float32(edges[0]), np.float32((edges[-1] - edges[0]) / n)
+    lower = _float32_at_or_above(edges)  # x >= edges[k] (float64)  <=>  x >= lower[k] (float32)
+    steps = np.arange(n + 1)
+    computed = np.float64(lo) + steps * np.float64(width)  # exact in float64; float32 gets it iff these match
+    if np.array_equal(computed, lower) and np.array_equal((steps * np.float64(width)).astype(np.float32),
+                                                          steps * np.float64(width)):
+        lower_key = lambda j: _order_key(lo + (j - 1).astype(jnp.float32) * width)
+    else:
+        table = jnp.concatenate([jnp.array([np.iinfo(np.int32).min], jnp.int32), _order_key(lower),
+                                 jnp.array([np.iinfo(np.int32).max], jnp.int32)])
+        lower_key = lambda j: table[j]
+    guess = jnp.clip(jnp.floor((x - lo) * (1 / width)) + 1, 0, n + 1).astype(jnp.int32)
+    key = _order_key(x)
+    index = jnp.clip(guess - (key < lower_key(guess)) + (key >= lower_key(guess + 1)), 0, n + 1)
+    on_last_edge = (index == n + 1) & (key <= _order_key(_float32_at_or_below(edges[-1:]))[0])
+    return jnp.where(on_last_edge, n, index)
+
+
+_PAIR_TABLE_LIMIT = 1 << 22  # entries (int32) of the joint table when columns are counted in pairs
+
+
+def _bincount(keys: jax.Array, size: int) -> jax.Array:
+    return jnp.zeros(size, jnp.int32).at[keys.ravel()].add(1, mode="promise_in_bounds")
+
+
+def _count_columns(index: jax.Array, n_values: int) -> jax.Array:
+    """(D, n_values) counts of each value 0..n_values-1 in each column of an int array (B, D).
+
+    The scatter-add is the slow part on CPU, so while the joint table stays small, columns are counted in
+    pairs (c, c + D/2): one update per pair into an n_values^2 table, then its two marginals.
+    """
+    d = index.shape[1]
+    pairs = d // 2
+    if pairs == 0 or n_values ** 2 * pairs > _PAIR_TABLE_LIMIT:
+        return _bincount(index + n_values * jnp.arange(d), n_values * d).reshape(d, n_values)
+    joint_keys = index[:, :pairs] * n_values + index[:, pairs:2 * pairs] + n_values ** 2 * jnp.arange(pairs)
+    joint = _bincount(joint_keys, n_values ** 2 * pairs).reshape(pairs, n_values, n_values)
+    counts = [joint.sum(axis=2), joint.sum(axis=1)]
+    if d % 2:
+        counts.append(_count_columns(index[:, -1:], n_values))
+    return jnp.concatenate(counts)
+
+
+@functools.partial(jax.jit, static_argnames=("bin_width", "lo", "hi", "block"))
+def component_histograms(z, bin_width: float = 0.25, lo: float = -12.0, hi: float = 12.0,
+                         block: int = 32768) -> jax.Array:
+    """(n_bins, D) int32 counts of each component in `histogram_edges(bin_width, lo, hi)`, equal to
+    `np.histogram(z[:, j], edges)` for float32 data (edge values included); values outside [lo, hi] are dropped."""
+    _check_points(z, 1, "component_histograms")
+    edges = histogram_edges(bin_width, lo, hi)
+    n = len(edges) - 1
+    z = jnp.asarray(z, jnp.float32)
+    counts = _sum_over_row_blocks(lambda rows: _count_columns(_bin_index(rows, edges), n + 2), z, block,
+                                  unroll=True)
+    return counts[:, 1:-1].T
+
+
+def _peak(counts, edges) -> jax.Array:
+    """Centre of the fullest bin (of each column)."""
+    edges = jnp.asarray(edges, jnp.float32)
+    return ((edges[:-1] + edges[1:]) / 2)[jnp.argmax(counts, axis=0)]
+
+
+@jax.jit
+def half_width(counts, edges) -> jax.Array:
+    """(D,) full width at half maximum of each column of `counts` (n_bins, D), with linear interpolation
+    between bin centres at the outermost half-maximum crossings on either side; 0 for an empty column."""
+    counts = jnp.asarray(counts, jnp.float32)
+    edges = jnp.asarray(edges, jnp.float32)
+    centres = (edges[:-1] + edges[1:]) / 2
+    # An empty bin on either side, so every outermost crossing has a bin below half maximum outside it.
+    x = jnp.concatenate([centres[:1] - (edges[1] - edges[0]), centres, centres[-1:] + (edges[-1] - edges[-2])])
+    h = jnp.pad(counts, ((1, 1), (0, 0)))
+    half = h.max(axis=0) / 2
+    above = h >= half
+    cols = jnp.arange(h.shape[1])
+    left = jnp.maximum(jnp.argmax(above, axis=0), 1)  # first bin at or above half maximum
+    right = jnp.minimum(h.shape[0] - 1 - jnp.argmax(above[::-1], axis=0), h.shape[0] - 2)  # last such bin
+
+    def crossing(inside, outside):
+        h_in, h_out = h[inside, cols], h[outside, cols]
+        fraction = (h_in - half) / jnp.where(h_in > h_out, h_in - h_out, 1.0)
+        return x[inside] + fraction * (x[outside] - x[inside])
+
+    width = crossing(right, right + 1) - crossing(left, left - 1)
+    return jnp.where(half > 0, width, 0.0)
+
+
+@functools.partial(jax.jit, static_argnames=("bin_width", "lo", "hi"))
+def component_summary(z, bin_width: float = 0.25, lo: float = -12.0, hi: float = 12.0) -> dict:
+    """Per-component mean, std, histogram peak (bin centre), half-width, counts, edges, (min, max) range and
+    the number of points outside [lo, hi]."""
+    _check_points(z, 1, "component_summary")
+    z = jnp.asarray(z, jnp.float32)
+    edges = histogram_edges(bin_width, lo, hi)
+    counts = component_histograms(z, bin_width, lo, hi)
+    mean = _mean(z)
+    return {
+        "mean": mean,
+        "std": jnp.sqrt(jnp.mean(jnp.square(z - mean), axis=0)),
+        "peak": _peak(counts, edges),
+        "half_width": half_width(counts, edges),
+        "counts": counts,
+        "edges": jnp.asarray(edges, jnp.float32),
+        "range": jnp.stack([z.min(axis=0), z.max(axis=0)]),
+        "outside": z.shape[0] - counts.sum(axis=0),
+    }
+
+
+@jax.jit
+def component_importance(mu, half_width, mu_min: float = 0.25, half_width_min: float = 1.5) -> jax.Array:
+    """(D,) max(|mu| / mu_min, half_width / half_width_min): >= 1 marks a dominant component."""
+    return jnp.maximum(jnp.abs(jnp.asarray(mu)) / mu_min, jnp.asarray(half_width) / half_width_min)
+
+
+def dominant_components(mu, half_width, mu_min: float = 0.25, half_width_min: float = 1.5) -> np.ndarray:
+    """Indices of components with |mu| >= mu_min or half-width >= half_width_min, most important first
+    (by `component_importance`)."""
+    score = np.asarray(component_importance(mu, half_width, mu_min, half_width_min))
+    chosen = np.flatnonzero(score >= 1)
+    return chosen[np.argsort(-score[chosen], kind="stable")]
+
+
+@jax.jit
+def _value_range(z) -> jax.Array:
+    return jnp.stack([jnp.min(z), jnp.max(z)])
+
+
+@jax.jit
+def _threshold_counts(mu, half_width) -> tuple[jax.Array, jax.Array]:
+    return (jnp.sum(jnp.abs(jnp.asarray(mu))[None] >= jnp.array(MU_THRESHOLDS)[:, None], axis=1),
+            jnp.sum(jnp.asarray(half_width)[None] >= jnp.array(HALF_WIDTH_THRESHOLDS)[:, None], axis=1))
+
+
+def summary_counts(mu, half_width, z=None) -> dict:
+    """How many components have |mu| >= 0.25, >= 1 and half-width >= 1, >= 1.5, >= 3; with z also the value
+    range [min, max] actually used."""
+    mu_counts, width_counts = _threshold_counts(mu, half_width)
+    counts = {f"mu_abs_ge_{t:g}": int(c) for t, c in zip(MU_THRESHOLDS, mu_counts)}
+    counts.update({f"half_width_ge_{t:g}": int(c) for t, c in zip(HALF_WIDTH_THRESHOLDS, width_counts)})
+    if z is not None:
+        _check_points(z, 1, "summary_counts")
+        counts["value_range"] = [float(v) for v in _value_range(z)]
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Radii.
+
+@jax.jit
+def radii(z) -> jax.Array:
+    """(N,) Euclidean norm of each z-point."""
+    _check_points(z, 1, "radii")
+    return jnp.sqrt(jnp.sum(jnp.square(jnp.asarray(z, jnp.float32)), axis=1))
+
+
+def radius_histogram(r, bin_width: float, lo: float = 0.0, hi: float | None = None) -> tuple[jax.Array, np.ndarray]:
+    """(counts, edges) of radii in bins of `bin_width` from lo to hi; hi=None: just past the largest radius."""
+    if np.ndim(r) != 1 or not np.size(r):
+        raise ValueError(f"radius_histogram needs radii of shape (N,) with N >= 1, got shape {np.shape(r)}")
+    if hi is None:
+        largest = float(jnp.max(r))
+        n_bins = max(math.floor((largest - lo) / bin_width) + 1, 1)
+        n_bins += lo + n_bins * bin_width < largest  # guard against the division rounding down
+        hi = lo + n_bins * bin_width
+    counts = component_histograms(jnp.asarray(r)[:, None], bin_width, lo, hi)[:, 0]
+    return counts, histogram_edges(bin_width, lo, hi)
+
+
+def radius_stats(r) -> dict:
+    """Peak (centre of the fullest bin of the 0.05-wide histogram), mean and std of the radii."""
+    counts, edges = radius_histogram(r, RADIUS_PEAK_BIN_WIDTH)
+    return _peak_mean_std(counts, edges, r)
+
+
+@jax.jit
+def _peak_mean_std(counts, edges, r) -> dict:
+    return {"peak": _peak(counts, edges), "mean": jnp.mean(r), "std": jnp.std(r)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Covariance, correlation, PCA, projections.
+
+@functools.partial(jax.jit, static_argnames="block")
+def covariance(z, block: int = 4096) -> tuple[jax.Array, jax.Array]:
+    """(mean (D,), covariance (D, D)) with N - 1 normalisation; rows are centred block by block before the
+    products, so neither a centred copy of z nor the cancellation of E[zz] - E[z]E[z] is needed."""
+    _check_points(z, 2, "covariance")
+    z = jnp.asarray(z, jnp.float32)
+    mean = _mean(z)
+    centred_products = lambda rows: jnp.matmul((rows - mean).T, rows - mean, precision=_HIGHEST)
+    return mean, _sum_over_row_blocks(centred_products, z, block) / (z.shape[0] - 1)
+
+
+@jax.jit
+def correlation(cov) -> jax.Array:
+    """Correlation matrix of a covariance; a constant component correlates 0 with the others (1 with itself)."""
+    std = jnp.sqrt(jnp.clip(jnp.diag(cov), 0))
+    nonzero = std > 0
+    safe = jnp.where(nonzero, std, 1.0)
+    corr = jnp.where(nonzero[:, None] & nonzero[None, :], cov / safe[:, None] / safe[None, :], 0.0)
+    return jnp.fill_diagonal(jnp.clip(corr, -1.0, 1.0), 1.0, inplace=False)
+
+
+@flax.struct.dataclass
+class PCA:
+    mean: jax.Array  # (D,)
+    components: jax.Array  # (D, D) unit directions as rows, by decreasing variance
+    explained_variance: jax.Array  # (D,) variance along each component (N - 1 normalisation)
+    explained_variance_ratio: jax.Array  # (D,) share of the total variance
+
+
+@jax.jit
+def pca_from_covariance(mean, cov) -> PCA:
+    """Principal components from the eigendecomposition of a covariance; each component's sign makes its
+    largest-magnitude entry positive, so results are reproducible."""
+    variance, vectors = jnp.linalg.eigh(cov)
+    variance, vectors = jnp.clip(variance[::-1], 0), vectors[:, ::-1].T
+    largest = vectors[jnp.arange(len(vectors)), jnp.argmax(jnp.abs(vectors), axis=1)]
+    vectors = vectors * jnp.where(largest < 0, -1.0, 1.0)[:, None]
+    total = variance.sum()
+    return PCA(jnp.asarray(mean), vectors, variance, variance / jnp.where(total > 0, total, 1.0))
+
+
+@functools.partial(jax.jit, static_argnames="block")
+def pca(z, block: int = 4096) -> PCA:
+    """PCA of z-points: `pca_from_covariance(*covariance(z))`."""
+    return pca_from_covariance(*covariance(z, block))
+
+
+@functools.partial(jax.jit, static_argnames="n_components")
+def pca_transform(pca: PCA, z, n_components: int | None = None) -> jax.Array:
+    """(N, n_components) coordinates of z along the leading principal components (all D when None)."""
+    _check_points(z, 1, "pca_transform")
+    d = pca.components.shape[0]
+    if n_components is not None and not 1 <= n_components <= d:
+        raise ValueError(f"pca_transform: n_components must be in 1..{d}, got {n_components}")
+    basis = pca.components[:n_components]
+    return jnp.matmul(jnp.asarray(z, jnp.float32) - pca.mean, basis.T, precision=_HIGHEST)
+
+
+@jax.jit
+def window(points_2d, half_side, centre=(0.0, 0.0)) -> jax.Array:
+    """(N,) bool mask of the 2-D points inside the square of half-side `half_side` around `centre`."""
+    if np.ndim(points_2d) != 2 or np.shape(points_2d)[1] != 2:
+        raise ValueError(f"window needs points of shape (N, 2), got shape {np.shape(points_2d)}")
+    return jnp.all(jnp.abs(points_2d - jnp.asarray(centre)) <= half_side, axis=1)
+
+
+@functools.partial(jax.jit, static_argnames="axes")
+def project(z, axes: tuple[int, int], basis: PCA | jax.Array | None = None) -> jax.Array:
+    """(N, 2) coordinates of z on two axes (0-based): of a PCA (centred on its mean), of the rows of a
+    (D, D) basis, or (basis None) the original components."""
+    _check_points(z, 1, "project")
+    d = np.shape(z)[1]
+    if len(axes) != 2 or not all(0 <= a < d for a in axes):
+        raise ValueError(f"project needs two axes in 0..{d - 1}, got {axes}")
+    z, axes = jnp.asarray(z, jnp.float32), np.asarray(axes)
+    if basis is None:
+        return z[:, axes]
+    if isinstance(basis, PCA):
+        z, basis = z - basis.mean, basis.components
+    return jnp.matmul(z, jnp.asarray(basis)[axes].T, precision=_HIGHEST)
+
+
+# ---------------------------------------------------------------------------------------------
+# Nearest neighbours and t-SNE.
+
+_NEIGHBOUR_MARGIN = 4  # extra candidates re-ranked with exact distances
+
+
+@jax.jit
+def _centred_with_norms(z) -> tuple[jax.Array, jax.Array]:
+    """z minus its mean (smaller norms: less cancellation in |q|^2 + |x|^2 - 2 q.x) and its squared row norms."""
+    z = jnp.asarray(z, jnp.float32)
+    z = z - _mean(z)
+    return z, jnp.sum(jnp.square(z), axis=1)
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def _neighbour_distances_of(z, sq_norms, queries, k: int) -> jax.Array:
+    """k-th nearest-neighbour distance of rows `queries` against all rows of centred z (self excluded):
+    candidates by |q|^2 + |x|^2 - 2 q.x, then exact |q - x| for the best k + margin of them."""
+    q = z[queries]
+    d2 = sq_norms[queries][:, None] + sq_norms[None, :] - 2 * jnp.matmul(q, z.T, precision=_HIGHEST)
+    d2 = d2.at[jnp.arange(len(queries)), queries].set(jnp.inf)
+    n_candidates = min(k + _NEIGHBOUR_MARGIN, z.shape[0] - 1)
+    _, candidates = lax.top_k(-d2, n_candidates)
+    exact = jnp.sqrt(jnp.sum(jnp.square(q[:, None, :] - z[candidates]), axis=-1))
+    return jnp.sort(exact, axis=1)[:, k - 1]
+
+
+def nearest_neighbour_distances(z, k: int = 1, block: int = 256, queries=None, progress: bool = False) -> jax.Array:
+    """(Q,) distance from each query row (default: every row) to its k-th nearest other row of z.
+
+    Query blocks of fixed size run against all of z, so memory stays at block x N, never N x N.
+    """
+    _check_points(z, k + 1, f"nearest_neighbour_distances with k={k}")
+    if k < 1:
+        raise ValueError(f"nearest_neighbour_distances needs k >= 1, got {k}")
+    z, sq_norms = _centred_with_norms(z)
+    queries = np.arange(len(z)) if queries is None else np.asarray(queries, np.int64)
+    if queries.ndim != 1 or (len(queries) and not 0 <= queries.min() <= queries.max() < len(z)):
+        raise ValueError(f"queries must be a 1-D array of row indices in 0..{len(z) - 1}")
+    block = min(block, max(len(queries), 1))
+    starts = range(0, len(queries), block)
+    if progress:
+        starts = tqdm(starts, desc=f"{k}-NN distances", unit="block", leave=False)
+    parts = []
+    for start in starts:
+        chunk = queries[start:start + block]
+        padded = np.pad(chunk, (0, block - len(chunk)), mode="edge")  # one shape, one compilation
+        parts.append(_neighbour_distances_of(z, sq_norms, jnp.asarray(padded, jnp.int32), k)[:len(chunk)])
+    return jnp.concatenate(parts) if parts else jnp.zeros((0,), jnp.float32)
+
+
+def tsne_points_needed(perplexity: float) -> int:
+    """Fewest points t-SNE runs on at this perplexity (openTSNE lowers a perplexity above (N - 1) / 3)."""
+    return math.ceil(3 * perplexity) + 1
+
+
+def tsne(z, n_pca: int | None = None, perplexity: float = 30.0, early_exaggeration: float = 12.0, seed: int = 0,
+         n_jobs: int = 2, **kw) -> np.ndarray:
+    """(N, 2) openTSNE embedding (FFT-accelerated gradients) of z, or of its first n_pca principal
+    components; extra keyword arguments go to `openTSNE.TSNE` (e.g. n_iter)."""
+    import openTSNE
+
+    _check_points(z, tsne_points_needed(perplexity), f"tsne with perplexity {perplexity}")
+    x = z if n_pca is None else pca_transform(pca(z), z, n_pca)
+    kw.setdefault("negative_gradient_method", "fft")
+    embedding = openTSNE.TSNE(n_components=2, perplexity=perplexity, early_exaggeration=early_exaggeration,
+                              random_state=seed, n_jobs=n_jobs, **kw)
+    return np.asarray(embedding.fit(np.asarray(x, np.float64)))
