@@ -20,7 +20,7 @@ from ae_jax import config as config_lib, data, intrinsic, pipeline, plots, repor
 from ae_jax.faces import FACE_FACTORS  # noqa: E402
 
 FULL = dict(overrides=["data.num_images=4096", "train.epochs=12"],
-            size=pipeline.StudySize(tsne=True, tsne_points=4096, sample_n=20_000, judge_epochs=6))
+            size=pipeline.StudySize(tsne=True, tsne_points=2048, tsne_pca=(None, 10), sample_n=20_000, judge_epochs=6))
 QUICK = dict(overrides=["data.num_images=256", "data.image_size=16", "train.epochs=1", "train.batch_size=32",
                         "train.eval_images=64"],
              size=pipeline.StudySize(tsne=False, tsne_points=0, sample_n=500, judge_epochs=1))

@@ -1,19 +1,128 @@
-"""Fast convolution layers with the parameters and outputs of their stock Flax twins.
+"""Convolutions as one matrix multiply plus data movement, with the parameters and outputs of their Flax twins.
 
-XLA:CPU computes the kernel gradient of a strided `lax.conv_transpose` (an input-dilated convolution)
-20-50x slower than a plain convolution. `SubPixelConvTranspose` computes the same function as
-`nn.ConvTranspose` by phase decomposition: one stride-1 convolution of the undilated input with a
-kernel holding all stride**2 output phases, then depth-to-space. Its parameters are the very
-`kernel` (k, k, in, out) and `bias` of `nn.ConvTranspose`, so checkpoints are interchangeable.
+XLA:CPU computes the kernel gradient of a convolution as a convolution with a huge window and a tiny output
+(5-20x slower than a matmul of the same FLOPs), and the input gradient of a strided convolution as an
+input-dilated convolution (slower still). Here every convolution is a matmul between an image's kernel taps
+and the flattened kernel, so the forward pass and both gradients are matmuls:
+
+- `gather_taps` copies, for each output point, the k*k input pixels its kernel taps read (im2col);
+- `overlap_add` adds each input point's k*k kernel-tap products into the output pixels they land on (col2im).
+
+The two are exact adjoints of each other and are written so that autodiff turns one into the other:
+the image is split into its stride**2 phases (reshape + `split`), and each tap is a unit-stride shifted
+window of one phase. Every transposed op is then a slice, an edge pad, a concatenation or a sum, never a
+strided scatter. A convolution is `gather_taps` then a matmul; a transposed convolution a matmul then
+`overlap_add`, with no multiply by the zeros of an input dilation.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+PADDINGS = ("SAME", "VALID")
+
+
+@dataclasses.dataclass(frozen=True)
+class AxisTaps:
+    """Along one spatial axis, tap t of grid point p sits at image index `stride * p + offsets[t]`."""
+
+    image: int
+    grid: int
+    stride: int
+    offsets: tuple[int, ...]
+
+    @property
+    def shifts(self) -> list[int]:
+        """Per tap, its grid shift d within its phase r: offset = stride * d + r."""
+        return [o // self.stride for o in self.offsets]
+
+    @property
+    def first_shift(self) -> int:
+        return min(min(self.shifts), 0)
+
+    @property
+    def phase_len(self) -> int:
+        """Positions per phase in a frame starting at image index stride * first_shift and covering all taps."""
+        return max(-(-self.image // self.stride), self.grid + max(self.shifts)) - self.first_shift
+
+    def frame_pads(self) -> tuple[int, int]:
+        """lax.pad (low, high) that turns the image axis into the frame (negative: crop)."""
+        low = -self.stride * self.first_shift
+        return low, self.stride * self.phase_len - self.image - low
+
+    def window(self, t: int) -> tuple[int, int]:
+        """Phase of tap t and the start of its grid-long window in that phase."""
+        return self.offsets[t] % self.stride, self.shifts[t] - self.first_shift
+
+
+def _to_phases(image: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> list[list[jnp.ndarray]]:
+    """(n, H, W, c) image -> phases[r][q] (n, Lr, Lc, c) = frame[:, s*i + r, s*j + q] (space-to-depth)."""
+    n, c = image.shape[0], image.shape[-1]
+    frame = lax.pad(image, jnp.zeros((), image.dtype), ((0, 0, 0), (*rows.frame_pads(), 0), (*cols.frame_pads(), 0),
+                                                        (0, 0, 0)))
+    frame = frame.reshape(n, rows.phase_len, rows.stride, cols.phase_len, cols.stride, c)
+    return [[q.reshape(n, rows.phase_len, cols.phase_len, c) for q in jnp.split(r, cols.stride, axis=4)]
+            for r in jnp.split(frame, rows.stride, axis=2)]
+
+
+def _from_phases(phases: list[list[jnp.ndarray]], rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
+    """Inverse of `_to_phases`: interleave the phases (depth-to-space) and crop the frame to the image."""
+    frame = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)  # (n, Lr, s, Lc, s, c)
+    n, c = frame.shape[0], frame.shape[-1]
+    frame = frame.reshape(n, rows.phase_len * rows.stride, cols.phase_len * cols.stride, c)
+    (rl, rh), (cl, ch) = rows.frame_pads(), cols.frame_pads()
+    return lax.pad(frame, jnp.zeros((), frame.dtype), ((0, 0, 0), (-rl, -rh, 0), (-cl, -ch, 0), (0, 0, 0)))
+
+
+def gather_taps(image: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
+    """(n, H, W, c) image -> (n, P, Q, taps * c) patches: [p, q, (a, b, c)] = image[s*p + rows[a], s*q + cols[b], c].
+
+    Pixels outside the image read as zero.
+    """
+    phases = _to_phases(image, rows, cols)
+    windows = []
+    for a in range(len(rows.offsets)):
+        r, i = rows.window(a)
+        for b in range(len(cols.offsets)):
+            q, j = cols.window(b)
+            windows.append(lax.slice_in_dim(lax.slice_in_dim(phases[r][q], i, i + rows.grid, axis=1),
+                                            j, j + cols.grid, axis=2))
+    return jnp.concatenate(windows, axis=-1)
+
+
+def overlap_add(patches: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
+    """The adjoint of `gather_taps`: (n, P, Q, taps * c) -> (n, H, W, c), summing every tap into its pixel."""
+    n, c = patches.shape[0], patches.shape[-1] // (len(rows.offsets) * len(cols.offsets))
+    taps = iter(jnp.split(patches, len(rows.offsets) * len(cols.offsets), axis=-1))
+    terms = [[[] for _ in range(cols.stride)] for _ in range(rows.stride)]
+    for a in range(len(rows.offsets)):
+        r, i = rows.window(a)
+        for b in range(len(cols.offsets)):
+            q, j = cols.window(b)
+            pads = ((0, 0, 0), (i, rows.phase_len - rows.grid - i, 0), (j, cols.phase_len - cols.grid - j, 0),
+                    (0, 0, 0))
+            terms[r][q].append(lax.pad(next(taps), jnp.zeros((), patches.dtype), pads))
+    zeros = jnp.zeros((n, rows.phase_len, cols.phase_len, c), patches.dtype)
+    return _from_phases([[sum(t[1:], t[0]) if t else zeros for t in row] for row in terms], rows, cols)
+
+
+def conv_taps(size: int, kernel_size: int, stride: int, padding: str) -> AxisTaps:
+    """Taps of a strided convolution along one axis (lax/Flax 'SAME' or 'VALID' padding)."""
+    if padding == "SAME":
+        out = -(-size // stride)
+        low = max((out - 1) * stride + kernel_size - size, 0) // 2
+    elif padding == "VALID":
+        out, low = (size - kernel_size) // stride + 1, 0
+    else:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    if out < 1:
+        raise ValueError(f"kernel {kernel_size} does not fit an input of size {size} with {padding} padding")
+    return AxisTaps(image=size, grid=out, stride=stride, offsets=tuple(t - low for t in range(kernel_size)))
 
 
 def conv_transpose_padding(k: int, s: int, padding: str) -> tuple[int, int]:
@@ -25,9 +134,56 @@ def conv_transpose_padding(k: int, s: int, padding: str) -> tuple[int, int]:
         pad_len = k + s - 2 + max(k - s, 0)
         pad_lo = k - 1
     else:
-        raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
     return pad_lo, pad_len - pad_lo
 
+
+def conv_transpose_taps(size: int, kernel_size: int, stride: int, padding: str) -> AxisTaps:
+    """Taps of `lax.conv_transpose` along one axis: input point p adds tap t into output stride*p + low - t."""
+    low, high = conv_transpose_padding(kernel_size, stride, padding)
+    out = (size - 1) * stride + 1 + low + high - kernel_size + 1
+    return AxisTaps(image=out, grid=size, stride=stride, offsets=tuple(low - t for t in range(kernel_size)))
+
+
+def matmul_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: str, transpose: bool) -> jnp.ndarray:
+    """Equals lax.conv_general_dilated (transpose False) or lax.conv_transpose (True); NHWC x, HWIO kernel."""
+    n, h, w, c = x.shape
+    k, f = kernel.shape[0], kernel.shape[-1]
+    contract = (((3,), (0,)), ((), ()))
+    if not transpose:
+        rows, cols = conv_taps(h, k, stride, padding), conv_taps(w, k, stride, padding)
+        return lax.dot_general(gather_taps(x, rows, cols), kernel.reshape(k * k * c, f), contract)
+    rows, cols = conv_transpose_taps(h, k, stride, padding), conv_transpose_taps(w, k, stride, padding)
+    products = lax.dot_general(x, kernel.transpose(2, 0, 1, 3).reshape(c, k * k * f), contract)
+    return overlap_add(products, rows, cols)
+
+
+class MatmulConv(nn.Module):
+    """Drop-in for nn.Conv(features, (k, k), (s, s), padding), or nn.ConvTranspose with `transpose=True`.
+
+    Same parameters (`kernel` (k, k, in, features), `bias`) and outputs, so checkpoints are interchangeable.
+    """
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    padding: str = "SAME"
+    transpose: bool = False
+    dtype: jnp.dtype | None = None
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        k = self.kernel_size
+        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        return matmul_conv(x, kernel, self.stride, self.padding, self.transpose) + bias
+
+
+# ---------------------------------------------------------------------------------------------
+# Phase-decomposed transposed convolution, superseded by MatmulConv(transpose=True) (faster on CPU: its
+# kernel gradient is a matmul, not a large-window convolution); kept while ae_jax/models.py still uses it.
 
 def _phase_taps(k: int, s: int, pad_lo: int) -> tuple[np.ndarray, int]:
     """taps[w, r] = kernel tap feeding output phase r from input offset w + d_min (-1: none)."""

@@ -55,6 +55,8 @@ class StudySize:
 
     tsne: bool = True
     tsne_points: int = 20_000
+    tsne_pca: tuple = (None, 2, 4, 10)  # t-SNE inputs: raw z (None) and the first k principal components
+    tsne_kw: tuple = ()  # other openTSNE settings as (key, value) pairs, e.g. (("n_iter", 100),)
     sample_n: int = 20_000
     judge_epochs: int = 5
 
@@ -68,7 +70,7 @@ def study_model(config: Config, out_dir: str, size: StudySize, specs: Sequence[t
     train_metrics = ensure_trained(config, log)
     z = ensure_encoded(config, "train", log)
     summary = analyze(z, os.path.join(out_dir, "analysis"), tsne=size.tsne, tsne_points=size.tsne_points,
-                      seed=config.seed)
+                      tsne_pca=size.tsne_pca, tsne_kw=dict(size.tsne_kw), seed=config.seed)
     sampling = run_sampling(z, os.path.join(out_dir, "sampling"), run_dir=config.run_dir, sweep=True, specs=specs,
                             n=size.sample_n, seed=config.seed, judge_dir=judge_dir, log=log)
     return {"name": config.name, "run_dir": config.run_dir, "out_dir": out_dir, "train": train_metrics,

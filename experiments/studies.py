@@ -16,7 +16,8 @@ from ae_jax.demo import intrinsic_dimension_figure
 from ae_jax.faces import FACE_FACTORS
 
 SMOKE_DATA = ["data.image_size=16", "data.num_images=256", "train.batch_size=32", "train.eval_images=64"]
-SMOKE_SIZE = pipeline.StudySize(tsne=False, tsne_points=0, sample_n=500, judge_epochs=1)
+SMOKE_SIZE = pipeline.StudySize(tsne=False, tsne_points=0, tsne_kw=(("n_iter", 30), ("early_exaggeration_iter", 20)),
+                                sample_n=500, judge_epochs=1)
 FULL_SIZE = pipeline.StudySize(tsne=True, tsne_points=20_000, sample_n=100_000, judge_epochs=5)
 
 
@@ -85,8 +86,9 @@ def filaments(params: dict, out: str, overrides: list[str]):
     parts = []
     for n in params["tsne_points"]:
         n = min(n, len(z))
-        summary = analyze(z, os.path.join(out, f"analysis_tsne{n}"), tsne=params["tsne"], tsne_points=n,
-                          seed=config.seed)
+        size = params["size"]
+        summary = analyze(z, os.path.join(out, f"analysis_tsne{n}"), tsne=True, tsne_points=n,
+                          tsne_pca=params["tsne_pca"], tsne_kw=dict(size.tsne_kw), seed=config.seed)
         figures = sorted(f for f in os.listdir(os.path.join(out, f"analysis_tsne{n}"))
                          if f.startswith(("tsne", "pca_1_2_zoom", "radius", "original_axes")))
         parts += [report.paragraph(f"t-SNE on {n} points; radius peak {summary['radius']['peak']:.3f}")]
@@ -181,8 +183,8 @@ STUDIES = {s.name: s for s in [
           smoke=dict(_SMOKE, architectures=("faces",), bounds=(1, 3)),
           full=dict(_FULL_CELEBA, architectures=("case1", "case2"), bounds=(1, 1.5, 2, 3, 5, 10, 12))),
     Study("filaments", filaments.__doc__, filaments,
-          smoke=dict(_SMOKE, tsne=True, tsne_points=(128,)),
-          full=dict(_FULL_CELEBA, tsne=True, tsne_points=(20_000, 80_000, 10 ** 9))),
+          smoke=dict(_SMOKE, tsne_points=(128,), tsne_pca=(None, 2)),
+          full=dict(_FULL_CELEBA, tsne_points=(20_000, 80_000, 10 ** 9), tsne_pca=(None, 2, 4, 10))),
     Study("ae_vs_vae", ae_vs_vae.__doc__, ae_vs_vae, smoke=dict(_SMOKE, judge=False), full=dict(_FULL_CELEBA)),
     Study("ablations", ablations.__doc__, ablations,
           smoke=dict(_SMOKE, ablation_bound=1.5, sweeps={"model.z_dim": (4, 8)}),
