@@ -61,20 +61,33 @@ class StudySize:
     judge_epochs: int = 5
 
 
-def study_model(config: Config, out_dir: str, size: StudySize, specs: Sequence[tuple[str, dict]] | None = None,
-                judge_dir: str | None = None, log=print) -> dict:
-    """Train, encode the training split, analyze its z-points and run the sampler sweep, into out_dir."""
+def ensure_analyzed(config: Config, z_path: str, out_dir: str, size: StudySize, log=print) -> dict:
+    """summary.json of the z-points' analysis, reused when it is newer than the z-points."""
     from ae_jax.analyze import analyze
+
+    path = os.path.join(out_dir, "summary.json")
+    if os.path.isfile(path) and os.path.getmtime(path) > os.path.getmtime(z_path):
+        log(f"{out_dir}: analysis is up to date; reusing it")
+        with open(path) as f:
+            return json.load(f)
+    return analyze(np.load(z_path, mmap_mode="r"), out_dir, tsne=size.tsne, tsne_points=size.tsne_points,
+                   tsne_pca=size.tsne_pca, tsne_kw=dict(size.tsne_kw), seed=config.seed)
+
+
+def study_model(config: Config, out_dir: str, size: StudySize, specs: Sequence[tuple[str, dict]] | None = None,
+                judge_dir: str | None = None, analysis_dir: str | None = None, log=print) -> dict:
+    """Train, encode the training split, analyze its z-points (into analysis_dir, default out_dir/analysis,
+    where another study may already have done it) and run the sampler sweep, into out_dir."""
     from ae_jax.sample import run_sampling
 
     train_metrics = ensure_trained(config, log)
     z = ensure_encoded(config, "train", log)
-    summary = analyze(z, os.path.join(out_dir, "analysis"), tsne=size.tsne, tsne_points=size.tsne_points,
-                      tsne_pca=size.tsne_pca, tsne_kw=dict(size.tsne_kw), seed=config.seed)
+    analysis_dir = analysis_dir or os.path.join(out_dir, "analysis")
+    summary = ensure_analyzed(config, os.path.join(config.run_dir, "z_train.npy"), analysis_dir, size, log)
     sampling = run_sampling(z, os.path.join(out_dir, "sampling"), run_dir=config.run_dir, sweep=True, specs=specs,
                             n=size.sample_n, seed=config.seed, judge_dir=judge_dir, log=log)
-    return {"name": config.name, "run_dir": config.run_dir, "out_dir": out_dir, "train": train_metrics,
-            "analysis": summary, "sampling": sampling}
+    return {"name": config.name, "run_dir": config.run_dir, "out_dir": out_dir, "analysis_dir": analysis_dir,
+            "train": train_metrics, "analysis": summary, "sampling": sampling}
 
 
 def headline(result: dict) -> dict:
@@ -105,8 +118,7 @@ def sweep_rows(result: dict, k: float) -> list[dict]:
 def model_sections(result: dict, ks: Sequence[float] = (2.0, 3.0)) -> list[tuple[str, list[str]]]:
     """Report sections for one model: training, distribution of its z-points, generators."""
     a, s, name = result["analysis"], result["sampling"], result["name"]
-    analysis_dir = os.path.join(result["out_dir"], "analysis")
-    pictures = [report.figure(os.path.join(analysis_dir, f), f) for f in a["figures"]]
+    pictures = [report.figure(os.path.join(result["analysis_dir"], f), f) for f in a["figures"]]
     sampling_figures = [report.figure(p, os.path.basename(p)) for p in s["figures"].values()]
     return [
         (f"{name}: training", [report.table([result["train"]], [c for c in result["train"] if c != "status"

@@ -45,6 +45,13 @@ def _write_table(rows: list[dict], path: str) -> str:
     return path
 
 
+def _model(config: config_lib.Config, out: str, params: dict, **kw) -> dict:
+    """pipeline.study_model with the analysis shared by every study of the same output root."""
+    return pipeline.study_model(config, os.path.join(out, config.name) if kw.pop("per_model_dir", True) else out,
+                                params["size"], analysis_dir=os.path.join(os.path.dirname(out), "analysis",
+                                                                          config.name), **kw)
+
+
 def _uniform_specs(bounds) -> list[tuple[str, dict]]:
     return [("uniform", {"bound": float(b)}) for b in bounds]
 
@@ -54,7 +61,7 @@ def _uniform_specs(bounds) -> list[tuple[str, dict]]:
 def random_points(params: dict, out: str, overrides: list[str]):
     """Study 1: decode uniform z-points of growing bound from a plain AE, beside reconstructions."""
     config = _config(params["ae"], params, overrides)
-    result = pipeline.study_model(config, out, params["size"], specs=_uniform_specs(params["bounds"]))
+    result = _model(config, out, params, specs=_uniform_specs(params["bounds"]), per_model_dir=False)
     rows = pipeline.sweep_rows(result, 2.0) + pipeline.sweep_rows(result, 3.0)
     _write_table(rows, os.path.join(out, "random_points.csv"))
     return [("Random points in a plain AE's latent space",
@@ -69,7 +76,7 @@ def component_distributions(params: dict, out: str, overrides: list[str]):
     specs = _uniform_specs(params["bounds"]) + [("isotropic", {"mu": 0.0, "sigma": 1.0}), ("diagonal", {})]
     for preset in params["architectures"]:
         config = _config(preset, params, overrides)
-        result = pipeline.study_model(config, os.path.join(out, config.name), params["size"], specs=specs)
+        result = _model(config, out, params, specs=specs)
         rows.append(pipeline.headline(result))
         sections += pipeline.model_sections(result, ks=params["ks"])
     _write_table(rows, os.path.join(out, "summary_counts.csv"))
@@ -84,8 +91,7 @@ def filaments(params: dict, out: str, overrides: list[str]):
     pipeline.ensure_trained(config)
     z = pipeline.ensure_encoded(config)
     parts = []
-    for n in params["tsne_points"]:
-        n = min(n, len(z))
+    for n in sorted({min(n, len(z)) for n in params["tsne_points"]}):
         size = params["size"]
         summary = analyze(z, os.path.join(out, f"analysis_tsne{n}"), tsne=True, tsne_points=n,
                           tsne_pca=params["tsne_pca"], tsne_kw=dict(size.tsne_kw), seed=config.seed)
@@ -105,8 +111,7 @@ def ae_vs_vae(params: dict, out: str, overrides: list[str]):
         judge_dir = pipeline.ensure_judge(judge_config, os.path.join(out, "judge"), params["size"].judge_epochs)
     for preset in (params["ae"], params["vae"]):
         config = _config(preset, params, overrides)
-        results.append(pipeline.study_model(config, os.path.join(out, config.name), params["size"],
-                                            judge_dir=judge_dir))
+        results.append(_model(config, out, params, judge_dir=judge_dir))
     side = [pipeline.headline(r) for r in results]
     sweep = sum((pipeline.sweep_rows(r, k) for r in results for k in params["ks"]), [])
     _write_table(side, os.path.join(out, "ae_vs_vae.csv"))

@@ -110,9 +110,10 @@ CASES = [
     ("NaN in z-points", lambda d: ["analyze", "--z", _z_file(d, _nan_z()), "--out", f"{d}/a", "--no-tsne"],
      "row 17"),
     ("z-points of the wrong rank", lambda d: ["analyze", "--z", _z_file(d, np.zeros(10, np.float32)), "--out",
-                                              f"{d}/a"], "(N, D)"),
+                                              f"{d}/a"], "needs z of shape (N points, D components)"),
     ("zero-variance component for a sampler", lambda d: ["sample", "--z", _z_file(d, _constant_component_z()),
-                                                         "--out", f"{d}/s", "--n", "100"], "zero half-width"),
+                                                         "--out", f"{d}/s", "--n", "100", "--param", "bound=1"],
+     "zero half-width"),
     ("unknown sampler", lambda d: ["sample", "--z", _z_file(d, np.random.default_rng(0).normal(
         size=(300, 4)).astype(np.float32)), "--out", f"{d}/s", "--sampler", "magic"], "unknown sampler 'magic'"),
     ("grid sampler too large", lambda d: ["sample", "--z", _z_file(d, np.random.default_rng(0).normal(
