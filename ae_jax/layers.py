@@ -20,11 +20,13 @@ import dataclasses
 import math
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
 PADDINGS = ("SAME", "VALID")
+CONV_IMPLS = ("auto", "matmul", "flax")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,9 +183,26 @@ class MatmulConv(nn.Module):
         return matmul_conv(x, kernel, self.stride, self.padding, self.transpose) + bias
 
 
+def make_conv(features: int, kernel_size: int, stride: int, padding: str, *, transpose: bool = False,
+              impl: str = "auto", dtype: jnp.dtype | None = None, name: str | None = None) -> nn.Module:
+    """A convolution (or transposed one) layer: MatmulConv or its stock Flax twin, which share parameters.
+
+    impl 'auto' picks MatmulConv on CPU, where XLA's convolution gradients are slow, and Flax elsewhere.
+    """
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"conv impl must be one of {CONV_IMPLS}, got {impl!r}")
+    if impl == "auto":
+        impl = "matmul" if jax.default_backend() == "cpu" else "flax"
+    if impl == "matmul":
+        return MatmulConv(features, kernel_size, stride, padding, transpose=transpose, dtype=dtype, name=name)
+    stock = nn.ConvTranspose if transpose else nn.Conv
+    return stock(features, (kernel_size, kernel_size), (stride, stride), padding=padding, dtype=dtype, name=name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Phase-decomposed transposed convolution, superseded by MatmulConv(transpose=True) (faster on CPU: its
 # kernel gradient is a matmul, not a large-window convolution); kept while ae_jax/models.py still uses it.
+
 
 def _phase_taps(k: int, s: int, pad_lo: int) -> tuple[np.ndarray, int]:
     """taps[w, r] = kernel tap feeding output phase r from input offset w + d_min (-1: none)."""

@@ -108,9 +108,10 @@ def run_sampling(z, out_dir: str, sampler: str = "uniform", params: Sequence[str
     z = jnp.asarray(z)
     summary = stats.component_summary(z)
     mu, half_width = summary["mean"], summary["half_width"]
-    if not bool(jnp.all(half_width > 0)):
-        raise ValueError(f"{int(jnp.sum(half_width <= 0))} components have zero half-width (constant or "
-                         "outside the histogram range): the data box is empty along them")
+    constant = np.flatnonzero(np.asarray(summary["std"]) == 0)
+    if constant.size:
+        raise ValueError(f"{constant.size} components have zero variance (first: {constant[:5].tolist()}): the data "
+                         "box has zero half-width along them and fitted Gaussians are degenerate")
     real_radii = np.asarray(stats.radii(z))
     support = z[: PRECISION_REAL_POINTS]
     support_radii = hits.knn_radii(support, 3)

@@ -113,7 +113,7 @@ CASES = [
                                               f"{d}/a"], "needs z of shape (N points, D components)"),
     ("zero-variance component for a sampler", lambda d: ["sample", "--z", _z_file(d, _constant_component_z()),
                                                          "--out", f"{d}/s", "--n", "100", "--param", "bound=1"],
-     "zero half-width"),
+     "components have zero variance (first: [2])"),
     ("unknown sampler", lambda d: ["sample", "--z", _z_file(d, np.random.default_rng(0).normal(
         size=(300, 4)).astype(np.float32)), "--out", f"{d}/s", "--sampler", "magic"], "unknown sampler 'magic'"),
     ("grid sampler too large", lambda d: ["sample", "--z", _z_file(d, np.random.default_rng(0).normal(
