@@ -173,3 +173,14 @@ def test_batch_size_must_divide_by_the_device_count(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
     assert out.returncode != 0 and "train.batch_size=12 must be divisible by the number of devices (8)" in out.stderr
+
+
+def test_same_seed_and_config_give_the_same_metrics_twice(tmp_path):
+    runs = []
+    for name in ("first", "second"):
+        config = tiny(tmp_path, "train.epochs=2", "model.variational=true", "model.kl_weight=1e-3",
+                      "data.task=denoise", f"name={name}")
+        train(config, log=lambda s: None)
+        lines = [json.loads(x) for x in open(os.path.join(config.run_dir, "metrics.jsonl"))]
+        runs.append([{k: v for k, v in x.items() if k not in ("images_per_s", "reconstruction_grid")} for x in lines])
+    assert runs[0] == runs[1]

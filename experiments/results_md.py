@@ -1,0 +1,181 @@
+"""Write docs/results.md from the studies' output files: every number is read from a results file, and
+each verdict (reproduced / refuted / not yet measured) follows from a rule stated next to it.
+
+    python -m experiments.results_md --results results/experiments --out docs/results.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+
+GAUSSIAN_FWHM = 2 * math.sqrt(2 * math.log(2))  # 2.3548: FWHM / sigma of a Gaussian
+
+
+def _load(path: str):
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _hits(sweep: dict, label_prefix: str, k: float) -> list[tuple[str, float, int]]:
+    out = []
+    for r in sweep["results"]:
+        if r["label"].startswith(label_prefix):
+            h = next(h for h in r["hits"] if h["k"] == k)
+            out.append((r["label"], h["mc_fraction"], h["mc_samples"], h["log10_analytic"]))
+    return out
+
+
+def _verdict(measured: bool, holds: bool) -> str:
+    return "not yet measured" if not measured else ("**reproduced**" if holds else "**refuted**")
+
+
+def component_claim(summary: dict, name: str) -> tuple[str, list[str]]:
+    """Gaussian-like components (FWHM close to 2.3548 sigma) with a few dominant ones (<= 10% of z_dim)."""
+    std, hw = np.asarray(summary["std"]), np.asarray(summary["half_width"])
+    ratio = hw / (GAUSSIAN_FWHM * np.maximum(std, 1e-12))
+    share = float(np.mean((ratio > 0.8) & (ratio < 1.25)))
+    n_dom, d = len(summary["dominant_components"]), summary["z_dim"]
+    holds = share >= 0.75 and 0 < n_dom <= 0.1 * d
+    lines = [f"- {name}: {d} components; FWHM/(2.3548 sigma) median {np.median(ratio):.3f}, "
+             f"{share:.0%} of components within [0.8, 1.25] (Gaussian-like); {n_dom} dominant components "
+             f"(|mu| >= 0.25 or half-width >= 1.5); summary counts {json.dumps(summary['counts'])}."]
+    return _verdict(True, holds), lines
+
+
+def radius_claim(summary: dict, name: str) -> tuple[str, list[str]]:
+    """The radius peak sits where independent components put it: sqrt(sum(mu^2 + sigma^2)) within 10%."""
+    mu, std = np.asarray(summary["mu"]), np.asarray(summary["std"])
+    predicted = float(np.sqrt(np.sum(mu ** 2 + std ** 2)))
+    peak = summary["radius"]["peak"]
+    dominant = np.asarray(summary["dominant_components"], int)
+    share = float(np.sum(mu[dominant] ** 2 + std[dominant] ** 2) / np.sum(mu ** 2 + std ** 2)) if len(dominant) else 0
+    holds = abs(peak - predicted) / predicted < 0.10
+    return _verdict(True, holds), [
+        f"- {name}: radius peak {peak:.3f} (0.05 bins), mean {summary['radius']['mean']:.3f}, std "
+        f"{summary['radius']['std']:.3f}; sqrt(sum(mu^2 + sigma^2)) = {predicted:.3f}; the dominant components "
+        f"carry {share:.0%} of E|z|^2."]
+
+
+def uniform_hits_claim(sweep: dict, name: str) -> tuple[str, list[str]]:
+    """Zero MC hits for uniform b >= 3 at k = 3, and a measurable share (> 1e-3) for b in [1, 1.5] at k = 2."""
+    far = [h for h in _hits(sweep, "uniform", 3.0) if float(h[0].split("=")[1].rstrip(")")) >= 3]
+    near = [h for h in _hits(sweep, "uniform", 2.0) if float(h[0].split("=")[1].rstrip(")")) <= 1.5]
+    holds = all(f == 0 for _, f, _, _ in far) and all(f > 1e-3 for _, f, _, _ in near) and far and near
+    fmt = lambda rows, k: "; ".join(f"{l} k={k}: MC {f:.3g} of {n}, analytic 10^{a:.1f}" if a is not None
+                                    and math.isfinite(a) else f"{l} k={k}: MC {f:.3g} of {n}" for l, f, n, a in rows)
+    return _verdict(bool(far and near), bool(holds)), [f"- {name}: {fmt(far, 3)}.", f"- {name}: {fmt(near, 2)}."]
+
+
+def radius_law_claim(sweep: dict, name: str) -> tuple[str, list[str]]:
+    """Uniform generators' |z| follows the analytic law: MC mean within 2% of the analytic mean."""
+    rows = [r for r in sweep["results"] if r["sampler"] == "uniform"]
+    errs = [abs(r["radius"]["mean"] - r["radius"]["analytic_mean"]) / r["radius"]["analytic_mean"] for r in rows]
+    lines = [f"- {name}: " + "; ".join(f"{r['label']}: MC {r['radius']['mean']:.2f} +- {r['radius']['std']:.2f}, "
+                                       f"analytic {r['radius']['analytic_mean']:.2f} +- {r['radius']['analytic_std']:.2f}"
+                                       for r in rows)
+             + f"; data radius mean {rows[0]['data_radius']['mean']:.2f}." if rows else f"- {name}: no uniform rows."]
+    return _verdict(bool(rows), bool(rows) and max(errs) < 0.02), lines
+
+
+def fitted_gaussian_claim(sweep: dict, name: str) -> tuple[str, list[str]]:
+    """Fitted Gaussians decode closer to faces than uniform boxes: judge Frechet distance of the diagonal and
+    full-covariance fits below every uniform generator's."""
+    judged = {r["label"]: r for r in sweep["results"] if "judge_frechet" in r}
+    fitted = [r for r in judged.values() if r["sampler"] in ("diagonal", "full", "mixture")]
+    uniform = [r for r in judged.values() if r["sampler"] == "uniform"]
+    if not fitted or not uniform:
+        return _verdict(False, False), [f"- {name}: no judge scores in this sweep."]
+    holds = max(r["judge_frechet"] for r in fitted if r["sampler"] != "mixture") < min(
+        r["judge_frechet"] for r in uniform)
+    return _verdict(True, holds), [f"- {name}: judge FD / precision: " + "; ".join(
+        f"{r['label']}: {r['judge_frechet']:.3g} / {r['judge_precision']:.2f}" for r in fitted + uniform) + "."]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", default="results/experiments")
+    parser.add_argument("--out", default="docs/results.md")
+    parser.add_argument("--setting", default="", help="one line saying how the studies were run")
+    args = parser.parse_args(argv)
+    root, figures_dir = args.results, os.path.join(os.path.dirname(args.out), "figures")
+    os.makedirs(figures_dir, exist_ok=True)
+    analyses = {name: _load(os.path.join(root, "analysis", name, "summary.json"))
+                for name in ("case1", "case2", "case1_vae_tiny_kl")}
+    sweeps = {"study 1 (case1)": _load(os.path.join(root, "random_points", "sampling", "sweep.json")),
+              "study 2 (case1)": _load(os.path.join(root, "component_distributions", "case1", "sampling", "sweep.json")),
+              "study 2 (case2)": _load(os.path.join(root, "component_distributions", "case2", "sampling", "sweep.json")),
+              "study 4 (case1 AE)": _load(os.path.join(root, "ae_vs_vae", "case1", "sampling", "sweep.json")),
+              "study 4 (case1 tiny-KL VAE)": _load(os.path.join(root, "ae_vs_vae", "case1_vae_tiny_kl", "sampling",
+                                                               "sweep.json"))}
+    training = {}
+    for name in analyses:
+        path = os.path.join(root, "runs", name, "metrics.jsonl")
+        if os.path.isfile(path):
+            training[name] = json.loads(open(path).read().strip().splitlines()[-1])
+
+    lines = ["# Results on the CelebA subset", "",
+             "Generated by `python -m experiments.results_md` from the files the studies wrote; every number below "
+             "is read from those files, and each verdict follows from the rule in its heading.", "",
+             args.setting, "", "## Training", ""]
+    for name, m in training.items():
+        lines.append(f"- {name}: {m['epoch']} epochs, held-out per-pixel MSE {m['eval_mse']:.5f}, PSNR "
+                     f"{m['eval_psnr']:.2f} dB, KL share {m['kl_share']:.2e}, last epoch {m['images_per_s']:.0f} "
+                     "images/s (2-core CPU shared with other jobs).")
+    claims = [
+        ("Components are Gaussian-like, with a few dominant ones", component_claim,
+         [(n, a) for n, a in analyses.items() if a]),
+        ("The radius distribution peaks where the components put it", radius_claim,
+         [(n, a) for n, a in analyses.items() if a]),
+        ("Uniform generators: zero hits for b >= 3 at 3 half-widths, many for b ~ 1-1.5 at 2 half-widths",
+         uniform_hits_claim, [(n, s) for n, s in sweeps.items() if s]),
+        ("The radius law of uniform generators", radius_law_claim, [(n, s) for n, s in sweeps.items() if s]),
+        ("Fitted Gaussians decode to faces (in the judge's eyes)", fitted_gaussian_claim,
+         [(n, s) for n, s in sweeps.items() if s]),
+    ]
+    for title, fn, items in claims:
+        verdicts, body = [], []
+        for name, data in items:
+            v, ls = fn(data, name)
+            verdicts.append(v)
+            body += [f"{l} ({v})" for l in ls[:1]] + ls[1:]
+        overall = ("not yet measured" if not items else
+                   "**reproduced**" if all(v == "**reproduced**" for v in verdicts) else
+                   "**refuted**" if all(v == "**refuted**" for v in verdicts) else "mixed: " + ", ".join(verdicts))
+        lines += ["", f"## {title}: {overall}", "", f"Rule: {' '.join(fn.__doc__.split())}", ""] + body
+    tsne_dirs = sorted(d for d in os.listdir(os.path.join(root, "filaments")) if d.startswith("analysis_tsne")) \
+        if os.path.isdir(os.path.join(root, "filaments")) else []
+    lines += ["", "## Filaments and voids: " + ("figures only (no quantitative rule yet)" if tsne_dirs else
+                                                "not yet measured"), ""]
+    copied = []
+    for d in tsne_dirs:
+        for f in ("pca_1_2_zoom_0.25.png", "pca_1_2_zoom_2.5.png", "tsne_raw.png", "tsne_pca10.png",
+                  "radius_hist_0.05.png"):
+            src = os.path.join(root, "filaments", d, f)
+            if os.path.isfile(src):
+                dst = os.path.join(figures_dir, f"case1_{d}_{f}")
+                shutil.copyfile(src, dst)
+                copied.append(dst)
+    for name, sweep_key in (("study 1 decoded uniform points", "study 1 (case1)"),
+                            ("study 4 AE decoded generators", "study 4 (case1 AE)"),
+                            ("study 4 VAE decoded generators", "study 4 (case1 tiny-KL VAE)")):
+        sweep = sweeps.get(sweep_key)
+        if sweep and "decoded_grid" in sweep["figures"]:
+            dst = os.path.join(figures_dir, name.replace(" ", "_") + ".png")
+            shutil.copyfile(sweep["figures"]["decoded_grid"], dst)
+            copied.append(dst)
+    lines += [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})" for p in copied]
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {args.out} with {len(copied)} figures")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
