@@ -85,20 +85,19 @@ def component_distributions(params: dict, out: str, overrides: list[str]):
 
 def filaments(params: dict, out: str, overrides: list[str]):
     """Study 3: radius histograms, t-SNE of raw and PCA-reduced z at several point counts, PCA zooms."""
-    from ae_jax.analyze import analyze
-
     config = _config(params["ae"], params, overrides)
     pipeline.ensure_trained(config)
     z = pipeline.ensure_encoded(config)
+    z_path = os.path.join(config.run_dir, "z_train.npy")
+    shared = os.path.join(os.path.dirname(out), "analysis", config.name)
     parts = []
     for n in sorted({min(n, len(z)) for n in params["tsne_points"]}):
-        size = params["size"]
-        summary = analyze(z, os.path.join(out, f"analysis_tsne{n}"), tsne=True, tsne_points=n,
-                          tsne_pca=params["tsne_pca"], tsne_kw=dict(size.tsne_kw), seed=config.seed)
-        figures = sorted(f for f in os.listdir(os.path.join(out, f"analysis_tsne{n}"))
-                         if f.startswith(("tsne", "pca_1_2_zoom", "radius", "original_axes")))
+        size = dataclasses.replace(params["size"], tsne=True, tsne_points=n, tsne_pca=params["tsne_pca"])
+        folder = shared if size == params["size"] else os.path.join(out, f"analysis_tsne{n}")
+        summary = pipeline.ensure_analyzed(config, z_path, folder, size)
+        figures = [f for f in summary["figures"] if f.startswith(("tsne", "pca_1_2_zoom", "radius", "original_axes"))]
         parts += [report.paragraph(f"t-SNE on {n} points; radius peak {summary['radius']['peak']:.3f}")]
-        parts += [report.figure(os.path.join(out, f"analysis_tsne{n}", f), f"{f} ({n} points)") for f in figures]
+        parts += [report.figure(os.path.join(folder, f), f"{f} ({n} points)") for f in figures]
     return [("Filaments and voids", parts)]
 
 
