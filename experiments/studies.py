@@ -93,7 +93,8 @@ def filaments(params: dict, out: str, overrides: list[str]):
     parts = []
     for n in sorted({min(n, len(z)) for n in params["tsne_points"]}):
         size = dataclasses.replace(params["size"], tsne=True, tsne_points=n, tsne_pca=params["tsne_pca"])
-        folder = shared if size == params["size"] else os.path.join(out, f"analysis_tsne{n}")
+        shared_size = dataclasses.replace(params["size"], tsne_points=min(params["size"].tsne_points, len(z)))
+        folder = shared if size == shared_size else os.path.join(out, f"analysis_tsne{n}")
         summary = pipeline.ensure_analyzed(config, z_path, folder, size)
         figures = [f for f in summary["figures"] if f.startswith(("tsne", "pca_1_2_zoom", "radius", "original_axes"))]
         parts += [report.paragraph(f"t-SNE on {n} points; radius peak {summary['radius']['peak']:.3f}")]
