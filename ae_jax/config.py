@@ -21,7 +21,7 @@ CHOICES = {
     "model.encoder_conv_padding": ("same", "valid"),
     "model.decoder_conv_t_padding": ("same", "valid"),
     "model.recon_loss": ("bce", "mse"),
-    "model.conv_transpose": ("subpixel", "flax"),
+    "model.conv_impl": ("auto", "matmul", "flax"),
     "model.dtype": ("float32", "bfloat16"),
     "train.optimizer": ("adam", "adamw", "sgd"),
 }
@@ -66,7 +66,7 @@ class ModelConfig:
     variational: bool = False
     kl_weight: float = 0.0  # weight of the per-image KL (nats) against the per-image reconstruction sum
     recon_loss: str = "bce"  # bce | mse, summed over pixels per image
-    conv_transpose: str = "subpixel"  # subpixel (fast, same parameters) | flax (nn.ConvTranspose)
+    conv_impl: str = "auto"  # matmul (im2col convs, fast on XLA:CPU) | flax (nn.Conv*) | auto: matmul on CPU
     dtype: str = "float32"  # compute dtype; parameters stay float32
 
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ae_jax.config import ModelConfig, feature_map_sizes
-from ae_jax.layers import SubPixelConvTranspose
+from ae_jax.layers import make_conv
 
 ACTIVATIONS = {"leaky_relu": nn.leaky_relu, "relu": nn.relu, "selu": nn.selu}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -28,8 +28,8 @@ class Encoder(nn.Module):
         """Images (B, H, W, C) in [0, 1] -> (mean, log_var); log_var is None for a plain AE."""
         c, act, dtype = self.config, ACTIVATIONS[self.config.act], DTYPES[self.config.dtype]
         for i, (f, k, s) in enumerate(zip(c.encoder_conv_filters, c.encoder_conv_kernel_size, c.encoder_conv_strides)):
-            x = act(nn.Conv(f, (k, k), (s, s), padding=c.encoder_conv_padding.upper(), dtype=dtype,
-                            name=f"encoder_conv_{i}")(x))
+            x = act(make_conv(f, k, s, c.encoder_conv_padding.upper(), impl=c.conv_impl, dtype=dtype,
+                              name=f"encoder_conv_{i}")(x))
         x = x.reshape(x.shape[0], -1)
         mean = nn.Dense(c.z_dim, dtype=dtype, name="mu")(x).astype(jnp.float32)
         log_var = nn.Dense(c.z_dim, dtype=dtype, name="log_var")(x).astype(jnp.float32) if c.variational else None
@@ -51,11 +51,8 @@ class Decoder(nn.Module):
         n = len(c.decoder_conv_t_filters)
         for i, (f, k, s) in enumerate(zip(c.decoder_conv_t_filters, c.decoder_conv_t_kernel_size,
                                           c.decoder_conv_t_strides)):
-            name, padding = f"decoder_conv_t_{i}", c.decoder_conv_t_padding.upper()
-            if c.conv_transpose == "subpixel":
-                x = SubPixelConvTranspose(f, k, s, padding, dtype=dtype, name=name)(x)
-            else:
-                x = nn.ConvTranspose(f, (k, k), (s, s), padding=padding, dtype=dtype, name=name)(x)
+            x = make_conv(f, k, s, c.decoder_conv_t_padding.upper(), transpose=True, impl=c.conv_impl, dtype=dtype,
+                          name=f"decoder_conv_t_{i}")(x)
             if i < n - 1:
                 x = act(x)
         return x.astype(jnp.float32)

@@ -26,15 +26,15 @@ def test_every_preset_maps_images_to_z_and_back(name):
 
 @pytest.mark.parametrize("act", ["relu", "selu", "leaky_relu"])
 def test_activations_and_flax_transpose(act):
-    _, shape, out = _shapes("mnist", act=act, conv_transpose="flax")
+    _, shape, out = _shapes("mnist", act=act, conv_impl="flax")
     assert out["logits"].shape == (2, *shape)
 
 
-def test_subpixel_and_flax_decoders_agree_on_the_same_params():
-    config = C.load("faces")
+def test_matmul_and_flax_models_agree_on_the_same_params():
+    config = C.load("faces", ["model.conv_impl=matmul"])
     shape = image_shape(config)
     fast = M.build_model(config.model, shape)
-    stock = M.build_model(config.model.__class__(**{**config.model.__dict__, "conv_transpose": "flax"}), shape)
+    stock = M.build_model(config.model.__class__(**{**config.model.__dict__, "conv_impl": "flax"}), shape)
     params = M.init_params(fast, jax.random.key(0))
     x = jax.random.uniform(jax.random.key(1), (3, *shape))
     np.testing.assert_allclose(fast.apply({"params": params}, x)["logits"],
