@@ -179,5 +179,6 @@ if __name__ == "__main__":
     for what, build, _ in CASES:
         with tempfile.TemporaryDirectory() as d:
             code, message = run_case(build, d)
-        print(f"| {what} | {code} | {message.replace(d, '<tmp>').replace('|', '/')} |")
+        last = message.replace("\r", "\n").strip().splitlines()[-1]  # the error, after any progress bar
+        print(f"| {what} | {code} | {last.replace(d, '<tmp>').replace('|', '/')} |")
     sys.exit(0)
