@@ -50,13 +50,14 @@ def component_claim(summary: dict, name: str) -> tuple[str, list[str]]:
 
 
 def radius_claim(summary: dict, name: str) -> tuple[str, list[str]]:
-    """The radius peak sits where independent components put it: sqrt(sum(mu^2 + sigma^2)) within 10%."""
+    """The radius distribution sits where independent components put it: mean |z| within 5% of
+    sqrt(sum(mu^2 + sigma^2)) (the peak of the skewed |z| distribution lies below both and is reported)."""
     mu, std = np.asarray(summary["mu"]), np.asarray(summary["std"])
     predicted = float(np.sqrt(np.sum(mu ** 2 + std ** 2)))
     peak = summary["radius"]["peak"]
     dominant = np.asarray(summary["dominant_components"], int)
     share = float(np.sum(mu[dominant] ** 2 + std[dominant] ** 2) / np.sum(mu ** 2 + std ** 2)) if len(dominant) else 0
-    holds = abs(peak - predicted) / predicted < 0.10
+    holds = abs(summary["radius"]["mean"] - predicted) / predicted < 0.05
     return _verdict(True, holds), [
         f"- {name}: radius peak {peak:.3f} (0.05 bins), mean {summary['radius']['mean']:.3f}, std "
         f"{summary['radius']['std']:.3f}; sqrt(sum(mu^2 + sigma^2)) = {predicted:.3f}; the dominant components "
@@ -149,17 +150,17 @@ def main(argv=None) -> int:
                    "**reproduced**" if all(v == "**reproduced**" for v in verdicts) else
                    "**refuted**" if all(v == "**refuted**" for v in verdicts) else "mixed: " + ", ".join(verdicts))
         lines += ["", f"## {title}: {overall}", "", f"Rule: {' '.join(fn.__doc__.split())}", ""] + body
-    tsne_dirs = sorted(d for d in os.listdir(os.path.join(root, "filaments")) if d.startswith("analysis_tsne")) \
-        if os.path.isdir(os.path.join(root, "filaments")) else []
+    tsne_dirs = [os.path.join(root, "analysis", "case1")] if os.path.isfile(
+        os.path.join(root, "filaments", "report.html")) else []
     lines += ["", "## Filaments and voids: " + ("figures only (no quantitative rule yet)" if tsne_dirs else
                                                 "not yet measured"), ""]
     copied = []
     for d in tsne_dirs:
         for f in ("pca_1_2_zoom_0.25.png", "pca_1_2_zoom_2.5.png", "tsne_raw.png", "tsne_pca10.png",
                   "radius_hist_0.05.png"):
-            src = os.path.join(root, "filaments", d, f)
+            src = os.path.join(d, f)
             if os.path.isfile(src):
-                dst = os.path.join(figures_dir, f"case1_{d}_{f}")
+                dst = os.path.join(figures_dir, f"case1_{f}")
                 shutil.copyfile(src, dst)
                 copied.append(dst)
     for name, sweep_key in (("study 1 decoded uniform points", "study 1 (case1)"),
