@@ -1,7 +1,7 @@
 """Convolutions as one matrix multiply plus data movement, with the parameters and outputs of their Flax twins.
 
 XLA:CPU computes the kernel gradient of a convolution as a convolution with a huge window and a tiny output
-(5-20x slower than a matmul of the same FLOPs), and the input gradient of a strided convolution as an
+(2-6 GFLOP/s here, 10-40x slower than a matmul of the same FLOPs), and the input gradient of a strided convolution as an
 input-dilated convolution (slower still). Here every convolution is a matmul between an image's kernel taps
 and the flattened kernel, so the forward pass and both gradients are matmuls:
 
@@ -22,7 +22,6 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 PADDINGS = ("SAME", "VALID")
@@ -82,9 +81,9 @@ def _from_phases(phases: list[list[jnp.ndarray]], rows: AxisTaps, cols: AxisTaps
 
 
 def gather_taps(image: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
-    """(n, H, W, c) image -> (n, P, Q, taps * c) patches: [p, q, (a, b, c)] = image[s*p + rows[a], s*q + cols[b], c].
+    """(n, H, W, c) image -> (n, P, Q, taps * c) patches (im2col), zero outside the image:
 
-    Pixels outside the image read as zero.
+    patches[:, p, q, (a, b, :)] = image[:, stride * p + rows.offsets[a], stride * q + cols.offsets[b], :].
     """
     phases = _to_phases(image, rows, cols)
     windows = []
@@ -148,16 +147,21 @@ def conv_transpose_taps(size: int, kernel_size: int, stride: int, padding: str) 
 
 
 def matmul_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: str, transpose: bool) -> jnp.ndarray:
-    """Equals lax.conv_general_dilated (transpose False) or lax.conv_transpose (True); NHWC x, HWIO kernel."""
-    n, h, w, c = x.shape
+    """Equals lax.conv_general_dilated (transpose False) or lax.conv_transpose (True); NHWC x, HWIO kernel.
+
+    The kernel enters the matmul as an (out, in) matrix made by a 4-d transpose: its gradient is then a
+    matmul XLA:CPU hands to YNNPACK (an (in, out) matrix gets a 2-d transpose folded into an Eigen dot 2x slower).
+    """
+    _, h, w, c = x.shape
     k, f = kernel.shape[0], kernel.shape[-1]
-    contract = (((3,), (0,)), ((), ()))
+    contract = (((3,), (1,)), ((), ()))
     if not transpose:
         rows, cols = conv_taps(h, k, stride, padding), conv_taps(w, k, stride, padding)
-        return lax.dot_general(gather_taps(x, rows, cols), kernel.reshape(k * k * c, f), contract)
+        weights = kernel.transpose(3, 0, 1, 2).reshape(f, k * k * c)  # [out, (tap row, tap col, in)]
+        return lax.dot_general(gather_taps(x, rows, cols), weights, contract)
     rows, cols = conv_transpose_taps(h, k, stride, padding), conv_transpose_taps(w, k, stride, padding)
-    products = lax.dot_general(x, kernel.transpose(2, 0, 1, 3).reshape(c, k * k * f), contract)
-    return overlap_add(products, rows, cols)
+    weights = kernel.transpose(0, 1, 3, 2).reshape(k * k * f, c)  # [(tap row, tap col, out), in]
+    return overlap_add(lax.dot_general(x, weights, contract), rows, cols)
 
 
 class MatmulConv(nn.Module):
@@ -198,71 +202,3 @@ def make_conv(features: int, kernel_size: int, stride: int, padding: str, *, tra
     stock = nn.ConvTranspose if transpose else nn.Conv
     return stock(features, (kernel_size, kernel_size), (stride, stride), padding=padding, dtype=dtype, name=name)
 
-
-# ---------------------------------------------------------------------------------------------
-# Phase-decomposed transposed convolution, superseded by MatmulConv(transpose=True) (faster on CPU: its
-# kernel gradient is a matmul, not a large-window convolution); kept while ae_jax/models.py still uses it.
-
-
-def _phase_taps(k: int, s: int, pad_lo: int) -> tuple[np.ndarray, int]:
-    """taps[w, r] = kernel tap feeding output phase r from input offset w + d_min (-1: none)."""
-    d_min = -(pad_lo // s) if pad_lo % s == 0 else -(pad_lo // s) - 1  # floor(-pad_lo / s)
-    d_max = (s - 1 + k - 1 - pad_lo) // s
-    taps = np.full((d_max - d_min + 1, s), -1)
-    for w in range(taps.shape[0]):
-        for r in range(s):
-            t = s * (w + d_min) + pad_lo - r
-            if 0 <= t < k:
-                taps[w, r] = t
-    return taps, d_min
-
-
-def phase_kernel(kernel: jnp.ndarray, stride: int, pad_lo: int) -> tuple[jnp.ndarray, int]:
-    """Rearrange a (k, k, in, out) transposed-conv kernel into a (W, W, in, s*s*out) stride-1 kernel."""
-    k, _, c_in, c_out = kernel.shape
-    taps, d_min = _phase_taps(k, stride, pad_lo)
-    w = taps.shape[0]
-    index, valid = np.maximum(taps, 0), taps >= 0
-    # (W, s, W, s, in, out): rows from taps along height, then along width.
-    gathered = kernel[index[:, :, None, None], index[None, None, :, :]]
-    mask = (valid[:, :, None, None] & valid[None, None, :, :]).astype(kernel.dtype)
-    gathered = gathered * mask[..., None, None]
-    return gathered.transpose(0, 2, 4, 1, 3, 5).reshape(w, w, c_in, stride * stride * c_out), d_min
-
-
-def subpixel_conv_transpose(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: str) -> jnp.ndarray:
-    """Equals `lax.conv_transpose(x, kernel, (s, s), padding)` for NHWC x and HWIO kernel."""
-    n, h, w_in, _ = x.shape
-    k, c_out, s = kernel.shape[0], kernel.shape[-1], stride
-    pad_lo, pad_hi = conv_transpose_padding(k, s, padding)
-    out_h, out_w = (h - 1) * s + 1 + pad_lo + pad_hi - k + 1, (w_in - 1) * s + 1 + pad_lo + pad_hi - k + 1
-    big_kernel, d_min = phase_kernel(kernel, s, pad_lo)
-    width = big_kernel.shape[0]
-    m_h, m_w = -(-out_h // s), -(-out_w // s)
-    pads = [(-d_min, m - 1 + width + d_min - size) for m, size in ((m_h, h), (m_w, w_in))]
-    y = lax.conv_general_dilated(x, big_kernel, (1, 1), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    y = y.reshape(n, m_h, m_w, s, s, c_out).transpose(0, 1, 3, 2, 4, 5).reshape(n, m_h * s, m_w * s, c_out)
-    return y[:, :out_h, :out_w]
-
-
-class SubPixelConvTranspose(nn.Module):
-    """Drop-in for `nn.ConvTranspose(features, (k, k), (s, s), padding)`: same params, same outputs."""
-
-    features: int
-    kernel_size: int
-    stride: int
-    padding: str = "SAME"
-    dtype: jnp.dtype | None = None
-    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
-
-    @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        k = self.kernel_size
-        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        if self.stride == 1:
-            y = lax.conv_transpose(x, kernel, (1, 1), self.padding)
-        else:
-            y = subpixel_conv_transpose(x, kernel, self.stride, self.padding)
-        return y + bias

@@ -1,0 +1,99 @@
+"""PyTorch twin of an ae_jax conv autoencoder preset, timed on training steps; prints one JSON line.
+
+Same layers, shapes, FLOPs, loss (BCE on logits summed over pixels, mean over the batch), Adam and
+batch as ae_jax; 'same' convolutions pad symmetrically (PyTorch style) instead of (0, 1), which changes no
+shape or FLOP. Run by benchmarks/train_bench.py in its own process, or alone:
+    python benchmarks/torch_reference.py --batch 64 --steps 20 --threads 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ae_jax import config as config_lib
+
+
+def same_conv_transpose_padding(k: int, s: int) -> tuple[int, int]:
+    """(padding, output_padding) making ConvTranspose2d map size n to n * s."""
+    padding = math.ceil(max(k - s, 0) / 2)
+    return padding, s - k + 2 * padding
+
+
+class Autoencoder(nn.Module):
+    """Conv encoder -> Dense(z) -> Dense -> ConvTranspose decoder producing logits, as ae_jax.models (AE)."""
+
+    def __init__(self, m: config_lib.ModelConfig, image_size: int, channels: int):
+        super().__init__()
+        if m.encoder_conv_padding != "same" or m.decoder_conv_t_padding != "same" or m.act != "leaky_relu":
+            raise ValueError("the PyTorch reference implements 'same' padding and leaky_relu only")
+        layers, c = [], channels
+        for f, k, s in zip(m.encoder_conv_filters, m.encoder_conv_kernel_size, m.encoder_conv_strides):
+            layers += [nn.Conv2d(c, f, k, s, padding=k // 2), nn.LeakyReLU(0.01)]
+            c = f
+        self.side = config_lib.feature_map_sizes(image_size, m.encoder_conv_strides, m.encoder_conv_kernel_size,
+                                                 "same")[-1]
+        self.encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * self.side ** 2, m.z_dim))
+        self.decoder_input = nn.Linear(m.z_dim, c * self.side ** 2)
+        layers, n = [], len(m.decoder_conv_t_filters)
+        for i, (f, k, s) in enumerate(zip(m.decoder_conv_t_filters, m.decoder_conv_t_kernel_size,
+                                          m.decoder_conv_t_strides)):
+            padding, output_padding = same_conv_transpose_padding(k, s)
+            layers.append(nn.ConvTranspose2d(c, f, k, s, padding, output_padding))
+            layers += [nn.LeakyReLU(0.01)] if i < n - 1 else []
+            c = f
+        self.decoder = nn.Sequential(*layers)
+        self.last_filters = m.encoder_conv_filters[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.decoder_input(self.encoder(x)).view(-1, self.last_filters, self.side, self.side)
+        return self.decoder(h.contiguous(memory_format=torch.channels_last))
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="case1", help="ae_jax preset or JSON config")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=20, help="timed steps")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: all cores)")
+    args = p.parse_args(argv)
+    config = config_lib.load(args.config)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    d, m = config.data, config.model
+    model = Autoencoder(m, d.image_size, d.channels).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
+    bce = nn.BCEWithLogitsLoss(reduction="sum")
+    rng = np.random.default_rng(0)
+    pool = [rng.integers(0, 256, (args.batch, d.image_size, d.image_size, d.channels), np.uint8) for _ in range(4)]
+
+    def step(batch: np.ndarray) -> float:
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)  # NHWC memory = channels_last
+        optimizer.zero_grad(set_to_none=True)
+        loss = bce(model(x), x) / x.shape[0]
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    for i in range(args.warmup):
+        step(pool[i % len(pool)])
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(args.steps):
+        loss = step(pool[i % len(pool)])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    result = {"framework": f"pytorch {torch.__version__.split('+')[0]} (eager, channels_last)",
+              "images_per_s": args.batch * args.steps / wall, "ms_per_step": 1e3 * wall / args.steps,
+              "cpu_ms_per_step": 1e3 * cpu / args.steps, "threads": torch.get_num_threads(), "loss": loss}
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
