@@ -6,7 +6,6 @@ Adam and batch as ae_jax. Run by benchmarks/train_bench.py in its own process, o
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -18,6 +17,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from ae_jax import config as config_lib  # noqa: E402
+from reference_args import reference_parser  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def build_model(m: config_lib.ModelConfig, image_size: int, channels: int) -> keras.Model:
@@ -46,12 +46,7 @@ def summed_bce(images, logits):
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="case1", help="ae_jax preset or JSON config")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=20, help="timed steps")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: all cores)")
+    p = reference_parser(__doc__.splitlines()[0])
     p.add_argument("--jit-compile", choices=("auto", "true", "false"), default="false",
                    help="Model.compile(jit_compile=...): XLA or TensorFlow's own kernels")
     args = p.parse_args(argv)

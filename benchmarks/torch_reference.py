@@ -7,7 +7,6 @@ shape or FLOP. Run by benchmarks/train_bench.py in its own process, or alone:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from ae_jax import config as config_lib
+from reference_args import reference_parser  # benchmarks/ is on sys.path when run as a script
 
 
 def same_conv_transpose_padding(k: int, s: int) -> tuple[int, int]:
@@ -56,12 +56,7 @@ class Autoencoder(nn.Module):
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="case1", help="ae_jax preset or JSON config")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=20, help="timed steps")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: all cores)")
+    p = reference_parser(__doc__.splitlines()[0])
     args = p.parse_args(argv)
     config = config_lib.load(args.config)
     if args.threads:

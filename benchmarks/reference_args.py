@@ -1,0 +1,14 @@
+"""The command line shared by the PyTorch and Keras reference benchmarks."""
+from __future__ import annotations
+
+import argparse
+
+
+def reference_parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--config", default="case1", help="ae_jax preset or JSON config")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=20, help="timed steps")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: all cores)")
+    return p
