@@ -1,9 +1,9 @@
-"""Convolutions as one matrix multiply plus data movement, with the parameters and outputs of their Flax twins.
+"""Convolutions whose derivatives are matrix multiplies, with the parameters and outputs of their Flax twins.
 
 XLA:CPU computes the kernel gradient of a convolution as a convolution with a huge window and a tiny output
-(2-6 GFLOP/s here, 10-40x slower than a matmul of the same FLOPs), and the input gradient of a strided convolution as an
-input-dilated convolution (slower still). Here every convolution is a matmul between an image's kernel taps
-and the flattened kernel, so the forward pass and both gradients are matmuls:
+(2-6 GFLOP/s here, 10-40x slower than a matmul of the same FLOPs), and the input gradient of a strided
+convolution, like the forward pass of a transposed one, as an input-dilated convolution (slower still).
+Here those are matmuls between an image's kernel taps and the flattened kernel:
 
 - `gather_taps` copies, for each output point, the k*k input pixels its kernel taps read (im2col);
 - `overlap_add` adds each input point's k*k kernel-tap products into the output pixels they land on (col2im).
@@ -11,12 +11,14 @@ and the flattened kernel, so the forward pass and both gradients are matmuls:
 The two are exact adjoints of each other and are written so that autodiff turns one into the other:
 the image is split into its stride**2 phases (reshape + `split`), and each tap is a unit-stride shifted
 window of one phase. Every transposed op is then a slice, an edge pad, a concatenation or a sum, never a
-strided scatter. A convolution is `gather_taps` then a matmul; a transposed convolution a matmul then
-`overlap_add`, with no multiply by the zeros of an input dilation.
+strided scatter. A transposed convolution is a matmul then `overlap_add` (no multiplies by the zeros of an
+input dilation). A convolution runs forward as XLA's own (fast: YNNPACK) with a custom JVP in `gather_taps`
+and matmuls, so its gradients are matmuls too while inference (encoding) keeps the fast forward.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import flax.linen as nn
@@ -55,6 +57,11 @@ class AxisTaps:
         """lax.pad (low, high) that turns the image axis into the frame (negative: crop)."""
         low = -self.stride * self.first_shift
         return low, self.stride * self.phase_len - self.image - low
+
+    @property
+    def conv_padding(self) -> tuple[int, int]:
+        """(low, high) padding of a strided convolution reading these taps (offsets must be consecutive)."""
+        return -self.offsets[0], self.stride * (self.grid - 1) + self.offsets[-1] + 1 - self.image
 
     def window(self, t: int) -> tuple[int, int]:
         """Phase of tap t and the start of its grid-long window in that phase."""
@@ -146,22 +153,40 @@ def conv_transpose_taps(size: int, kernel_size: int, stride: int, padding: str) 
     return AxisTaps(image=out, grid=size, stride=stride, offsets=tuple(low - t for t in range(kernel_size)))
 
 
-def matmul_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: str, transpose: bool) -> jnp.ndarray:
-    """Equals lax.conv_general_dilated (transpose False) or lax.conv_transpose (True); NHWC x, HWIO kernel.
+def _gather_matmul(x: jnp.ndarray, kernel: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
+    """A convolution as im2col then one matmul.
 
-    The kernel enters the matmul as an (out, in) matrix made by a 4-d transpose: its gradient is then a
-    matmul XLA:CPU hands to YNNPACK (an (in, out) matrix gets a 2-d transpose folded into an Eigen dot 2x slower).
+    The kernel enters as an (out, in) matrix made by a 4-d transpose: its gradient is then a matmul XLA:CPU
+    hands to YNNPACK (an (in, out) matrix gets a 2-d transpose folded into an Eigen dot 2x slower).
     """
+    k, c, f = kernel.shape[0], kernel.shape[2], kernel.shape[3]
+    weights = kernel.transpose(3, 0, 1, 2).reshape(f, k * k * c)  # [out, (tap row, tap col, in)]
+    return lax.dot_general(gather_taps(x, rows, cols), weights, (((3,), (1,)), ((), ())))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _conv(x: jnp.ndarray, kernel: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
+    """XLA's convolution (fast forward), differentiated through `_gather_matmul`."""
+    return lax.conv_general_dilated(x, kernel, (rows.stride, cols.stride), (rows.conv_padding, cols.conv_padding),
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@_conv.defjvp
+def _conv_jvp(rows, cols, primals, tangents):
+    (x, kernel), (x_dot, kernel_dot) = primals, tangents
+    return (_conv(x, kernel, rows, cols),
+            _gather_matmul(x_dot, kernel, rows, cols) + _gather_matmul(x, kernel_dot, rows, cols))
+
+
+def matmul_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: str, transpose: bool) -> jnp.ndarray:
+    """Equals lax.conv_general_dilated (transpose False) or lax.conv_transpose (True); NHWC x, HWIO kernel."""
     _, h, w, c = x.shape
     k, f = kernel.shape[0], kernel.shape[-1]
-    contract = (((3,), (1,)), ((), ()))
     if not transpose:
-        rows, cols = conv_taps(h, k, stride, padding), conv_taps(w, k, stride, padding)
-        weights = kernel.transpose(3, 0, 1, 2).reshape(f, k * k * c)  # [out, (tap row, tap col, in)]
-        return lax.dot_general(gather_taps(x, rows, cols), weights, contract)
+        return _conv(x, kernel, conv_taps(h, k, stride, padding), conv_taps(w, k, stride, padding))
     rows, cols = conv_transpose_taps(h, k, stride, padding), conv_transpose_taps(w, k, stride, padding)
-    weights = kernel.transpose(0, 1, 3, 2).reshape(k * k * f, c)  # [(tap row, tap col, out), in]
-    return overlap_add(lax.dot_general(x, weights, contract), rows, cols)
+    weights = kernel.transpose(0, 1, 3, 2).reshape(k * k * f, c)  # [(tap row, tap col, out), in]: see above
+    return overlap_add(lax.dot_general(x, weights, (((3,), (1,)), ((), ()))), rows, cols)
 
 
 class MatmulConv(nn.Module):
