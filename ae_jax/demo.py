@@ -14,7 +14,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 from ae_jax import config as config_lib, data, intrinsic, pipeline, plots, report  # noqa: E402
 from ae_jax.faces import FACE_FACTORS  # noqa: E402

@@ -6,7 +6,6 @@ Non-finite inputs raise ValueError instead of producing empty or NaN figures.
 from __future__ import annotations
 
 import math
-import os
 from typing import Mapping, Sequence
 
 import matplotlib

@@ -93,7 +93,7 @@ CASES = [
      "model.act: 'tanh' is not one of leaky_relu, relu, selu"),
     ("config file that is not JSON", lambda d: ["train", "--config", _text(d, "c.json", "{oops")], "not valid JSON"),
     ("missing data folder", lambda d: ["train", "--set", "data.name=images", "--set", f"data.dir={d}/nope", *TINY],
-     f"{{d}}/nope"),
+     "{d}/nope"),
     ("empty image folder", lambda d: ["train", "--set", "data.name=images", "--set", f"data.dir={_mkdir(d)}", *TINY],
      "empty: no images found"),
     ("corrupt JPEG", lambda d: ["train", "--set", "data.name=images", "--set",
