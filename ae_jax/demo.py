@@ -25,11 +25,13 @@ QUICK = dict(overrides=["data.num_images=256", "data.image_size=16", "train.epoc
              size=pipeline.StudySize(tsne=False, tsne_points=0, sample_n=500, judge_epochs=1))
 
 
-def intrinsic_dimension_figure(rows_by_label: dict[str, list[dict]], n_factors: int, path: str) -> str:
+def intrinsic_dimension_figure(rows_by_label: dict[str, list[dict]], n_factors: int | None, path: str) -> str:
+    """TwoNN dimension against scale, one line per point set, and the true number of factors when known."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for label, rows in rows_by_label.items():
         ax.plot([r["scale_r2"] for r in rows], [r["dimension"] for r in rows], "o-", label=label)
-    ax.axhline(n_factors, color="k", ls="--", lw=1, label=f"true number of factors ({n_factors})")
+    if n_factors is not None:
+        ax.axhline(n_factors, color="k", ls="--", lw=1, label=f"true number of factors ({n_factors})")
     ax.set(xscale="log", xlabel="scale: median 2nd-neighbour distance (subsets N, N/2, N/4, ...)",
            ylabel="TwoNN intrinsic dimension", title="Intrinsic dimension vs scale")
     ax.legend(fontsize=8)

@@ -6,6 +6,7 @@ each verdict (reproduced / refuted / not yet measured) follows from a rule state
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -30,6 +31,12 @@ def _hits(sweep: dict, label_prefix: str, k: float) -> list[tuple[str, float, in
             h = next(h for h in r["hits"] if h["k"] == k)
             out.append((r["label"], h["mc_fraction"], h["mc_samples"], h["log10_analytic"]))
     return out
+
+
+def _study_param(root: str, study: str, key: str):
+    """A parameter of a finished study (from its results.json), or None when the study has not run."""
+    done = _load(os.path.join(root, study, "results.json"))
+    return done["params"][key] if done else None
 
 
 def _verdict(measured: bool, holds: bool) -> str:
@@ -69,8 +76,9 @@ def uniform_hits_claim(sweep: dict, name: str) -> tuple[str, list[str]]:
     far = [h for h in _hits(sweep, "uniform", 3.0) if float(h[0].split("=")[1].rstrip(")")) >= 3]
     near = [h for h in _hits(sweep, "uniform", 2.0) if float(h[0].split("=")[1].rstrip(")")) <= 1.5]
     holds = all(f == 0 for _, f, _, _ in far) and all(f > 1e-3 for _, f, _, _ in near) and far and near
-    fmt = lambda rows, k: "; ".join(f"{l} k={k}: MC {f:.3g} of {n}, analytic 10^{a:.1f}" if a is not None
-                                    and math.isfinite(a) else f"{l} k={k}: MC {f:.3g} of {n}" for l, f, n, a in rows)
+    fmt = lambda rows, k: "; ".join(f"{l} k={k}: MC fraction {f:.3g} of {n} points, analytic 10^{a:.1f}"
+                                    if a is not None and math.isfinite(a) else f"{l} k={k}: MC fraction {f:.3g} of {n} points"
+                                    for l, f, n, a in rows)
     return _verdict(bool(far and near), bool(holds)), [f"- {name}: {fmt(far, 3)}.", f"- {name}: {fmt(near, 2)}."]
 
 
@@ -99,46 +107,81 @@ def fitted_gaussian_claim(sweep: dict, name: str) -> tuple[str, list[str]]:
         f"{r['label']}: {r['judge_frechet']:.3g} / {r['judge_precision']:.2f}" for r in fitted + uniform) + "."]
 
 
+def filament_claim(rows: list[dict], name: str) -> tuple[str, list[str]]:
+    """Filaments: at the smallest scale (all points) the z-points' TwoNN intrinsic dimension is below half that
+    of as many points drawn from a Gaussian with their fitted full covariance (a space-filling cloud)."""
+    by_set = {}
+    for r in rows:
+        by_set.setdefault(r["set"], []).append(r)
+    z_rows, null_rows = by_set.get("z-points", []), by_set.get("fitted full Gaussian", [])
+    if not z_rows or not null_rows:
+        return _verdict(False, False), [f"- {name}: no intrinsic-dimension table."]
+    fmt = lambda rs: ", ".join(f"{float(r['dimension']):.1f} at r2 {float(r['scale_r2']):.3g} "
+                               f"({r['n_points']} points)" for r in rs)
+    holds = float(z_rows[0]["dimension"]) < 0.5 * float(null_rows[0]["dimension"])
+    return _verdict(True, holds), [f"- {name}: z-points {fmt(z_rows)}; fitted full Gaussian {fmt(null_rows)}."]
+
+
+def _read_csv(path: str):
+    if not os.path.isfile(path):
+        return None
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _copy_figures(pairs: list[tuple[str, str]], figures_dir: str) -> list[str]:
+    """Copy each existing (source, file name) into figures_dir; returns the copies' paths."""
+    copied = []
+    for src, name in pairs:
+        if src and os.path.isfile(src):
+            copied.append(shutil.copyfile(src, os.path.join(figures_dir, name)))
+    return copied
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="results/experiments")
     parser.add_argument("--out", default="docs/results.md")
+    parser.add_argument("--title", default="Results on the CelebA subset")
     parser.add_argument("--setting", default="", help="one line saying how the studies were run")
     args = parser.parse_args(argv)
-    root, figures_dir = args.results, os.path.join(os.path.dirname(args.out), "figures")
+    root, figures_dir = args.results, os.path.join(os.path.dirname(os.path.abspath(args.out)), "figures")
     os.makedirs(figures_dir, exist_ok=True)
-    analyses = {name: _load(os.path.join(root, "analysis", name, "summary.json"))
-                for name in ("case1", "case2", "case1_vae_tiny_kl")}
-    sweeps = {"study 1 (case1)": _load(os.path.join(root, "random_points", "sampling", "sweep.json")),
-              "study 2 (case1)": _load(os.path.join(root, "component_distributions", "case1", "sampling", "sweep.json")),
-              "study 2 (case2)": _load(os.path.join(root, "component_distributions", "case2", "sampling", "sweep.json")),
-              "study 4 (case1 AE)": _load(os.path.join(root, "ae_vs_vae", "case1", "sampling", "sweep.json")),
-              "study 4 (case1 tiny-KL VAE)": _load(os.path.join(root, "ae_vs_vae", "case1_vae_tiny_kl", "sampling",
-                                                               "sweep.json"))}
+    analysis_root = os.path.join(root, "analysis")
+    names = sorted(os.listdir(analysis_root)) if os.path.isdir(analysis_root) else []
+    analyses = {n: _load(os.path.join(analysis_root, n, "summary.json")) for n in names}
+    study1_ae = _study_param(root, "random_points", "ae")
+    sweeps = {f"study 1 ({study1_ae})": _load(os.path.join(root, "random_points", "sampling", "sweep.json"))}
+    for number, study in ((2, "component_distributions"), (4, "ae_vs_vae")):
+        for n in names:
+            sweeps[f"study {number} ({n})"] = _load(os.path.join(root, study, n, "sampling", "sweep.json"))
     training = {}
-    for name in analyses:
+    for name in names:
         path = os.path.join(root, "runs", name, "metrics.jsonl")
         if os.path.isfile(path):
             training[name] = json.loads(open(path).read().strip().splitlines()[-1])
+    filaments_ae = _study_param(root, "filaments", "ae")
+    dimension_rows = _read_csv(os.path.join(root, "filaments", "intrinsic_dimension.csv"))
 
-    lines = ["# Results on the CelebA subset", "",
+    lines = [f"# {args.title}", "",
              "Generated by `python -m experiments.results_md` from the files the studies wrote; every number below "
              "is read from those files, and each verdict follows from the rule in its heading.", "",
              args.setting, "", "## Training", ""]
     for name, m in training.items():
         lines.append(f"- {name}: {m['epoch']} epochs, held-out per-pixel MSE {m['eval_mse']:.5f}, PSNR "
                      f"{m['eval_psnr']:.2f} dB, KL share {m['kl_share']:.2e}, last epoch {m['images_per_s']:.0f} "
-                     "images/s (2-core CPU shared with other jobs).")
+                     "images/s.")
+    analysed = [(n, a) for n, a in analyses.items() if a]
+    swept = [(n, s) for n, s in sweeps.items() if s]
     claims = [
-        ("Components are Gaussian-like, with a few dominant ones", component_claim,
-         [(n, a) for n, a in analyses.items() if a]),
-        ("The radius distribution peaks where the components put it", radius_claim,
-         [(n, a) for n, a in analyses.items() if a]),
+        ("Components are Gaussian-like, with a few dominant ones", component_claim, analysed),
+        ("The radius distribution peaks where the components put it", radius_claim, analysed),
         ("Uniform generators: zero hits for b >= 3 at 3 half-widths, many for b ~ 1-1.5 at 2 half-widths",
-         uniform_hits_claim, [(n, s) for n, s in sweeps.items() if s]),
-        ("The radius law of uniform generators", radius_law_claim, [(n, s) for n, s in sweeps.items() if s]),
-        ("Fitted Gaussians decode to faces (in the judge's eyes)", fitted_gaussian_claim,
-         [(n, s) for n, s in sweeps.items() if s]),
+         uniform_hits_claim, swept),
+        ("The radius law of uniform generators", radius_law_claim, swept),
+        ("Fitted Gaussians decode to faces (in the judge's eyes)", fitted_gaussian_claim, swept),
+        ("Filaments and voids", filament_claim, [(f"study 3 ({filaments_ae})", dimension_rows)] if dimension_rows
+         else []),
     ]
     for title, fn, items in claims:
         verdicts, body = [], []
@@ -146,32 +189,23 @@ def main(argv=None) -> int:
             v, ls = fn(data, name)
             verdicts.append(v)
             body += [f"{l} ({v})" for l in ls[:1]] + ls[1:]
-        overall = ("not yet measured" if not items else
+        overall = ("not yet measured" if all(v == "not yet measured" for v in verdicts) else
                    "**reproduced**" if all(v == "**reproduced**" for v in verdicts) else
                    "**refuted**" if all(v == "**refuted**" for v in verdicts) else "mixed: " + ", ".join(verdicts))
         lines += ["", f"## {title}: {overall}", "", f"Rule: {' '.join(fn.__doc__.split())}", ""] + body
-    tsne_dirs = [os.path.join(root, "analysis", "case1")] if os.path.isfile(
-        os.path.join(root, "filaments", "report.html")) else []
-    lines += ["", "## Filaments and voids: " + ("figures only (no quantitative rule yet)" if tsne_dirs else
-                                                "not yet measured"), ""]
-    copied = []
-    for d in tsne_dirs:
-        for f in ("pca_1_2_zoom_0.25.png", "pca_1_2_zoom_2.5.png", "tsne_raw.png", "tsne_pca10.png",
-                  "radius_hist_0.05.png"):
-            src = os.path.join(d, f)
-            if os.path.isfile(src):
-                dst = os.path.join(figures_dir, f"case1_{f}")
-                shutil.copyfile(src, dst)
-                copied.append(dst)
-    for name, sweep_key in (("study 1 decoded uniform points", "study 1 (case1)"),
-                            ("study 4 AE decoded generators", "study 4 (case1 AE)"),
-                            ("study 4 VAE decoded generators", "study 4 (case1 tiny-KL VAE)")):
-        sweep = sweeps.get(sweep_key)
-        if sweep and "decoded_grid" in sweep["figures"]:
-            dst = os.path.join(figures_dir, name.replace(" ", "_") + ".png")
-            shutil.copyfile(sweep["figures"]["decoded_grid"], dst)
-            copied.append(dst)
-    lines += [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})" for p in copied]
+
+    figures = []
+    if filaments_ae:
+        folder = os.path.join(analysis_root, filaments_ae)
+        figures += [(os.path.join(folder, f), f"{filaments_ae}_{f}") for f in (
+            "pca_1_2_zoom_0.25.png", "pca_1_2_zoom_2.5.png", "tsne_raw.png", "tsne_pca10.png", "radius_hist_0.05.png")]
+        figures.append((os.path.join(root, "filaments", "intrinsic_dimension.png"),
+                        f"{filaments_ae}_intrinsic_dimension.png"))
+    figures += [((sweep or {}).get("figures", {}).get("decoded_grid"),
+                 f"{label.replace(' ', '_').replace('(', '').replace(')', '')}_decoded.png")
+                for label, sweep in sweeps.items() if not label.startswith("study 2")]
+    copied = _copy_figures(figures, figures_dir)
+    lines += ["", "## Figures", ""] + [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})" for p in copied]
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {args.out} with {len(copied)} figures")

@@ -11,9 +11,12 @@ import json
 import os
 from typing import Callable
 
-from ae_jax import config as config_lib, hits, intrinsic, pipeline, report, stats
+import numpy as np
+
+from ae_jax import config as config_lib, data, hits, intrinsic, pipeline, report, samplers, stats
 from ae_jax.demo import intrinsic_dimension_figure
 from ae_jax.faces import FACE_FACTORS
+from ae_jax.runtime import make_key
 
 SMOKE_DATA = ["data.image_size=16", "data.num_images=256", "train.batch_size=32", "train.eval_images=64"]
 SMOKE_SIZE = pipeline.StudySize(tsne=False, tsne_points=0, tsne_kw=(("n_iter", 30), ("early_exaggeration_iter", 20)),
@@ -99,7 +102,23 @@ def filaments(params: dict, out: str, overrides: list[str]):
         figures = [f for f in summary["figures"] if f.startswith(("tsne", "pca_1_2_zoom", "radius", "original_axes"))]
         parts += [report.paragraph(f"t-SNE on {n} points; radius peak {summary['radius']['peak']:.3f}")]
         parts += [report.figure(os.path.join(folder, f), f"{f} ({n} points)") for f in figures]
-    return [("Filaments and voids", parts)]
+    return [("Filaments and voids", parts), _dimension_section(_dimension_rows(z, config.seed), None, out)]
+
+
+def _dimension_rows(z, seed: int, min_points: int = 32) -> dict[str, list[dict]]:
+    """TwoNN dimension vs scale of the z-points and of as many points of a Gaussian with their fitted full
+    covariance: the null, a space-filling cloud of the same spread; filaments show as a lower dimension."""
+    null = samplers.FullGaussianSampler.fit(z).sample(make_key(seed), len(z))
+    return {"z-points": intrinsic.dimension_vs_scale(z, min_points=min_points),
+            "fitted full Gaussian": intrinsic.dimension_vs_scale(np.asarray(null), min_points=min_points)}
+
+
+def _dimension_section(rows: dict[str, list[dict]], n_factors: int | None, out: str) -> tuple[str, list[str]]:
+    """intrinsic_dimension.csv and .png in out, and the report section showing them."""
+    png = intrinsic_dimension_figure(rows, n_factors, os.path.join(out, "intrinsic_dimension.png"))
+    table = [dict(set=k, **r) for k, rs in rows.items() for r in rs]
+    _write_table(table, os.path.join(out, "intrinsic_dimension.csv"))
+    return ("Intrinsic dimension vs scale", [report.table(table), report.figure(png)])
 
 
 def ae_vs_vae(params: dict, out: str, overrides: list[str]):
@@ -149,29 +168,21 @@ def ablations(params: dict, out: str, overrides: list[str]):
 
 def pipeline_uniform_hits(z, mu, half_width, bound: float, seed: int, ks=(2.0, 3.0)) -> dict:
     """MC hit fractions of a uniform box generator at the given bound (the ablation tables' column)."""
-    from ae_jax.runtime import make_key
-    from ae_jax.samplers import UniformBoxSampler
-
-    sampler = UniformBoxSampler(bound=bound, z_dim=int(z.shape[1]))
+    sampler = samplers.UniformBoxSampler(bound=bound, z_dim=int(z.shape[1]))
     rows = hits.hit_table([sampler], mu, half_width, ks, make_key(seed), num_samples=20_000)
     return {f"uniform b={bound:g} hits k={r['k']:g}": r["mc_fraction"] for r in rows}
 
 
 def intrinsic_dimension(params: dict, out: str, overrides: list[str]):
     """Study 6: TwoNN dimension vs scale of the z-points, checked on the faces' known factors first."""
-    from ae_jax import data
-
     config = _config(params["ae"], params, overrides)
     pipeline.ensure_trained(config)
-    rows = {"z-points": intrinsic.dimension_vs_scale(pipeline.ensure_encoded(config), min_points=32)}
-    labels = data.load_split(config.data, "train", config.seed).labels
-    if config.data.name == "faces":
+    rows = _dimension_rows(pipeline.ensure_encoded(config), config.seed)
+    faces = config.data.name == "faces"
+    if faces:
+        labels = data.load_split(config.data, "train", config.seed).labels
         rows["true factors"] = intrinsic.dimension_vs_scale(labels, min_points=32)
-    png = intrinsic_dimension_figure(rows, len(FACE_FACTORS) if config.data.name == "faces" else 0,
-                                     os.path.join(out, "intrinsic_dimension.png"))
-    table = [dict(set=k, **r) for k, rs in rows.items() for r in rs]
-    _write_table(table, os.path.join(out, "intrinsic_dimension.csv"))
-    return [("Intrinsic dimension vs scale", [report.table(table), report.figure(png)])]
+    return [_dimension_section(rows, len(FACE_FACTORS) if faces else None, out)]
 
 
 # ---------------------------------------------------------------------------------------------
