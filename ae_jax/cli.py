@@ -138,5 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The `ae-jax` console script: main() in a process that runs with huge pages (ae_jax.hugepages)."""
+    from ae_jax.hugepages import restart_with_hugepages
+
+    restart_with_hugepages("ae_jax.cli")
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -21,12 +21,11 @@ import subprocess
 import sys
 import time
 
+from ae_jax import hugepages
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFERENCES = {"pytorch": ("torch", "torch_reference.py"), "keras": ("keras", "keras_reference.py")}
 FRAMEWORKS = ("ae_jax", *REFERENCES)
-# glibc backs big allocations with transparent huge pages: XLA:CPU allocates its temporaries afresh every
-# step and first touches each 4 KiB page (70k page faults per case1 step) unless told to use 2 MiB pages.
-HUGEPAGE_TUNABLE = "glibc.malloc.hugetlb=1"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="PyTorch/Keras intra-op threads (0: as many as usable cores, like XLA)")
     p.add_argument("--cpus", default="", help="pin every framework to these CPU ids, e.g. 1 or 0,1 (Linux)")
     p.add_argument("--no-hugepages", action="store_true",
-                   help=f"do not set GLIBC_TUNABLES={HUGEPAGE_TUNABLE} (set for every framework by default)")
+                   help=f"do not set GLIBC_TUNABLES={hugepages.TUNABLE} (set for every framework by default)")
     p.add_argument("--worker", choices=("ae_jax", "peak"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     try:
@@ -186,10 +185,7 @@ def main(argv=None) -> None:
         print(json.dumps(ae_jax_worker(args)))
         return
 
-    env = dict(os.environ)
-    if not args.no_hugepages:
-        tunables = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t]
-        env["GLIBC_TUNABLES"] = ":".join([*tunables, HUGEPAGE_TUNABLE])
+    env = hugepages.hugepage_env(dict(os.environ), on=not args.no_hugepages)
     chosen = args.only.split(",")
     print(f"config {args.config}, batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up, "
           f"CPUs {sorted(args.cpus) if args.cpus else f'all {os.cpu_count()}'}, "

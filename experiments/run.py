@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from experiments.studies import STUDIES, run_study
+if __name__ == "__main__":  # first, before importing JAX: the restart replaces this process
+    from ae_jax.hugepages import restart_with_hugepages
+
+    restart_with_hugepages("experiments.run")
+
+from experiments.studies import STUDIES, run_study  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
