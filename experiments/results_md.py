@@ -10,6 +10,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 
 import numpy as np
@@ -43,20 +44,31 @@ def _verdict(measured: bool, holds: bool) -> str:
     return "not yet measured" if not measured else ("**reproduced**" if holds else "**refuted**")
 
 
-def component_claim(summary: dict, name: str) -> tuple[str, list[str]]:
+def component_claim(summary: dict, name: str) -> tuple[str, list[str], list[str]]:
     """Gaussian-like components (FWHM close to 2.3548 sigma) with a few dominant ones (<= 10% of z_dim)."""
     std, hw = np.asarray(summary["std"]), np.asarray(summary["half_width"])
     ratio = hw / (GAUSSIAN_FWHM * np.maximum(std, 1e-12))
     share = float(np.mean((ratio > 0.8) & (ratio < 1.25)))
     n_dom, d = len(summary["dominant_components"]), summary["z_dim"]
     holds = share >= 0.75 and 0 < n_dom <= 0.1 * d
+    mu = np.abs(np.asarray(summary["mu"]))
+    outliers = int(np.sum((mu > 3 * np.median(mu)) | (hw > 3 * np.median(hw))))
     lines = [f"- {name}: {d} components; FWHM/(2.3548 sigma) median {np.median(ratio):.3f}, "
              f"{share:.0%} of components within [0.8, 1.25] (Gaussian-like); {n_dom} dominant components "
-             f"(|mu| >= 0.25 or half-width >= 1.5); summary counts {json.dumps(summary['counts'])}."]
-    return _verdict(True, holds), lines
+             f"(|mu| >= 0.25 or half-width >= 1.5); summary counts {json.dumps(summary['counts'])}; "
+             f"scale-free count: {outliers} components have |mu| or half-width above 3x its median over components."]
+    return _verdict(True, holds), lines, _analysis_figures(summary, "components_all.png", "components_dominant.png")
 
 
-def radius_claim(summary: dict, name: str) -> tuple[str, list[str]]:
+def _analysis_figures(summary: dict, *names: str) -> list[str]:
+    return [os.path.join(summary["_dir"], n) for n in names]
+
+
+def _sweep_figures(sweep: dict, *keys: str) -> list[str]:
+    return [sweep["figures"][k] for k in keys if k in sweep.get("figures", {})]
+
+
+def radius_claim(summary: dict, name: str) -> tuple[str, list[str], list[str]]:
     """The radius distribution sits where independent components put it: mean |z| within 5% of
     sqrt(sum(mu^2 + sigma^2)) (the peak of the skewed |z| distribution lies below both and is reported)."""
     mu, std = np.asarray(summary["mu"]), np.asarray(summary["std"])
@@ -68,21 +80,23 @@ def radius_claim(summary: dict, name: str) -> tuple[str, list[str]]:
     return _verdict(True, holds), [
         f"- {name}: radius peak {peak:.3f} (0.05 bins), mean {summary['radius']['mean']:.3f}, std "
         f"{summary['radius']['std']:.3f}; sqrt(sum(mu^2 + sigma^2)) = {predicted:.3f}; the dominant components "
-        f"carry {share:.0%} of E|z|^2."]
+        f"carry {share:.0%} of E|z|^2."], _analysis_figures(summary, "radius_hist_0.5.png", "radius_hist_0.05.png")
 
 
-def uniform_hits_claim(sweep: dict, name: str) -> tuple[str, list[str]]:
+def uniform_hits_claim(sweep: dict, name: str) -> tuple[str, list[str], list[str]]:
     """Zero MC hits for uniform b >= 3 at k = 3, and a measurable share (> 1e-3) for b in [1, 1.5] at k = 2."""
     far = [h for h in _hits(sweep, "uniform", 3.0) if float(h[0].split("=")[1].rstrip(")")) >= 3]
     near = [h for h in _hits(sweep, "uniform", 2.0) if float(h[0].split("=")[1].rstrip(")")) <= 1.5]
+    only_uniform = all(r["sampler"] == "uniform" for r in sweep["results"])  # study 1: its grid shows the bounds
     holds = all(f == 0 for _, f, _, _ in far) and all(f > 1e-3 for _, f, _, _ in near) and far and near
     fmt = lambda rows, k: "; ".join(f"{l} k={k}: MC fraction {f:.3g} of {n} points, analytic 10^{a:.1f}"
                                     if a is not None and math.isfinite(a) else f"{l} k={k}: MC fraction {f:.3g} of {n} points"
                                     for l, f, n, a in rows)
-    return _verdict(bool(far and near), bool(holds)), [f"- {name}: {fmt(far, 3)}.", f"- {name}: {fmt(near, 2)}."]
+    return (_verdict(bool(far and near), bool(holds)), [f"- {name}: {fmt(far, 3)}.", f"- {name}: {fmt(near, 2)}."],
+            _sweep_figures(sweep, "hits_vs_bound", *["decoded_grid"] * only_uniform))
 
 
-def radius_law_claim(sweep: dict, name: str) -> tuple[str, list[str]]:
+def radius_law_claim(sweep: dict, name: str) -> tuple[str, list[str], list[str]]:
     """Uniform generators' |z| follows the analytic law: MC mean within 2% of the analytic mean."""
     rows = [r for r in sweep["results"] if r["sampler"] == "uniform"]
     errs = [abs(r["radius"]["mean"] - r["radius"]["analytic_mean"]) / r["radius"]["analytic_mean"] for r in rows]
@@ -90,36 +104,38 @@ def radius_law_claim(sweep: dict, name: str) -> tuple[str, list[str]]:
                                        f"analytic {r['radius']['analytic_mean']:.2f} +- {r['radius']['analytic_std']:.2f}"
                                        for r in rows)
              + f"; data radius mean {rows[0]['data_radius']['mean']:.2f}." if rows else f"- {name}: no uniform rows."]
-    return _verdict(bool(rows), bool(rows) and max(errs) < 0.02), lines
+    return _verdict(bool(rows), bool(rows) and max(errs) < 0.02), lines, _sweep_figures(sweep, "radius")
 
 
-def fitted_gaussian_claim(sweep: dict, name: str) -> tuple[str, list[str]]:
+def fitted_gaussian_claim(sweep: dict, name: str) -> tuple[str, list[str], list[str]]:
     """Fitted Gaussians decode closer to faces than uniform boxes: judge Frechet distance of the diagonal and
     full-covariance fits below every uniform generator's."""
     judged = {r["label"]: r for r in sweep["results"] if "judge_frechet" in r}
     fitted = [r for r in judged.values() if r["sampler"] in ("diagonal", "full", "mixture")]
     uniform = [r for r in judged.values() if r["sampler"] == "uniform"]
     if not fitted or not uniform:
-        return _verdict(False, False), [f"- {name}: no judge scores in this sweep."]
+        return _verdict(False, False), [f"- {name}: no judge scores in this sweep."], []
     holds = max(r["judge_frechet"] for r in fitted if r["sampler"] != "mixture") < min(
         r["judge_frechet"] for r in uniform)
     return _verdict(True, holds), [f"- {name}: judge FD / precision: " + "; ".join(
-        f"{r['label']}: {r['judge_frechet']:.3g} / {r['judge_precision']:.2f}" for r in fitted + uniform) + "."]
+        f"{r['label']}: {r['judge_frechet']:.3g} / {r['judge_precision']:.2f}" for r in fitted + uniform) + "."], \
+        _sweep_figures(sweep, "decoded_grid")
 
 
-def filament_claim(rows: list[dict], name: str) -> tuple[str, list[str]]:
+def filament_claim(filaments: dict, name: str) -> tuple[str, list[str], list[str]]:
     """Filaments: at the smallest scale (all points) the z-points' TwoNN intrinsic dimension is below half that
     of as many points drawn from a Gaussian with their fitted full covariance (a space-filling cloud)."""
     by_set = {}
-    for r in rows:
+    for r in filaments["rows"]:
         by_set.setdefault(r["set"], []).append(r)
     z_rows, null_rows = by_set.get("z-points", []), by_set.get("fitted full Gaussian", [])
     if not z_rows or not null_rows:
-        return _verdict(False, False), [f"- {name}: no intrinsic-dimension table."]
+        return _verdict(False, False), [f"- {name}: no intrinsic-dimension table."], []
     fmt = lambda rs: ", ".join(f"{float(r['dimension']):.1f} at r2 {float(r['scale_r2']):.3g} "
                                f"({r['n_points']} points)" for r in rs)
     holds = float(z_rows[0]["dimension"]) < 0.5 * float(null_rows[0]["dimension"])
-    return _verdict(True, holds), [f"- {name}: z-points {fmt(z_rows)}; fitted full Gaussian {fmt(null_rows)}."]
+    return (_verdict(True, holds), [f"- {name}: z-points {fmt(z_rows)}; fitted full Gaussian {fmt(null_rows)}."],
+            filaments["figures"])
 
 
 def _read_csv(path: str):
@@ -129,13 +145,8 @@ def _read_csv(path: str):
         return list(csv.DictReader(f))
 
 
-def _copy_figures(pairs: list[tuple[str, str]], figures_dir: str) -> list[str]:
-    """Copy each existing (source, file name) into figures_dir; returns the copies' paths."""
-    copied = []
-    for src, name in pairs:
-        if src and os.path.isfile(src):
-            copied.append(shutil.copyfile(src, os.path.join(figures_dir, name)))
-    return copied
+def _slug(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_")
 
 
 def main(argv=None) -> int:
@@ -150,6 +161,9 @@ def main(argv=None) -> int:
     analysis_root = os.path.join(root, "analysis")
     names = sorted(os.listdir(analysis_root)) if os.path.isdir(analysis_root) else []
     analyses = {n: _load(os.path.join(analysis_root, n, "summary.json")) for n in names}
+    for n, summary in analyses.items():
+        if summary:
+            summary["_dir"] = os.path.join(analysis_root, n)
     study1_ae = _study_param(root, "random_points", "ae")
     sweeps = {f"study 1 ({study1_ae})": _load(os.path.join(root, "random_points", "sampling", "sweep.json"))}
     for number, study in ((2, "component_distributions"), (4, "ae_vs_vae")):
@@ -162,6 +176,10 @@ def main(argv=None) -> int:
             training[name] = json.loads(open(path).read().strip().splitlines()[-1])
     filaments_ae = _study_param(root, "filaments", "ae")
     dimension_rows = _read_csv(os.path.join(root, "filaments", "intrinsic_dimension.csv"))
+    filaments = {"rows": dimension_rows, "figures": [os.path.join(root, "filaments", "intrinsic_dimension.png")] + [
+        os.path.join(analysis_root, str(filaments_ae), f) for f in (
+            "pca_1_2_zoom_2.5.png", "pca_1_2_zoom_0.25.png", "original_axes_dominant.png", "tsne_raw.png",
+            "tsne_pca10.png")]}
 
     lines = [f"# {args.title}", "",
              "Generated by `python -m experiments.results_md` from the files the studies wrote; every number below "
@@ -180,35 +198,29 @@ def main(argv=None) -> int:
          uniform_hits_claim, swept),
         ("The radius law of uniform generators", radius_law_claim, swept),
         ("Fitted Gaussians decode to faces (in the judge's eyes)", fitted_gaussian_claim, swept),
-        ("Filaments and voids", filament_claim, [(f"study 3 ({filaments_ae})", dimension_rows)] if dimension_rows
-         else []),
+        ("Filaments and voids", filament_claim, [(f"study 3 ({filaments_ae})", filaments)] if dimension_rows else []),
     ]
+    copied = 0
     for title, fn, items in claims:
-        verdicts, body = [], []
+        verdicts, body, figures = [], [], []
         for name, data in items:
-            v, ls = fn(data, name)
+            v, ls, paths = fn(data, name)
             verdicts.append(v)
             body += [f"{l} ({v})" for l in ls[:1]] + ls[1:]
-        overall = ("not yet measured" if all(v == "not yet measured" for v in verdicts) else
-                   "**reproduced**" if all(v == "**reproduced**" for v in verdicts) else
-                   "**refuted**" if all(v == "**refuted**" for v in verdicts) else "mixed: " + ", ".join(verdicts))
+            for path in (p for p in paths if os.path.isfile(p)):
+                copy = shutil.copyfile(path, os.path.join(figures_dir, f"{_slug(name)}_{os.path.basename(path)}"))
+                figures.append(f"![{name}: {os.path.basename(path)}](figures/{os.path.basename(copy)})")
+        copied += len(figures)
+        measured = [v for v in verdicts if v != "not yet measured"]
+        overall = ("not yet measured" if not measured else
+                   measured[0] if len(set(measured)) == 1 else "mixed: " + ", ".join(measured))
+        if measured and len(measured) < len(verdicts):
+            overall += f" ({len(verdicts) - len(measured)} of {len(verdicts)} arms not yet measured)"
         lines += ["", f"## {title}: {overall}", "", f"Rule: {' '.join(fn.__doc__.split())}", ""] + body
-
-    figures = []
-    if filaments_ae:
-        folder = os.path.join(analysis_root, filaments_ae)
-        figures += [(os.path.join(folder, f), f"{filaments_ae}_{f}") for f in (
-            "pca_1_2_zoom_0.25.png", "pca_1_2_zoom_2.5.png", "tsne_raw.png", "tsne_pca10.png", "radius_hist_0.05.png")]
-        figures.append((os.path.join(root, "filaments", "intrinsic_dimension.png"),
-                        f"{filaments_ae}_intrinsic_dimension.png"))
-    figures += [((sweep or {}).get("figures", {}).get("decoded_grid"),
-                 f"{label.replace(' ', '_').replace('(', '').replace(')', '')}_decoded.png")
-                for label, sweep in sweeps.items() if not label.startswith("study 2")]
-    copied = _copy_figures(figures, figures_dir)
-    lines += ["", "## Figures", ""] + [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})" for p in copied]
+        lines += [""] + figures if figures else []
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
-    print(f"wrote {args.out} with {len(copied)} figures")
+    print(f"wrote {args.out} with {copied} figures")
     return 0
 
 

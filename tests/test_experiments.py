@@ -40,7 +40,8 @@ def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
     # the smoke studies train no judge, so that claim stays open
     assert "## Fitted Gaussians decode to faces (in the judge's eyes): not yet measured" in lines
     figures = os.listdir(tmp_path / "docs" / "figures")
-    assert "faces_intrinsic_dimension.png" in figures and "faces_tsne_raw.png" not in figures  # smoke: no t-SNE
+    assert "study_3_faces_intrinsic_dimension.png" in figures  # figures sit next to their claim's numbers
+    assert "study_3_faces_tsne_raw.png" not in figures  # the smoke size runs no t-SNE
 
 
 def test_unknown_study_is_refused(out_dir):
