@@ -1,4 +1,4 @@
-"""Latent statistics suite: jitted JAX (ae_jax.stats) against a straightforward numpy version.
+"""Latent statistics suite: jitted JAX (ae_jax.stats) against plain numpy, and scikit-learn for the PCA.
 
 Steps: component histograms, half-widths, radii + radius histograms (0.5 and 0.05), covariance, correlation,
 PCA, on synthetic z-points (default 200,000 x 256, per-component Gaussians with assorted mu and sigma).
@@ -119,6 +119,18 @@ def jax_steps(z: jax.Array) -> dict:
     return dict(zip(STEPS, (histograms, half_widths, radius, covariance, correlation, pca)))
 
 
+def sklearn_pca_seconds(z: np.ndarray, repeats: int) -> float:
+    """Best-of-`repeats` seconds of scikit-learn's full PCA fit (what a numpy user would call for the PCA step)."""
+    from sklearn.decomposition import PCA
+
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        PCA().fit(z)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def time_steps(steps: dict, repeats: int, out: dict) -> dict:
     """Best-of-`repeats` seconds per step; steps run in order each repeat (later steps use earlier results)."""
     best = {name: float("inf") for name in steps}
@@ -151,6 +163,10 @@ def main() -> None:
         print(f"{name:<22}{j_time[name]:>10.3f}{n_time[name]:>10.3f}{n_time[name] / j_time[name]:>9.1f}x")
     j_total, n_total = sum(j_time.values()), sum(n_time.values())
     print(f"{'total':<22}{j_total:>10.3f}{n_total:>10.3f}{n_total / j_total:>9.1f}x")
+
+    sk_time = sklearn_pca_seconds(z_np, args.repeats)
+    print(f"scikit-learn PCA().fit on the same z-points: {sk_time:.3f} s (ae_jax covariance + PCA: "
+          f"{j_time['covariance'] + j_time['PCA']:.3f} s, {sk_time / (j_time['covariance'] + j_time['PCA']):.1f}x)")
 
     ev = np.asarray(j_out["pca"].explained_variance)
     agree = {
