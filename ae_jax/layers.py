@@ -11,14 +11,14 @@ Here those are matmuls between an image's kernel taps and the flattened kernel:
 The two are exact adjoints of each other and are written so that autodiff turns one into the other:
 the image is split into its stride**2 phases (reshape + `split`), and each tap is a unit-stride shifted
 window of one phase. Every transposed op is then a slice, an edge pad, a concatenation or a sum, never a
-strided scatter. A transposed convolution is a matmul then `overlap_add` (no multiplies by the zeros of an
-input dilation). A convolution runs forward as XLA's own (fast: YNNPACK) with a custom JVP in `gather_taps`
-and matmuls, so its gradients are matmuls too while inference (encoding) keeps the fast forward.
+strided scatter. A convolution is `gather_taps` then a matmul; a transposed one is a matmul then `overlap_add`
+(no multiplies by the zeros of an input dilation). Plain autodiff then makes every gradient a matmul too.
+XLA's own forward convolution (YNNPACK) is 1.5x faster than im2col on one core but barely uses a second one,
+so on two cores im2col wins for training (+8% images/s) and encoding (+7%) alike (benchmarks/README.md).
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
 import flax.linen as nn
@@ -57,11 +57,6 @@ class AxisTaps:
         """lax.pad (low, high) that turns the image axis into the frame (negative: crop)."""
         low = -self.stride * self.first_shift
         return low, self.stride * self.phase_len - self.image - low
-
-    @property
-    def conv_padding(self) -> tuple[int, int]:
-        """(low, high) padding of a strided convolution reading these taps (offsets must be consecutive)."""
-        return -self.offsets[0], self.stride * (self.grid - 1) + self.offsets[-1] + 1 - self.image
 
     def window(self, t: int) -> tuple[int, int]:
         """Phase of tap t and the start of its grid-long window in that phase."""
@@ -154,7 +149,7 @@ def conv_transpose_taps(size: int, kernel_size: int, stride: int, padding: str) 
 
 
 def _gather_matmul(x: jnp.ndarray, kernel: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
-    """A convolution as im2col then one matmul.
+    """A strided convolution as im2col then one matmul.
 
     The kernel enters as an (out, in) matrix made by a 4-d transpose: its gradient is then a matmul XLA:CPU
     hands to YNNPACK (an (in, out) matrix gets a 2-d transpose folded into an Eigen dot 2x slower).
@@ -164,26 +159,12 @@ def _gather_matmul(x: jnp.ndarray, kernel: jnp.ndarray, rows: AxisTaps, cols: Ax
     return lax.dot_general(gather_taps(x, rows, cols), weights, (((3,), (1,)), ((), ())))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def _conv(x: jnp.ndarray, kernel: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
-    """XLA's convolution (fast forward), differentiated through `_gather_matmul`."""
-    return lax.conv_general_dilated(x, kernel, (rows.stride, cols.stride), (rows.conv_padding, cols.conv_padding),
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-@_conv.defjvp
-def _conv_jvp(rows, cols, primals, tangents):
-    (x, kernel), (x_dot, kernel_dot) = primals, tangents
-    return (_conv(x, kernel, rows, cols),
-            _gather_matmul(x_dot, kernel, rows, cols) + _gather_matmul(x, kernel_dot, rows, cols))
-
-
 def matmul_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: str, transpose: bool) -> jnp.ndarray:
     """Equals lax.conv_general_dilated (transpose False) or lax.conv_transpose (True); NHWC x, HWIO kernel."""
     _, h, w, c = x.shape
     k, f = kernel.shape[0], kernel.shape[-1]
     if not transpose:
-        return _conv(x, kernel, conv_taps(h, k, stride, padding), conv_taps(w, k, stride, padding))
+        return _gather_matmul(x, kernel, conv_taps(h, k, stride, padding), conv_taps(w, k, stride, padding))
     rows, cols = conv_transpose_taps(h, k, stride, padding), conv_transpose_taps(w, k, stride, padding)
     weights = kernel.transpose(0, 1, 3, 2).reshape(k * k * f, c)  # [(tap row, tap col, out), in]: see above
     return overlap_add(lax.dot_general(x, weights, (((3,), (1,)), ((), ()))), rows, cols)
