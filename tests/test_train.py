@@ -129,6 +129,15 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert str(step) in os.listdir(os.path.join(tmp_path, "faces", "ckpt"))
 
 
+def test_bfloat16_compute_trains_with_float32_parameters(tmp_path):
+    """model.dtype=bfloat16 (the GPU option) computes in bfloat16: the loss falls, the saved parameters stay float32."""
+    config = tiny(tmp_path, "model.dtype=bfloat16", "train.epochs=3")
+    result = train(config, log=lambda s: None)
+    lines = [json.loads(x) for x in open(os.path.join(config.run_dir, "metrics.jsonl"))]
+    assert np.isfinite(result["train_loss"]) and lines[-1]["eval_loss"] < lines[0]["eval_loss"]
+    assert {x.dtype for x in leaves(load_run(config.run_dir)[2])} == {np.dtype(np.float32)}
+
+
 def test_cli_refuses_bad_keys_before_work(tmp_path, capsys):
     assert main(["train", "--config", "faces", "--set", "model.zdim=3", "--set", f"workdir={tmp_path}"]) == 2
     assert "model.zdim" in capsys.readouterr().err
