@@ -34,10 +34,13 @@ def _hits(sweep: dict, label_prefix: str, k: float) -> list[tuple[str, float, in
     return out
 
 
-def _study_param(root: str, study: str, key: str):
-    """A parameter of a finished study (from its results.json), or None when the study has not run."""
+def _study_model(root: str, study: str) -> str | None:
+    """The plain AE a finished single-model study ran (its `name=` override, else its preset), or None."""
     done = _load(os.path.join(root, study, "results.json"))
-    return done["params"][key] if done else None
+    if not done:
+        return None
+    names = [o.split("=", 1)[1] for o in done["overrides"] if o.startswith("name=")]
+    return names[-1] if names else done["params"]["ae"]
 
 
 def _verdict(measured: bool, holds: bool) -> str:
@@ -164,7 +167,7 @@ def main(argv=None) -> int:
     for n, summary in analyses.items():
         if summary:
             summary["_dir"] = os.path.join(analysis_root, n)
-    study1_ae = _study_param(root, "random_points", "ae")
+    study1_ae = _study_model(root, "random_points")
     sweeps = {f"study 1 ({study1_ae})": _load(os.path.join(root, "random_points", "sampling", "sweep.json"))}
     for number, study in ((2, "component_distributions"), (4, "ae_vs_vae")):
         for n in names:
@@ -174,7 +177,7 @@ def main(argv=None) -> int:
         path = os.path.join(root, "runs", name, "metrics.jsonl")
         if os.path.isfile(path):
             training[name] = json.loads(open(path).read().strip().splitlines()[-1])
-    filaments_ae = _study_param(root, "filaments", "ae")
+    filaments_ae = _study_model(root, "filaments")
     dimension_rows = _read_csv(os.path.join(root, "filaments", "intrinsic_dimension.csv"))
     filaments = {"rows": dimension_rows, "figures": [os.path.join(root, "filaments", "intrinsic_dimension.png")] + [
         os.path.join(analysis_root, str(filaments_ae), f) for f in (
