@@ -56,3 +56,14 @@ def test_quick_demo_writes_one_self_contained_page(tmp_path):
     for heading in ("AE vs tiny-KL VAE", "faces: z-point distribution", "faces_vae_tiny_kl: generators",
                     "Intrinsic dimension", "Timings"):
         assert heading in html
+
+
+def test_results_page_names_a_study_model_by_its_name_override(tmp_path):
+    folder = tmp_path / "random_points"
+    folder.mkdir()
+    done = {"overrides": ["workdir=runs", "name=case1_e10"], "params": {"ae": "case1"}}
+    (folder / "results.json").write_text(json.dumps(done))
+    assert results_md._study_model(str(tmp_path), "random_points") == "case1_e10"
+    (folder / "results.json").write_text(json.dumps({**done, "overrides": ["workdir=runs"]}))
+    assert results_md._study_model(str(tmp_path), "random_points") == "case1"
+    assert results_md._study_model(str(tmp_path), "filaments") is None
