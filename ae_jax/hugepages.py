@@ -24,10 +24,11 @@ def hugepage_env(env: dict[str, str], on: bool = True) -> dict[str, str]:
 
 
 def _glibc_supports_hugetlb() -> bool:
-    name, _, version = (os.confstr("CS_GNU_LIBC_VERSION") or "").partition(" ") if hasattr(os, "confstr") else ("", "", "")
+    """glibc >= 2.35, the first with the glibc.malloc.hugetlb tunable (False on other C libraries)."""
     try:
+        name, version = os.confstr("CS_GNU_LIBC_VERSION").split(" ", 1)
         return name == "glibc" and tuple(int(p) for p in version.split(".")[:2]) >= (2, 35)
-    except ValueError:
+    except (AttributeError, ValueError, OSError):  # no confstr, an unknown name, or no glibc version string
         return False
 
 

@@ -92,9 +92,11 @@ def uniform_hits_claim(sweep: dict, name: str) -> tuple[str, list[str], list[str
     near = [h for h in _hits(sweep, "uniform", 2.0) if float(h[0].split("=")[1].rstrip(")")) <= 1.5]
     only_uniform = all(r["sampler"] == "uniform" for r in sweep["results"])  # study 1: its grid shows the bounds
     holds = all(f == 0 for _, f, _, _ in far) and all(f > 1e-3 for _, f, _, _ in near) and far and near
-    fmt = lambda rows, k: "; ".join(f"{l} k={k}: MC fraction {f:.3g} of {n} points, analytic 10^{a:.1f}"
-                                    if a is not None and math.isfinite(a) else f"{l} k={k}: MC fraction {f:.3g} of {n} points"
-                                    for l, f, n, a in rows)
+
+    def fmt(rows, k):
+        analytic = lambda a: f", analytic 10^{a:.1f}" if a is not None and math.isfinite(a) else ""
+        return "; ".join(f"{l} k={k}: MC fraction {f:.3g} of {n} points{analytic(a)}" for l, f, n, a in rows)
+
     return (_verdict(bool(far and near), bool(holds)), [f"- {name}: {fmt(far, 3)}.", f"- {name}: {fmt(near, 2)}."],
             _sweep_figures(sweep, "hits_vs_bound", *["decoded_grid"] * only_uniform))
 
@@ -104,7 +106,8 @@ def radius_law_claim(sweep: dict, name: str) -> tuple[str, list[str], list[str]]
     rows = [r for r in sweep["results"] if r["sampler"] == "uniform"]
     errs = [abs(r["radius"]["mean"] - r["radius"]["analytic_mean"]) / r["radius"]["analytic_mean"] for r in rows]
     lines = [f"- {name}: " + "; ".join(f"{r['label']}: MC {r['radius']['mean']:.2f} +- {r['radius']['std']:.2f}, "
-                                       f"analytic {r['radius']['analytic_mean']:.2f} +- {r['radius']['analytic_std']:.2f}"
+                                       f"analytic {r['radius']['analytic_mean']:.2f} +- "
+                                       f"{r['radius']['analytic_std']:.2f}"
                                        for r in rows)
              + f"; data radius mean {rows[0]['data_radius']['mean']:.2f}." if rows else f"- {name}: no uniform rows."]
     return _verdict(bool(rows), bool(rows) and max(errs) < 0.02), lines, _sweep_figures(sweep, "radius")
