@@ -19,7 +19,7 @@ from ae_jax import analysis_plots as plots
 from ae_jax import stats
 
 BIN_WIDTH, LO, HI = 0.25, -12.0, 12.0  # component histograms
-RADIUS_BIN_WIDTHS = (0.5, 0.05)
+RADIUS_BIN_WIDTHS = (0.5, stats.RADIUS_PEAK_BIN_WIDTH)
 PCA_ZOOM_HALF_SIDES = (10.0, 2.5, 1.0, 0.5, 0.25)
 PCA_AXIS_PAIRS = ((1, 18), (8, 35))  # 1-based principal axes, as the figures are named
 TSNE_SETTINGS = {"perplexity": 10.0, "early_exaggeration": 16.0}  # the study's settings
@@ -121,13 +121,14 @@ def _measure(z: jax.Array, dominant_mu: float, dominant_half_width: float, nn_ro
     r = stats.radii(z)
     mean, cov = stats.covariance(z)
     nn = np.asarray(stats.nearest_neighbour_distances(z, 1, queries=nn_rows, progress=True))
+    radius_hists = {w: stats.radius_histogram(r, w) for w in RADIUS_BIN_WIDTHS}
     return jax.device_get({
         **{("mu" if k == "mean" else k): v for k, v in components.items()},
         "dominant": dominant,
         "top": dominant if len(dominant) >= 2 else ranked[:2],  # the best two stand in when fewer are dominant
         "radii": r,
-        "radius_hists": {w: stats.radius_histogram(r, w) for w in RADIUS_BIN_WIDTHS},
-        "radius": stats.radius_stats(r),
+        "radius_hists": radius_hists,
+        "radius": stats.radius_stats(r, radius_hists[stats.RADIUS_PEAK_BIN_WIDTH]),
         "correlation": stats.correlation(cov),
         "pca": stats.pca_from_covariance(mean, cov),
         "nn_rows": nn_rows,

@@ -26,13 +26,13 @@ def _encode(args) -> int:
 def _z_points(args):
     """The z-points an analysis works on: a .npy file, or the run's encoded training split (encoding it once)."""
     from ae_jax.analyze import load_z
-    from ae_jax.encode import encode_run
+    from ae_jax.encode import encode_run, z_path
 
     if args.z:
         return load_z(args.z)
     if not args.run:
         raise ValueError("give a run folder or --z FILE.npy")
-    path = os.path.join(args.run, "z_train.npy")
+    path = z_path(args.run)
     if not os.path.exists(path):
         encode_run(args.run, "train")
     return load_z(path)

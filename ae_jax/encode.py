@@ -19,6 +19,11 @@ from ae_jax import data, sharding
 SPLITS = ("train", "valid", "test")
 
 
+def z_path(run_dir: str, split: str = "train") -> str:
+    """Where `encode_run` writes a run's z-points of one split."""
+    return os.path.join(run_dir, f"z_{split}.npy")
+
+
 def make_encode_fn(model, params, mesh) -> Callable:
     """Jitted uint8 batch -> z-points (posterior means for a VAE), batch sharded over the mesh."""
     batch_sharding = sharding.batch_sharding(mesh)
@@ -64,7 +69,7 @@ def encode_run(run_dir: str, split: str = "train", out: str | None = None, batch
     for name in SPLITS if split == "all" else (split,):
         ds = data.load_split(config.data, name, config.seed)
         log(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
-        path = out if (out and split != "all") else os.path.join(run_dir, f"z_{name}.npy")
+        path = out if (out and split != "all") else z_path(run_dir, name)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         encode_images(encode_fn, ds.images, path, config.model.z_dim, batch_size, mesh, desc=f"encode {name}")
         side = os.path.splitext(path)[0]

@@ -148,25 +148,21 @@ def conv_transpose_taps(size: int, kernel_size: int, stride: int, padding: str) 
     return AxisTaps(image=out, grid=size, stride=stride, offsets=tuple(low - t for t in range(kernel_size)))
 
 
-def _gather_matmul(x: jnp.ndarray, kernel: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
-    """A strided convolution as im2col then one matmul.
-
-    The kernel enters as an (out, in) matrix made by a 4-d transpose: its gradient is then a matmul XLA:CPU
-    hands to YNNPACK (an (in, out) matrix gets a 2-d transpose folded into an Eigen dot 2x slower).
-    """
-    k, c, f = kernel.shape[0], kernel.shape[2], kernel.shape[3]
-    weights = kernel.transpose(3, 0, 1, 2).reshape(f, k * k * c)  # [out, (tap row, tap col, in)]
-    return lax.dot_general(gather_taps(x, rows, cols), weights, (((3,), (1,)), ((), ())))
-
-
 def matmul_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: str, transpose: bool) -> jnp.ndarray:
-    """Equals lax.conv_general_dilated (transpose False) or lax.conv_transpose (True); NHWC x, HWIO kernel."""
+    """Equals lax.conv_general_dilated (transpose False) or lax.conv_transpose (True); NHWC x, HWIO kernel.
+
+    A convolution is im2col then one matmul, a transposed one a matmul then col2im. Each kernel enters its
+    matmul as a matrix made by a 4-d transpose, with its output channels first: its gradient is then a matmul
+    XLA:CPU hands to YNNPACK (an (in, out) matrix gets a 2-d transpose folded into an Eigen dot 2x slower).
+    """
     _, h, w, c = x.shape
     k, f = kernel.shape[0], kernel.shape[-1]
     if not transpose:
-        return _gather_matmul(x, kernel, conv_taps(h, k, stride, padding), conv_taps(w, k, stride, padding))
+        rows, cols = conv_taps(h, k, stride, padding), conv_taps(w, k, stride, padding)
+        weights = kernel.transpose(3, 0, 1, 2).reshape(f, k * k * c)  # [out, (tap row, tap col, in)]
+        return lax.dot_general(gather_taps(x, rows, cols), weights, (((3,), (1,)), ((), ())))
     rows, cols = conv_transpose_taps(h, k, stride, padding), conv_transpose_taps(w, k, stride, padding)
-    weights = kernel.transpose(0, 1, 3, 2).reshape(k * k * f, c)  # [(tap row, tap col, out), in]: see above
+    weights = kernel.transpose(0, 1, 3, 2).reshape(k * k * f, c)  # [(tap row, tap col, out), in]
     return overlap_add(lax.dot_general(x, weights, (((3,), (1,)), ((), ()))), rows, cols)
 
 

@@ -32,9 +32,9 @@ def ensure_trained(config: Config, log=print) -> dict:
 
 def ensure_encoded(config: Config, split: str = "train", log=print) -> np.ndarray:
     """The run's z-points of a split (memory-mapped), encoding them if missing or older than the checkpoint."""
-    from ae_jax.encode import encode_run
+    from ae_jax.encode import encode_run, z_path
 
-    path = os.path.join(config.run_dir, f"z_{split}.npy")
+    path = z_path(config.run_dir, split)
     ckpt = os.path.join(config.run_dir, "ckpt")
     if not os.path.isfile(path) or os.path.getmtime(path) < os.path.getmtime(ckpt):
         encode_run(config.run_dir, split, log=log)
@@ -78,12 +78,13 @@ def study_model(config: Config, out_dir: str, size: StudySize, specs: Sequence[t
                 judge_dir: str | None = None, analysis_dir: str | None = None, log=print) -> dict:
     """Train, encode the training split, analyze its z-points (into analysis_dir, default out_dir/analysis,
     where another study may already have done it) and run the sampler sweep, into out_dir."""
+    from ae_jax.encode import z_path
     from ae_jax.sample import run_sampling
 
     train_metrics = ensure_trained(config, log)
     z = ensure_encoded(config, "train", log)
     analysis_dir = analysis_dir or os.path.join(out_dir, "analysis")
-    summary = ensure_analyzed(config, os.path.join(config.run_dir, "z_train.npy"), analysis_dir, size, log)
+    summary = ensure_analyzed(config, z_path(config.run_dir), analysis_dir, size, log)
     sampling = run_sampling(z, os.path.join(out_dir, "sampling"), run_dir=config.run_dir, sweep=True, specs=specs,
                             n=size.sample_n, seed=config.seed, judge_dir=judge_dir, log=log)
     return {"name": config.name, "run_dir": config.run_dir, "out_dir": out_dir, "analysis_dir": analysis_dir,

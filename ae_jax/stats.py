@@ -286,9 +286,10 @@ def radius_histogram(r, bin_width: float, lo: float = 0.0, hi: float | None = No
     return counts, histogram_edges(bin_width, lo, hi)
 
 
-def radius_stats(r) -> dict:
-    """Peak (centre of the fullest bin of the 0.05-wide histogram), mean and std of the radii."""
-    counts, edges = radius_histogram(r, RADIUS_PEAK_BIN_WIDTH)
+def radius_stats(r, histogram: tuple | None = None) -> dict:
+    """Peak (centre of the fullest bin of the 0.05-wide histogram; pass it as (counts, edges) if already
+    made), mean and std of the radii."""
+    counts, edges = histogram if histogram is not None else radius_histogram(r, RADIUS_PEAK_BIN_WIDTH)
     return _peak_mean_std(counts, edges, r)
 
 

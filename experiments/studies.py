@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from ae_jax import config as config_lib, data, hits, intrinsic, pipeline, report, samplers, stats
+from ae_jax import config as config_lib, data, encode, hits, intrinsic, pipeline, report, samplers, stats
 from ae_jax.demo import intrinsic_dimension_figure
 from ae_jax.faces import FACE_FACTORS
 from ae_jax.runtime import make_key
@@ -91,14 +91,14 @@ def filaments(params: dict, out: str, overrides: list[str]):
     config = _config(params["ae"], params, overrides)
     pipeline.ensure_trained(config)
     z = pipeline.ensure_encoded(config)
-    z_path = os.path.join(config.run_dir, "z_train.npy")
+    # The analysis the other studies share (same size) is reused; other t-SNE point counts get their own.
     shared = os.path.join(os.path.dirname(out), "analysis", config.name)
+    shared_size = dataclasses.replace(params["size"], tsne_points=min(params["size"].tsne_points, len(z)))
     parts = []
     for n in sorted({min(n, len(z)) for n in params["tsne_points"]}):
         size = dataclasses.replace(params["size"], tsne=True, tsne_points=n, tsne_pca=params["tsne_pca"])
-        shared_size = dataclasses.replace(params["size"], tsne_points=min(params["size"].tsne_points, len(z)))
         folder = shared if size == shared_size else os.path.join(out, f"analysis_tsne{n}")
-        summary = pipeline.ensure_analyzed(config, z_path, folder, size)
+        summary = pipeline.ensure_analyzed(config, encode.z_path(config.run_dir), folder, size)
         figures = [f for f in summary["figures"] if f.startswith(("tsne", "pca_1_2_zoom", "radius", "original_axes"))]
         parts += [report.paragraph(f"t-SNE on {n} points; radius peak {summary['radius']['peak']:.3f}")]
         parts += [report.figure(os.path.join(folder, f), f"{f} ({n} points)") for f in figures]
