@@ -1,8 +1,9 @@
 """Figures of the latent-space analysis: each function takes host arrays and a PNG path, returns the path."""
+
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -21,8 +22,14 @@ def _save(fig, path: str) -> str:
     return path
 
 
-def component_histograms(counts: np.ndarray, edges: np.ndarray, path: str, components: Sequence[int] | None = None,
-                         title: str = "", legend: bool = False) -> str:
+def component_histograms(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    path: str,
+    components: Sequence[int] | None = None,
+    title: str = "",
+    legend: bool = False,
+) -> str:
     """Density of the chosen components (all by default) overlaid as step lines over the bin edges."""
     counts, edges = np.asarray(counts, np.float64), np.asarray(edges, np.float64)
     components = range(counts.shape[1]) if components is None else list(components)
@@ -30,8 +37,13 @@ def component_histograms(counts: np.ndarray, edges: np.ndarray, path: str, compo
     many = len(components) > 12
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for j in components:
-        ax.stairs(density[:, j], edges, lw=0.6 if many else 1.4, alpha=0.35 if many else 0.9,
-                  label=None if many else f"z[{j}]")
+        ax.stairs(
+            density[:, j],
+            edges,
+            lw=0.6 if many else 1.4,
+            alpha=0.35 if many else 0.9,
+            label=None if many else f"z[{j}]",
+        )
     ax.set_xlabel("component value")
     ax.set_ylabel("density")
     ax.set_title(title or f"distribution of {len(components)} latent components")
@@ -40,8 +52,15 @@ def component_histograms(counts: np.ndarray, edges: np.ndarray, path: str, compo
     return _save(fig, path)
 
 
-def histogram(counts: np.ndarray, edges: np.ndarray, path: str, xlabel: str, title: str,
-              marker: float | None = None, marker_label: str = "") -> str:
+def histogram(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    path: str,
+    xlabel: str,
+    title: str,
+    marker: float | None = None,
+    marker_label: str = "",
+) -> str:
     """One histogram as bars over its edges, optionally with a vertical line at `marker`."""
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.stairs(np.asarray(counts), np.asarray(edges), fill=True, alpha=0.75)
@@ -65,9 +84,17 @@ def heatmap(matrix: np.ndarray, path: str, title: str, label: str = "correlation
     return _save(fig, path)
 
 
-def scatter(points: np.ndarray, path: str, xlabel: str, ylabel: str, title: str, marker_size: float | None = None,
-            limits: tuple[float, float, float, float] | None = None, colour: np.ndarray | None = None,
-            colour_label: str = "") -> str:
+def scatter(
+    points: np.ndarray,
+    path: str,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    marker_size: float | None = None,
+    limits: tuple[float, float, float, float] | None = None,
+    colour: np.ndarray | None = None,
+    colour_label: str = "",
+) -> str:
     """2-D points with small markers (filaments and voids stay visible), optionally coloured by a value per
     point; marker_size None: smaller the more points; limits: (x0, x1, y0, y1)."""
     points = np.asarray(points)

@@ -3,12 +3,13 @@ summary.json and dominant_components.csv in one output folder.
 
     summary = analyze(load_z("run/z_train.npy"), "run/analysis")
 """
+
 from __future__ import annotations
 
 import csv
 import json
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -63,10 +64,20 @@ def _most_correlated_pair(corr: np.ndarray, candidates: np.ndarray) -> tuple[int
     return int(candidates[a]), int(candidates[b])
 
 
-def analyze(z, out_dir: str, *, ids: Sequence | None = None, tsne_points: int | None = 20000,
-            tsne_pca: Sequence[int | None] = (None, 2, 4, 10), tsne: bool = True, seed: int = 0,
-            dominant_mu: float = 0.25, dominant_half_width: float = 1.5, nn_points: int | None = 20000,
-            tsne_kw: dict | None = None) -> dict:
+def analyze(
+    z,
+    out_dir: str,
+    *,
+    ids: Sequence | None = None,
+    tsne_points: int | None = 20000,
+    tsne_pca: Sequence[int | None] = (None, 2, 4, 10),
+    tsne: bool = True,
+    seed: int = 0,
+    dominant_mu: float = 0.25,
+    dominant_half_width: float = 1.5,
+    nn_points: int | None = 20000,
+    tsne_kw: dict | None = None,
+) -> dict:
     """Measure the distribution of z-points (N, D); write figures, summary.json and dominant_components.csv
     to out_dir and return the summary.
 
@@ -100,8 +111,11 @@ def analyze(z, out_dir: str, *, ids: Sequence | None = None, tsne_points: int | 
         np.savez(os.path.join(out_dir, "tsne_embeddings.npz"), rows=tsne_rows, **named, **embeddings)
 
     summary = _summary(m, z, ids, dominant_mu, dominant_half_width)
-    summary.update(tsne={"points": len(tsne_rows), **TSNE_SETTINGS, "embeddings": sorted(embeddings)},
-                   figures=[name for name, _ in figures], skipped=skipped)
+    summary.update(
+        tsne={"points": len(tsne_rows), **TSNE_SETTINGS, "embeddings": sorted(embeddings)},
+        figures=[name for name, _ in figures],
+        skipped=skipped,
+    )
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     with open(os.path.join(out_dir, "dominant_components.csv"), "w", newline="") as f:
@@ -116,25 +130,28 @@ def _measure(z: jax.Array, dominant_mu: float, dominant_half_width: float, nn_ro
     components = stats.component_summary(z, BIN_WIDTH, LO, HI)
     mu, hw = components["mean"], components["half_width"]
     dominant = stats.dominant_components(mu, hw, dominant_mu, dominant_half_width)
-    ranked = np.argsort(-np.asarray(stats.component_importance(mu, hw, dominant_mu, dominant_half_width)),
-                        kind="stable")
+    ranked = np.argsort(
+        -np.asarray(stats.component_importance(mu, hw, dominant_mu, dominant_half_width)), kind="stable"
+    )
     r = stats.radii(z)
     mean, cov = stats.covariance(z)
     nn = np.asarray(stats.nearest_neighbour_distances(z, 1, queries=nn_rows, progress=True))
     radius_hists = {w: stats.radius_histogram(r, w) for w in RADIUS_BIN_WIDTHS}
-    return jax.device_get({
-        **{("mu" if k == "mean" else k): v for k, v in components.items()},
-        "dominant": dominant,
-        "top": dominant if len(dominant) >= 2 else ranked[:2],  # the best two stand in when fewer are dominant
-        "radii": r,
-        "radius_hists": radius_hists,
-        "radius": stats.radius_stats(r, radius_hists[stats.RADIUS_PEAK_BIN_WIDTH]),
-        "correlation": stats.correlation(cov),
-        "pca": stats.pca_from_covariance(mean, cov),
-        "nn_rows": nn_rows,
-        "nn": nn,
-        "nn_hist": stats.radius_histogram(nn, float(nn.max()) / 100 or 1.0),
-    })
+    return jax.device_get(
+        {
+            **{("mu" if k == "mean" else k): v for k, v in components.items()},
+            "dominant": dominant,
+            "top": dominant if len(dominant) >= 2 else ranked[:2],  # the best two stand in when fewer are dominant
+            "radii": r,
+            "radius_hists": radius_hists,
+            "radius": stats.radius_stats(r, radius_hists[stats.RADIUS_PEAK_BIN_WIDTH]),
+            "correlation": stats.correlation(cov),
+            "pca": stats.pca_from_covariance(mean, cov),
+            "nn_rows": nn_rows,
+            "nn": nn,
+            "nn_hist": stats.radius_histogram(nn, float(nn.max()) / 100 or 1.0),
+        }
+    )
 
 
 def _figures(z: jax.Array, m: dict) -> tuple[list[tuple[str, Callable[[str], str]]], list[str]]:
@@ -146,38 +163,90 @@ def _figures(z: jax.Array, m: dict) -> tuple[list[tuple[str, Callable[[str], str
     axes = (int(top[0]), int(top[1]))
     plane = np.asarray(stats.project(z, (0, 1), pca))
     figures = [
-        ("components_all.png", lambda p: plots.component_histograms(
-            counts, edges, p, title=f"all {d} latent components ({n:,} z-points)")),
-        ("components_dominant.png", lambda p: plots.component_histograms(
-            counts, edges, p, components=top[:N_SHOWN_DOMINANT], legend=True,
-            title=f"{min(len(top), N_SHOWN_DOMINANT)} most dominant of {len(m['dominant'])} dominant components")),
-        *[(f"radius_hist_{w:g}.png", lambda p, w=w: plots.histogram(
-            *m["radius_hists"][w], p, "radius |z|", f"radius of z-points, bins of {w:g}", marker=peak,
-            marker_label=f"peak {peak:.2f} (bins of {stats.RADIUS_PEAK_BIN_WIDTH:g})")) for w in RADIUS_BIN_WIDTHS],
+        (
+            "components_all.png",
+            lambda p: plots.component_histograms(counts, edges, p, title=f"all {d} latent components ({n:,} z-points)"),
+        ),
+        (
+            "components_dominant.png",
+            lambda p: plots.component_histograms(
+                counts,
+                edges,
+                p,
+                components=top[:N_SHOWN_DOMINANT],
+                legend=True,
+                title=f"{min(len(top), N_SHOWN_DOMINANT)} most dominant of {len(m['dominant'])} dominant components",
+            ),
+        ),
+        *[
+            (
+                f"radius_hist_{w:g}.png",
+                lambda p, w=w: plots.histogram(
+                    *m["radius_hists"][w],
+                    p,
+                    "radius |z|",
+                    f"radius of z-points, bins of {w:g}",
+                    marker=peak,
+                    marker_label=f"peak {peak:.2f} (bins of {stats.RADIUS_PEAK_BIN_WIDTH:g})",
+                ),
+            )
+            for w in RADIUS_BIN_WIDTHS
+        ],
         ("correlation.png", lambda p: plots.heatmap(corr, p, f"correlation of the {d} latent components")),
-        ("dominant_pair_scatter.png", lambda p: plots.scatter(
-            np.asarray(stats.project(z, pair)), p, f"z[{pair[0]}]", f"z[{pair[1]}]",
-            f"dominant components {pair[0]} and {pair[1]} (correlation {corr[pair]:+.2f})")),
+        (
+            "dominant_pair_scatter.png",
+            lambda p: plots.scatter(
+                np.asarray(stats.project(z, pair)),
+                p,
+                f"z[{pair[0]}]",
+                f"z[{pair[1]}]",
+                f"dominant components {pair[0]} and {pair[1]} (correlation {corr[pair]:+.2f})",
+            ),
+        ),
         ("pca_explained_variance.png", lambda p: plots.explained_variance(pca.explained_variance_ratio, p)),
         *[(f"pca_1_2_zoom_{h:g}.png", lambda p, h=h: _pca_zoom(plane, h, p)) for h in PCA_ZOOM_HALF_SIDES],
     ]
     pairs, skipped = _axis_pairs_within(d)
-    figures += [(f"pca_{a}_{b}.png", lambda p, a=a, b=b: plots.scatter(
-        np.asarray(stats.project(z, (a - 1, b - 1), pca)), p, f"PC {a}", f"PC {b}", f"principal axes {a} and {b}"))
-        for a, b in pairs]
     figures += [
-        ("original_axes_dominant.png", lambda p: plots.scatter(
-            np.asarray(stats.project(z, axes)), p, f"z[{axes[0]}]", f"z[{axes[1]}]",
-            f"plane of the two most dominant original axes, {axes[0]} and {axes[1]}")),
-        ("nn_distance_hist.png", lambda p: plots.histogram(
-            *m["nn_hist"], p, "distance to the nearest other z-point",
-            f"nearest-neighbour distances of {len(m['nn_rows']):,} z-points (against all {n:,})")),
+        (
+            f"pca_{a}_{b}.png",
+            lambda p, a=a, b=b: plots.scatter(
+                np.asarray(stats.project(z, (a - 1, b - 1), pca)),
+                p,
+                f"PC {a}",
+                f"PC {b}",
+                f"principal axes {a} and {b}",
+            ),
+        )
+        for a, b in pairs
+    ]
+    figures += [
+        (
+            "original_axes_dominant.png",
+            lambda p: plots.scatter(
+                np.asarray(stats.project(z, axes)),
+                p,
+                f"z[{axes[0]}]",
+                f"z[{axes[1]}]",
+                f"plane of the two most dominant original axes, {axes[0]} and {axes[1]}",
+            ),
+        ),
+        (
+            "nn_distance_hist.png",
+            lambda p: plots.histogram(
+                *m["nn_hist"],
+                p,
+                "distance to the nearest other z-point",
+                f"nearest-neighbour distances of {len(m['nn_rows']):,} z-points (against all {n:,})",
+            ),
+        ),
     ]
     return figures, skipped
 
 
-def _tsne_figures(z_rows: jax.Array, radii: np.ndarray, tsne_pca: Sequence[int | None], seed: int, tsne_kw: dict,
-                  embeddings: dict) -> tuple[list[tuple[str, Callable[[str], str]]], list[str]]:
+def _tsne_figures(
+    z_rows: jax.Array, radii: np.ndarray, tsne_pca: Sequence[int | None], seed: int, tsne_kw: dict, embeddings: dict
+) -> tuple[list[tuple[str, Callable[[str], str]]], list[str]]:
     """(file name, draw(path)) for each t-SNE figure (drawing also stores the embedding in `embeddings`),
     and a message for each one that cannot be made."""
     figures, skipped = [], []
@@ -185,13 +254,19 @@ def _tsne_figures(z_rows: jax.Array, radii: np.ndarray, tsne_pca: Sequence[int |
     for k in tsne_pca:
         name = "tsne_raw" if k is None else f"tsne_pca{k}"
         if len(z_rows) < needed:
-            skipped.append(f"{name}.png: t-SNE at perplexity {TSNE_SETTINGS['perplexity']:g} needs {needed} points, "
-                           f"got {len(z_rows)}")
+            skipped.append(
+                f"{name}.png: t-SNE at perplexity {TSNE_SETTINGS['perplexity']:g} needs {needed} points, "
+                f"got {len(z_rows)}"
+            )
         elif k is not None and not 1 <= k <= z_rows.shape[1]:
             skipped.append(f"{name}.png: {k} principal components asked for, z_dim is {z_rows.shape[1]}")
         else:
-            figures.append((f"{name}.png", lambda p, k=k, name=name: _tsne_figure(
-                z_rows, k, radii, seed, tsne_kw, embeddings, name, p)))
+            figures.append(
+                (
+                    f"{name}.png",
+                    lambda p, k=k, name=name: _tsne_figure(z_rows, k, radii, seed, tsne_kw, embeddings, name, p),
+                )
+            )
     return figures, skipped
 
 
@@ -199,7 +274,10 @@ def _summary(m: dict, z: jax.Array, ids, dominant_mu: float, dominant_half_width
     """The JSON-ready summary of the measurements."""
     n, d = z.shape
     r, nn = m["radii"], m["nn"]
-    floats = lambda values: [float(v) for v in values]
+
+    def floats(values):
+        return [float(v) for v in values]
+
     return {
         "n_points": int(n),
         "z_dim": int(d),
@@ -213,35 +291,57 @@ def _summary(m: dict, z: jax.Array, ids, dominant_mu: float, dominant_half_width
         "dominant_components": [int(i) for i in m["dominant"]],
         "counts": stats.summary_counts(m["mu"], m["half_width"], z),
         "radius": {k: float(v) for k, v in m["radius"].items()},
-        "radius_outliers": [{"row": int(i), "id": _id_of(ids, int(i)), "radius": float(r[i])}
-                            for i in np.argsort(-r, kind="stable")[:N_RADIUS_OUTLIERS]],
+        "radius_outliers": [
+            {"row": int(i), "id": _id_of(ids, int(i)), "radius": float(r[i])}
+            for i in np.argsort(-r, kind="stable")[:N_RADIUS_OUTLIERS]
+        ],
         "pca_explained_variance_ratio": floats(m["pca"].explained_variance_ratio),
-        "nearest_neighbour": {"points": len(nn), "mean": float(nn.mean()), "median": float(np.median(nn)),
-                              "min": float(nn.min()), "max": float(nn.max())},
+        "nearest_neighbour": {
+            "points": len(nn),
+            "mean": float(nn.mean()),
+            "median": float(np.median(nn)),
+            "min": float(nn.min()),
+            "max": float(nn.max()),
+        },
     }
 
 
 def _axis_pairs_within(d: int) -> tuple[list[tuple[int, int]], list[str]]:
     """The PCA_AXIS_PAIRS that exist in d dimensions, and a message for each one that does not."""
     pairs = [(a, b) for a, b in PCA_AXIS_PAIRS if max(a, b) <= d]
-    return pairs, [f"pca_{a}_{b}.png: principal axis {max(a, b)} is beyond z_dim {d}"
-                   for a, b in PCA_AXIS_PAIRS if (a, b) not in pairs]
+    return pairs, [
+        f"pca_{a}_{b}.png: principal axis {max(a, b)} is beyond z_dim {d}"
+        for a, b in PCA_AXIS_PAIRS
+        if (a, b) not in pairs
+    ]
 
 
 def _pca_zoom(plane: np.ndarray, half_side: float, path: str) -> str:
     """The PCA 1-2 plane inside a square window around the origin."""
     inside = np.asarray(stats.window(plane, half_side))
-    return plots.scatter(plane[inside], path, "PC 1", "PC 2",
-                         f"PCA plane 1-2, window of half-side {half_side:g} "
-                         f"({inside.sum():,} of {len(plane):,} points)",
-                         limits=(-half_side, half_side, -half_side, half_side))
+    return plots.scatter(
+        plane[inside],
+        path,
+        "PC 1",
+        "PC 2",
+        f"PCA plane 1-2, window of half-side {half_side:g} ({inside.sum():,} of {len(plane):,} points)",
+        limits=(-half_side, half_side, -half_side, half_side),
+    )
 
 
-def _tsne_figure(z_rows, n_pca: int | None, colour: np.ndarray, seed: int, tsne_kw: dict, embeddings: dict,
-                 name: str, path: str) -> str:
+def _tsne_figure(
+    z_rows, n_pca: int | None, colour: np.ndarray, seed: int, tsne_kw: dict, embeddings: dict, name: str, path: str
+) -> str:
     """Embed the rows with t-SNE (raw or on n_pca principal components), keep the embedding, draw it."""
     embedding = stats.tsne(z_rows, n_pca, seed=seed, **TSNE_SETTINGS, **tsne_kw)
     embeddings[name] = embedding
     source = "raw z" if n_pca is None else f"{n_pca} principal components"
-    return plots.scatter(embedding, path, "t-SNE 1", "t-SNE 2", f"t-SNE of {len(embedding):,} z-points ({source})",
-                         colour=colour, colour_label="radius |z|")
+    return plots.scatter(
+        embedding,
+        path,
+        "t-SNE 1",
+        "t-SNE 2",
+        f"t-SNE of {len(embedding):,} z-points ({source})",
+        colour=colour,
+        colour_label="radius |z|",
+    )

@@ -1,4 +1,5 @@
 """Atomic, resumable checkpoints with orbax: keep the last K, fall back past a corrupt latest one."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,8 @@ class CheckpointStore:
 
     def __init__(self, directory: str, keep: int = 3):
         self.manager = ocp.CheckpointManager(
-            os.path.abspath(directory), options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+            os.path.abspath(directory), options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        )
 
     def save(self, step: int, state: Any) -> None:
         if step not in self.manager.all_steps():
@@ -27,8 +29,10 @@ class CheckpointStore:
             try:
                 return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state)), step
             except Exception as e:  # orbax raises many types for a damaged folder
-                log(f"checkpoint at step {step} in {self.manager.directory} is unreadable "
-                    f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); trying the previous one")
+                log(
+                    f"checkpoint at step {step} in {self.manager.directory} is unreadable "
+                    f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); trying the previous one"
+                )
         return None
 
     def wait(self) -> None:

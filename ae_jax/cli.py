@@ -1,4 +1,5 @@
 """`ae-jax`: train, encode, analyze, sample, judge and demo from the command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -42,16 +43,27 @@ def _analyze(args) -> int:
     from ae_jax.analyze import analyze
 
     summary = analyze(_z_points(args), args.out, tsne=not args.no_tsne, tsne_points=args.tsne_points)
-    print(f"{len(summary['dominant_components'])} dominant components; radius peak {summary['radius']['peak']:.3f}; "
-          f"figures and summary.json in {args.out}")
+    print(
+        f"{len(summary['dominant_components'])} dominant components; radius peak {summary['radius']['peak']:.3f}; "
+        f"figures and summary.json in {args.out}"
+    )
     return 0
 
 
 def _sample(args) -> int:
     from ae_jax.sample import run_sampling
 
-    run_sampling(_z_points(args), args.out, sampler=args.sampler, params=args.param, n=args.n, seed=args.seed,
-                 run_dir=args.run, sweep=args.sweep, judge_dir=args.judge)
+    run_sampling(
+        _z_points(args),
+        args.out,
+        sampler=args.sampler,
+        params=args.param,
+        n=args.n,
+        seed=args.seed,
+        run_dir=args.run,
+        sweep=args.sweep,
+        judge_dir=args.judge,
+    )
     return 0
 
 
@@ -88,8 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.set_defaults(func=_encode)
 
-    for name, func, help_text in (("analyze", _analyze, "measure the z-point distribution and draw the figures"),
-                                  ("sample", _sample, "generate z-points, measure hits and radii, decode grids")):
+    for name, func, help_text in (
+        ("analyze", _analyze, "measure the z-point distribution and draw the figures"),
+        ("sample", _sample, "generate z-points, measure hits and radii, decode grids"),
+    ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("run", nargs="?", help="run folder (its training split is encoded if needed)")
         p.add_argument("--z", help="z-points .npy instead of a run folder")

@@ -3,6 +3,7 @@
 A config is refused before any work starts: unknown keys, wrong types and bad values raise
 `ConfigError` naming the key and what is allowed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +11,8 @@ import json
 import math
 import os
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 DATASET_CHANNELS = {"faces": 3, "celeba": 3, "images": 3, "mnist": 1, "fashion_mnist": 1, "cifar10": 3}
 CHOICES = {
@@ -103,21 +105,41 @@ def _arch(enc_filters, enc_kernels, dec_filters, dec_kernels, strides=2, **model
     if isinstance(strides, int):
         strides = ((strides,) * n_enc, (strides,) * n_dec)
     return ModelConfig(
-        encoder_conv_filters=tuple(enc_filters), encoder_conv_kernel_size=tuple(enc_kernels),
-        encoder_conv_strides=tuple(strides[0]), decoder_conv_t_filters=tuple(dec_filters),
-        decoder_conv_t_kernel_size=tuple(dec_kernels), decoder_conv_t_strides=tuple(strides[1]), **model)
+        encoder_conv_filters=tuple(enc_filters),
+        encoder_conv_kernel_size=tuple(enc_kernels),
+        encoder_conv_strides=tuple(strides[0]),
+        decoder_conv_t_filters=tuple(dec_filters),
+        decoder_conv_t_kernel_size=tuple(dec_kernels),
+        decoder_conv_t_strides=tuple(strides[1]),
+        **model,
+    )
 
 
 _CELEBA = DataConfig(name="celeba", image_size=96)
 _TINY_KL = dict(variational=True, kl_weight=1e-6)
-_CASE1 = dict(enc_filters=(32, 64, 128, 256), enc_kernels=(3, 3, 3, 3),
-              dec_filters=(128, 64, 32, 3), dec_kernels=(3, 3, 3, 3), z_dim=256)
-_CASE2 = dict(enc_filters=(64, 64, 128, 128), enc_kernels=(5, 5, 3, 3),
-              dec_filters=(128, 64, 64, 3), dec_kernels=(3, 3, 5, 5), z_dim=256)
-_MNIST = dict(enc_filters=(32, 64, 64, 64), enc_kernels=(3, 3, 3, 3), dec_filters=(64, 64, 32, 1),
-              dec_kernels=(3, 3, 3, 3), strides=((1, 2, 2, 1), (1, 2, 2, 1)), z_dim=2)
-_FACES = dict(enc_filters=(32, 64, 64), enc_kernels=(3, 3, 3), dec_filters=(64, 32, 3),
-              dec_kernels=(3, 3, 3), z_dim=32)
+_CASE1 = dict(
+    enc_filters=(32, 64, 128, 256),
+    enc_kernels=(3, 3, 3, 3),
+    dec_filters=(128, 64, 32, 3),
+    dec_kernels=(3, 3, 3, 3),
+    z_dim=256,
+)
+_CASE2 = dict(
+    enc_filters=(64, 64, 128, 128),
+    enc_kernels=(5, 5, 3, 3),
+    dec_filters=(128, 64, 64, 3),
+    dec_kernels=(3, 3, 5, 5),
+    z_dim=256,
+)
+_MNIST = dict(
+    enc_filters=(32, 64, 64, 64),
+    enc_kernels=(3, 3, 3, 3),
+    dec_filters=(64, 64, 32, 1),
+    dec_kernels=(3, 3, 3, 3),
+    strides=((1, 2, 2, 1), (1, 2, 2, 1)),
+    z_dim=2,
+)
+_FACES = dict(enc_filters=(32, 64, 64), enc_kernels=(3, 3, 3), dec_filters=(64, 32, 3), dec_kernels=(3, 3, 3), z_dim=32)
 
 PRESETS: dict[str, Callable[[], Config]] = {
     "case1": lambda: Config(name="case1", data=_CELEBA, model=_arch(**_CASE1)),
@@ -125,19 +147,24 @@ PRESETS: dict[str, Callable[[], Config]] = {
     "case2": lambda: Config(name="case2", data=_CELEBA, model=_arch(**_CASE2)),
     "case2_vae_tiny_kl": lambda: Config(name="case2_vae_tiny_kl", data=_CELEBA, model=_arch(**_CASE2, **_TINY_KL)),
     "mnist": lambda: Config(name="mnist", data=DataConfig(name="mnist", image_size=28), model=_arch(**_MNIST)),
-    "fashion_mnist": lambda: Config(name="fashion_mnist", data=DataConfig(name="fashion_mnist", image_size=28),
-                                    model=_arch(**_MNIST)),
+    "fashion_mnist": lambda: Config(
+        name="fashion_mnist", data=DataConfig(name="fashion_mnist", image_size=28), model=_arch(**_MNIST)
+    ),
     "cifar10": lambda: Config(name="cifar10", data=DataConfig(name="cifar10", image_size=32), model=_arch(**_FACES)),
-    "faces": lambda: Config(name="faces", data=DataConfig(name="faces", image_size=32, num_images=4096),
-                            model=_arch(**_FACES)),
-    "faces_vae_tiny_kl": lambda: Config(name="faces_vae_tiny_kl",
-                                        data=DataConfig(name="faces", image_size=32, num_images=4096),
-                                        model=_arch(**_FACES, **_TINY_KL)),
+    "faces": lambda: Config(
+        name="faces", data=DataConfig(name="faces", image_size=32, num_images=4096), model=_arch(**_FACES)
+    ),
+    "faces_vae_tiny_kl": lambda: Config(
+        name="faces_vae_tiny_kl",
+        data=DataConfig(name="faces", image_size=32, num_images=4096),
+        model=_arch(**_FACES, **_TINY_KL),
+    ),
 }
 
 
 # ---------------------------------------------------------------------------------------------
 # Conversion between configs, dicts and `key=value` strings.
+
 
 def to_dict(config: Config) -> dict:
     return dataclasses.asdict(config)
@@ -250,6 +277,7 @@ def save(config: Config, path: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # Validation: everything checkable before data is read or a model is built.
 
+
 def _check(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {message}")
@@ -288,28 +316,38 @@ def validate(config: Config) -> None:
     _check(0 <= d.drop_rate < 1, "data.drop_rate", "must be in [0, 1)")
     _check(m.z_dim > 0, "model.z_dim", f"must be > 0, got {m.z_dim}")
     _check(m.kl_weight >= 0, "model.kl_weight", f"must be >= 0, got {m.kl_weight}")
-    _check(not (m.kl_weight > 0 and not m.variational), "model.kl_weight",
-           "is only used with model.variational=true")
-    for prefix, names in (("encoder_conv", ("filters", "kernel_size", "strides")),
-                          ("decoder_conv_t", ("filters", "kernel_size", "strides"))):
+    _check(not (m.kl_weight > 0 and not m.variational), "model.kl_weight", "is only used with model.variational=true")
+    for prefix, names in (
+        ("encoder_conv", ("filters", "kernel_size", "strides")),
+        ("decoder_conv_t", ("filters", "kernel_size", "strides")),
+    ):
         lists = {n: getattr(m, f"{prefix}_{n}") for n in names}
         n0 = len(lists["filters"])
         _check(n0 > 0, f"model.{prefix}_filters", "needs at least one layer")
         for n, v in lists.items():
             _check(len(v) == n0, f"model.{prefix}_{n}", f"has {len(v)} entries but {prefix}_filters has {n0}")
             _check(all(x > 0 for x in v), f"model.{prefix}_{n}", f"entries must be > 0, got {v}")
-    _check(m.decoder_conv_t_filters[-1] == d.channels, "model.decoder_conv_t_filters",
-           f"the last entry must equal the image channel count {d.channels} of data.name={d.name!r}, "
-           f"got {m.decoder_conv_t_filters[-1]}")
+    _check(
+        m.decoder_conv_t_filters[-1] == d.channels,
+        "model.decoder_conv_t_filters",
+        f"the last entry must equal the image channel count {d.channels} of data.name={d.name!r}, "
+        f"got {m.decoder_conv_t_filters[-1]}",
+    )
     enc = feature_map_sizes(d.image_size, m.encoder_conv_strides, m.encoder_conv_kernel_size, m.encoder_conv_padding)
     if m.encoder_conv_padding == "same":
         total = math.prod(m.encoder_conv_strides)
-        _check(d.image_size % total == 0, "model.encoder_conv_strides",
-               f"strides {m.encoder_conv_strides} (product {total}) do not divide data.image_size={d.image_size}")
+        _check(
+            d.image_size % total == 0,
+            "model.encoder_conv_strides",
+            f"strides {m.encoder_conv_strides} (product {total}) do not divide data.image_size={d.image_size}",
+        )
     _check(enc[-1] > 0, "model.encoder_conv_kernel_size", f"feature maps shrink to nothing: sizes {enc}")
     dec = decoder_sizes(enc[-1], m.decoder_conv_t_strides, m.decoder_conv_t_kernel_size, m.decoder_conv_t_padding)
-    _check(dec[-1] == d.image_size, "model.decoder_conv_t_strides",
-           f"decoder output size {dec[-1]} (sizes {dec}) differs from data.image_size={d.image_size}")
+    _check(
+        dec[-1] == d.image_size,
+        "model.decoder_conv_t_strides",
+        f"decoder output size {dec[-1]} (sizes {dec}) differs from data.image_size={d.image_size}",
+    )
     for key in ("batch_size", "epochs", "checkpoint_every_steps", "keep_checkpoints", "grid_images", "prefetch"):
         _check(getattr(t, key) > 0, f"train.{key}", "must be > 0")
     for key in ("steps_per_epoch", "eval_images"):

@@ -4,6 +4,7 @@ Sources (by `DataConfig.name`): the embedded rendered faces, a CelebA folder in 
 folder of images, MNIST-style IDX files, and TFDS (read without TensorFlow). Every source is decoded,
 cropped and resized once, then cached as a uint8 `.npy` that later loads memory-map.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -18,7 +19,8 @@ import struct
 import tempfile
 import threading
 import zlib
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,8 +41,18 @@ DECODE_THREADS = os.cpu_count() or 2
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 CLASS_NAMES = {
     "mnist": tuple(str(d) for d in range(10)),
-    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                      "Bag", "Ankle boot"),
+    "fashion_mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
 }
 TFDS_NAMES = {"celeba": "celeb_a", "mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10"}
@@ -91,8 +103,12 @@ def _plan(cfg: DataConfig, split: str, seed: int) -> _Plan:
         if cfg.dir:
             raise DataError(f"data.name=faces is rendered, not read: leave data.dir empty (got {cfg.dir!r})")
         return _faces_plan(cfg, split, seed)
-    folder_sources = {"celeba": _celeba_folder_plan, "images": _image_folder_plan,
-                      "mnist": _idx_folder_plan, "fashion_mnist": _idx_folder_plan}
+    folder_sources = {
+        "celeba": _celeba_folder_plan,
+        "images": _image_folder_plan,
+        "mnist": _idx_folder_plan,
+        "fashion_mnist": _idx_folder_plan,
+    }
     if cfg.dir:
         if cfg.name not in folder_sources:
             raise DataError(f"data.name={cfg.name} is read from TFDS only; leave data.dir empty (got {cfg.dir!r})")
@@ -118,7 +134,7 @@ def _carve(n: int, split: str, valid_fraction: float) -> range:
 
 def _cap(items: Sequence, cfg: DataConfig, split: str) -> Sequence:
     """The first cfg.num_images items of the training split (all when 0); other splits are not capped."""
-    return items[:cfg.num_images] if split == "train" and cfg.num_images > 0 else items
+    return items[: cfg.num_images] if split == "train" and cfg.num_images > 0 else items
 
 
 def _cap_note(found: int, used: int) -> str:
@@ -126,9 +142,17 @@ def _cap_note(found: int, used: int) -> str:
 
 
 def _base_key(cfg: DataConfig, split: str, **source) -> dict:
-    return dict(format=CACHE_FORMAT, name=cfg.name, split=split, image_size=cfg.image_size,
-                crop_size=cfg.crop_size, num_images=cfg.num_images, valid_fraction=cfg.valid_fraction,
-                on_bad_image=cfg.on_bad_image, **source)
+    return dict(
+        format=CACHE_FORMAT,
+        name=cfg.name,
+        split=split,
+        image_size=cfg.image_size,
+        crop_size=cfg.crop_size,
+        num_images=cfg.num_images,
+        valid_fraction=cfg.valid_fraction,
+        on_bad_image=cfg.on_bad_image,
+        **source,
+    )
 
 
 def _file_signature(paths: Sequence[str]) -> str:
@@ -143,6 +167,7 @@ def _file_signature(paths: Sequence[str]) -> str:
 # ---------------------------------------------------------------------------------------------
 # Decoding and preprocessing of single images.
 
+
 def crop_and_resize(image: np.ndarray, crop_size: int | None, image_size: int) -> np.ndarray:
     """Centred square crop of side `crop_size` (None: the largest square), then antialiased resize.
 
@@ -153,10 +178,11 @@ def crop_and_resize(image: np.ndarray, crop_size: int | None, image_size: int) -
     if min(height, width) < side:
         raise BadImage(f"is {width}x{height}, smaller than the {side}x{side} crop (data.crop_size)")
     top, left = (height - side) // 2, (width - side) // 2
-    square = image[top:top + side, left:left + side]
+    square = image[top : top + side, left : left + side]
     if side != image_size:
         resized = Image.fromarray(square[..., 0] if channels == 1 else square).resize(
-            (image_size, image_size), Image.Resampling.LANCZOS)
+            (image_size, image_size), Image.Resampling.LANCZOS
+        )
         square = np.asarray(resized).reshape(image_size, image_size, channels)
     return np.ascontiguousarray(square)
 
@@ -174,12 +200,14 @@ def decode_image(path: str, channels: int, crop_size: int | None, image_size: in
     return crop_and_resize(pixels.reshape(*pixels.shape[:2], channels), crop_size, image_size)
 
 
-def _decode_all(load: Callable[[int], np.ndarray], names: Sequence[str], on_bad_image: str,
-                description: str) -> tuple[np.ndarray, np.ndarray]:
+def _decode_all(
+    load: Callable[[int], np.ndarray], names: Sequence[str], on_bad_image: str, description: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Runs `load(i)` for every item on a thread pool into one uint8 array: (images, indices of kept items).
 
     A BadImage either stops with a DataError naming the item or, with on_bad_image=skip, drops the item.
     """
+
     def attempt(index: int) -> tuple[np.ndarray | None, str]:
         try:
             return load(index), ""
@@ -193,8 +221,9 @@ def _decode_all(load: Callable[[int], np.ndarray], names: Sequence[str], on_bad_
         for index, (image, problem) in enumerate(tqdm(results, total=len(names), desc=description, unit="img")):
             if problem:
                 if on_bad_image == "error":
-                    raise DataError(f"{names[index]}: {problem} ({description}; set data.on_bad_image=skip "
-                                    "to skip such images)")
+                    raise DataError(
+                        f"{names[index]}: {problem} ({description}; set data.on_bad_image=skip to skip such images)"
+                    )
                 continue
             if images is None:
                 images = np.empty((len(names), *image.shape), np.uint8)
@@ -204,11 +233,12 @@ def _decode_all(load: Callable[[int], np.ndarray], names: Sequence[str], on_bad_
         pool.shutdown(cancel_futures=True)
     if not kept:
         raise DataError(f"{description}: no usable images" + (f" ({len(names)} found, all bad)" if names else ""))
-    return images[:len(kept)], np.asarray(kept)
+    return images[: len(kept)], np.asarray(kept)
 
 
 # ---------------------------------------------------------------------------------------------
 # Sources.
+
 
 def _faces_plan(cfg: DataConfig, split: str, seed: int) -> _Plan:
     num_train = cfg.num_images or DEFAULT_FACES
@@ -219,8 +249,15 @@ def _faces_plan(cfg: DataConfig, split: str, seed: int) -> _Plan:
 
     def build() -> Dataset:
         images, factors = faces.make_faces(split_seed, n, cfg.image_size)
-        return Dataset(images, np.array([str(i) for i in range(n)]), factors, faces.FACE_FACTORS, n, 0,
-                       f"faces rendered at {cfg.image_size}px with seed {split_seed}: {n} images in split {split}")
+        return Dataset(
+            images,
+            np.array([str(i) for i in range(n)]),
+            factors,
+            faces.FACE_FACTORS,
+            n,
+            0,
+            f"faces rendered at {cfg.image_size}px with seed {split_seed}: {n} images in split {split}",
+        )
 
     return _Plan(_base_key(cfg, split, seed=split_seed, renderer=renderer), build)
 
@@ -228,13 +265,21 @@ def _faces_plan(cfg: DataConfig, split: str, seed: int) -> _Plan:
 def _read_partition(path: str) -> list[list[str]]:
     """The `<file> <0|1|2>` rows of list_eval_partition.txt; DataError names the file and line at fault."""
     if not os.path.isfile(path):
-        raise DataError(f"{path}: annotation file missing (a CelebA folder needs the official partition file, "
-                        "`<file> <0|1|2>` per line for train/valid/test)")
+        raise DataError(
+            f"{path}: annotation file missing (a CelebA folder needs the official partition file, "
+            "`<file> <0|1|2>` per line for train/valid/test)"
+        )
     with open(path) as f:
         lines = f.read().splitlines()
     rows = [line.split() for line in lines]
-    bad = next((number for number, row in enumerate(rows, start=1)
-                if row and (len(row) != 2 or row[1] not in ("0", "1", "2"))), None)
+    bad = next(
+        (
+            number
+            for number, row in enumerate(rows, start=1)
+            if row and (len(row) != 2 or row[1] not in ("0", "1", "2"))
+        ),
+        None,
+    )
     if bad is not None:
         raise DataError(f"{path}:{bad}: expected `<file> <0|1|2>`, got {lines[bad - 1][:80]!r}")
     return [row for row in rows if row]
@@ -255,8 +300,7 @@ def _celeba_attributes(path: str, names: Sequence[str]) -> tuple[np.ndarray, tup
     if missing:
         raise DataError(f"{path}: no attributes for {len(missing)} images, e.g. {missing[0]}")
     rows = [line_of[name].split()[1:] for name in names]
-    bad = next((name for name, row in zip(names, rows) if len(row) != len(header)
-                or not set(row) <= {"1", "-1"}), None)
+    bad = next((name for name, row in zip(names, rows) if len(row) != len(header) or not set(row) <= {"1", "-1"}), None)
     if bad is not None:
         raise DataError(f"{path}: the row of {bad} must hold {len(header)} values of +1 or -1: {line_of[bad][:80]!r}")
     return np.array(rows, dtype=np.int8), header
@@ -268,28 +312,37 @@ def _celeba_folder_plan(cfg: DataConfig, split: str) -> _Plan:
     partition_path = os.path.join(cfg.dir, "list_eval_partition.txt")
     attributes_path = os.path.join(cfg.dir, "list_attr_celeba.txt")
     if not os.path.isdir(image_dir):
-        raise DataError(f"{cfg.dir}: not a CelebA folder: expected img_align_celeba/ (the aligned JPEGs) "
-                        "and list_eval_partition.txt")
+        raise DataError(
+            f"{cfg.dir}: not a CelebA folder: expected img_align_celeba/ (the aligned JPEGs) "
+            "and list_eval_partition.txt"
+        )
     partition = _read_partition(partition_path)
     split_code = str(SPLITS.index(split))
     listed = [name for name, code in partition if code == split_code]
     present = set(os.listdir(image_dir))
     found = [name for name in listed if name in present]
     if not found:
-        raise DataError(f"{image_dir}: none of the {len(listed)} images of split {split} listed in "
-                        f"{partition_path} is present")
+        raise DataError(
+            f"{image_dir}: none of the {len(listed)} images of split {split} listed in {partition_path} is present"
+        )
     names = _cap(found, cfg, split)
     paths = [os.path.join(image_dir, name) for name in names]
     annotations = [p for p in (partition_path, attributes_path) if os.path.isfile(p)]
 
     def build() -> Dataset:
-        images, kept = _decode_all(lambda i: decode_image(paths[i], 3, cfg.crop_size, cfg.image_size), paths,
-                                   cfg.on_bad_image, f"decoding celeba {split}")
+        images, kept = _decode_all(
+            lambda i: decode_image(paths[i], 3, cfg.crop_size, cfg.image_size),
+            paths,
+            cfg.on_bad_image,
+            f"decoding celeba {split}",
+        )
         ids = np.array(names)[kept]
-        labels, label_names = (_celeba_attributes(attributes_path, ids) if os.path.isfile(attributes_path)
-                               else (None, ()))
-        source = (f"celeba folder {cfg.dir}: {len(found)} of {len(listed)} files of split {split} present"
-                  + _cap_note(len(found), len(names)))
+        labels, label_names = (
+            _celeba_attributes(attributes_path, ids) if os.path.isfile(attributes_path) else (None, ())
+        )
+        source = f"celeba folder {cfg.dir}: {len(found)} of {len(listed)} files of split {split} present" + _cap_note(
+            len(found), len(names)
+        )
         return Dataset(images, ids, labels, label_names, len(found), len(names) - len(kept), source)
 
     key = _base_key(cfg, split, root=os.path.abspath(cfg.dir), files=_file_signature(paths + annotations))
@@ -306,21 +359,31 @@ def _image_folder_plan(cfg: DataConfig, split: str) -> _Plan:
     """Every .jpg/.jpeg/.png under cfg.dir (recursive), split by a hash of its relative path."""
     relative_paths = sorted(
         os.path.relpath(os.path.join(folder, file), cfg.dir).replace(os.sep, "/")
-        for folder, _, files in os.walk(cfg.dir) for file in files if file.lower().endswith(IMAGE_SUFFIXES))
+        for folder, _, files in os.walk(cfg.dir)
+        for file in files
+        if file.lower().endswith(IMAGE_SUFFIXES)
+    )
     if not relative_paths:
         raise DataError(f"{cfg.dir}: no images found (expected .jpg, .jpeg or .png files, searched recursively)")
     found = [p for p in relative_paths if _hash_split(p, cfg.valid_fraction) == split]
     if not found:
-        raise DataError(f"{cfg.dir}: none of the {len(relative_paths)} images falls in split {split} "
-                        f"(valid_fraction={cfg.valid_fraction}); add images or raise data.valid_fraction")
+        raise DataError(
+            f"{cfg.dir}: none of the {len(relative_paths)} images falls in split {split} "
+            f"(valid_fraction={cfg.valid_fraction}); add images or raise data.valid_fraction"
+        )
     names = _cap(found, cfg, split)
     paths = [os.path.join(cfg.dir, p) for p in names]
 
     def build() -> Dataset:
-        images, kept = _decode_all(lambda i: decode_image(paths[i], 3, None, cfg.image_size), paths,
-                                   cfg.on_bad_image, f"decoding images {split}")
-        source = (f"image folder {cfg.dir}: {len(found)} of {len(relative_paths)} images in split {split}"
-                  + _cap_note(len(found), len(names)))
+        images, kept = _decode_all(
+            lambda i: decode_image(paths[i], 3, None, cfg.image_size),
+            paths,
+            cfg.on_bad_image,
+            f"decoding images {split}",
+        )
+        source = f"image folder {cfg.dir}: {len(found)} of {len(relative_paths)} images in split {split}" + _cap_note(
+            len(found), len(names)
+        )
         return Dataset(images, np.array(names)[kept], None, (), len(found), len(names) - len(kept), source)
 
     key = _base_key(cfg, split, root=os.path.abspath(cfg.dir), files=_file_signature(paths))
@@ -344,8 +407,10 @@ def read_idx(path: str) -> np.ndarray:
         raise DataError(f"{path}: truncated IDX header")
     shape = struct.unpack(f">{rank}I", data[4:header_size])
     if len(data) - header_size != np.prod(shape):
-        raise DataError(f"{path}: truncated or padded: header says shape {shape} = {np.prod(shape)} bytes, "
-                        f"file holds {len(data) - header_size}")
+        raise DataError(
+            f"{path}: truncated or padded: header says shape {shape} = {np.prod(shape)} bytes, "
+            f"file holds {len(data) - header_size}"
+        )
     return np.frombuffer(data, np.uint8, offset=header_size).reshape(shape)
 
 
@@ -367,25 +432,37 @@ def _idx_folder_plan(cfg: DataConfig, split: str) -> _Plan:
         if raw_images.ndim != 3:
             raise DataError(f"{images_path}: expected images of rank 3, got shape {raw_images.shape}")
         if raw_labels.shape != raw_images.shape[:1]:
-            raise DataError(f"{labels_path}: shape {raw_labels.shape} does not match the "
-                            f"{len(raw_images)} images of {images_path}")
+            raise DataError(
+                f"{labels_path}: shape {raw_labels.shape} does not match the {len(raw_images)} images of {images_path}"
+            )
         rows = _carve(len(raw_images), split, cfg.valid_fraction)
         used = _cap(rows, cfg, split)
         names = [f"{prefix}[{i}]" for i in used]
-        images, kept = _preprocess_arrays(lambda i: raw_images[used[i]][..., None], names, cfg, None,
-                                          f"resizing {cfg.name} {split}")
-        source = (f"{cfg.name} IDX folder {cfg.dir}: {len(rows)} images in split {split}"
-                  + _cap_note(len(rows), len(used)))
-        return Dataset(images, np.array(names)[kept], raw_labels[np.asarray(used)[kept]].astype(np.int32),
-                       CLASS_NAMES[cfg.name], len(rows), len(used) - len(kept), source)
+        images, kept = _preprocess_arrays(
+            lambda i: raw_images[used[i]][..., None], names, cfg, None, f"resizing {cfg.name} {split}"
+        )
+        source = f"{cfg.name} IDX folder {cfg.dir}: {len(rows)} images in split {split}" + _cap_note(
+            len(rows), len(used)
+        )
+        return Dataset(
+            images,
+            np.array(names)[kept],
+            raw_labels[np.asarray(used)[kept]].astype(np.int32),
+            CLASS_NAMES[cfg.name],
+            len(rows),
+            len(used) - len(kept),
+            source,
+        )
 
     key = _base_key(cfg, split, files=_file_signature([os.path.abspath(images_path), os.path.abspath(labels_path)]))
     return _Plan(key, build)
 
 
-def _preprocess_arrays(load: Callable[[int], np.ndarray], names: Sequence[str], cfg: DataConfig,
-                       crop_size: int | None, description: str) -> tuple[np.ndarray, np.ndarray]:
+def _preprocess_arrays(
+    load: Callable[[int], np.ndarray], names: Sequence[str], cfg: DataConfig, crop_size: int | None, description: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Decoded arrays checked for channels, then cropped and resized: (images, indices kept)."""
+
     def preprocess(index: int) -> np.ndarray:
         image = load(index)
         if image.shape[-1] != cfg.channels:
@@ -408,11 +485,16 @@ def _open_tfds(name: str, split: str, data_dir: str) -> Sequence[dict[str, Any]]
         return tfds.data_source(name, split=split, data_dir=data_dir or None, download=can_prepare)
     except Exception as e:  # TFDS raises many types here; all mean the same to the user
         where = data_dir or "the TFDS default data_dir ($TFDS_DATA_DIR or ~/tensorflow_datasets)"
-        remedy = ("preparing it needs internet access" if can_prepare else
-                  "preparing it needs TensorFlow and internet access (`pip install ae_jax[tfprepare]` "
-                  "installs TensorFlow)")
-        raise DataError(f"TFDS dataset {name} (split {split}) is not prepared as array_record in {where}: "
-                        f"{remedy}; or set data.dir to local files. TFDS said: {type(e).__name__}: {e}") from e
+        remedy = (
+            "preparing it needs internet access"
+            if can_prepare
+            else "preparing it needs TensorFlow and internet access (`pip install ae_jax[tfprepare]` "
+            "installs TensorFlow)"
+        )
+        raise DataError(
+            f"TFDS dataset {name} (split {split}) is not prepared as array_record in {where}: "
+            f"{remedy}; or set data.dir to local files. TFDS said: {type(e).__name__}: {e}"
+        ) from e
 
 
 def _tfds_plan(cfg: DataConfig, split: str) -> _Plan:
@@ -433,29 +515,39 @@ def _tfds_plan(cfg: DataConfig, split: str) -> _Plan:
         def load(index: int) -> np.ndarray:
             example = source[used[index]]
             # Each thread writes only its own row, so the labels need no lock.
-            labels[index] = ([1 if example["attributes"][a] else -1 for a in label_names] if celeba
-                             else example["label"])
+            labels[index] = [1 if example["attributes"][a] else -1 for a in label_names] if celeba else example["label"]
             return np.asarray(example["image"])
 
-        images, kept = _preprocess_arrays(load, names, cfg, cfg.crop_size if celeba else None,
-                                          f"reading tfds {name} {split}")
-        source_text = (f"tfds {name} ({cfg.tfds_data_dir or 'default data_dir'}): {len(rows)} images of "
-                       f"{tfds_split} in split {split}" + _cap_note(len(rows), len(used)))
-        return Dataset(images, np.array(names)[kept], labels[kept], label_names, len(rows), len(used) - len(kept),
-                       source_text)
+        images, kept = _preprocess_arrays(
+            load, names, cfg, cfg.crop_size if celeba else None, f"reading tfds {name} {split}"
+        )
+        source_text = (
+            f"tfds {name} ({cfg.tfds_data_dir or 'default data_dir'}): {len(rows)} images of "
+            f"{tfds_split} in split {split}" + _cap_note(len(rows), len(used))
+        )
+        return Dataset(
+            images, np.array(names)[kept], labels[kept], label_names, len(rows), len(used) - len(kept), source_text
+        )
 
-    key = _base_key(cfg, split, tfds=name, data_dir=str(source.dataset_info.data_dir),
-                    version=str(source.dataset_info.version), rows=[rows.start, rows.stop], source_size=n)
+    key = _base_key(
+        cfg,
+        split,
+        tfds=name,
+        data_dir=str(source.dataset_info.data_dir),
+        version=str(source.dataset_info.version),
+        rows=[rows.start, rows.stop],
+        source_size=n,
+    )
     return _Plan(key, build)
 
 
 # ---------------------------------------------------------------------------------------------
 # The cache: one uint8 .npy per split (memory-mapped when read) and a .meta.npz sidecar.
 
+
 def cache_dir(cfg: DataConfig) -> str:
     """data.cache_dir, else $AE_JAX_CACHE, else ~/.cache/ae_jax."""
-    return cfg.cache_dir or os.environ.get("AE_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                                          "ae_jax")
+    return cfg.cache_dir or os.environ.get("AE_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ae_jax")
 
 
 def _write_atomically(path: str, write: Callable[[Any], None]) -> None:
@@ -478,21 +570,32 @@ def _cached(cfg: DataConfig, split: str, plan: _Plan) -> Dataset:
     if not (os.path.isfile(images_path) and os.path.isfile(meta_path)):
         dataset = plan.build()
         os.makedirs(os.path.dirname(stem), exist_ok=True)
-        meta = dict(ids=dataset.ids, label_names=np.array(dataset.label_names, dtype=str),
-                    found=dataset.found, skipped=dataset.skipped, source=dataset.source)
+        meta = dict(
+            ids=dataset.ids,
+            label_names=np.array(dataset.label_names, dtype=str),
+            found=dataset.found,
+            skipped=dataset.skipped,
+            source=dataset.source,
+        )
         if dataset.labels is not None:
             meta["labels"] = dataset.labels
         _write_atomically(images_path, lambda f: np.save(f, dataset.images))
         _write_atomically(meta_path, lambda f: np.savez(f, **meta))
     with np.load(meta_path) as meta:
-        return Dataset(images=np.load(images_path, mmap_mode="r"), ids=meta["ids"],
-                       labels=meta["labels"] if "labels" in meta else None,
-                       label_names=tuple(str(name) for name in meta["label_names"]),
-                       found=int(meta["found"]), skipped=int(meta["skipped"]), source=str(meta["source"]))
+        return Dataset(
+            images=np.load(images_path, mmap_mode="r"),
+            ids=meta["ids"],
+            labels=meta["labels"] if "labels" in meta else None,
+            label_names=tuple(str(name) for name in meta["label_names"]),
+            found=int(meta["found"]),
+            skipped=int(meta["skipped"]),
+            source=str(meta["source"]),
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # Batching and device feeding.
+
 
 def steps_per_epoch(n_images: int, batch_size: int) -> int:
     """Full batches per epoch (the remainder is dropped)."""
@@ -549,20 +652,22 @@ def _prefetch_to_device(host_batches: Iterator[np.ndarray], sharding, prefetch: 
         thread.join()
 
 
-def train_batches(images: np.ndarray, batch_size: int, seed: int, epoch: int, start_batch: int = 0,
-                  sharding=None, prefetch: int = 2) -> Iterator[jax.Array]:
+def train_batches(
+    images: np.ndarray, batch_size: int, seed: int, epoch: int, start_batch: int = 0, sharding=None, prefetch: int = 2
+) -> Iterator[jax.Array]:
     """uint8 device batches of one epoch in epoch_permutation order (remainder dropped), from `start_batch`
     on so that a resumed run continues mid-epoch."""
     steps = steps_per_epoch(len(images), batch_size)
     if not 0 <= start_batch <= steps:
         raise ValueError(f"start_batch {start_batch} is outside the {steps} batches of an epoch")
     order = epoch_permutation(len(images), seed, epoch)
-    host_batches = (images[order[b * batch_size:(b + 1) * batch_size]] for b in range(start_batch, steps))
+    host_batches = (images[order[b * batch_size : (b + 1) * batch_size]] for b in range(start_batch, steps))
     return _prefetch_to_device(host_batches, sharding, prefetch)
 
 
-def ordered_batches(images: np.ndarray, batch_size: int, sharding=None,
-                    prefetch: int = 2) -> Iterator[tuple[jax.Array, int]]:
+def ordered_batches(
+    images: np.ndarray, batch_size: int, sharding=None, prefetch: int = 2
+) -> Iterator[tuple[jax.Array, int]]:
     """(batch, n_valid) over all images in order; the last batch is zero-padded to batch_size so that jitted
     shapes stay fixed."""
     if batch_size <= 0:
@@ -570,7 +675,7 @@ def ordered_batches(images: np.ndarray, batch_size: int, sharding=None,
     starts = range(0, len(images), batch_size)
 
     def padded(start: int) -> np.ndarray:
-        batch = np.asarray(images[start:start + batch_size])
+        batch = np.asarray(images[start : start + batch_size])
         return np.pad(batch, [(0, batch_size - len(batch))] + [(0, 0)] * (batch.ndim - 1))
 
     device_batches = _prefetch_to_device((padded(s) for s in starts), sharding, prefetch)

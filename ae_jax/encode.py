@@ -3,11 +3,12 @@
 Images are read from the uint8 cache (memory-mapped) and z-points written to an `open_memmap`
 file, so 200,000 x 256 never needs images and latents in memory at once. A VAE stores its means.
 """
+
 from __future__ import annotations
 
 import json
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -37,15 +38,16 @@ def make_encode_fn(model, params, mesh) -> Callable:
     return lambda batch: encode(params, batch)
 
 
-def encode_images(encode_fn, images: np.ndarray, out_path: str, z_dim: int, batch_size: int, mesh,
-                  desc: str = "encode") -> np.ndarray:
+def encode_images(
+    encode_fn, images: np.ndarray, out_path: str, z_dim: int, batch_size: int, mesh, desc: str = "encode"
+) -> np.ndarray:
     """Write z-points of `images` to `out_path` (.npy, written to a temp name then renamed); returns a memmap."""
     tmp_path = out_path + ".partial.npy"
     z = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.float32, shape=(len(images), z_dim))
     done = 0
     with tqdm(total=len(images), desc=desc, unit="img", dynamic_ncols=True) as bar:
         for batch, n_valid in data.ordered_batches(images, batch_size, sharding.batch_sharding(mesh)):
-            z[done:done + n_valid] = np.asarray(encode_fn(batch))[:n_valid]
+            z[done : done + n_valid] = np.asarray(encode_fn(batch))[:n_valid]
             done += n_valid
             bar.update(n_valid)
     z.flush()
@@ -54,8 +56,9 @@ def encode_images(encode_fn, images: np.ndarray, out_path: str, z_dim: int, batc
     return np.load(out_path, mmap_mode="r")
 
 
-def encode_run(run_dir: str, split: str = "train", out: str | None = None, batch_size: int = 256,
-               log=print) -> dict[str, str]:
+def encode_run(
+    run_dir: str, split: str = "train", out: str | None = None, batch_size: int = 256, log=print
+) -> dict[str, str]:
     """Encode a split ("train", "valid", "test" or "all") of a trained run; returns the written paths."""
     from ae_jax.train import load_run
 

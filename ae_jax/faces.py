@@ -4,6 +4,7 @@ Each image is a pure function of a factor vector in [0, 1]^F, so latent codes ca
 generative factors. Shapes are drawn in continuous coordinates [0, 1]^2 and anti-aliased with a sigmoid of
 their signed distance in pixel units, so any resolution renders the same face.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,8 +17,21 @@ from tqdm import tqdm
 from ae_jax.runtime import make_key
 
 FACE_FACTORS: tuple[str, ...] = (
-    "head_x", "head_y", "head_size", "head_aspect", "skin_tone", "skin_warmth", "hair_color", "hair_amount",
-    "eye_size", "eye_spacing", "mouth_width", "mouth_curvature", "background_hue", "background_brightness")
+    "head_x",
+    "head_y",
+    "head_size",
+    "head_aspect",
+    "skin_tone",
+    "skin_warmth",
+    "hair_color",
+    "hair_amount",
+    "eye_size",
+    "eye_spacing",
+    "mouth_width",
+    "mouth_curvature",
+    "background_hue",
+    "background_brightness",
+)
 
 _HAIR_PALETTE = jnp.array([[0.10, 0.08, 0.07], [0.40, 0.24, 0.12], [0.68, 0.30, 0.12], [0.93, 0.80, 0.50]])
 _LIGHT_SKIN, _DARK_SKIN = jnp.array([0.98, 0.86, 0.76]), jnp.array([0.42, 0.27, 0.17])
@@ -44,8 +58,9 @@ def _ellipse_distance(x, y, centre_x, centre_y, radius_x, radius_y):
     px, py = (x - centre_x) / radius_x, (y - centre_y) / radius_y
     normalised = jnp.sqrt(px**2 + py**2)
     gradient = jnp.sqrt((px / radius_x) ** 2 + (py / radius_y) ** 2)
-    local_radius = jnp.clip(normalised / jnp.maximum(gradient, 1e-12),
-                            jnp.minimum(radius_x, radius_y), jnp.maximum(radius_x, radius_y))
+    local_radius = jnp.clip(
+        normalised / jnp.maximum(gradient, 1e-12), jnp.minimum(radius_x, radius_y), jnp.maximum(radius_x, radius_y)
+    )
     return (normalised - 1.0) * local_radius
 
 
@@ -67,36 +82,52 @@ def _render_face(factors: jax.Array, x: jax.Array, y: jax.Array, pixel_size: flo
     palette_position = jnp.linspace(0, 1, len(_HAIR_PALETTE))
     hair = jax.vmap(jnp.interp, in_axes=(None, None, 1))(f["hair_color"], palette_position, _HAIR_PALETTE)
 
-    coverage = lambda distance: _coverage(distance, pixel_size)
+    def coverage(distance):
+        return _coverage(distance, pixel_size)
+
     head = coverage(_ellipse_distance(x, y, centre_x, centre_y, half_width, half_height))
     # Hair behind the head reaches further down the sides with more hair; the fringe covers the forehead.
     hair_amount = _lerp(0.15, 1.0, f["hair_amount"])
-    back_hair = coverage(_ellipse_distance(x, y, centre_x, centre_y - 0.12 * half_height,
-                                           1.12 * half_width, 1.02 * half_height))
+    back_hair = coverage(
+        _ellipse_distance(x, y, centre_x, centre_y - 0.12 * half_height, 1.12 * half_width, 1.02 * half_height)
+    )
     back_hair = back_hair * coverage(y - (centre_y - 0.3 * half_height + 0.9 * hair_amount * half_height))
-    hairline = centre_y - half_height + _lerp(0.15, 0.6, hair_amount) * half_height \
+    hairline = (
+        centre_y
+        - half_height
+        + _lerp(0.15, 0.6, hair_amount) * half_height
         + 0.35 * half_height * ((x - centre_x) / half_width) ** 2
+    )
     fringe = head * coverage(y - hairline)
 
     eye_y = centre_y - 0.08 * half_height
     eye_radius = _lerp(0.10, 0.20, f["eye_size"]) * half_width
     eye_offset = _lerp(0.28, 0.50, f["eye_spacing"]) * half_width
-    eye_whites = sum(coverage(_ellipse_distance(x, y, centre_x + side * eye_offset, eye_y,
-                                                eye_radius, 0.75 * eye_radius)) for side in (-1, 1))
-    pupils = sum(coverage(_ellipse_distance(x, y, centre_x + side * eye_offset, eye_y,
-                                            0.5 * eye_radius, 0.5 * eye_radius)) for side in (-1, 1))
+    eye_whites = sum(
+        coverage(_ellipse_distance(x, y, centre_x + side * eye_offset, eye_y, eye_radius, 0.75 * eye_radius))
+        for side in (-1, 1)
+    )
+    pupils = sum(
+        coverage(_ellipse_distance(x, y, centre_x + side * eye_offset, eye_y, 0.5 * eye_radius, 0.5 * eye_radius))
+        for side in (-1, 1)
+    )
 
     # The mouth is a band around a parabola whose centre dips below its corners when smiling.
     mouth_y = centre_y + 0.5 * half_height
     mouth_half_width = _lerp(0.18, 0.50, f["mouth_width"]) * half_width
     along = (x - centre_x) / mouth_half_width
     curve_y = mouth_y + _lerp(-0.14, 0.14, f["mouth_curvature"]) * half_height * (1 - along**2)
-    mouth = coverage(jnp.maximum(jnp.abs(y - curve_y) - 0.035 * half_height,
-                                 jnp.abs(x - centre_x) - mouth_half_width))
+    mouth = coverage(jnp.maximum(jnp.abs(y - curve_y) - 0.035 * half_height, jnp.abs(x - centre_x) - mouth_half_width))
 
     canvas = jnp.broadcast_to(background, x.shape + (3,))
-    for color, layer in ((hair, back_hair), (skin, head), (hair, fringe), (_EYE_WHITE, eye_whites),
-                         (_PUPIL, pupils), (_MOUTH, mouth)):
+    for color, layer in (
+        (hair, back_hair),
+        (skin, head),
+        (hair, fringe),
+        (_EYE_WHITE, eye_whites),
+        (_PUPIL, pupils),
+        (_MOUTH, mouth),
+    ):
         canvas = _paint(canvas, color, layer)
     return jnp.clip(canvas, 0.0, 1.0)
 
@@ -126,7 +157,7 @@ def make_faces(seed: int, n: int, size: int, chunk_pixels: int = 2**22) -> tuple
     images = np.empty((n, size, size, 3), np.uint8)
     starts = range(0, n, chunk)
     for start in tqdm(starts, desc=f"rendering {n} faces at {size}px", unit="chunk", disable=len(starts) < 4):
-        part = factors[start:start + chunk]
+        part = factors[start : start + chunk]
         padded = jnp.pad(part, ((0, chunk - len(part)), (0, 0)))
-        images[start:start + len(part)] = np.asarray(_to_uint8(render_faces(padded, size)))[:len(part)]
+        images[start : start + len(part)] = np.asarray(_to_uint8(render_faces(padded, size)))[: len(part)]
     return images, np.asarray(factors)

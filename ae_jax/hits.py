@@ -9,11 +9,12 @@ Kynkaanniemi et al. 2019: the union of balls around each real point with radius 
 Public functions validate on the host and call jitted cores; pairwise distances are computed in blocks of
 queries against all reference points, so memory is block_size x N, never N x N.
 """
+
 from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +33,8 @@ def _check_region(mu, half_width, z_dim: int) -> tuple[jax.Array, jax.Array]:
         if value.shape != (z_dim,):
             raise ValueError(f"{name} must have shape ({z_dim},) to match the points, got {value.shape}")
     if is_concrete(half_width) and not bool(
-            jnp.all(jnp.isfinite(mu)) & jnp.all(jnp.isfinite(half_width) & (half_width > 0))):
+        jnp.all(jnp.isfinite(mu)) & jnp.all(jnp.isfinite(half_width) & (half_width > 0))
+    ):
         raise ValueError("mu must be finite and half_width finite and > 0 in every component")
     return mu, half_width
 
@@ -103,6 +105,7 @@ def log10_hit_probability(sampler: Sampler, mu, half_width, k):
 @functools.partial(jax.jit, static_argnames=("per_point", "num_points", "block_size"))
 def _stream_sum(sampler, key, per_point, num_points: int, block_size: int, *args):
     """Sum over the first num_points of the sampler's stream of per_point(points, *args) (B, m), block by block."""
+
     def add_block(total, index):
         values = per_point(sampler.sample_block(key, index, block_size), *args)
         valid = index * block_size + jnp.arange(block_size) < num_points
@@ -121,8 +124,15 @@ def _stream_length(sampler: Sampler, num_samples: int, block_size: int) -> tuple
     return num_points, min(block_size, num_points)
 
 
-def hit_table(samplers: Sequence[Sampler], mu, half_width, ks, key: jax.Array, num_samples: int = 100_000,
-              block_size: int = 10_000) -> list[dict]:
+def hit_table(
+    samplers: Sequence[Sampler],
+    mu,
+    half_width,
+    ks,
+    key: jax.Array,
+    num_samples: int = 100_000,
+    block_size: int = 10_000,
+) -> list[dict]:
     """One row per (sampler, k): analytic log10 hit probability (None: no closed form) and Monte Carlo hits.
 
     Continuous samplers draw num_samples points; finite ones (the grid) are enumerated completely.
@@ -137,10 +147,18 @@ def hit_table(samplers: Sequence[Sampler], mu, half_width, ks, key: jax.Array, n
         scalars = {p: v for p, v in sampler.params().items() if isinstance(v, (int, float, str))}
         for j, k in enumerate(ks.tolist()):
             fraction = int(counts[j]) / n
-            rows.append(dict(sampler=sampler.label, **scalars, k=k,
-                             log10_analytic=None if analytic is None else float(analytic[j]),
-                             mc_hits=int(counts[j]), mc_samples=n, mc_fraction=fraction,
-                             mc_stderr=math.sqrt(fraction * (1 - fraction) / n)))
+            rows.append(
+                dict(
+                    sampler=sampler.label,
+                    **scalars,
+                    k=k,
+                    log10_analytic=None if analytic is None else float(analytic[j]),
+                    mc_hits=int(counts[j]),
+                    mc_samples=n,
+                    mc_fraction=fraction,
+                    mc_stderr=math.sqrt(fraction * (1 - fraction) / n),
+                )
+            )
     return rows
 
 
@@ -149,13 +167,16 @@ def format_hit_table(rows: Sequence[dict]) -> str:
     lines = ["| sampler | k | log10 P analytic | MC hits / samples | MC fraction |", "|---|---|---|---|---|"]
     for r in rows:
         analytic = "MC only" if r["log10_analytic"] is None else f"{r['log10_analytic']:.2f}"
-        lines.append(f"| {r['sampler']} | {r['k']:g} | {analytic} | {r['mc_hits']} / {r['mc_samples']} "
-                     f"| {r['mc_fraction']:.3g} ± {r['mc_stderr']:.1g} |")
+        lines.append(
+            f"| {r['sampler']} | {r['k']:g} | {analytic} | {r['mc_hits']} / {r['mc_samples']} "
+            f"| {r['mc_fraction']:.3g} ± {r['mc_stderr']:.1g} |"
+        )
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
 # Manifold precision and recall (Kynkaanniemi et al. 2019), blocked.
+
 
 def _map_blocks(fn, queries: jax.Array, block_size: int) -> jax.Array:
     """fn over row blocks of `queries` (zero-padded to whole blocks), results concatenated and trimmed."""
@@ -199,8 +220,7 @@ def knn_radii(real, k: int = 3, block_size: int = 256) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("block_size",))
 def _share_covered(support, radii, queries, block_size: int):
     support_sq = jnp.sum(support**2, -1)
-    covered = _map_blocks(lambda q: jnp.any(_distances(q, support, support_sq) <= radii, axis=1), queries,
-                          block_size)
+    covered = _map_blocks(lambda q: jnp.any(_distances(q, support, support_sq) <= radii, axis=1), queries, block_size)
     return jnp.mean(covered)
 
 
@@ -209,8 +229,10 @@ def _manifold_share(support, radii, queries, block_size: int, names: tuple[str, 
     support, queries = as_points(support, names[0]), as_points(queries, names[2])
     radii = jnp.asarray(radii, jnp.float32)
     if radii.shape != support.shape[:1] or support.shape[1] != queries.shape[1]:
-        raise ValueError(f"{names[1]} must have shape ({support.shape[0]},) and {names[0]} and {names[2]} the "
-                         f"same width; got {radii.shape}, {support.shape}, {queries.shape}")
+        raise ValueError(
+            f"{names[1]} must have shape ({support.shape[0]},) and {names[0]} and {names[2]} the "
+            f"same width; got {radii.shape}, {support.shape}, {queries.shape}"
+        )
     return _share_covered(support, radii, queries, min(block_size, queries.shape[0]))
 
 
@@ -226,6 +248,7 @@ def manifold_recall(generated, gen_radii, real, block_size: int = 256) -> jax.Ar
 
 # ---------------------------------------------------------------------------------------------
 # Radius statistics.
+
 
 @jax.jit
 def _radius_moments_mc(points):
@@ -243,8 +266,9 @@ def _centred_radius_powers(points, centre):
     return jnp.stack([offset, offset**2], -1)
 
 
-def radius_table(samplers: Sequence[Sampler], key: jax.Array, num_samples: int = 100_000,
-                 block_size: int = 10_000) -> list[dict]:
+def radius_table(
+    samplers: Sequence[Sampler], key: jax.Array, num_samples: int = 100_000, block_size: int = 10_000
+) -> list[dict]:
     """One row per sampler: analytic mean/std of |z| (and how they were obtained) beside Monte Carlo ones.
 
     Continuous samplers draw num_samples points; finite ones (the grid) are enumerated completely.
@@ -254,9 +278,16 @@ def radius_table(samplers: Sequence[Sampler], key: jax.Array, num_samples: int =
         mean, std = sampler.radius_moments()
         n, block = _stream_length(sampler, num_samples, block_size)
         # Sums of |z| - mean and its square: centring on the analytic mean avoids float32 cancellation.
-        offset, offset_sq = _stream_sum(sampler, jax.random.fold_in(key, i), _centred_radius_powers, n, block,
-                                        mean) / n
-        rows.append(dict(sampler=sampler.label, method=sampler.radius_method, mean=float(mean), std=float(std),
-                         mc_mean=float(mean + offset), mc_std=math.sqrt(max(float(offset_sq - offset**2), 0.0)),
-                         mc_samples=n))
+        offset, offset_sq = _stream_sum(sampler, jax.random.fold_in(key, i), _centred_radius_powers, n, block, mean) / n
+        rows.append(
+            dict(
+                sampler=sampler.label,
+                method=sampler.radius_method,
+                mean=float(mean),
+                std=float(std),
+                mc_mean=float(mean + offset),
+                mc_std=math.sqrt(max(float(offset_sq - offset**2), 0.0)),
+                mc_samples=n,
+            )
+        )
     return rows

@@ -6,6 +6,7 @@ glibc.malloc.hugetlb=1 (glibc >= 2.35, THP in `madvise` or `always` mode) malloc
 case1 trains 1.3x faster on a 2-core CPU (benchmarks/README.md). glibc reads tunables only when a process
 starts, so the command-line entry points restart themselves once with it set (AE_JAX_HUGEPAGES=0: don't).
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,13 @@ def _thp_usable(mode_file: str = THP_MODE_FILE) -> bool:
 def needs_restart(env: dict[str, str]) -> bool:
     """True when this process would gain huge pages by restarting: Linux glibc >= 2.35 with THP available,
     the tunable not already set, and AE_JAX_HUGEPAGES not 0."""
-    return (env.get("AE_JAX_HUGEPAGES", "1") != "0" and TUNABLE not in env.get("GLIBC_TUNABLES", "").split(":")
-            and sys.platform.startswith("linux") and _glibc_supports_hugetlb() and _thp_usable())
+    return (
+        env.get("AE_JAX_HUGEPAGES", "1") != "0"
+        and TUNABLE not in env.get("GLIBC_TUNABLES", "").split(":")
+        and sys.platform.startswith("linux")
+        and _glibc_supports_hugetlb()
+        and _thp_usable()
+    )
 
 
 def restart_with_hugepages(module: str) -> None:

@@ -5,6 +5,7 @@ d-dimensional manifold mu follows a Pareto law with exponent d, whose maximum-li
 N / sum(log mu). Running it on random subsets of N, N/2, N/4, ... points probes growing length scales
 (the typical r2 grows as points thin out): a filamentary set looks low-dimensional at small scales.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,11 +4,12 @@ dataset's own labels (embedded faces: their factors; CelebA: the 40 attributes; 
 Its penultimate layer is the feature space in which decoded samples are compared with real held-out
 images: Frechet distance (as FID, but with this in-project network) and k-NN precision/recall.
 """
+
 from __future__ import annotations
 
 import json
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -82,6 +83,7 @@ def train_judge(config: Config, out_dir: str, epochs: int = 3, batch_size: int =
     def step(params, opt_state, images, targets):
         def loss_fn(p):
             return _loss(task, net.apply({"params": p}, images.astype(jnp.float32) / 255.0)[1], targets)
+
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
@@ -91,7 +93,7 @@ def train_judge(config: Config, out_dir: str, epochs: int = 3, batch_size: int =
         order = data.epoch_permutation(len(train_set.images), config.seed, epoch)
         with tqdm(total=n_steps, desc=f"judge epoch {epoch + 1}/{epochs}", leave=False) as bar:
             for i, images in enumerate(data.train_batches(train_set.images, batch_size, config.seed, epoch)):
-                idx = order[i * batch_size:(i + 1) * batch_size]
+                idx = order[i * batch_size : (i + 1) * batch_size]
                 params, opt_state, loss = step(params, opt_state, images, labels[idx])
                 bar.update(1)
     outputs = np.concatenate([np.asarray(o) for o in _apply_batches(net, params, valid_set.images, head=True)])
@@ -100,8 +102,15 @@ def train_judge(config: Config, out_dir: str, epochs: int = 3, batch_size: int =
     store = CheckpointStore(os.path.join(out_dir, "params"), keep=1)
     store.save(0, params)
     store.wait()
-    info = {"task": task, "n_outputs": n_outputs, "image_shape": list(shape), "dataset": train_set.source,
-            "label_names": list(train_set.label_names), "epochs": epochs, f"valid_{metric}": value}
+    info = {
+        "task": task,
+        "n_outputs": n_outputs,
+        "image_shape": list(shape),
+        "dataset": train_set.source,
+        "label_names": list(train_set.label_names),
+        "epochs": epochs,
+        f"valid_{metric}": value,
+    }
     with open(os.path.join(out_dir, "judge.json"), "w") as f:
         json.dump(info, f, indent=2)
     log(f"judge trained on {train_set.source}: held-out {metric} {value:.3f}; saved in {out_dir}")
@@ -142,6 +151,7 @@ def load_judge(judge_dir: str) -> Callable[[np.ndarray], np.ndarray]:
 @jax.jit
 def frechet_distance(features_a: jnp.ndarray, features_b: jnp.ndarray) -> jnp.ndarray:
     """|mu_a - mu_b|^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)), the FID formula, via symmetric eigendecompositions."""
+
     def moments(x):
         x = x.astype(jnp.float64) if jax.config.jax_enable_x64 else x
         mean = x.mean(0)
@@ -152,5 +162,9 @@ def frechet_distance(features_a: jnp.ndarray, features_b: jnp.ndarray) -> jnp.nd
     w, v = jnp.linalg.eigh(cov_a)
     sqrt_a = (v * jnp.sqrt(jnp.clip(w, 0))) @ v.T
     cross = jnp.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)
-    return jnp.sum(jnp.square(mu_a - mu_b)) + jnp.trace(cov_a) + jnp.trace(cov_b) - 2 * jnp.sum(
-        jnp.sqrt(jnp.clip(cross, 0)))
+    return (
+        jnp.sum(jnp.square(mu_a - mu_b))
+        + jnp.trace(cov_a)
+        + jnp.trace(cov_b)
+        - 2 * jnp.sum(jnp.sqrt(jnp.clip(cross, 0)))
+    )

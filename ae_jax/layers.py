@@ -16,6 +16,7 @@ strided scatter. A convolution is `gather_taps` then a matmul; a transposed one 
 XLA's own forward convolution (YNNPACK) is 1.5x faster than im2col on one core but barely uses a second one,
 so on two cores im2col wins for training (+8% images/s) and encoding (+7%) alike (benchmarks/README.md).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,11 +67,14 @@ class AxisTaps:
 def _to_phases(image: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> list[list[jnp.ndarray]]:
     """(n, H, W, c) image -> phases[r][q] (n, Lr, Lc, c) = frame[:, s*i + r, s*j + q] (space-to-depth)."""
     n, c = image.shape[0], image.shape[-1]
-    frame = lax.pad(image, jnp.zeros((), image.dtype), ((0, 0, 0), (*rows.frame_pads(), 0), (*cols.frame_pads(), 0),
-                                                        (0, 0, 0)))
+    frame = lax.pad(
+        image, jnp.zeros((), image.dtype), ((0, 0, 0), (*rows.frame_pads(), 0), (*cols.frame_pads(), 0), (0, 0, 0))
+    )
     frame = frame.reshape(n, rows.phase_len, rows.stride, cols.phase_len, cols.stride, c)
-    return [[q.reshape(n, rows.phase_len, cols.phase_len, c) for q in jnp.split(r, cols.stride, axis=4)]
-            for r in jnp.split(frame, rows.stride, axis=2)]
+    return [
+        [q.reshape(n, rows.phase_len, cols.phase_len, c) for q in jnp.split(r, cols.stride, axis=4)]
+        for r in jnp.split(frame, rows.stride, axis=2)
+    ]
 
 
 def _from_phases(phases: list[list[jnp.ndarray]], rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
@@ -93,8 +97,9 @@ def gather_taps(image: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarr
         r, i = rows.window(a)
         for b in range(len(cols.offsets)):
             q, j = cols.window(b)
-            windows.append(lax.slice_in_dim(lax.slice_in_dim(phases[r][q], i, i + rows.grid, axis=1),
-                                            j, j + cols.grid, axis=2))
+            windows.append(
+                lax.slice_in_dim(lax.slice_in_dim(phases[r][q], i, i + rows.grid, axis=1), j, j + cols.grid, axis=2)
+            )
     return jnp.concatenate(windows, axis=-1)
 
 
@@ -107,8 +112,12 @@ def overlap_add(patches: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.nda
         r, i = rows.window(a)
         for b in range(len(cols.offsets)):
             q, j = cols.window(b)
-            pads = ((0, 0, 0), (i, rows.phase_len - rows.grid - i, 0), (j, cols.phase_len - cols.grid - j, 0),
-                    (0, 0, 0))
+            pads = (
+                (0, 0, 0),
+                (i, rows.phase_len - rows.grid - i, 0),
+                (j, cols.phase_len - cols.grid - j, 0),
+                (0, 0, 0),
+            )
             terms[r][q].append(lax.pad(next(taps), jnp.zeros((), patches.dtype), pads))
     zeros = jnp.zeros((n, rows.phase_len, cols.phase_len, c), patches.dtype)
     return _from_phases([[sum(t[1:], t[0]) if t else zeros for t in row] for row in terms], rows, cols)
@@ -189,8 +198,17 @@ class MatmulConv(nn.Module):
         return matmul_conv(x, kernel, self.stride, self.padding, self.transpose) + bias
 
 
-def make_conv(features: int, kernel_size: int, stride: int, padding: str, *, transpose: bool = False,
-              impl: str = "auto", dtype: jnp.dtype | None = None, name: str | None = None) -> nn.Module:
+def make_conv(
+    features: int,
+    kernel_size: int,
+    stride: int,
+    padding: str,
+    *,
+    transpose: bool = False,
+    impl: str = "auto",
+    dtype: jnp.dtype | None = None,
+    name: str | None = None,
+) -> nn.Module:
     """A convolution (or transposed one) layer: MatmulConv or its stock Flax twin, which share parameters.
 
     impl 'auto' picks MatmulConv on CPU, where XLA's convolution gradients are slow, and Flax elsewhere.
@@ -203,4 +221,3 @@ def make_conv(features: int, kernel_size: int, stride: int, padding: str, *, tra
         return MatmulConv(features, kernel_size, stride, padding, transpose=transpose, dtype=dtype, name=name)
     stock = nn.ConvTranspose if transpose else nn.Conv
     return stock(features, (kernel_size, kernel_size), (stride, stride), padding=padding, dtype=dtype, name=name)
-

@@ -4,6 +4,7 @@ Encoder: Conv stack (`encoder_conv_*`) -> flatten -> Dense(z_dim) (a VAE adds a 
 Decoder: Dense to the encoder's last feature-map shape -> ConvTranspose stack (`decoder_conv_t_*`),
 the last layer with the image's channels and a sigmoid.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,11 @@ class Encoder(nn.Module):
         """Images (B, H, W, C) in [0, 1] -> (mean, log_var); log_var is None for a plain AE."""
         c, act, dtype = self.config, ACTIVATIONS[self.config.act], DTYPES[self.config.dtype]
         for i, (f, k, s) in enumerate(zip(c.encoder_conv_filters, c.encoder_conv_kernel_size, c.encoder_conv_strides)):
-            x = act(make_conv(f, k, s, c.encoder_conv_padding.upper(), impl=c.conv_impl, dtype=dtype,
-                              name=f"encoder_conv_{i}")(x))
+            x = act(
+                make_conv(
+                    f, k, s, c.encoder_conv_padding.upper(), impl=c.conv_impl, dtype=dtype, name=f"encoder_conv_{i}"
+                )(x)
+            )
         x = x.reshape(x.shape[0], -1)
         mean = nn.Dense(c.z_dim, dtype=dtype, name="mu")(x).astype(jnp.float32)
         log_var = nn.Dense(c.z_dim, dtype=dtype, name="log_var")(x).astype(jnp.float32) if c.variational else None
@@ -44,15 +48,25 @@ class Decoder(nn.Module):
     def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
         """z (B, z_dim) -> float32 logits (B, H, W, C); the sigmoid is applied by the caller or the loss."""
         c, act, dtype = self.config, ACTIVATIONS[self.config.act], DTYPES[self.config.dtype]
-        side = feature_map_sizes(self.image_shape[0], c.encoder_conv_strides, c.encoder_conv_kernel_size,
-                                 c.encoder_conv_padding)[-1]
+        side = feature_map_sizes(
+            self.image_shape[0], c.encoder_conv_strides, c.encoder_conv_kernel_size, c.encoder_conv_padding
+        )[-1]
         x = nn.Dense(side * side * c.encoder_conv_filters[-1], dtype=dtype, name="decoder_input")(z)
         x = x.reshape(z.shape[0], side, side, c.encoder_conv_filters[-1])
         n = len(c.decoder_conv_t_filters)
-        for i, (f, k, s) in enumerate(zip(c.decoder_conv_t_filters, c.decoder_conv_t_kernel_size,
-                                          c.decoder_conv_t_strides)):
-            x = make_conv(f, k, s, c.decoder_conv_t_padding.upper(), transpose=True, impl=c.conv_impl, dtype=dtype,
-                          name=f"decoder_conv_t_{i}")(x)
+        for i, (f, k, s) in enumerate(
+            zip(c.decoder_conv_t_filters, c.decoder_conv_t_kernel_size, c.decoder_conv_t_strides)
+        ):
+            x = make_conv(
+                f,
+                k,
+                s,
+                c.decoder_conv_t_padding.upper(),
+                transpose=True,
+                impl=c.conv_impl,
+                dtype=dtype,
+                name=f"decoder_conv_t_{i}",
+            )(x)
             if i < n - 1:
                 x = act(x)
         return x.astype(jnp.float32)
@@ -70,8 +84,9 @@ class Autoencoder(nn.Module):
 
     def _check_input(self, x: jnp.ndarray) -> None:
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.image_shape):
-            raise ValueError(f"expected images of shape (batch, {', '.join(map(str, self.image_shape))}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected images of shape (batch, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}"
+            )
 
     def __call__(self, x: jnp.ndarray, rng: jax.Array | None = None) -> dict[str, Any]:
         """Encode, draw z (reparameterised for a VAE when `rng` is given; the mean otherwise), decode."""

@@ -3,12 +3,13 @@
 Shared by `ae-jax demo` and the scripts in experiments/. Every stage writes files under its own folder,
 and a finished stage is reused rather than recomputed, so an interrupted study is resumed by running it again.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -70,12 +71,26 @@ def ensure_analyzed(config: Config, z_path: str, out_dir: str, size: StudySize, 
         log(f"{out_dir}: analysis is up to date; reusing it")
         with open(path) as f:
             return json.load(f)
-    return analyze(np.load(z_path, mmap_mode="r"), out_dir, tsne=size.tsne, tsne_points=size.tsne_points,
-                   tsne_pca=size.tsne_pca, tsne_kw=dict(size.tsne_kw), seed=config.seed)
+    return analyze(
+        np.load(z_path, mmap_mode="r"),
+        out_dir,
+        tsne=size.tsne,
+        tsne_points=size.tsne_points,
+        tsne_pca=size.tsne_pca,
+        tsne_kw=dict(size.tsne_kw),
+        seed=config.seed,
+    )
 
 
-def study_model(config: Config, out_dir: str, size: StudySize, specs: Sequence[tuple[str, dict]] | None = None,
-                judge_dir: str | None = None, analysis_dir: str | None = None, log=print) -> dict:
+def study_model(
+    config: Config,
+    out_dir: str,
+    size: StudySize,
+    specs: Sequence[tuple[str, dict]] | None = None,
+    judge_dir: str | None = None,
+    analysis_dir: str | None = None,
+    log=print,
+) -> dict:
     """Train, encode the training split, analyze its z-points (into analysis_dir, default out_dir/analysis,
     where another study may already have done it) and run the sampler sweep, into out_dir."""
     from ae_jax.encode import z_path
@@ -85,18 +100,40 @@ def study_model(config: Config, out_dir: str, size: StudySize, specs: Sequence[t
     z = ensure_encoded(config, "train", log)
     analysis_dir = analysis_dir or os.path.join(out_dir, "analysis")
     summary = ensure_analyzed(config, z_path(config.run_dir), analysis_dir, size, log)
-    sampling = run_sampling(z, os.path.join(out_dir, "sampling"), run_dir=config.run_dir, sweep=True, specs=specs,
-                            n=size.sample_n, seed=config.seed, judge_dir=judge_dir, log=log)
-    return {"name": config.name, "run_dir": config.run_dir, "out_dir": out_dir, "analysis_dir": analysis_dir,
-            "train": train_metrics, "analysis": summary, "sampling": sampling}
+    sampling = run_sampling(
+        z,
+        os.path.join(out_dir, "sampling"),
+        run_dir=config.run_dir,
+        sweep=True,
+        specs=specs,
+        n=size.sample_n,
+        seed=config.seed,
+        judge_dir=judge_dir,
+        log=log,
+    )
+    return {
+        "name": config.name,
+        "run_dir": config.run_dir,
+        "out_dir": out_dir,
+        "analysis_dir": analysis_dir,
+        "train": train_metrics,
+        "analysis": summary,
+        "sampling": sampling,
+    }
 
 
 def headline(result: dict) -> dict:
     """The few numbers of a model's study that go side by side in tables."""
     a, t = result["analysis"], result["train"]
-    row = {"model": result["name"], "held-out mse": t["eval_mse"], "psnr dB": t["eval_psnr"],
-           "kl_share": t.get("kl_share", 0.0), "dominant components": len(a["dominant_components"]),
-           "radius peak": a["radius"]["peak"], "radius mean": a["radius"]["mean"]}
+    row = {
+        "model": result["name"],
+        "held-out mse": t["eval_mse"],
+        "psnr dB": t["eval_psnr"],
+        "kl_share": t.get("kl_share", 0.0),
+        "dominant components": len(a["dominant_components"]),
+        "radius peak": a["radius"]["peak"],
+        "radius mean": a["radius"]["mean"],
+    }
     row.update({k: v for k, v in a["counts"].items() if isinstance(v, (int, float))})
     return row
 
@@ -106,13 +143,23 @@ def sweep_rows(result: dict, k: float) -> list[dict]:
     rows = []
     for r in result["sampling"]["results"]:
         hit = next(h for h in r["hits"] if h["k"] == k)
-        rows.append({"model": result["name"], "generator": r["label"], "k": k, "MC hit fraction": hit["mc_fraction"],
-                     "log10 P analytic": "n/a" if hit["log10_analytic"] is None else hit["log10_analytic"],
-                     "radius mean": r["radius"]["mean"], "radius analytic": r["radius"]["analytic_mean"],
-                     "k-NN precision": r["manifold_precision_k3"],
-                     **{name: r[key] for name, key in (("judge FD", "judge_frechet"), ("judge precision",
-                                                                                      "judge_precision"))
-                        if key in r}})
+        rows.append(
+            {
+                "model": result["name"],
+                "generator": r["label"],
+                "k": k,
+                "MC hit fraction": hit["mc_fraction"],
+                "log10 P analytic": "n/a" if hit["log10_analytic"] is None else hit["log10_analytic"],
+                "radius mean": r["radius"]["mean"],
+                "radius analytic": r["radius"]["analytic_mean"],
+                "k-NN precision": r["manifold_precision_k3"],
+                **{
+                    name: r[key]
+                    for name, key in (("judge FD", "judge_frechet"), ("judge precision", "judge_precision"))
+                    if key in r
+                },
+            }
+        )
     return rows
 
 
@@ -122,9 +169,15 @@ def model_sections(result: dict, ks: Sequence[float] = (2.0, 3.0)) -> list[tuple
     pictures = [report.figure(os.path.join(result["analysis_dir"], f), f) for f in a["figures"]]
     sampling_figures = [report.figure(p, os.path.basename(p)) for p in s["figures"].values()]
     return [
-        (f"{name}: training", [report.table([result["train"]], [c for c in result["train"] if c != "status"
-                                                                and c != "reconstruction_grid"]),
-                               report.figure(result["train"]["reconstruction_grid"], "held-out reconstructions")]),
+        (
+            f"{name}: training",
+            [
+                report.table(
+                    [result["train"]], [c for c in result["train"] if c != "status" and c != "reconstruction_grid"]
+                ),
+                report.figure(result["train"]["reconstruction_grid"], "held-out reconstructions"),
+            ],
+        ),
         (f"{name}: z-point distribution", [report.table([headline(result)])] + pictures),
         (f"{name}: generators", [report.table(sum((sweep_rows(result, k) for k in ks), []))] + sampling_figures),
     ]

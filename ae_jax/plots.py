@@ -1,8 +1,9 @@
 """Shared figure helpers: saving, and image grids with labelled rows (reconstructions, decoded samples)."""
+
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -34,12 +35,17 @@ def _mosaic(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
     canvas = np.ones((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), np.float32)
     for i, image in enumerate(images):
         r, q = divmod(i, ncols)
-        canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = image
+        canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) : pad + q * (w + pad) + w] = image
     return canvas
 
 
-def image_rows_png(rows: Sequence[tuple[str, np.ndarray]], path: str, title: str = "", ncols: int | None = None,
-                   tile_inches: float = 0.9) -> str:
+def image_rows_png(
+    rows: Sequence[tuple[str, np.ndarray]],
+    path: str,
+    title: str = "",
+    ncols: int | None = None,
+    tile_inches: float = 0.9,
+) -> str:
     """One labelled row (or block of rows, ncols wide) of images per (label, images (n, H, W, C) in [0, 1])."""
     if not rows:
         raise ValueError("rows must contain at least one (label, images) pair")
@@ -50,8 +56,13 @@ def image_rows_png(rows: Sequence[tuple[str, np.ndarray]], path: str, title: str
     mosaics = [(label, _mosaic(images, ncols)) for label, images in checked]
     heights = [m.shape[0] for _, m in mosaics]
     width = mosaics[0][1].shape[1]
-    fig, axes = plt.subplots(len(mosaics), 1, squeeze=False, gridspec_kw=dict(height_ratios=heights),
-                             figsize=(tile_inches * ncols, tile_inches * ncols * sum(heights) / width + 0.6))
+    fig, axes = plt.subplots(
+        len(mosaics),
+        1,
+        squeeze=False,
+        gridspec_kw=dict(height_ratios=heights),
+        figsize=(tile_inches * ncols, tile_inches * ncols * sum(heights) / width + 0.6),
+    )
     for ax, (label, mosaic) in zip(axes[:, 0], mosaics):
         ax.imshow(mosaic.squeeze(-1) if mosaic.shape[-1] == 1 else mosaic, cmap="gray", vmin=0, vmax=1)
         ax.set_xticks([])

@@ -1,11 +1,12 @@
 """One self-contained HTML results page: headings, text, tables and PNG figures embedded as base64."""
+
 from __future__ import annotations
 
 import base64
 import html
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def _cell(value) -> str:
@@ -29,8 +30,10 @@ def figure(path: str, caption: str = "") -> str:
     with open(path, "rb") as f:
         encoded = base64.b64encode(f.read()).decode()
     caption = caption or os.path.basename(path)
-    return (f'<figure><img src="data:image/png;base64,{encoded}" alt="{html.escape(caption)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img src="data:image/png;base64,{encoded}" alt="{html.escape(caption)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def paragraph(text: str) -> str:
@@ -39,17 +42,21 @@ def paragraph(text: str) -> str:
 
 def write_page(path: str, title: str, sections: Sequence[tuple[str, Sequence[str]]]) -> str:
     """Write sections of (heading, [html fragments]) as one HTML file; returns its path."""
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0;font-size:0.85em}"
-             "td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}th{background:#eee}"
-             "figure{display:inline-block;margin:0.5em;vertical-align:top}"
-             "img{max-width:100%}figcaption{font-size:0.8em;color:#555}"
-             "nav a{margin-right:1em}")
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:0.85em}"
+        "td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}th{background:#eee}"
+        "figure{display:inline-block;margin:0.5em;vertical-align:top}"
+        "img{max-width:100%}figcaption{font-size:0.8em;color:#555}"
+        "nav a{margin-right:1em}"
+    )
     nav = "".join(f'<a href="#s{i}">{html.escape(h)}</a>' for i, (h, _) in enumerate(sections))
     body = "".join(f'<h2 id="s{i}">{html.escape(h)}</h2>' + "".join(parts) for i, (h, parts) in enumerate(sections))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        f.write(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1><nav>{nav}</nav>{body}"
-                "</body></html>")
+        f.write(
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1><nav>{nav}</nav>{body}"
+            "</body></html>"
+        )
     return path

@@ -4,6 +4,7 @@ XLA:CPU compiles the default threefry PRNG ~8x slower than RBG (a jitted `jax.ra
 against 1.1 s on the 2-core CI machine), so every key ae_jax makes is an RBG key. Results stay
 deterministic for a given seed, JAX version and backend.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,8 @@ def make_key(seed: int) -> jax.Array:
 
 def enable_compilation_cache(path: str | None = None) -> None:
     """Reuse compiled programs across processes (CLI runs, demo steps); AE_JAX_JIT_CACHE overrides the path."""
-    path = path or os.environ.get("AE_JAX_JIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ae_jax",
-                                                                       "jit")
+    path = (
+        path or os.environ.get("AE_JAX_JIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ae_jax", "jit")
+    )
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

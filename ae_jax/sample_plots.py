@@ -3,10 +3,11 @@
 Inputs are host arrays (the last step of the pipeline); every figure is a PNG with labelled axes and a title.
 Non-finite inputs raise ValueError instead of producing empty or NaN figures.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -24,9 +25,14 @@ def _finite(values, name: str) -> np.ndarray:
     return values
 
 
-def radius_plot(data_radii, generated_radii: Mapping[str, np.ndarray], path: str,
-                analytic: Mapping[str, tuple[float, float]] | None = None, bins: int = 100,
-                title: str = "Radius |z| of generated points vs the data") -> str:
+def radius_plot(
+    data_radii,
+    generated_radii: Mapping[str, np.ndarray],
+    path: str,
+    analytic: Mapping[str, tuple[float, float]] | None = None,
+    bins: int = 100,
+    title: str = "Radius |z| of generated points vs the data",
+) -> str:
     """Histograms (densities) of |z| for the data and each generator; analytic mean +- std as line and band."""
     data_radii = _finite(data_radii, "data_radii")
     generated = {label: _finite(r, f"generated_radii[{label!r}]") for label, r in generated_radii.items()}
@@ -45,8 +51,9 @@ def radius_plot(data_radii, generated_radii: Mapping[str, np.ndarray], path: str
     return save_figure(fig, path)
 
 
-def hit_fraction_plot(rows: Sequence[dict], path: str, x: str = "bound",
-                      title: str = "Share of generated points inside the data box") -> str:
+def hit_fraction_plot(
+    rows: Sequence[dict], path: str, x: str = "bound", title: str = "Share of generated points inside the data box"
+) -> str:
     """log10 hit probability against the parameter `x` of `hit_table` rows, one colour per k.
 
     Analytic values are lines, Monte Carlo fractions markers; MC with no hits is drawn as a downward triangle at
@@ -58,8 +65,11 @@ def hit_fraction_plot(rows: Sequence[dict], path: str, x: str = "bound",
     for i, k in enumerate(sorted({r["k"] for r in rows})):
         group = sorted((r for r in rows if r["k"] == k), key=lambda r: r[x])
         color = f"C{i}"
-        analytic = [(r[x], r["log10_analytic"]) for r in group
-                    if r["log10_analytic"] is not None and math.isfinite(r["log10_analytic"])]
+        analytic = [
+            (r[x], r["log10_analytic"])
+            for r in group
+            if r["log10_analytic"] is not None and math.isfinite(r["log10_analytic"])
+        ]
         if analytic:
             ax.plot(*zip(*analytic), color=color, label=f"k={k:g} analytic")
         hits = [(r[x], math.log10(r["mc_fraction"])) for r in group if r["mc_hits"] > 0]

@@ -12,6 +12,7 @@ bound of the uniform box compiles once. Python scalars are validated on construc
   - `radius_moments()`: mean and std of |z|, exact for a centred isotropic Gaussian (chi distribution), otherwise
     the second-order delta method on |z|^2 (`radius_method` says which).
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,8 +36,10 @@ def _require(ok: bool, message: str) -> None:
 
 
 def _require_z_dim(z_dim) -> None:
-    _require(isinstance(z_dim, int) and not isinstance(z_dim, bool) and z_dim > 0,
-             f"z_dim must be a positive int, got {z_dim!r}")
+    _require(
+        isinstance(z_dim, int) and not isinstance(z_dim, bool) and z_dim > 0,
+        f"z_dim must be a positive int, got {z_dim!r}",
+    )
 
 
 def is_concrete(x) -> bool:
@@ -65,6 +68,7 @@ def _format_count(count: int) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Closed forms shared by the samplers.
+
 
 def _log1mexp(x: jax.Array) -> jax.Array:
     """log(1 - exp(x)) for x <= 0, accurate both near 0 and far below (Maechler 2012)."""
@@ -100,8 +104,10 @@ def gaussian_squared_radius_moments(mean, cov) -> tuple[jax.Array, jax.Array]:
     """
     if cov.ndim == mean.ndim:
         return jnp.sum(mean**2 + cov, -1), jnp.sum(2 * cov**2 + 4 * mean**2 * cov, -1)
-    return (jnp.sum(mean**2, -1) + jnp.trace(cov, axis1=-2, axis2=-1),
-            2 * jnp.sum(cov**2, (-2, -1)) + 4 * jnp.einsum("...i,...ij,...j->...", mean, cov, mean))
+    return (
+        jnp.sum(mean**2, -1) + jnp.trace(cov, axis1=-2, axis2=-1),
+        2 * jnp.sum(cov**2, (-2, -1)) + 4 * jnp.einsum("...i,...ij,...j->...", mean, cov, mean),
+    )
 
 
 @jax.jit
@@ -129,8 +135,10 @@ def chi_radius_moments(z_dim: int) -> tuple[float, float]:
 # ---------------------------------------------------------------------------------------------
 # The interface.
 
+
 class Sampler:
     """Interface of every z-point generator (see the module docstring)."""
+
     name: ClassVar[str]
     independent: ClassVar[bool] = True  # independent components: the box probability is a product
     radius_method: ClassVar[str] = "delta method"
@@ -162,8 +170,11 @@ class Sampler:
     @property
     def label(self) -> str:
         """Short name with the scalar parameters, for tables and legends."""
-        scalars = (f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                   for k, v in self.params().items() if isinstance(v, (int, float, str)) and k != "z_dim")
+        scalars = (
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in self.params().items()
+            if isinstance(v, (int, float, str)) and k != "z_dim"
+        )
         return f"{self.name}({', '.join(scalars)})"
 
 
@@ -179,6 +190,7 @@ def _grid_points(axis, start, z_dim: int, count: int) -> jax.Array:
 @struct.dataclass
 class GridSampler(Sampler):
     """The regular grid with `points_per_axis` values per axis over [lo, hi]^z_dim, in row-major order."""
+
     lo: float
     hi: float
     points_per_axis: int = struct.field(pytree_node=False)
@@ -190,13 +202,17 @@ class GridSampler(Sampler):
         _require_z_dim(self.z_dim)
         if _is_number(self.lo) and _is_number(self.hi):
             _require(self.lo < self.hi, f"grid needs lo < hi, got lo={self.lo}, hi={self.hi}")
-        _require(isinstance(self.points_per_axis, int) and self.points_per_axis >= 2,
-                 f"points_per_axis must be an int >= 2, got {self.points_per_axis!r}")
+        _require(
+            isinstance(self.points_per_axis, int) and self.points_per_axis >= 2,
+            f"points_per_axis must be an int >= 2, got {self.points_per_axis!r}",
+        )
         _require(self.max_points < 2**31, f"max_points must be < 2^31, got {self.max_points}")
-        _require(self.num_points <= self.max_points,
-                 f"a grid of {self.points_per_axis} points per axis in z_dim={self.z_dim} has "
-                 f"{self.points_per_axis}^{self.z_dim} = {_format_count(self.num_points)} points, "
-                 f"more than the limit {_format_count(self.max_points)}")
+        _require(
+            self.num_points <= self.max_points,
+            f"a grid of {self.points_per_axis} points per axis in z_dim={self.z_dim} has "
+            f"{self.points_per_axis}^{self.z_dim} = {_format_count(self.num_points)} points, "
+            f"more than the limit {_format_count(self.max_points)}",
+        )
 
     @property
     def num_points(self) -> int:
@@ -219,8 +235,13 @@ class GridSampler(Sampler):
         return self.points(index * size, size)
 
     def params(self) -> dict:
-        return dict(lo=float(self.lo), hi=float(self.hi), points_per_axis=self.points_per_axis, z_dim=self.z_dim,
-                    num_points=self.num_points)
+        return dict(
+            lo=float(self.lo),
+            hi=float(self.hi),
+            points_per_axis=self.points_per_axis,
+            z_dim=self.z_dim,
+            num_points=self.num_points,
+        )
 
     def component_log_prob_inside(self, lo, hi):
         """Share of a uniformly chosen grid point's axis values inside [lo_i, hi_i]."""
@@ -236,6 +257,7 @@ class GridSampler(Sampler):
 @struct.dataclass
 class UniformBoxSampler(Sampler):
     """Uniform in [-bound, bound]^z_dim."""
+
     bound: float
     z_dim: int = struct.field(pytree_node=False)
     name = "uniform"
@@ -263,6 +285,7 @@ class UniformBoxSampler(Sampler):
 @struct.dataclass
 class IsotropicGaussianSampler(Sampler):
     """N(mu, sigma^2) independently per component."""
+
     mu: float
     sigma: float
     z_dim: int = struct.field(pytree_node=False)
@@ -296,19 +319,22 @@ class IsotropicGaussianSampler(Sampler):
         chi_mean, chi_std = chi_radius_moments(self.z_dim)
         delta_mean, delta_std = super().radius_moments()
         centred = jnp.asarray(self.mu) == 0
-        return (jnp.where(centred, self.sigma * chi_mean, delta_mean),
-                jnp.where(centred, self.sigma * chi_std, delta_std))
+        return (
+            jnp.where(centred, self.sigma * chi_mean, delta_mean),
+            jnp.where(centred, self.sigma * chi_std, delta_std),
+        )
 
 
 @struct.dataclass
 class DiagonalGaussianSampler(Sampler):
     """N(mean_i, std_i^2) independently per component, usually fitted to the data's z-points."""
+
     mean: jax.Array
     std: jax.Array
     name = "diagonal"
 
     @classmethod
-    def fit(cls, z) -> "DiagonalGaussianSampler":
+    def fit(cls, z) -> DiagonalGaussianSampler:
         """Per-component mean and (maximum-likelihood) std of z-points (n, D)."""
         z = as_points(z, min_points=2)
         return cls(jnp.mean(z, 0), jnp.std(z, 0))
@@ -321,8 +347,12 @@ class DiagonalGaussianSampler(Sampler):
         return self.mean + self.std * jax.random.normal(key, (n, self.z_dim))
 
     def params(self):
-        return dict(z_dim=self.z_dim, std_min=float(self.std.min()), std_max=float(self.std.max()),
-                    mean_abs_max=float(jnp.abs(self.mean).max()))
+        return dict(
+            z_dim=self.z_dim,
+            std_min=float(self.std.min()),
+            std_max=float(self.std.max()),
+            mean_abs_max=float(jnp.abs(self.mean).max()),
+        )
 
     def component_log_prob_inside(self, lo, hi):
         return normal_log_prob_inside(self.mean, self.std, lo, hi)
@@ -352,6 +382,7 @@ def _fit_full_gaussian(z):
 @struct.dataclass
 class FullGaussianSampler(Sampler):
     """N(mean, covariance) with a full covariance; `cholesky` factors `covariance` (which includes `jitter`)."""
+
     mean: jax.Array
     covariance: jax.Array
     cholesky: jax.Array
@@ -360,11 +391,13 @@ class FullGaussianSampler(Sampler):
     independent = False
 
     @classmethod
-    def fit(cls, z) -> "FullGaussianSampler":
+    def fit(cls, z) -> FullGaussianSampler:
         """Maximum-likelihood mean and covariance of z-points (n, D); jitter is added if it does not factorise."""
         sampler = cls(*_fit_full_gaussian(as_points(z, min_points=2)))
-        _require(bool(jnp.all(jnp.isfinite(sampler.cholesky))),
-                 f"the covariance of z does not factorise even with jitter {JITTERS[-1]} x mean variance")
+        _require(
+            bool(jnp.all(jnp.isfinite(sampler.cholesky))),
+            f"the covariance of z does not factorise even with jitter {JITTERS[-1]} x mean variance",
+        )
         return sampler
 
     @property
@@ -375,8 +408,7 @@ class FullGaussianSampler(Sampler):
         return self.mean + jax.random.normal(key, (n, self.z_dim)) @ self.cholesky.T
 
     def params(self):
-        return dict(z_dim=self.z_dim, jitter=float(self.jitter),
-                    total_variance=float(jnp.trace(self.covariance)))
+        return dict(z_dim=self.z_dim, jitter=float(self.jitter), total_variance=float(jnp.trace(self.covariance)))
 
     def component_log_prob_inside(self, lo, hi):
         return normal_log_prob_inside(self.mean, jnp.sqrt(jnp.diagonal(self.covariance)), lo, hi)
@@ -387,6 +419,7 @@ class FullGaussianSampler(Sampler):
 
 # ---------------------------------------------------------------------------------------------
 # Gaussian mixture fitted by EM (ex-post density estimation, Ghosh et al. 2020).
+
 
 def _squared_distances_to(x: jax.Array, centres: jax.Array) -> jax.Array:
     """|x_n - c_k|^2, shape (n, K), one centre at a time so memory stays at (n, D)."""
@@ -413,6 +446,7 @@ def _init_centres(key, x, n_components: int, init: str) -> jax.Array:
 
 def _log_gaussian_densities(x, means, covariances, diagonal: bool) -> jax.Array:
     """log N(x_n | means_k, covariances_k), shape (n, K); covariances are variances (K, D) when diagonal."""
+
     def one(mean, cov):
         centred = x - mean
         if diagonal:
@@ -473,6 +507,7 @@ class GaussianMixtureSampler(Sampler):
 
     `log_likelihood` holds the mean log-likelihood per point after each EM iteration (index 0: initialisation).
     """
+
     weights: jax.Array
     means: jax.Array
     covariances: jax.Array
@@ -484,31 +519,47 @@ class GaussianMixtureSampler(Sampler):
     INITS: ClassVar[tuple[str, ...]] = ("kmeans++", "random")
 
     def __post_init__(self):
-        _require(self.covariance in self.COVARIANCES,
-                 f"covariance must be one of {', '.join(self.COVARIANCES)}, got {self.covariance!r}")
+        _require(
+            self.covariance in self.COVARIANCES,
+            f"covariance must be one of {', '.join(self.COVARIANCES)}, got {self.covariance!r}",
+        )
 
     @classmethod
-    def fit(cls, key, z, n_components: int, n_iter: int = 100, covariance: str = "full",
-            init: str = "kmeans++", regularization: float = 1e-4) -> "GaussianMixtureSampler":
+    def fit(
+        cls,
+        key,
+        z,
+        n_components: int,
+        n_iter: int = 100,
+        covariance: str = "full",
+        init: str = "kmeans++",
+        regularization: float = 1e-4,
+    ) -> GaussianMixtureSampler:
         """EM fit of `n_components` Gaussians to z-points (n, D).
 
         `regularization` (times the data's mean variance) is added to every covariance's diagonal; float32
         needs more than float64's usual 1e-6 to keep near-singular covariances factorisable.
         """
-        _require(covariance in cls.COVARIANCES,
-                 f"covariance must be one of {', '.join(cls.COVARIANCES)}, got {covariance!r}")
+        _require(
+            covariance in cls.COVARIANCES, f"covariance must be one of {', '.join(cls.COVARIANCES)}, got {covariance!r}"
+        )
         _require(init in cls.INITS, f"init must be one of {', '.join(cls.INITS)}, got {init!r}")
         _require(isinstance(n_iter, int) and n_iter >= 1, f"n_iter must be an int >= 1, got {n_iter!r}")
         _require(regularization >= 0, f"regularization must be >= 0, got {regularization}")
         z = as_points(z, min_points=2)
-        _require(isinstance(n_components, int) and 1 <= n_components <= z.shape[0],
-                 f"n_components must be an int in [1, {z.shape[0]}] (the number of points), got {n_components!r}")
+        _require(
+            isinstance(n_components, int) and 1 <= n_components <= z.shape[0],
+            f"n_components must be an int in [1, {z.shape[0]}] (the number of points), got {n_components!r}",
+        )
         if key is None:
             raise ValueError("the mixture needs a PRNG key for its initialisation")
-        *params, history = _fit_mixture(key, z, jnp.float32(regularization), n_components, n_iter,
-                                         covariance == "diag", init)
-        _require(bool(jnp.all(jnp.isfinite(history))),
-                 f"EM diverged (non-finite log-likelihood); raise regularization above {regularization}")
+        *params, history = _fit_mixture(
+            key, z, jnp.float32(regularization), n_components, n_iter, covariance == "diag", init
+        )
+        _require(
+            bool(jnp.all(jnp.isfinite(history))),
+            f"EM diverged (non-finite log-likelihood); raise regularization above {regularization}",
+        )
         return cls(*params, history, covariance)
 
     @property
@@ -533,9 +584,13 @@ class GaussianMixtureSampler(Sampler):
         return lax.fori_loop(0, self.n_components, add_component, jnp.zeros_like(noise))
 
     def params(self):
-        return dict(n_components=self.n_components, covariance=self.covariance, z_dim=self.z_dim,
-                    log_likelihood=float(self.log_likelihood[-1]),
-                    weights=[round(float(w), 4) for w in self.weights])
+        return dict(
+            n_components=self.n_components,
+            covariance=self.covariance,
+            z_dim=self.z_dim,
+            log_likelihood=float(self.log_likelihood[-1]),
+            weights=[round(float(w), 4) for w in self.weights],
+        )
 
     def _variances(self) -> jax.Array:
         if self.covariance == "diag":
@@ -588,8 +643,9 @@ def make_sampler(name: str, z=None, key=None, **params) -> Sampler:
     given = {"z": z, "key": key}
     allowed = [p for p in signature if p not in given]
     unknown = sorted(set(params) - set(allowed))
-    _require(not unknown, f"unknown parameter(s) {', '.join(unknown)} for sampler {name!r}; "
-                          f"allowed: {', '.join(allowed)}")
+    _require(
+        not unknown, f"unknown parameter(s) {', '.join(unknown)} for sampler {name!r}; allowed: {', '.join(allowed)}"
+    )
     if "z_dim" in signature and "z_dim" not in params and z is not None:
         params["z_dim"] = int(jnp.shape(z)[-1])
     params.update({k: v for k, v in given.items() if k in signature})

@@ -5,11 +5,12 @@ Every numeric function is a pure jitted JAX function of a plain array (numpy or 
 block sizes are static arguments. Shape problems raise `ValueError` at trace time; `check_finite` is the one
 check that looks at values. Only data-dependent selections and `tsne` (openTSNE, CPU) run on the host.
 """
+
 from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import flax.struct
 import jax
@@ -26,6 +27,7 @@ _HIGHEST = lax.Precision.HIGHEST  # no TF32 shortcuts for float32 matmuls on GPU
 
 # ---------------------------------------------------------------------------------------------
 # Input checks.
+
 
 def _check_points(z, needed: int, what: str) -> None:
     """Raise unless z is 2-D (N points, D components) with at least `needed` points (shapes only)."""
@@ -58,14 +60,17 @@ def _sum_over_row_blocks(fn: Callable, z: jax.Array, block: int, unroll: bool = 
     A fori_loop keeps the program small; unroll=True writes the blocks out as static slices instead, for
     elementwise-heavy fn: XLA on CPU runs elementwise work inside loop bodies on one thread.
     """
-    add = lambda a, b: jax.tree.map(jnp.add, a, b)
+
+    def add(a, b):
+        return jax.tree.map(jnp.add, a, b)
+
     if unroll:
-        return functools.reduce(add, [fn(z[start:start + block]) for start in range(0, z.shape[0], block)])
+        return functools.reduce(add, [fn(z[start : start + block]) for start in range(0, z.shape[0], block)])
     n_full, rest = divmod(z.shape[0], block)
     if n_full <= 1:
         return fn(z) if not rest or not n_full else add(fn(z[:block]), fn(z[block:]))
     if rest:
-        total = fn(z[n_full * block:])
+        total = fn(z[n_full * block :])
     else:
         total = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, z[:block]))
     return lax.fori_loop(0, n_full, lambda i, acc: add(acc, fn(lax.dynamic_slice_in_dim(z, i * block, block))), total)
@@ -79,6 +84,7 @@ def _mean(z: jax.Array) -> jax.Array:
 
 # ---------------------------------------------------------------------------------------------
 # Histograms and half-widths.
+
 
 def histogram_edges(bin_width: float = 0.25, lo: float = -12.0, hi: float = 12.0) -> np.ndarray:
     """Float64 bin edges lo, lo + bin_width, ..., hi, as `np.histogram` takes them."""
@@ -121,13 +127,24 @@ def _bin_index(x: jax.Array, edges: np.ndarray) -> jax.Array:
     lower = _float32_at_or_above(edges)  # x >= edges[k] (float64)  <=>  x >= lower[k] (float32)
     steps = np.arange(n + 1)
     computed = np.float64(lo) + steps * np.float64(width)  # exact in float64; float32 gets it iff these match
-    if np.array_equal(computed, lower) and np.array_equal((steps * np.float64(width)).astype(np.float32),
-                                                          steps * np.float64(width)):
-        lower_key = lambda j: _order_key(lo + (j - 1).astype(jnp.float32) * width)
+    if np.array_equal(computed, lower) and np.array_equal(
+        (steps * np.float64(width)).astype(np.float32), steps * np.float64(width)
+    ):
+
+        def lower_key(j):
+            return _order_key(lo + (j - 1).astype(jnp.float32) * width)
     else:
-        table = jnp.concatenate([jnp.array([np.iinfo(np.int32).min], jnp.int32), _order_key(lower),
-                                 jnp.array([np.iinfo(np.int32).max], jnp.int32)])
-        lower_key = lambda j: table[j]
+        table = jnp.concatenate(
+            [
+                jnp.array([np.iinfo(np.int32).min], jnp.int32),
+                _order_key(lower),
+                jnp.array([np.iinfo(np.int32).max], jnp.int32),
+            ]
+        )
+
+        def lower_key(j):
+            return table[j]
+
     guess = jnp.clip(jnp.floor((x - lo) * (1 / width)) + 1, 0, n + 1).astype(jnp.int32)
     key = _order_key(x)
     index = jnp.clip(guess - (key < lower_key(guess)) + (key >= lower_key(guess + 1)), 0, n + 1)
@@ -150,10 +167,10 @@ def _count_columns(index: jax.Array, n_values: int) -> jax.Array:
     """
     d = index.shape[1]
     pairs = d // 2
-    if pairs == 0 or n_values ** 2 * pairs > _PAIR_TABLE_LIMIT:
+    if pairs == 0 or n_values**2 * pairs > _PAIR_TABLE_LIMIT:
         return _bincount(index + n_values * jnp.arange(d), n_values * d).reshape(d, n_values)
-    joint_keys = index[:, :pairs] * n_values + index[:, pairs:2 * pairs] + n_values ** 2 * jnp.arange(pairs)
-    joint = _bincount(joint_keys, n_values ** 2 * pairs).reshape(pairs, n_values, n_values)
+    joint_keys = index[:, :pairs] * n_values + index[:, pairs : 2 * pairs] + n_values**2 * jnp.arange(pairs)
+    joint = _bincount(joint_keys, n_values**2 * pairs).reshape(pairs, n_values, n_values)
     counts = [joint.sum(axis=2), joint.sum(axis=1)]
     if d % 2:
         counts.append(_count_columns(index[:, -1:], n_values))
@@ -161,16 +178,16 @@ def _count_columns(index: jax.Array, n_values: int) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("bin_width", "lo", "hi", "block"))
-def component_histograms(z, bin_width: float = 0.25, lo: float = -12.0, hi: float = 12.0,
-                         block: int = 32768) -> jax.Array:
+def component_histograms(
+    z, bin_width: float = 0.25, lo: float = -12.0, hi: float = 12.0, block: int = 32768
+) -> jax.Array:
     """(n_bins, D) int32 counts of each component in `histogram_edges(bin_width, lo, hi)`, equal to
     `np.histogram(z[:, j], edges)` for float32 data (edge values included); values outside [lo, hi] are dropped."""
     _check_points(z, 1, "component_histograms")
     edges = histogram_edges(bin_width, lo, hi)
     n = len(edges) - 1
     z = jnp.asarray(z, jnp.float32)
-    counts = _sum_over_row_blocks(lambda rows: _count_columns(_bin_index(rows, edges), n + 2), z, block,
-                                  unroll=True)
+    counts = _sum_over_row_blocks(lambda rows: _count_columns(_bin_index(rows, edges), n + 2), z, block, unroll=True)
     return counts[:, 1:-1].T
 
 
@@ -247,8 +264,10 @@ def _value_range(z) -> jax.Array:
 
 @jax.jit
 def _threshold_counts(mu, half_width) -> tuple[jax.Array, jax.Array]:
-    return (jnp.sum(jnp.abs(jnp.asarray(mu))[None] >= jnp.array(MU_THRESHOLDS)[:, None], axis=1),
-            jnp.sum(jnp.asarray(half_width)[None] >= jnp.array(HALF_WIDTH_THRESHOLDS)[:, None], axis=1))
+    return (
+        jnp.sum(jnp.abs(jnp.asarray(mu))[None] >= jnp.array(MU_THRESHOLDS)[:, None], axis=1),
+        jnp.sum(jnp.asarray(half_width)[None] >= jnp.array(HALF_WIDTH_THRESHOLDS)[:, None], axis=1),
+    )
 
 
 def summary_counts(mu, half_width, z=None) -> dict:
@@ -265,6 +284,7 @@ def summary_counts(mu, half_width, z=None) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # Radii.
+
 
 @jax.jit
 def radii(z) -> jax.Array:
@@ -301,6 +321,7 @@ def _peak_mean_std(counts, edges, r) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Covariance, correlation, PCA, projections.
 
+
 @functools.partial(jax.jit, static_argnames="block")
 def covariance(z, block: int = 4096) -> tuple[jax.Array, jax.Array]:
     """(mean (D,), covariance (D, D)) with N - 1 normalisation; rows are centred block by block before the
@@ -308,7 +329,10 @@ def covariance(z, block: int = 4096) -> tuple[jax.Array, jax.Array]:
     _check_points(z, 2, "covariance")
     z = jnp.asarray(z, jnp.float32)
     mean = _mean(z)
-    centred_products = lambda rows: jnp.matmul((rows - mean).T, rows - mean, precision=_HIGHEST)
+
+    def centred_products(rows):
+        return jnp.matmul((rows - mean).T, rows - mean, precision=_HIGHEST)
+
     return mean, _sum_over_row_blocks(centred_products, z, block) / (z.shape[0] - 1)
 
 
@@ -428,9 +452,9 @@ def nearest_neighbour_distances(z, k: int = 1, block: int = 256, queries=None, p
         starts = tqdm(starts, desc=f"{k}-NN distances", unit="block", leave=False)
     parts = []
     for start in starts:
-        chunk = queries[start:start + block]
+        chunk = queries[start : start + block]
         padded = np.pad(chunk, (0, block - len(chunk)), mode="edge")  # one shape, one compilation
-        parts.append(_neighbour_distances_of(z, sq_norms, jnp.asarray(padded, jnp.int32), k)[:len(chunk)])
+        parts.append(_neighbour_distances_of(z, sq_norms, jnp.asarray(padded, jnp.int32), k)[: len(chunk)])
     return jnp.concatenate(parts) if parts else jnp.zeros((0,), jnp.float32)
 
 
@@ -444,8 +468,15 @@ def tsne_gradient_method(n_points: int) -> str:
     return "fft" if n_points >= 10_000 else "bh"
 
 
-def tsne(z, n_pca: int | None = None, perplexity: float = 30.0, early_exaggeration: float = 12.0, seed: int = 0,
-         n_jobs: int = 2, **kw) -> np.ndarray:
+def tsne(
+    z,
+    n_pca: int | None = None,
+    perplexity: float = 30.0,
+    early_exaggeration: float = 12.0,
+    seed: int = 0,
+    n_jobs: int = 2,
+    **kw,
+) -> np.ndarray:
     """(N, 2) openTSNE embedding of z, or of its first n_pca principal components; extra keyword arguments go
     to `openTSNE.TSNE` (e.g. n_iter). Gradients by `tsne_gradient_method`: Barnes-Hut below 10,000 points,
     where the FFT grid's fixed cost dominates (128 points: 66 s FFT vs 7.8 s BH on the 2-core CI machine)."""
@@ -454,6 +485,12 @@ def tsne(z, n_pca: int | None = None, perplexity: float = 30.0, early_exaggerati
     _check_points(z, tsne_points_needed(perplexity), f"tsne with perplexity {perplexity}")
     x = z if n_pca is None else pca_transform(pca(z), z, n_pca)
     kw.setdefault("negative_gradient_method", tsne_gradient_method(len(z)))
-    embedding = openTSNE.TSNE(n_components=2, perplexity=perplexity, early_exaggeration=early_exaggeration,
-                              random_state=seed, n_jobs=n_jobs, **kw)
+    embedding = openTSNE.TSNE(
+        n_components=2,
+        perplexity=perplexity,
+        early_exaggeration=early_exaggeration,
+        random_state=seed,
+        n_jobs=n_jobs,
+        **kw,
+    )
     return np.asarray(embedding.fit(np.asarray(x, np.float64)))

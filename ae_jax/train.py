@@ -3,6 +3,7 @@
 The step is deterministic from one seed: the data order is a function of (seed, epoch) and the step's
 rng is `fold_in(key, step)`, so a run resumed from a checkpoint ends exactly where an uninterrupted one does.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,8 @@ import math
 import os
 import signal
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax
 import jax
@@ -21,9 +23,9 @@ from tqdm.auto import tqdm
 
 from ae_jax import config as config_lib
 from ae_jax import data, models, plots, sharding
-from ae_jax.runtime import make_key
 from ae_jax.checkpoint import CheckpointStore
 from ae_jax.config import Config
+from ae_jax.runtime import make_key
 
 METRICS = ("loss", "recon", "kl", "mse", "psnr")
 
@@ -76,8 +78,13 @@ def per_image_metrics(model, config: Config, params, batch: jax.Array, key: jax.
     recon = models.reconstruction_loss(out["logits"], targets, m.recon_loss)
     kl = models.kl_divergence(out["mean"], out["log_var"]) if m.variational else jnp.zeros_like(recon)
     mse = jnp.mean(jnp.square(jax.nn.sigmoid(out["logits"]) - targets).reshape(len(targets), -1), axis=-1)
-    return {"loss": recon + m.kl_weight * kl, "recon": recon, "kl": kl, "mse": mse,
-            "psnr": -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))}
+    return {
+        "loss": recon + m.kl_weight * kl,
+        "recon": recon,
+        "kl": kl,
+        "mse": mse,
+        "psnr": -10.0 * jnp.log10(jnp.maximum(mse, 1e-10)),
+    }
 
 
 def make_train_step(model, tx, config: Config, mesh) -> Callable:
@@ -97,8 +104,9 @@ def make_train_step(model, tx, config: Config, mesh) -> Callable:
         return new_state, jax.tree.map(jnp.mean, metrics)
 
     repl = sharding.replicated(mesh)
-    return jax.jit(step_fn, donate_argnums=0, in_shardings=(repl, sharding.batch_sharding(mesh), repl),
-                   out_shardings=(repl, repl))
+    return jax.jit(
+        step_fn, donate_argnums=0, in_shardings=(repl, sharding.batch_sharding(mesh), repl), out_shardings=(repl, repl)
+    )
 
 
 def make_eval_step(model, config: Config, mesh) -> Callable:
@@ -136,8 +144,9 @@ def make_reconstruct_fn(model, config: Config) -> Callable:
     return reconstruct
 
 
-def reconstruction_grid(reconstruct_fn, config: Config, params, images: np.ndarray, key: jax.Array, path: str,
-                        title: str) -> str:
+def reconstruction_grid(
+    reconstruct_fn, config: Config, params, images: np.ndarray, key: jax.Array, path: str, title: str
+) -> str:
     """Save originals, the task's inputs (if not plain reconstruction) and reconstructions as a PNG grid."""
     targets, inputs, recon = jax.device_get(reconstruct_fn(params, images, key))
     d = config.data
@@ -175,21 +184,25 @@ def _check_finite(window: list[dict], first_step: int) -> list[dict]:
             raise TrainingError(
                 f"non-finite loss ({m['loss']}) at step {first_step + i}; the last good checkpoint is kept. "
                 "Likely causes: learning rate too high (try train.learning_rate smaller by 10x), "
-                "inputs outside [0, 1], or model.recon_loss=bce with targets outside [0, 1].")
+                "inputs outside [0, 1], or model.recon_loss=bce with targets outside [0, 1]."
+            )
     return host
 
 
 def _prepare_run_dir(config: Config, resume: bool) -> None:
     ckpt_dir, config_path = os.path.join(config.run_dir, "ckpt"), os.path.join(config.run_dir, "config.json")
     if not resume and os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):
-        raise TrainingError(f"{config.run_dir} already holds checkpoints; pass --resume to continue it, "
-                            "or choose another run name with --set name=...")
+        raise TrainingError(
+            f"{config.run_dir} already holds checkpoints; pass --resume to continue it, "
+            "or choose another run name with --set name=..."
+        )
     if resume and os.path.exists(config_path):
         with open(config_path) as f:
             saved = json.load(f)
         saved, current = _flatten(saved), _flatten(json.loads(json.dumps(config_lib.to_dict(config))))
-        changed = sorted(k for k in saved.keys() | current.keys()
-                         if saved.get(k) != current.get(k) and k != "train.epochs")
+        changed = sorted(
+            k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k) and k != "train.epochs"
+        )
         if changed:
             raise TrainingError(f"--resume with a config that differs from {config_path} in: {', '.join(changed)}")
     os.makedirs(config.run_dir, exist_ok=True)
@@ -243,12 +256,25 @@ def train(config: Config, resume: bool = False, log: Callable[[str], None] = pri
         for epoch in range(start_step // per_epoch, t.epochs):
             first_batch = start_step % per_epoch if epoch == start_step // per_epoch else 0
             step = epoch * per_epoch + first_batch
-            batches = data.train_batches(train_set.images, t.batch_size, config.seed, epoch, first_batch,
-                                         sharding.batch_sharding(mesh), t.prefetch)
+            batches = data.train_batches(
+                train_set.images,
+                t.batch_size,
+                config.seed,
+                epoch,
+                first_batch,
+                sharding.batch_sharding(mesh),
+                t.prefetch,
+            )
             losses, window, window_start = [], [], step
             tic, timed_images = None, 0
-            with tqdm(total=per_epoch, initial=first_batch, desc=f"epoch {epoch + 1}/{t.epochs}",
-                      unit="step", dynamic_ncols=True, leave=False) as bar:
+            with tqdm(
+                total=per_epoch,
+                initial=first_batch,
+                desc=f"epoch {epoch + 1}/{t.epochs}",
+                unit="step",
+                dynamic_ncols=True,
+                leave=False,
+            ) as bar:
                 for batch in batches:
                     if step >= (epoch + 1) * per_epoch:
                         break
@@ -280,21 +306,36 @@ def train(config: Config, resume: bool = False, log: Callable[[str], None] = pri
                 return {**last, "status": f"interrupted by {name}", "step": step}
             store.save(step, state)
             eval_metrics = evaluate(eval_step, state.params, eval_images, t.batch_size, eval_key, mesh)
-            grid = reconstruction_grid(reconstruct_fn, config, state.params, grid_images, eval_key,
-                                       os.path.join(config.run_dir, f"reconstructions_epoch{epoch + 1:03d}.png"),
-                                       f"{config.name}: held-out images after epoch {epoch + 1}")
-            last = {"status": "complete", "epoch": epoch + 1, "step": step,
-                    "train_loss": float(np.mean(losses)) if losses else math.nan,
-                    "images_per_s": timed_images / elapsed if elapsed else math.nan,
-                    **{f"eval_{k}": v for k, v in eval_metrics.items()},
-                    "kl_share": (config.model.kl_weight * eval_metrics["kl"] / eval_metrics["recon"]
-                                 if config.model.variational else 0.0),
-                    "reconstruction_grid": grid}
+            grid = reconstruction_grid(
+                reconstruct_fn,
+                config,
+                state.params,
+                grid_images,
+                eval_key,
+                os.path.join(config.run_dir, f"reconstructions_epoch{epoch + 1:03d}.png"),
+                f"{config.name}: held-out images after epoch {epoch + 1}",
+            )
+            last = {
+                "status": "complete",
+                "epoch": epoch + 1,
+                "step": step,
+                "train_loss": float(np.mean(losses)) if losses else math.nan,
+                "images_per_s": timed_images / elapsed if elapsed else math.nan,
+                **{f"eval_{k}": v for k, v in eval_metrics.items()},
+                "kl_share": (
+                    config.model.kl_weight * eval_metrics["kl"] / eval_metrics["recon"]
+                    if config.model.variational
+                    else 0.0
+                ),
+                "reconstruction_grid": grid,
+            }
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(last) + "\n")
-            log(f"epoch {epoch + 1}/{t.epochs} step {step}: train loss {last['train_loss']:.5g}, "
+            log(
+                f"epoch {epoch + 1}/{t.epochs} step {step}: train loss {last['train_loss']:.5g}, "
                 f"held-out mse {eval_metrics['mse']:.5f}, psnr {eval_metrics['psnr']:.2f} dB, "
-                f"{last['images_per_s']:.0f} images/s")
+                f"{last['images_per_s']:.0f} images/s"
+            )
     store.wait()
     store.close()
     return last

@@ -1,4 +1,5 @@
 """The command line shared by the PyTorch and Keras reference benchmarks."""
+
 from __future__ import annotations
 
 import argparse

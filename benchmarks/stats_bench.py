@@ -8,6 +8,7 @@ On a CPU, run it on otherwise idle cores: other processes make both columns nois
 
     python benchmarks/stats_bench.py [--n 200000] [--d 256] [--repeats 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -156,8 +157,10 @@ def main() -> None:
     j_time = time_steps(j_steps, args.repeats, j_out)
     n_time = time_steps(n_steps, args.repeats, n_out)
 
-    print(f"latent statistics suite on {args.n:,} x {args.d} float32 z-points; JAX on {jax.devices()[0].device_kind}"
-          f" ({jax.device_count()} device(s)); best of {args.repeats} runs after warm-up")
+    print(
+        f"latent statistics suite on {args.n:,} x {args.d} float32 z-points; JAX on {jax.devices()[0].device_kind}"
+        f" ({jax.device_count()} device(s)); best of {args.repeats} runs after warm-up"
+    )
     print(f"{'step':<22}{'jax s':>10}{'numpy s':>10}{'speed-up':>10}")
     for name in STEPS:
         print(f"{name:<22}{j_time[name]:>10.3f}{n_time[name]:>10.3f}{n_time[name] / j_time[name]:>9.1f}x")
@@ -165,18 +168,22 @@ def main() -> None:
     print(f"{'total':<22}{j_total:>10.3f}{n_total:>10.3f}{n_total / j_total:>9.1f}x")
 
     sk_time = sklearn_pca_seconds(z_np, args.repeats)
-    print(f"scikit-learn PCA().fit on the same z-points: {sk_time:.3f} s (ae_jax covariance + PCA: "
-          f"{j_time['covariance'] + j_time['PCA']:.3f} s, {sk_time / (j_time['covariance'] + j_time['PCA']):.1f}x)")
+    print(
+        f"scikit-learn PCA().fit on the same z-points: {sk_time:.3f} s (ae_jax covariance + PCA: "
+        f"{j_time['covariance'] + j_time['PCA']:.3f} s, {sk_time / (j_time['covariance'] + j_time['PCA']):.1f}x)"
+    )
 
     ev = np.asarray(j_out["pca"].explained_variance)
     agree = {
         "histogram counts equal": bool(np.array_equal(np.asarray(j_out["counts"]), n_out["counts"])),
         "radius histograms equal np.histogram": all(  # of the same radii: the float32 norms differ in the last bit
-            np.array_equal(np.asarray(jc), nc) and np.array_equal(je, ne) for (jc, je), (nc, ne) in
-            zip(j_out["radius"], numpy_radius_histograms(np.asarray(stats.radii(z))))),
+            np.array_equal(np.asarray(jc), nc) and np.array_equal(je, ne)
+            for (jc, je), (nc, ne) in zip(j_out["radius"], numpy_radius_histograms(np.asarray(stats.radii(z))))
+        ),
         "half-width max abs diff": float(np.abs(np.asarray(j_out["half_width"]) - n_out["half_width"]).max()),
-        "covariance max rel diff": float(np.abs(np.asarray(j_out["cov"]) - n_out["cov"]).max()
-                                         / np.abs(n_out["cov"]).max()),
+        "covariance max rel diff": float(
+            np.abs(np.asarray(j_out["cov"]) - n_out["cov"]).max() / np.abs(n_out["cov"]).max()
+        ),
         "correlation max abs diff": float(np.abs(np.asarray(j_out["corr"]) - n_out["corr"]).max()),
         "explained variance max rel diff": float(np.abs(ev - n_out["pca"][0]).max() / ev.max()),
     }

@@ -5,6 +5,7 @@ batch as ae_jax; 'same' convolutions pad symmetrically (PyTorch style) instead o
 shape or FLOP. Run by benchmarks/train_bench.py in its own process, or alone:
     python benchmarks/torch_reference.py --batch 64 --steps 20 --threads 2
 """
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,10 @@ import time
 
 import numpy as np
 import torch
+from reference_args import reference_parser  # benchmarks/ is on sys.path when run as a script
 from torch import nn
 
 from ae_jax import config as config_lib
-from reference_args import reference_parser  # benchmarks/ is on sys.path when run as a script
 
 
 def same_conv_transpose_padding(k: int, s: int) -> tuple[int, int]:
@@ -36,13 +37,15 @@ class Autoencoder(nn.Module):
         for f, k, s in zip(m.encoder_conv_filters, m.encoder_conv_kernel_size, m.encoder_conv_strides):
             layers += [nn.Conv2d(c, f, k, s, padding=k // 2), nn.LeakyReLU(0.01)]
             c = f
-        self.side = config_lib.feature_map_sizes(image_size, m.encoder_conv_strides, m.encoder_conv_kernel_size,
-                                                 "same")[-1]
-        self.encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * self.side ** 2, m.z_dim))
-        self.decoder_input = nn.Linear(m.z_dim, c * self.side ** 2)
+        self.side = config_lib.feature_map_sizes(
+            image_size, m.encoder_conv_strides, m.encoder_conv_kernel_size, "same"
+        )[-1]
+        self.encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * self.side**2, m.z_dim))
+        self.decoder_input = nn.Linear(m.z_dim, c * self.side**2)
         layers, n = [], len(m.decoder_conv_t_filters)
-        for i, (f, k, s) in enumerate(zip(m.decoder_conv_t_filters, m.decoder_conv_t_kernel_size,
-                                          m.decoder_conv_t_strides)):
+        for i, (f, k, s) in enumerate(
+            zip(m.decoder_conv_t_filters, m.decoder_conv_t_kernel_size, m.decoder_conv_t_strides)
+        ):
             padding, output_padding = same_conv_transpose_padding(k, s)
             layers.append(nn.ConvTranspose2d(c, f, k, s, padding, output_padding))
             layers += [nn.LeakyReLU(0.01)] if i < n - 1 else []
@@ -83,9 +86,14 @@ def main(argv=None) -> dict:
     for i in range(args.steps):
         loss = step(pool[i % len(pool)])
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    result = {"framework": f"pytorch {torch.__version__.split('+')[0]} (eager, channels_last)",
-              "images_per_s": args.batch * args.steps / wall, "ms_per_step": 1e3 * wall / args.steps,
-              "cpu_ms_per_step": 1e3 * cpu / args.steps, "threads": torch.get_num_threads(), "loss": loss}
+    result = {
+        "framework": f"pytorch {torch.__version__.split('+')[0]} (eager, channels_last)",
+        "images_per_s": args.batch * args.steps / wall,
+        "ms_per_step": 1e3 * wall / args.steps,
+        "cpu_ms_per_step": 1e3 * cpu / args.steps,
+        "threads": torch.get_num_threads(),
+        "loss": loss,
+    }
     print(json.dumps(result))
     return result
 

@@ -11,6 +11,7 @@ the framework is not installed), and ae_jax's encoder forward pass. It prints a 
 FLOPs per image come from XLA's cost analysis of the ae_jax train step and are used for every framework
 (the twins compute the same network).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,16 +36,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64, help="training batch size")
     p.add_argument("--steps", type=int, default=20, help="timed training steps per framework")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation, allocator)")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="run every framework this many times, interleaved, and keep each one's best (busy machines)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every framework this many times, interleaved, and keep each one's best (busy machines)",
+    )
     p.add_argument("--encode-batch", type=int, default=256, help="batch of the encoding throughput line")
     p.add_argument("--bf16", action="store_true", help="ae_jax computes in bfloat16 (model.dtype), for GPUs")
     p.add_argument("--only", default=",".join(FRAMEWORKS), help=f"comma-separated subset of {', '.join(FRAMEWORKS)}")
-    p.add_argument("--threads", type=int, default=0,
-                   help="PyTorch/Keras intra-op threads (0: as many as usable cores, like XLA)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="PyTorch/Keras intra-op threads (0: as many as usable cores, like XLA)"
+    )
     p.add_argument("--cpus", default="", help="pin every framework to these CPU ids, e.g. 1 or 0,1 (Linux)")
-    p.add_argument("--no-hugepages", action="store_true",
-                   help=f"do not set GLIBC_TUNABLES={hugepages.TUNABLE} (set for every framework by default)")
+    p.add_argument(
+        "--no-hugepages",
+        action="store_true",
+        help=f"do not set GLIBC_TUNABLES={hugepages.TUNABLE} (set for every framework by default)",
+    )
     p.add_argument("--worker", choices=("ae_jax", "peak"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     try:
@@ -65,6 +74,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------------------------
 # Workers (run in subprocesses).
 
+
 def _best_seconds(fn, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -84,9 +94,11 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
     matmul = jax.jit(jnp.matmul)
     ja, jb = jax.device_put(a), jax.device_put(b)
     matmul(ja, jb).block_until_ready()
-    seconds = {"numpy": _best_seconds(lambda: a @ b, repeats),
-               "jnp": _best_seconds(lambda: matmul(ja, jb).block_until_ready(), repeats)}
-    return {name: 2 * n ** 3 / s / 1e9 for name, s in seconds.items()}
+    seconds = {
+        "numpy": _best_seconds(lambda: a @ b, repeats),
+        "jnp": _best_seconds(lambda: matmul(ja, jb).block_until_ready(), repeats),
+    }
+    return {name: 2 * n**3 / s / 1e9 for name, s in seconds.items()}
 
 
 def ae_jax_worker(args: argparse.Namespace) -> dict:
@@ -107,7 +119,7 @@ def ae_jax_worker(args: argparse.Namespace) -> dict:
     shape = train.image_shape(config)
     rng = np.random.default_rng(0)
     pool = [rng.integers(0, 256, (args.batch, *shape), np.uint8) for _ in range(4)]  # fresh batch every step
-    batches = (jax.device_put(pool[i % len(pool)], sharding.batch_sharding(mesh)) for i in range(10 ** 9))
+    batches = (jax.device_put(pool[i % len(pool)], sharding.batch_sharding(mesh)) for i in range(10**9))
     key = jax.random.key(1)
     cost = train_step.lower(state, next(batches), key).compile().cost_analysis()
     flops = (cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"] / args.batch
@@ -125,14 +137,20 @@ def ae_jax_worker(args: argparse.Namespace) -> dict:
     images = jax.device_put(rng.random((args.encode_batch, *shape), np.float32), sharding.batch_sharding(mesh))
     encode(state.params, images).block_until_ready()
     encode_seconds = _best_seconds(lambda: encode(state.params, images).block_until_ready(), max(3, args.steps // 4))
-    return {"framework": f"ae_jax (jax {jax.__version__}, {jax.default_backend()}, {config.model.dtype})",
-            "images_per_s": args.batch * args.steps / wall, "ms_per_step": 1e3 * wall / args.steps,
-            "cpu_ms_per_step": 1e3 * cpu / args.steps, "flops_per_image": flops,
-            "loss": float(metrics["loss"]), "encode_images_per_s": args.encode_batch / encode_seconds}
+    return {
+        "framework": f"ae_jax (jax {jax.__version__}, {jax.default_backend()}, {config.model.dtype})",
+        "images_per_s": args.batch * args.steps / wall,
+        "ms_per_step": 1e3 * wall / args.steps,
+        "cpu_ms_per_step": 1e3 * cpu / args.steps,
+        "flops_per_image": flops,
+        "loss": float(metrics["loss"]),
+        "encode_images_per_s": args.encode_batch / encode_seconds,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 # Driver.
+
 
 def _run_json(command: list[str], env: dict, cpus: set[int] | None) -> dict:
     """Run a worker (pinned to `cpus` if given); its last stdout line is JSON. Raise with its stderr on failure."""
@@ -145,18 +163,42 @@ def _run_json(command: list[str], env: dict, cpus: set[int] | None) -> dict:
 
 
 def _worker_command(args: argparse.Namespace, worker: str) -> list[str]:
-    command = [sys.executable, os.path.abspath(__file__), "--worker", worker, "--config", args.config,
-               "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--encode-batch", str(args.encode_batch)]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        worker,
+        "--config",
+        args.config,
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--encode-batch",
+        str(args.encode_batch),
+    ]
     for item in args.set:
         command += ["--set", item]
     return command + (["--bf16"] if args.bf16 else [])
 
 
 def _reference_command(args: argparse.Namespace, script: str) -> list[str]:
-    return [sys.executable, os.path.join(HERE, script), "--config", args.config, "--batch", str(args.batch),
-            "--steps", str(args.steps), "--warmup", str(args.warmup),
-            "--threads", str(args.threads or (len(args.cpus) if args.cpus else 0))]
+    return [
+        sys.executable,
+        os.path.join(HERE, script),
+        "--config",
+        args.config,
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--threads",
+        str(args.threads or (len(args.cpus) if args.cpus else 0)),
+    ]
 
 
 def format_table(rows: list[dict], flops_per_image: float | None, peak: float) -> str:
@@ -167,10 +209,18 @@ def format_table(rows: list[dict], flops_per_image: float | None, peak: float) -
     for r in rows:
         rate = r["images_per_s"]
         gflops = rate * flops_per_image / 1e9 if flops_per_image else None
-        table.append([r["framework"], f"{rate:.1f}", f"{r['ms_per_step']:.1f}", f"{r['cpu_ms_per_step']:.1f}",
-                      f"{flops_per_image / 1e9:.3f}" if flops_per_image else "-",
-                      f"{gflops:.1f}" if gflops else "-", f"{100 * gflops / peak:.0f}%" if gflops else "-",
-                      f"{rate / best_ref:.2f}x" if best_ref else "-"])
+        table.append(
+            [
+                r["framework"],
+                f"{rate:.1f}",
+                f"{r['ms_per_step']:.1f}",
+                f"{r['cpu_ms_per_step']:.1f}",
+                f"{flops_per_image / 1e9:.3f}" if flops_per_image else "-",
+                f"{gflops:.1f}" if gflops else "-",
+                f"{100 * gflops / peak:.0f}%" if gflops else "-",
+                f"{rate / best_ref:.2f}x" if best_ref else "-",
+            ]
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     align = [str.ljust] + [str.rjust] * (len(header) - 1)
     return "\n".join("  ".join(a(cell, w) for a, cell, w in zip(align, row, widths)) for row in table)
@@ -187,9 +237,12 @@ def main(argv=None) -> None:
 
     env = hugepages.hugepage_env(dict(os.environ), on=not args.no_hugepages)
     chosen = args.only.split(",")
-    print(f"config {args.config}, batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up, "
-          f"CPUs {sorted(args.cpus) if args.cpus else f'all {os.cpu_count()}'}, "
-          f"GLIBC_TUNABLES={env.get('GLIBC_TUNABLES', '')!r}", flush=True)
+    print(
+        f"config {args.config}, batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up, "
+        f"CPUs {sorted(args.cpus) if args.cpus else f'all {os.cpu_count()}'}, "
+        f"GLIBC_TUNABLES={env.get('GLIBC_TUNABLES', '')!r}",
+        flush=True,
+    )
     for name in [n for n in chosen if n in REFERENCES and importlib.util.find_spec(REFERENCES[n][0]) is None]:
         print(f"{name}: skipped, {REFERENCES[name][0]} is not installed (pip install -e .[bench])", flush=True)
         chosen.remove(name)
@@ -199,20 +252,22 @@ def main(argv=None) -> None:
         for library, rate in _run_json(_worker_command(args, "peak"), env, args.cpus).items():
             peaks[library] = max(rate, peaks.get(library, 0.0))
         for name in chosen:
-            command = (_worker_command(args, "ae_jax") if name == "ae_jax"
-                       else _reference_command(args, REFERENCES[name][1]))
+            command = (
+                _worker_command(args, "ae_jax") if name == "ae_jax" else _reference_command(args, REFERENCES[name][1])
+            )
             result = _run_json(command, env, args.cpus)
             print(f"{result['framework']}: {result['images_per_s']:.1f} images/s", flush=True)
             if name not in best or result["images_per_s"] > best[name]["images_per_s"]:
                 best[name] = result
     rows = [best[name] for name in chosen]
     flops_per_image = best["ae_jax"]["flops_per_image"] if "ae_jax" in best else None
-    print("\nf32 matmul peak, 2048^3, best round: " + ", ".join(f"{k} {v:.1f}" for k, v in peaks.items())
-          + " GFLOP/s")
+    print("\nf32 matmul peak, 2048^3, best round: " + ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()) + " GFLOP/s")
     print(format_table(rows, flops_per_image, max(peaks.values())))
     if "ae_jax" in best:
-        print(f"ae_jax encoding (encoder forward, batch {args.encode_batch}): "
-              f"{best['ae_jax']['encode_images_per_s']:.0f} images/s")
+        print(
+            f"ae_jax encoding (encoder forward, batch {args.encode_batch}): "
+            f"{best['ae_jax']['encode_images_per_s']:.0f} images/s"
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Points are a random subset of a z-point file (--z, e.g. a run's z_train.npy) or 
 
     python benchmarks/tsne_bench.py [--sizes 1000,2500,5000,10000,20000] [--z results/.../z_train.npy]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,14 @@ def seconds(fn) -> float:
 def sklearn_tsne(z: np.ndarray, n_jobs: int) -> np.ndarray:
     from sklearn.manifold import TSNE
 
-    return TSNE(perplexity=30.0, early_exaggeration=12.0, max_iter=N_ITER + EXAGGERATION_ITER, init="pca",
-                random_state=0, n_jobs=n_jobs).fit_transform(z)
+    return TSNE(
+        perplexity=30.0,
+        early_exaggeration=12.0,
+        max_iter=N_ITER + EXAGGERATION_ITER,
+        init="pca",
+        random_state=0,
+        n_jobs=n_jobs,
+    ).fit_transform(z)
 
 
 def main() -> None:
@@ -53,15 +60,17 @@ def main() -> None:
     args = parser.parse_args()
 
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"t-SNE (perplexity 30, {EXAGGERATION_ITER} + {N_ITER} iterations, {args.jobs} threads) on "
-          f"{args.z or f'synthetic {args.d}-d Gaussian z-points'}")
+    print(
+        f"t-SNE (perplexity 30, {EXAGGERATION_ITER} + {N_ITER} iterations, {args.jobs} threads) on "
+        f"{args.z or f'synthetic {args.d}-d Gaussian z-points'}"
+    )
     print(f"{'points':>8}{'method':>8}{'raw s':>9}{f'pca{args.pca} s':>9}{'sklearn s':>11}")
     for n in sizes:
         z = points(args.z, n, args.d)
         kw = dict(n_jobs=args.jobs, n_iter=N_ITER, early_exaggeration_iter=EXAGGERATION_ITER)
-        raw = seconds(lambda: stats.tsne(z, **kw))
-        reduced = seconds(lambda: stats.tsne(z, n_pca=args.pca, **kw))
-        sk = f"{seconds(lambda: sklearn_tsne(z, args.jobs)):>11.1f}" if n <= args.sklearn_max else f"{'-':>11}"
+        raw = seconds(lambda z=z, kw=kw: stats.tsne(z, **kw))
+        reduced = seconds(lambda z=z, kw=kw: stats.tsne(z, n_pca=args.pca, **kw))
+        sk = f"{seconds(lambda z=z: sklearn_tsne(z, args.jobs)):>11.1f}" if n <= args.sklearn_max else f"{'-':>11}"
         print(f"{n:>8}{stats.tsne_gradient_method(n):>8}{raw:>9.1f}{reduced:>9.1f}{sk}", flush=True)
 
 

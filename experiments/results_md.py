@@ -3,6 +3,7 @@ each verdict (reproduced / refuted / not yet measured) follows from a rule state
 
     python -m experiments.results_md --results results/experiments --out docs/results.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,10 +57,12 @@ def component_claim(summary: dict, name: str) -> tuple[str, list[str], list[str]
     holds = share >= 0.75 and 0 < n_dom <= 0.1 * d
     mu = np.abs(np.asarray(summary["mu"]))
     outliers = int(np.sum((mu > 3 * np.median(mu)) | (hw > 3 * np.median(hw))))
-    lines = [f"- {name}: {d} components; FWHM/(2.3548 sigma) median {np.median(ratio):.3f}, "
-             f"{share:.0%} of components within [0.8, 1.25] (Gaussian-like); {n_dom} dominant components "
-             f"(|mu| >= 0.25 or half-width >= 1.5); summary counts {json.dumps(summary['counts'])}; "
-             f"scale-free count: {outliers} components have |mu| or half-width above 3x its median over components."]
+    lines = [
+        f"- {name}: {d} components; FWHM/(2.3548 sigma) median {np.median(ratio):.3f}, "
+        f"{share:.0%} of components within [0.8, 1.25] (Gaussian-like); {n_dom} dominant components "
+        f"(|mu| >= 0.25 or half-width >= 1.5); summary counts {json.dumps(summary['counts'])}; "
+        f"scale-free count: {outliers} components have |mu| or half-width above 3x its median over components."
+    ]
     return _verdict(True, holds), lines, _analysis_figures(summary, "components_all.png", "components_dominant.png")
 
 
@@ -75,15 +78,20 @@ def radius_claim(summary: dict, name: str) -> tuple[str, list[str], list[str]]:
     """The radius distribution sits where independent components put it: mean |z| within 5% of
     sqrt(sum(mu^2 + sigma^2)) (the peak of the skewed |z| distribution lies below both and is reported)."""
     mu, std = np.asarray(summary["mu"]), np.asarray(summary["std"])
-    predicted = float(np.sqrt(np.sum(mu ** 2 + std ** 2)))
+    predicted = float(np.sqrt(np.sum(mu**2 + std**2)))
     peak = summary["radius"]["peak"]
     dominant = np.asarray(summary["dominant_components"], int)
-    share = float(np.sum(mu[dominant] ** 2 + std[dominant] ** 2) / np.sum(mu ** 2 + std ** 2)) if len(dominant) else 0
+    share = float(np.sum(mu[dominant] ** 2 + std[dominant] ** 2) / np.sum(mu**2 + std**2)) if len(dominant) else 0
     holds = abs(summary["radius"]["mean"] - predicted) / predicted < 0.05
-    return _verdict(True, holds), [
-        f"- {name}: radius peak {peak:.3f} (0.05 bins), mean {summary['radius']['mean']:.3f}, std "
-        f"{summary['radius']['std']:.3f}; sqrt(sum(mu^2 + sigma^2)) = {predicted:.3f}; the dominant components "
-        f"carry {share:.0%} of E|z|^2."], _analysis_figures(summary, "radius_hist_0.5.png", "radius_hist_0.05.png")
+    return (
+        _verdict(True, holds),
+        [
+            f"- {name}: radius peak {peak:.3f} (0.05 bins), mean {summary['radius']['mean']:.3f}, std "
+            f"{summary['radius']['std']:.3f}; sqrt(sum(mu^2 + sigma^2)) = {predicted:.3f}; the dominant components "
+            f"carry {share:.0%} of E|z|^2."
+        ],
+        _analysis_figures(summary, "radius_hist_0.5.png", "radius_hist_0.05.png"),
+    )
 
 
 def uniform_hits_claim(sweep: dict, name: str) -> tuple[str, list[str], list[str]]:
@@ -94,22 +102,34 @@ def uniform_hits_claim(sweep: dict, name: str) -> tuple[str, list[str], list[str
     holds = all(f == 0 for _, f, _, _ in far) and all(f > 1e-3 for _, f, _, _ in near) and far and near
 
     def fmt(rows, k):
-        analytic = lambda a: f", analytic 10^{a:.1f}" if a is not None and math.isfinite(a) else ""
-        return "; ".join(f"{l} k={k}: MC fraction {f:.3g} of {n} points{analytic(a)}" for l, f, n, a in rows)
+        def analytic(a):
+            return f", analytic 10^{a:.1f}" if a is not None and math.isfinite(a) else ""
 
-    return (_verdict(bool(far and near), bool(holds)), [f"- {name}: {fmt(far, 3)}.", f"- {name}: {fmt(near, 2)}."],
-            _sweep_figures(sweep, "hits_vs_bound", *["decoded_grid"] * only_uniform))
+        return "; ".join(f"{label} k={k}: MC fraction {f:.3g} of {n} points{analytic(a)}" for label, f, n, a in rows)
+
+    return (
+        _verdict(bool(far and near), bool(holds)),
+        [f"- {name}: {fmt(far, 3)}.", f"- {name}: {fmt(near, 2)}."],
+        _sweep_figures(sweep, "hits_vs_bound", *["decoded_grid"] * only_uniform),
+    )
 
 
 def radius_law_claim(sweep: dict, name: str) -> tuple[str, list[str], list[str]]:
     """Uniform generators' |z| follows the analytic law: MC mean within 2% of the analytic mean."""
     rows = [r for r in sweep["results"] if r["sampler"] == "uniform"]
     errs = [abs(r["radius"]["mean"] - r["radius"]["analytic_mean"]) / r["radius"]["analytic_mean"] for r in rows]
-    lines = [f"- {name}: " + "; ".join(f"{r['label']}: MC {r['radius']['mean']:.2f} +- {r['radius']['std']:.2f}, "
-                                       f"analytic {r['radius']['analytic_mean']:.2f} +- "
-                                       f"{r['radius']['analytic_std']:.2f}"
-                                       for r in rows)
-             + f"; data radius mean {rows[0]['data_radius']['mean']:.2f}." if rows else f"- {name}: no uniform rows."]
+    lines = [
+        f"- {name}: "
+        + "; ".join(
+            f"{r['label']}: MC {r['radius']['mean']:.2f} +- {r['radius']['std']:.2f}, "
+            f"analytic {r['radius']['analytic_mean']:.2f} +- "
+            f"{r['radius']['analytic_std']:.2f}"
+            for r in rows
+        )
+        + f"; data radius mean {rows[0]['data_radius']['mean']:.2f}."
+        if rows
+        else f"- {name}: no uniform rows."
+    ]
     return _verdict(bool(rows), bool(rows) and max(errs) < 0.02), lines, _sweep_figures(sweep, "radius")
 
 
@@ -122,10 +142,19 @@ def fitted_gaussian_claim(sweep: dict, name: str) -> tuple[str, list[str], list[
     if not fitted or not uniform:
         return _verdict(False, False), [f"- {name}: no judge scores in this sweep."], []
     holds = max(r["judge_frechet"] for r in fitted if r["sampler"] != "mixture") < min(
-        r["judge_frechet"] for r in uniform)
-    return _verdict(True, holds), [f"- {name}: judge FD / precision: " + "; ".join(
-        f"{r['label']}: {r['judge_frechet']:.3g} / {r['judge_precision']:.2f}" for r in fitted + uniform) + "."], \
-        _sweep_figures(sweep, "decoded_grid")
+        r["judge_frechet"] for r in uniform
+    )
+    return (
+        _verdict(True, holds),
+        [
+            f"- {name}: judge FD / precision: "
+            + "; ".join(
+                f"{r['label']}: {r['judge_frechet']:.3g} / {r['judge_precision']:.2f}" for r in fitted + uniform
+            )
+            + "."
+        ],
+        _sweep_figures(sweep, "decoded_grid"),
+    )
 
 
 def filament_claim(filaments: dict, name: str) -> tuple[str, list[str], list[str]]:
@@ -137,11 +166,18 @@ def filament_claim(filaments: dict, name: str) -> tuple[str, list[str], list[str
     z_rows, null_rows = by_set.get("z-points", []), by_set.get("fitted full Gaussian", [])
     if not z_rows or not null_rows:
         return _verdict(False, False), [f"- {name}: no intrinsic-dimension table."], []
-    fmt = lambda rs: ", ".join(f"{float(r['dimension']):.1f} at r2 {float(r['scale_r2']):.3g} "
-                               f"({r['n_points']} points)" for r in rs)
+
+    def fmt(rs):
+        return ", ".join(
+            f"{float(r['dimension']):.1f} at r2 {float(r['scale_r2']):.3g} ({r['n_points']} points)" for r in rs
+        )
+
     holds = float(z_rows[0]["dimension"]) < 0.5 * float(null_rows[0]["dimension"])
-    return (_verdict(True, holds), [f"- {name}: z-points {fmt(z_rows)}; fitted full Gaussian {fmt(null_rows)}."],
-            filaments["figures"])
+    return (
+        _verdict(True, holds),
+        [f"- {name}: z-points {fmt(z_rows)}; fitted full Gaussian {fmt(null_rows)}."],
+        filaments["figures"],
+    )
 
 
 def _read_csv(path: str):
@@ -182,26 +218,48 @@ def main(argv=None) -> int:
             training[name] = json.loads(open(path).read().strip().splitlines()[-1])
     filaments_ae = _study_model(root, "filaments")
     dimension_rows = _read_csv(os.path.join(root, "filaments", "intrinsic_dimension.csv"))
-    filaments = {"rows": dimension_rows, "figures": [os.path.join(root, "filaments", "intrinsic_dimension.png")] + [
-        os.path.join(analysis_root, str(filaments_ae), f) for f in (
-            "pca_1_2_zoom_2.5.png", "pca_1_2_zoom_0.25.png", "original_axes_dominant.png", "tsne_raw.png",
-            "tsne_pca10.png")]}
+    filaments = {
+        "rows": dimension_rows,
+        "figures": [os.path.join(root, "filaments", "intrinsic_dimension.png")]
+        + [
+            os.path.join(analysis_root, str(filaments_ae), f)
+            for f in (
+                "pca_1_2_zoom_2.5.png",
+                "pca_1_2_zoom_0.25.png",
+                "original_axes_dominant.png",
+                "tsne_raw.png",
+                "tsne_pca10.png",
+            )
+        ],
+    }
 
-    lines = [f"# {args.title}", "",
-             "Generated by `python -m experiments.results_md` from the files the studies wrote; every number below "
-             "is read from those files, and each verdict follows from the rule in its heading.", "",
-             args.setting, "", "## Training", ""]
+    lines = [
+        f"# {args.title}",
+        "",
+        "Generated by `python -m experiments.results_md` from the files the studies wrote; every number below "
+        "is read from those files, and each verdict follows from the rule in its heading.",
+        "",
+        args.setting,
+        "",
+        "## Training",
+        "",
+    ]
     for name, m in training.items():
-        lines.append(f"- {name}: {m['epoch']} epochs, held-out per-pixel MSE {m['eval_mse']:.5f}, PSNR "
-                     f"{m['eval_psnr']:.2f} dB, KL share {m['kl_share']:.2e}, last epoch {m['images_per_s']:.0f} "
-                     "images/s.")
+        lines.append(
+            f"- {name}: {m['epoch']} epochs, held-out per-pixel MSE {m['eval_mse']:.5f}, PSNR "
+            f"{m['eval_psnr']:.2f} dB, KL share {m['kl_share']:.2e}, last epoch {m['images_per_s']:.0f} "
+            "images/s."
+        )
     analysed = [(n, a) for n, a in analyses.items() if a]
     swept = [(n, s) for n, s in sweeps.items() if s]
     claims = [
         ("Components are Gaussian-like, with a few dominant ones", component_claim, analysed),
         ("The radius distribution peaks where the components put it", radius_claim, analysed),
-        ("Uniform generators: zero hits for b >= 3 at 3 half-widths, many for b ~ 1-1.5 at 2 half-widths",
-         uniform_hits_claim, swept),
+        (
+            "Uniform generators: zero hits for b >= 3 at 3 half-widths, many for b ~ 1-1.5 at 2 half-widths",
+            uniform_hits_claim,
+            swept,
+        ),
         ("The radius law of uniform generators", radius_law_claim, swept),
         ("Fitted Gaussians decode to faces (in the judge's eyes)", fitted_gaussian_claim, swept),
         ("Filaments and voids", filament_claim, [(f"study 3 ({filaments_ae})", filaments)] if dimension_rows else []),
@@ -212,14 +270,19 @@ def main(argv=None) -> int:
         for name, data in items:
             v, ls, paths = fn(data, name)
             verdicts.append(v)
-            body += [f"{l} ({v})" for l in ls[:1]] + ls[1:]
+            body += [f"{line} ({v})" for line in ls[:1]] + ls[1:]
             for path in (p for p in paths if os.path.isfile(p)):
                 copy = shutil.copyfile(path, os.path.join(figures_dir, f"{_slug(name)}_{os.path.basename(path)}"))
                 figures.append(f"![{name}: {os.path.basename(path)}](figures/{os.path.basename(copy)})")
         copied += len(figures)
         measured = [v for v in verdicts if v != "not yet measured"]
-        overall = ("not yet measured" if not measured else
-                   measured[0] if len(set(measured)) == 1 else "mixed: " + ", ".join(measured))
+        overall = (
+            "not yet measured"
+            if not measured
+            else measured[0]
+            if len(set(measured)) == 1
+            else "mixed: " + ", ".join(measured)
+        )
         if measured and len(measured) < len(verdicts):
             overall += f" ({len(verdicts) - len(measured)} of {len(verdicts)} arms not yet measured)"
         lines += ["", f"## {title}: {overall}", "", f"Rule: {' '.join(fn.__doc__.split())}", ""] + body

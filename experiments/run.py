@@ -4,6 +4,7 @@ Without --full a study runs at smoke size on the embedded faces (seconds); with 
 size (pass --set data.dir=/path/to/celeba for the CelebA studies). Finished trainings are reused, so
 running a study again resumes it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("study", choices=[*STUDIES, "all"])
     parser.add_argument("--full", action="store_true", help="the study's real size instead of the smoke size")
     parser.add_argument("--out", default="results/experiments")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override for every model of the study, e.g. data.dir=../shared/data/celeba")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every model of the study, e.g. data.dir=../shared/data/celeba",
+    )
     args = parser.parse_args(argv)
     from ae_jax.runtime import enable_compilation_cache
 

@@ -3,6 +3,7 @@
 Many tests compile the same programs (same model, same shapes); the persistent cache lets later tests,
 and the CLI subprocesses some tests start, load them instead of compiling again.
 """
+
 import os
 
 import pytest

@@ -1,4 +1,5 @@
 """analyze() writes every figure and a summary that finds planted dominant components; load_z validates."""
+
 import csv
 import json
 
@@ -10,12 +11,26 @@ from ae_jax.analyze import _axis_pairs_within, analyze, load_z
 
 PLANTED = {3: (2.0, 0.3), 11: (-1.0, 1.2), 27: (0.0, 2.0)}  # component: (mu, sigma); the rest N(0, 0.3^2)
 FAST_TSNE = {"n_iter": 20, "early_exaggeration_iter": 10, "n_jobs": 1}
-EXPECTED_FILES = (
-    ["components_all.png", "components_dominant.png", "radius_hist_0.5.png", "radius_hist_0.05.png",
-     "correlation.png", "dominant_pair_scatter.png", "pca_explained_variance.png", "pca_1_18.png",
-     "pca_8_35.png", "original_axes_dominant.png", "nn_distance_hist.png", "tsne_raw.png", "tsne_pca2.png",
-     "tsne_pca4.png", "tsne_pca10.png", "summary.json", "dominant_components.csv", "tsne_embeddings.npz"]
-    + [f"pca_1_2_zoom_{h}.png" for h in ("10", "2.5", "1", "0.5", "0.25")])
+EXPECTED_FILES = [
+    "components_all.png",
+    "components_dominant.png",
+    "radius_hist_0.5.png",
+    "radius_hist_0.05.png",
+    "correlation.png",
+    "dominant_pair_scatter.png",
+    "pca_explained_variance.png",
+    "pca_1_18.png",
+    "pca_8_35.png",
+    "original_axes_dominant.png",
+    "nn_distance_hist.png",
+    "tsne_raw.png",
+    "tsne_pca2.png",
+    "tsne_pca4.png",
+    "tsne_pca10.png",
+    "summary.json",
+    "dominant_components.csv",
+    "tsne_embeddings.npz",
+] + [f"pca_1_2_zoom_{h}.png" for h in ("10", "2.5", "1", "0.5", "0.25")]
 
 
 def planted_z(n: int = 2000, d: int = 40, seed: int = 0) -> np.ndarray:
@@ -52,15 +67,19 @@ def test_analyze_writes_every_file_and_finds_the_planted_components(tmp_path):
     assert on_disk["counts"]["value_range"] == [float(z.min()), float(z.max())]
     r = np.linalg.norm(z, axis=1)
     assert abs(on_disk["radius"]["mean"] - r.mean()) < 1e-4
-    assert on_disk["radius_outliers"][0] == {"row": int(np.argmax(r)), "id": ids[int(np.argmax(r))],
-                                             "radius": pytest.approx(float(r.max()), rel=1e-6)}
+    assert on_disk["radius_outliers"][0] == {
+        "row": int(np.argmax(r)),
+        "id": ids[int(np.argmax(r))],
+        "radius": pytest.approx(float(r.max()), rel=1e-6),
+    }
     assert abs(sum(on_disk["pca_explained_variance_ratio"]) - 1) < 1e-5
 
     with open(tmp_path / "dominant_components.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(row["index"]) for row in rows] == summary["dominant_components"]
-    np.testing.assert_allclose([float(row["mu"]) for row in rows], expected_mu[summary["dominant_components"]],
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        [float(row["mu"]) for row in rows], expected_mu[summary["dominant_components"]], rtol=1e-4, atol=1e-5
+    )
 
     embeddings = np.load(tmp_path / "tsne_embeddings.npz")
     assert embeddings["tsne_raw"].shape == (150, 2) and list(embeddings["ids"][:1]) == [ids[embeddings["rows"][0]]]

@@ -2,6 +2,7 @@
 
 `python tests/test_bad_inputs.py` prints the table of inputs and messages (for the reliability notes).
 """
+
 import gzip
 import io
 import os
@@ -44,8 +45,9 @@ def _celeba(root, listed_extra=0):
     os.makedirs(os.path.join(root, "img_align_celeba"), exist_ok=True)
     lines = []
     for i in range(1, 9):
-        Image.fromarray(np.full((218, 178, 3), i * 20, np.uint8)).save(os.path.join(root, "img_align_celeba",
-                                                                                    f"{i:06d}.jpg"))
+        Image.fromarray(np.full((218, 178, 3), i * 20, np.uint8)).save(
+            os.path.join(root, "img_align_celeba", f"{i:06d}.jpg")
+        )
         lines.append(f"{i:06d}.jpg {0 if i <= 6 else 1}")
     lines += [f"{i:06d}.jpg 0" for i in range(9, 9 + listed_extra)]
     open(os.path.join(root, "list_eval_partition.txt"), "w").write("\n".join(lines) + "\n")
@@ -85,40 +87,131 @@ CASES = [
     ("unknown config key", lambda d: ["train", "--set", "model.zdim=3"], "unknown config key 'model.zdim'"),
     ("wrong type", lambda d: ["train", "--set", "model.z_dim=abc"], "model.z_dim: 'abc' is not a valid int"),
     ("z_dim <= 0", lambda d: ["train", "--set", "model.z_dim=0"], "model.z_dim: must be > 0"),
-    ("kl_weight < 0", lambda d: ["train", "--config", "faces_vae_tiny_kl", "--set", "model.kl_weight=-1"],
-     "model.kl_weight: must be >= 0"),
-    ("strides do not divide the input size", lambda d: ["train", "--set", "data.image_size=30"],
-     "do not divide data.image_size=30"),
-    ("unknown activation", lambda d: ["train", "--set", "model.act=tanh"],
-     "model.act: 'tanh' is not one of leaky_relu, relu, selu"),
+    (
+        "kl_weight < 0",
+        lambda d: ["train", "--config", "faces_vae_tiny_kl", "--set", "model.kl_weight=-1"],
+        "model.kl_weight: must be >= 0",
+    ),
+    (
+        "strides do not divide the input size",
+        lambda d: ["train", "--set", "data.image_size=30"],
+        "do not divide data.image_size=30",
+    ),
+    (
+        "unknown activation",
+        lambda d: ["train", "--set", "model.act=tanh"],
+        "model.act: 'tanh' is not one of leaky_relu, relu, selu",
+    ),
     ("config file that is not JSON", lambda d: ["train", "--config", _text(d, "c.json", "{oops")], "not valid JSON"),
-    ("missing data folder", lambda d: ["train", "--set", "data.name=images", "--set", f"data.dir={d}/nope", *TINY],
-     "{d}/nope"),
-    ("empty image folder", lambda d: ["train", "--set", "data.name=images", "--set", f"data.dir={_mkdir(d)}", *TINY],
-     "empty: no images found"),
-    ("corrupt JPEG", lambda d: ["train", "--set", "data.name=images", "--set",
-                                f"data.dir={_folder_with(d, 'bad.jpg', _corrupt_jpeg)}", *TINY], "bad.jpg"),
-    ("truncated PNG", lambda d: ["train", "--set", "data.name=images", "--set",
-                                 f"data.dir={_folder_with(d, 'cut.png', _truncated_png)}", *TINY], "cut.png"),
-    ("grey image in an RGB dataset", lambda d: ["train", "--set", "data.name=images", "--set",
-                                                f"data.dir={_folder_with(d, 'grey.png', _grey)}", *TINY], "grey.png"),
-    ("CelebA folder without list_eval_partition.txt",
-     lambda d: ["train", "--set", "data.name=celeba", "--set", f"data.dir={_mkdir(d)}", *TINY],
-     "list_eval_partition.txt"),
-    ("truncated IDX file", lambda d: ["train", "--config", "mnist", "--set", f"data.dir={_truncated_idx(d)}"],
-     "train-images-idx3-ubyte.gz"),
-    ("NaN in z-points", lambda d: ["analyze", "--z", _z_file(d, _nan_z()), "--out", f"{d}/a", "--no-tsne"],
-     "row 17"),
-    ("z-points of the wrong rank", lambda d: ["analyze", "--z", _z_file(d, np.zeros(10, np.float32)), "--out",
-                                              f"{d}/a"], "needs z of shape (N points, D components)"),
-    ("zero-variance component for a sampler", lambda d: ["sample", "--z", _z_file(d, _constant_component_z()),
-                                                         "--out", f"{d}/s", "--n", "100", "--param", "bound=1"],
-     "components have zero variance (first: [2])"),
-    ("unknown sampler", lambda d: ["sample", "--z", _z_file(d, np.random.default_rng(0).normal(
-        size=(300, 4)).astype(np.float32)), "--out", f"{d}/s", "--sampler", "magic"], "unknown sampler 'magic'"),
-    ("grid sampler too large", lambda d: ["sample", "--z", _z_file(d, np.random.default_rng(0).normal(
-        size=(300, 64)).astype(np.float32)), "--out", f"{d}/s", "--sampler", "grid", "--param", "lo=-1",
-        "--param", "hi=1", "--param", "points_per_axis=10"], "10^64"),
+    (
+        "missing data folder",
+        lambda d: ["train", "--set", "data.name=images", "--set", f"data.dir={d}/nope", *TINY],
+        "{d}/nope",
+    ),
+    (
+        "empty image folder",
+        lambda d: ["train", "--set", "data.name=images", "--set", f"data.dir={_mkdir(d)}", *TINY],
+        "empty: no images found",
+    ),
+    (
+        "corrupt JPEG",
+        lambda d: [
+            "train",
+            "--set",
+            "data.name=images",
+            "--set",
+            f"data.dir={_folder_with(d, 'bad.jpg', _corrupt_jpeg)}",
+            *TINY,
+        ],
+        "bad.jpg",
+    ),
+    (
+        "truncated PNG",
+        lambda d: [
+            "train",
+            "--set",
+            "data.name=images",
+            "--set",
+            f"data.dir={_folder_with(d, 'cut.png', _truncated_png)}",
+            *TINY,
+        ],
+        "cut.png",
+    ),
+    (
+        "grey image in an RGB dataset",
+        lambda d: [
+            "train",
+            "--set",
+            "data.name=images",
+            "--set",
+            f"data.dir={_folder_with(d, 'grey.png', _grey)}",
+            *TINY,
+        ],
+        "grey.png",
+    ),
+    (
+        "CelebA folder without list_eval_partition.txt",
+        lambda d: ["train", "--set", "data.name=celeba", "--set", f"data.dir={_mkdir(d)}", *TINY],
+        "list_eval_partition.txt",
+    ),
+    (
+        "truncated IDX file",
+        lambda d: ["train", "--config", "mnist", "--set", f"data.dir={_truncated_idx(d)}"],
+        "train-images-idx3-ubyte.gz",
+    ),
+    ("NaN in z-points", lambda d: ["analyze", "--z", _z_file(d, _nan_z()), "--out", f"{d}/a", "--no-tsne"], "row 17"),
+    (
+        "z-points of the wrong rank",
+        lambda d: ["analyze", "--z", _z_file(d, np.zeros(10, np.float32)), "--out", f"{d}/a"],
+        "needs z of shape (N points, D components)",
+    ),
+    (
+        "zero-variance component for a sampler",
+        lambda d: [
+            "sample",
+            "--z",
+            _z_file(d, _constant_component_z()),
+            "--out",
+            f"{d}/s",
+            "--n",
+            "100",
+            "--param",
+            "bound=1",
+        ],
+        "components have zero variance (first: [2])",
+    ),
+    (
+        "unknown sampler",
+        lambda d: [
+            "sample",
+            "--z",
+            _z_file(d, np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)),
+            "--out",
+            f"{d}/s",
+            "--sampler",
+            "magic",
+        ],
+        "unknown sampler 'magic'",
+    ),
+    (
+        "grid sampler too large",
+        lambda d: [
+            "sample",
+            "--z",
+            _z_file(d, np.random.default_rng(0).normal(size=(300, 64)).astype(np.float32)),
+            "--out",
+            f"{d}/s",
+            "--sampler",
+            "grid",
+            "--param",
+            "lo=-1",
+            "--param",
+            "hi=1",
+            "--param",
+            "points_per_axis=10",
+        ],
+        "10^64",
+    ),
     ("encode a folder that is not a run", lambda d: ["encode", d], "config.json is missing"),
 ]
 
@@ -158,9 +251,27 @@ def test_bad_input_gives_a_clear_error(what, build, fragment, tmp_path):
 
 def test_skip_mode_counts_bad_images(tmp_path, capsys):
     folder = _folder_with(str(tmp_path / "imgs"), "bad.jpg", _corrupt_jpeg, n_good=40)
-    code = main(["train", "--set", "data.name=images", "--set", f"data.dir={folder}", "--set",
-                 "data.on_bad_image=skip", "--set", "data.valid_fraction=0.5", "--set", f"workdir={tmp_path}/runs",
-                 "--set", "train.batch_size=2", "--set", "data.image_size=16", "--set", "train.epochs=1"])
+    code = main(
+        [
+            "train",
+            "--set",
+            "data.name=images",
+            "--set",
+            f"data.dir={folder}",
+            "--set",
+            "data.on_bad_image=skip",
+            "--set",
+            "data.valid_fraction=0.5",
+            "--set",
+            f"workdir={tmp_path}/runs",
+            "--set",
+            "train.batch_size=2",
+            "--set",
+            "data.image_size=16",
+            "--set",
+            "train.epochs=1",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "skipped" in out.out and "1 skipped" in (out.out + out.err)
@@ -168,7 +279,9 @@ def test_skip_mode_counts_bad_images(tmp_path, capsys):
 
 def test_annotations_naming_missing_images_report_what_was_found(tmp_path, capsys):
     root = _celeba(str(tmp_path / "celeba"), listed_extra=5)
-    from ae_jax import config as C, data
+    from ae_jax import config as C
+    from ae_jax import data
+
     ds = data.load_split(C.load("case1", [f"data.dir={root}"]).data, "train")
     assert len(ds.images) == 6
     assert "6 of 11" in capsys.readouterr().out

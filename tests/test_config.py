@@ -1,7 +1,8 @@
 import json
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ae_jax import config as C
 
@@ -21,27 +22,39 @@ def test_case_presets_match_the_seed():
 
 
 def test_overrides_are_typed():
-    c = C.load("case1", ["model.z_dim=200", "data.dir=/x", "model.encoder_conv_filters=16,32,64,128",
-                         "model.variational=true", "model.kl_weight=1e-3", "train.learning_rate=0.01"])
+    c = C.load(
+        "case1",
+        [
+            "model.z_dim=200",
+            "data.dir=/x",
+            "model.encoder_conv_filters=16,32,64,128",
+            "model.variational=true",
+            "model.kl_weight=1e-3",
+            "train.learning_rate=0.01",
+        ],
+    )
     assert c.model.z_dim == 200 and c.data.dir == "/x" and c.model.encoder_conv_filters == (16, 32, 64, 128)
     assert c.model.variational is True and c.model.kl_weight == 1e-3 and c.train.learning_rate == 0.01
 
 
-@pytest.mark.parametrize("override, key", [
-    ("model.zdim=3", "model.zdim"),
-    ("nonsense.x=1", "nonsense"),
-    ("model.z_dim=0", "model.z_dim"),
-    ("model.z_dim=abc", "model.z_dim"),
-    ("model.z_dim=2.5", "model.z_dim"),
-    ("model.kl_weight=-1", "model.kl_weight"),
-    ("model.act=tanh", "model.act"),
-    ("data.image_size=100", "model.encoder_conv_strides"),
-    ("model.encoder_conv_kernel_size=3,3", "model.encoder_conv_kernel_size"),
-    ("data.name=mnist", "model.decoder_conv_t_filters"),
-    ("train.batch_size=0", "train.batch_size"),
-    ("model.variational=maybe", "model.variational"),
-    ("z_dim", "key=value"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("model.zdim=3", "model.zdim"),
+        ("nonsense.x=1", "nonsense"),
+        ("model.z_dim=0", "model.z_dim"),
+        ("model.z_dim=abc", "model.z_dim"),
+        ("model.z_dim=2.5", "model.z_dim"),
+        ("model.kl_weight=-1", "model.kl_weight"),
+        ("model.act=tanh", "model.act"),
+        ("data.image_size=100", "model.encoder_conv_strides"),
+        ("model.encoder_conv_kernel_size=3,3", "model.encoder_conv_kernel_size"),
+        ("data.name=mnist", "model.decoder_conv_t_filters"),
+        ("train.batch_size=0", "train.batch_size"),
+        ("model.variational=maybe", "model.variational"),
+        ("z_dim", "key=value"),
+    ],
+)
 def test_bad_values_are_refused_naming_the_key(override, key):
     with pytest.raises(C.ConfigError, match=key.replace(".", r"\.")):
         C.load("case1", [override])
@@ -79,13 +92,16 @@ def test_z_dim_and_kl_weight_bounds(z_dim, kl):
 @given(size=st.integers(4, 130), n_layers=st.integers(1, 4))
 def test_stride_divisibility_is_checked_before_work(size, n_layers):
     filters = ",".join(["8"] * n_layers)
-    overrides = [f"data.image_size={size}", f"model.encoder_conv_filters={filters}",
-                 f"model.encoder_conv_kernel_size={','.join(['3'] * n_layers)}",
-                 f"model.encoder_conv_strides={','.join(['2'] * n_layers)}",
-                 f"model.decoder_conv_t_filters={','.join(['8'] * (n_layers - 1) + ['3'])}",
-                 f"model.decoder_conv_t_kernel_size={','.join(['3'] * n_layers)}",
-                 f"model.decoder_conv_t_strides={','.join(['2'] * n_layers)}"]
-    if size % 2 ** n_layers == 0:
+    overrides = [
+        f"data.image_size={size}",
+        f"model.encoder_conv_filters={filters}",
+        f"model.encoder_conv_kernel_size={','.join(['3'] * n_layers)}",
+        f"model.encoder_conv_strides={','.join(['2'] * n_layers)}",
+        f"model.decoder_conv_t_filters={','.join(['8'] * (n_layers - 1) + ['3'])}",
+        f"model.decoder_conv_t_kernel_size={','.join(['3'] * n_layers)}",
+        f"model.decoder_conv_t_strides={','.join(['2'] * n_layers)}",
+    ]
+    if size % 2**n_layers == 0:
         assert C.load("faces", overrides).data.image_size == size
     else:
         with pytest.raises(C.ConfigError, match="divide"):

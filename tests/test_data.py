@@ -1,4 +1,5 @@
 """Data sources, the decode cache, batching and task inputs, on tiny fixtures written by the tests."""
+
 import gzip
 import os
 import struct
@@ -30,7 +31,7 @@ def _framed_image(width: int, height: int, side: int, inside, outside) -> np.nda
     image = np.empty((height, width, 3), np.uint8)
     image[:] = outside
     top, left = (height - side) // 2, (width - side) // 2
-    image[top:top + side, left:left + side] = inside
+    image[top : top + side, left : left + side] = inside
     return image
 
 
@@ -47,8 +48,10 @@ def _make_celeba(root, present=(1, 2, 3, 4, 5, 6), splits=(0, 0, 0, 0, 1, 2, 0, 
     names = [f"{i:06d}.jpg" for i in range(1, len(splits) + 1)]
     (root / "img_align_celeba").mkdir(parents=True)
     for i in present:
-        _save_jpeg(root / "img_align_celeba" / names[i - 1],
-                   _framed_image(CELEBA_WIDTH, CELEBA_HEIGHT, CROP, _colour(i), _colour(i) ^ 128))
+        _save_jpeg(
+            root / "img_align_celeba" / names[i - 1],
+            _framed_image(CELEBA_WIDTH, CELEBA_HEIGHT, CROP, _colour(i), _colour(i) ^ 128),
+        )
     (root / "list_eval_partition.txt").write_text("".join(f"{n} {s}\n" for n, s in zip(names, splits)))
     table = np.where(np.random.default_rng(0).random((len(names), 40)) < 0.5, -1, 1)
     if attributes:
@@ -101,7 +104,7 @@ def test_celeba_errors_name_what_is_missing(tmp_path):
 def _truncated_jpeg(path) -> None:
     _save_jpeg(path, np.random.default_rng(0).integers(0, 255, (CELEBA_HEIGHT, CELEBA_WIDTH, 3), np.uint8))
     payload = path.read_bytes()
-    path.write_bytes(payload[:len(payload) // 2])
+    path.write_bytes(payload[: len(payload) // 2])
 
 
 BAD_IMAGES = {
@@ -165,10 +168,10 @@ def _write_idx(path, array: np.ndarray) -> None:
 def _make_idx(root, train_count=10, test_count=4):
     """Train files gzip-compressed, test files plain, as both occur in the wild."""
     rng = np.random.default_rng(1)
-    arrays = {"train": (rng.integers(0, 256, (train_count, 28, 28), np.uint8), rng.integers(0, 10, train_count,
-                                                                                          np.uint8)),
-              "t10k": (rng.integers(0, 256, (test_count, 28, 28), np.uint8), rng.integers(0, 10, test_count,
-                                                                                        np.uint8))}
+    arrays = {
+        "train": (rng.integers(0, 256, (train_count, 28, 28), np.uint8), rng.integers(0, 10, train_count, np.uint8)),
+        "t10k": (rng.integers(0, 256, (test_count, 28, 28), np.uint8), rng.integers(0, 10, test_count, np.uint8)),
+    }
     root.mkdir()
     for prefix, suffix in (("train", ".gz"), ("t10k", "")):
         _write_idx(root / f"{prefix}-images-idx3-ubyte{suffix}", arrays[prefix][0])
@@ -343,8 +346,9 @@ def test_make_inputs_for_each_task():
     np.testing.assert_array_equal(make_inputs(key, targets, "reconstruct", 0.1, 0.0), targets)
 
     grey = np.asarray(make_inputs(key, targets, "recolor", 0.1, 0.0))
-    np.testing.assert_allclose(grey, np.broadcast_to((np.asarray(targets) @ data.LUMA_WEIGHTS)[..., None],
-                                                     targets.shape), rtol=1e-6)
+    np.testing.assert_allclose(
+        grey, np.broadcast_to((np.asarray(targets) @ data.LUMA_WEIGHTS)[..., None], targets.shape), rtol=1e-6
+    )
 
     noisy = np.asarray(make_inputs(key, targets, "denoise", 0.1, 0.0))
     assert noisy.shape == targets.shape and noisy.min() >= 0 and noisy.max() <= 1

@@ -1,4 +1,5 @@
 """Every study and the demo at smoke size, so none can rot (trained models are shared between studies)."""
+
 import json
 import os
 
@@ -18,7 +19,7 @@ def out_dir(tmp_path_factory):
 def test_study_runs_at_smoke_size(name, out_dir):
     page = run_study(name, full=False, out_dir=out_dir)
     html = open(page).read()
-    assert "<table>" in html or "<img src=\"data:image/png;base64," in html
+    assert "<table>" in html or '<img src="data:image/png;base64,' in html
     with open(os.path.join(out_dir, name, "results.json")) as f:
         assert json.load(f)["size"] == "smoke"
     assert any(f.endswith(".csv") for f in os.listdir(os.path.join(out_dir, name)))
@@ -31,11 +32,14 @@ def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
     page = tmp_path / "docs" / "results.md"
     assert results_md.main(["--results", out_dir, "--out", str(page), "--title", "smoke"]) == 0
     lines = page.read_text().splitlines()
-    titles = ["Components are Gaussian-like, with a few dominant ones",
-              "The radius distribution peaks where the components put it",
-              "Uniform generators: zero hits for b >= 3 at 3 half-widths, many for b ~ 1-1.5 at 2 half-widths",
-              "The radius law of uniform generators", "Filaments and voids"]
-    verdicts = {t: next(l for l in lines if l.startswith(f"## {t}: "))[len(t) + 5:] for t in titles}
+    titles = [
+        "Components are Gaussian-like, with a few dominant ones",
+        "The radius distribution peaks where the components put it",
+        "Uniform generators: zero hits for b >= 3 at 3 half-widths, many for b ~ 1-1.5 at 2 half-widths",
+        "The radius law of uniform generators",
+        "Filaments and voids",
+    ]
+    verdicts = {t: next(line for line in lines if line.startswith(f"## {t}: "))[len(t) + 5 :] for t in titles}
     assert all("not yet measured" not in v for v in verdicts.values()), verdicts
     # the smoke studies train no judge, so that claim stays open
     assert "## Fitted Gaussians decode to faces (in the judge's eyes): not yet measured" in lines
@@ -52,9 +56,14 @@ def test_unknown_study_is_refused(out_dir):
 def test_quick_demo_writes_one_self_contained_page(tmp_path):
     page = run_demo(str(tmp_path), quick=True, log=lambda s: None)
     html = open(page).read()
-    assert "<img src=\"data:image/png;base64," in html and "src=\"http" not in html
-    for heading in ("AE vs tiny-KL VAE", "faces: z-point distribution", "faces_vae_tiny_kl: generators",
-                    "Intrinsic dimension", "Timings"):
+    assert '<img src="data:image/png;base64,' in html and 'src="http' not in html
+    for heading in (
+        "AE vs tiny-KL VAE",
+        "faces: z-point distribution",
+        "faces_vae_tiny_kl: generators",
+        "Intrinsic dimension",
+        "Timings",
+    ):
         assert heading in html
 
 

@@ -1,4 +1,5 @@
 """The procedural face renderer: determinism, shapes, resolution independence, factors acting where expected."""
+
 import jax
 import numpy as np
 import pytest
@@ -65,15 +66,25 @@ def _region_change(low: np.ndarray, high: np.ndarray) -> dict[str, float]:
     half, eighth = size // 2, size // 8
     ring = np.ones_like(change, bool)
     ring[eighth:-eighth, eighth:-eighth] = False
-    return dict(top=change[:half].mean(), bottom=change[half:].mean(),
-                centre=change[3 * eighth:5 * eighth, 3 * eighth:5 * eighth].mean(), border=change[ring].mean())
+    return dict(
+        top=change[:half].mean(),
+        bottom=change[half:].mean(),
+        centre=change[3 * eighth : 5 * eighth, 3 * eighth : 5 * eighth].mean(),
+        border=change[ring].mean(),
+    )
 
 
-@pytest.mark.parametrize("factor, changed, unchanged", [
-    ("mouth_curvature", "bottom", "top"), ("mouth_width", "bottom", "top"),
-    ("hair_color", "top", "bottom"), ("hair_amount", "top", "bottom"),
-    ("background_hue", "border", "centre"), ("background_brightness", "border", "centre"),
-])
+@pytest.mark.parametrize(
+    "factor, changed, unchanged",
+    [
+        ("mouth_curvature", "bottom", "top"),
+        ("mouth_width", "bottom", "top"),
+        ("hair_color", "top", "bottom"),
+        ("hair_amount", "top", "bottom"),
+        ("background_hue", "border", "centre"),
+        ("background_brightness", "border", "centre"),
+    ],
+)
 def test_factor_changes_its_own_region(sweep, factor, changed, unchanged):
     change = _region_change(*sweep[factor])
     assert change[changed] > 5 * change[unchanged], change

@@ -1,4 +1,5 @@
 """Hit analysis: box hits, analytic vs Monte Carlo probabilities, manifold precision/recall, radius tables, figures."""
+
 import math
 
 import jax
@@ -8,8 +9,8 @@ import pytest
 from PIL import Image
 
 from ae_jax import hits as H
-from ae_jax import sample_plots as P
 from ae_jax import plots
+from ae_jax import sample_plots as P
 from ae_jax import samplers as S
 
 KEY = jax.random.PRNGKey(0)
@@ -26,6 +27,7 @@ def _within_binomial_error(fraction, probability, n, sigmas=5):
 # ---------------------------------------------------------------------------------------------
 # Box hits.
 
+
 def test_box_hits_and_hit_fraction_match_numpy():
     rng = np.random.default_rng(0)
     points = rng.normal(size=(2000, 6))
@@ -37,15 +39,17 @@ def test_box_hits_and_hit_fraction_match_numpy():
     np.testing.assert_allclose(H.hit_fraction(points, mu, half_width, ks), reference.mean(1), rtol=1e-6)
     inside_jit = jax.jit(lambda p, m, h: H.hit_fraction(p, m, h, ks))(points, mu, half_width)
     np.testing.assert_allclose(inside_jit, reference.mean(1), rtol=1e-6)
-    np.testing.assert_allclose(H.box_k(points, mu, half_width), np.max(np.abs(points - mu) / half_width, 1),
-                               rtol=1e-6)
+    np.testing.assert_allclose(H.box_k(points, mu, half_width), np.max(np.abs(points - mu) / half_width, 1), rtol=1e-6)
 
 
-@pytest.mark.parametrize("mu, half_width, message", [
-    (np.zeros(3), np.ones(4), "mu must have shape \\(4,\\)"),
-    (np.zeros(4), np.array([1.0, 0.0, 1.0, 1.0]), "half_width finite and > 0"),
-    (np.array([0, np.nan, 0, 0]), np.ones(4), "mu must be finite"),
-])
+@pytest.mark.parametrize(
+    "mu, half_width, message",
+    [
+        (np.zeros(3), np.ones(4), "mu must have shape \\(4,\\)"),
+        (np.zeros(4), np.array([1.0, 0.0, 1.0, 1.0]), "half_width finite and > 0"),
+        (np.array([0, np.nan, 0, 0]), np.ones(4), "mu must be finite"),
+    ],
+)
 def test_box_hits_refuse_a_bad_region(mu, half_width, message):
     with pytest.raises(ValueError, match=message):
         H.box_hits(np.zeros((5, 4)), mu, half_width, 1.0)
@@ -58,10 +62,15 @@ def test_analytic_hit_probability_matches_monte_carlo():
     mu_u, hw_u = _region(rng, uniform_d)
     mu_d, hw_d = _region(rng, diagonal_d)
     uniform = [S.UniformBoxSampler(b, uniform_d) for b in (1.5, 2.5, 4.0)]
-    diagonal = [S.DiagonalGaussianSampler(jnp.asarray(mu_d + rng.normal(0, 0.3, diagonal_d), jnp.float32),
-                                          jnp.asarray(hw_d * rng.uniform(0.6, 1.2, diagonal_d), jnp.float32))]
-    rows = (H.hit_table(uniform, mu_u, hw_u, ks, KEY, num_samples=n, block_size=50_000)
-            + H.hit_table(diagonal, mu_d, hw_d, ks, KEY, num_samples=n, block_size=50_000))
+    diagonal = [
+        S.DiagonalGaussianSampler(
+            jnp.asarray(mu_d + rng.normal(0, 0.3, diagonal_d), jnp.float32),
+            jnp.asarray(hw_d * rng.uniform(0.6, 1.2, diagonal_d), jnp.float32),
+        )
+    ]
+    rows = H.hit_table(uniform, mu_u, hw_u, ks, KEY, num_samples=n, block_size=50_000) + H.hit_table(
+        diagonal, mu_d, hw_d, ks, KEY, num_samples=n, block_size=50_000
+    )
     assert len(rows) == 4 * len(ks)
     measurable = [r for r in rows if 1e-3 < 10 ** r["log10_analytic"] < 1]
     assert len(measurable) >= 8, "the test needs probabilities Monte Carlo can measure"
@@ -74,8 +83,9 @@ def test_diagonal_mixture_hit_probability_matches_monte_carlo():
     rng = np.random.default_rng(2)
     d, n, weights = 6, 100_000, np.array([0.7, 0.3])
     means, stds = rng.normal(0, 1, (2, d)), rng.uniform(0.5, 1.5, (2, d))
-    mixture = S.GaussianMixtureSampler(jnp.asarray(weights), jnp.asarray(means, jnp.float32),
-                                       jnp.asarray(stds**2, jnp.float32), jnp.zeros(1), "diag")
+    mixture = S.GaussianMixtureSampler(
+        jnp.asarray(weights), jnp.asarray(means, jnp.float32), jnp.asarray(stds**2, jnp.float32), jnp.zeros(1), "diag"
+    )
     component = rng.choice(2, n, p=weights)
     points = means[component] + stds[component] * rng.normal(size=(n, d))
     mu, half_width = _region(rng, d)
@@ -131,6 +141,7 @@ def test_tiny_probabilities_come_out_as_finite_powers_of_ten():
 # ---------------------------------------------------------------------------------------------
 # Manifold precision and recall.
 
+
 def _brute_force_radii(points, k):
     distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
     return np.sort(distances, 1)[:, k]  # column 0 is the point itself
@@ -180,6 +191,7 @@ def test_manifold_functions_refuse_bad_input():
 # ---------------------------------------------------------------------------------------------
 # Radius statistics.
 
+
 def test_radius_moments_mc_and_radius_table():
     rng = np.random.default_rng(7)
     points = rng.normal(size=(500, 5)) * 2
@@ -192,13 +204,15 @@ def test_radius_moments_mc_and_radius_table():
     grid_radii = np.linalg.norm(np.asarray(grid.sample(KEY)), axis=1)
     assert row["mc_samples"] == grid.num_points and row["method"] == "delta method"
     np.testing.assert_allclose([row["mc_mean"], row["mc_std"]], [grid_radii.mean(), grid_radii.std()], rtol=1e-5)
-    np.testing.assert_allclose([float(v) for v in grid.squared_radius_moments()],
-                               [np.mean(grid_radii**2), np.var(grid_radii**2)], rtol=1e-5)
+    np.testing.assert_allclose(
+        [float(v) for v in grid.squared_radius_moments()], [np.mean(grid_radii**2), np.var(grid_radii**2)], rtol=1e-5
+    )
     np.testing.assert_allclose([row["mean"], row["std"]], [grid_radii.mean(), grid_radii.std()], rtol=0.1)
 
 
 # ---------------------------------------------------------------------------------------------
 # Figures.
+
 
 def _png_size(path):
     with Image.open(path) as image:
@@ -208,26 +222,43 @@ def _png_size(path):
 def test_figures_are_written(tmp_path):
     rng = np.random.default_rng(8)
     data = np.abs(rng.normal(10, 1, 1000))
-    path = P.radius_plot(data, {"isotropic": rng.normal(9, 1, 1000)}, str(tmp_path / "radius.png"),
-                         analytic={"isotropic": (9.0, 1.0)})
+    path = P.radius_plot(
+        data, {"isotropic": rng.normal(9, 1, 1000)}, str(tmp_path / "radius.png"), analytic={"isotropic": (9.0, 1.0)}
+    )
     assert min(_png_size(path)) > 100
-    rows = [dict(bound=b, k=k, log10_analytic=-b * k, mc_hits=int(1000 * 10 ** (-b * k)), mc_samples=1000,
-                 mc_fraction=10 ** (-b * k)) for b in (1.0, 2.0, 3.0) for k in (0.5, 1.0)]
+    rows = [
+        dict(
+            bound=b,
+            k=k,
+            log10_analytic=-b * k,
+            mc_hits=int(1000 * 10 ** (-b * k)),
+            mc_samples=1000,
+            mc_fraction=10 ** (-b * k),
+        )
+        for b in (1.0, 2.0, 3.0)
+        for k in (0.5, 1.0)
+    ]
     assert min(_png_size(P.hit_fraction_plot(rows, str(tmp_path / "hits.png")))) > 100
     images = rng.uniform(size=(10, 8, 8, 3))
     grid_path = plots.image_grid_png(images, str(tmp_path / "grid.png"), "decoded", ncols=4)
-    rows_path = plots.image_rows_png([("b=1", images[:5]), ("b=2", images[5:]), ("reconstructions", images[:3])],
-                                 str(tmp_path / "rows.png"), "decoded by bound")
+    rows_path = plots.image_rows_png(
+        [("b=1", images[:5]), ("b=2", images[5:]), ("reconstructions", images[:3])],
+        str(tmp_path / "rows.png"),
+        "decoded by bound",
+    )
     assert min(_png_size(grid_path)) > 50 and min(_png_size(rows_path)) > 50
     gray = plots.image_grid_png(images[..., :1], str(tmp_path / "gray.png"), "gray")
     assert min(_png_size(gray)) > 20
 
 
-@pytest.mark.parametrize("images, message", [
-    (np.full((2, 4, 4, 3), np.nan), "finite values in \\[0, 1\\]"),
-    (np.full((2, 4, 4, 3), 1.5), "finite values in \\[0, 1\\]"),
-    (np.zeros((2, 4, 4)), "shape \\(n, H, W, C\\)"),
-])
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (np.full((2, 4, 4, 3), np.nan), "finite values in \\[0, 1\\]"),
+        (np.full((2, 4, 4, 3), 1.5), "finite values in \\[0, 1\\]"),
+        (np.zeros((2, 4, 4)), "shape \\(n, H, W, C\\)"),
+    ],
+)
 def test_image_figures_refuse_bad_images(images, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         plots.image_grid_png(images, str(tmp_path / "bad.png"), "bad")

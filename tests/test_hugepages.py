@@ -1,4 +1,5 @@
 """The huge-page restart: which environments it changes, and that a restarted process really has the tunable."""
+
 import os
 import subprocess
 import sys
@@ -28,8 +29,10 @@ def test_no_restart_when_set_or_switched_off():
 @pytest.mark.skipif(not hugepages.needs_restart({}), reason="no glibc >= 2.35 with transparent huge pages here")
 def test_restarted_process_runs_with_the_tunable(tmp_path):
     (tmp_path / "print_tunables.py").write_text("import os\nprint('child', os.environ.get('GLIBC_TUNABLES'))\n")
-    code = ("import os, sys; from ae_jax.hugepages import restart_with_hugepages; "
-            "print('parent', os.environ.get('GLIBC_TUNABLES')); restart_with_hugepages('print_tunables')")
+    code = (
+        "import os, sys; from ae_jax.hugepages import restart_with_hugepages; "
+        "print('parent', os.environ.get('GLIBC_TUNABLES')); restart_with_hugepages('print_tunables')"
+    )
     env = hugepages.hugepage_env(dict(os.environ), on=False)
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout

@@ -25,14 +25,22 @@ def test_label_tasks():
 
 
 def test_judge_learns_the_faces_factors_and_separates_noise(tmp_path):
-    config = C.load("faces", ["data.image_size=16", "data.num_images=1024", "model.encoder_conv_strides=2,2,1",
-                              "model.decoder_conv_t_strides=2,2,1"])
+    config = C.load(
+        "faces",
+        [
+            "data.image_size=16",
+            "data.num_images=1024",
+            "model.encoder_conv_strides=2,2,1",
+            "model.decoder_conv_t_strides=2,2,1",
+        ],
+    )
     info = train_judge(config, str(tmp_path), epochs=8, log=lambda s: None)
     assert info["task"] == "regression" and info["valid_r2"] > 0.15
     features = load_judge(str(tmp_path))
     from ae_jax import data
+
     real = data.load_split(config.data, "valid").images
-    more = data.load_split(config.data, "train").images[:len(real) * 4]
+    more = data.load_split(config.data, "train").images[: len(real) * 4]
     noise = np.random.default_rng(0).random((len(more), 16, 16, 3)).astype(np.float32)
     f_real, f_more, f_noise = features(real), features(more), features(noise)
     assert f_real.shape == (len(real), 128)

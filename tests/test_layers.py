@@ -1,4 +1,5 @@
 """MatmulConv computes what nn.Conv / nn.ConvTranspose compute, with the same parameters, in every mode."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -8,8 +9,17 @@ import pytest
 from ae_jax import layers
 
 # (input size, kernel, stride, padding): odd/even sizes, kernels smaller than, equal to and larger than the stride.
-CASES = [(6, 3, 2, "SAME"), (5, 5, 2, "SAME"), (7, 3, 2, "VALID"), (4, 2, 2, "SAME"), (4, 4, 2, "VALID"),
-         (5, 3, 3, "SAME"), (6, 1, 2, "SAME"), (6, 3, 1, "SAME"), (9, 4, 3, "VALID")]
+CASES = [
+    (6, 3, 2, "SAME"),
+    (5, 5, 2, "SAME"),
+    (7, 3, 2, "VALID"),
+    (4, 2, 2, "SAME"),
+    (4, 4, 2, "VALID"),
+    (5, 3, 3, "SAME"),
+    (6, 1, 2, "SAME"),
+    (6, 3, 1, "SAME"),
+    (9, 4, 3, "VALID"),
+]
 
 
 def _twins(features, k, s, padding, transpose):
@@ -35,8 +45,10 @@ def test_outputs_and_gradients_match_flax(case, transpose):
         x = jax.random.normal(jax.random.key(0), shape)
         params = stock.init(jax.random.key(1), x)
         params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(2), p.shape), params)
-        return [(m.apply(params, x), jax.grad(lambda p, x: jnp.sum(jnp.sin(m.apply(p, x))), argnums=(0, 1))(params, x))
-                for m in (stock, mine)]
+        return [
+            (m.apply(params, x), jax.grad(lambda p, x, m=m: jnp.sum(jnp.sin(m.apply(p, x))), argnums=(0, 1))(params, x))
+            for m in (stock, mine)
+        ]
 
     (expected, grads_expected), (got, grads_got) = _run_fast(outputs_and_gradients)
     assert got.shape == expected.shape

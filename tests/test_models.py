@@ -3,7 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax import config as C, models as M
+from ae_jax import config as C
+from ae_jax import models as M
 from ae_jax.train import image_shape
 
 
@@ -37,8 +38,9 @@ def test_matmul_and_flax_models_agree_on_the_same_params():
     stock = M.build_model(config.model.__class__(**{**config.model.__dict__, "conv_impl": "flax"}), shape)
     params = M.init_params(fast, jax.random.key(0))
     x = jax.random.uniform(jax.random.key(1), (3, *shape))
-    np.testing.assert_allclose(fast.apply({"params": params}, x)["logits"],
-                               stock.apply({"params": params}, x)["logits"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        fast.apply({"params": params}, x)["logits"], stock.apply({"params": params}, x)["logits"], rtol=1e-4, atol=1e-4
+    )
 
 
 def test_vae_encode_returns_the_mean_and_sampling_needs_rng():
@@ -68,8 +70,9 @@ def test_losses_match_direct_formulas():
     p = jax.nn.sigmoid(logits)
     bce = -(targets * jnp.log(p) + (1 - targets) * jnp.log(1 - p)).reshape(3, -1).sum(-1)
     np.testing.assert_allclose(M.reconstruction_loss(logits, targets, "bce"), bce, rtol=1e-5)
-    np.testing.assert_allclose(M.reconstruction_loss(logits, targets, "mse"),
-                               ((p - targets) ** 2).reshape(3, -1).sum(-1), rtol=1e-5)
+    np.testing.assert_allclose(
+        M.reconstruction_loss(logits, targets, "mse"), ((p - targets) ** 2).reshape(3, -1).sum(-1), rtol=1e-5
+    )
     mean, log_var = jnp.array([[0.0, 1.0]]), jnp.array([[0.0, np.log(4.0)]])
     # KL(N(1, 4) || N(0, 1)) = 0.5 * (4 + 1 - 1 - log 4)
     np.testing.assert_allclose(M.kl_divergence(mean, log_var), [0.5 * (4 + 1 - 1 - np.log(4.0))], rtol=1e-6)

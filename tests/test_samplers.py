@@ -1,4 +1,5 @@
 """Samplers: draws follow their distributions, fits recover known parameters, closed forms match Monte Carlo."""
+
 import itertools
 import math
 
@@ -19,8 +20,9 @@ def _random_cov(rng, d):
 
 
 def _mixture(weights, means, covariances, covariance="full"):
-    return S.GaussianMixtureSampler(*(jnp.asarray(a, jnp.float32) for a in (weights, means, covariances)),
-                                    jnp.zeros(1), covariance)
+    return S.GaussianMixtureSampler(
+        *(jnp.asarray(a, jnp.float32) for a in (weights, means, covariances)), jnp.zeros(1), covariance
+    )
 
 
 def _mixture_moments(weights, means, covs):
@@ -49,12 +51,12 @@ def _draw_numpy(rng, name, n, d, scale):
     weights = np.array([0.5, 0.3, 0.2])
     means, stds = scale * rng.normal(size=(3, d)), scale * rng.uniform(0.5, 1.5, (3, d))
     component = rng.choice(3, n, p=weights)
-    return (_mixture(weights, means, stds**2, "diag"),
-            means[component] + stds[component] * rng.normal(size=(n, d)))
+    return (_mixture(weights, means, stds**2, "diag"), means[component] + stds[component] * rng.normal(size=(n, d)))
 
 
 # ---------------------------------------------------------------------------------------------
 # Sampling.
+
 
 def test_samples_follow_each_distribution_under_jit():
     rng = np.random.default_rng(0)
@@ -65,13 +67,22 @@ def test_samples_follow_each_distribution_under_jit():
     covs = np.stack([_random_cov(rng, d), _random_cov(rng, d)])
     diagonal, full = S.DiagonalGaussianSampler.fit(data), S.FullGaussianSampler.fit(data)
     grid = S.GridSampler(-1.0, 2.0, 4, d)
-    samplers = dict(uniform=S.UniformBoxSampler(2.0, d), isotropic=S.IsotropicGaussianSampler(0.5, 1.5, d),
-                    diagonal=diagonal, full=full, mixture=_mixture(weights, means, covs), grid=grid)
-    expected = dict(uniform=(np.zeros(d), np.eye(d) * 4 / 3), isotropic=(np.full(d, 0.5), np.eye(d) * 2.25),
-                    diagonal=(np.asarray(diagonal.mean), np.diag(np.asarray(diagonal.std) ** 2)),
-                    full=(np.asarray(full.mean), np.asarray(full.covariance)),
-                    mixture=_mixture_moments(weights, means, covs),
-                    grid=(np.full(d, 0.5), np.eye(d) * np.var(np.linspace(-1, 2, 4))))
+    samplers = dict(
+        uniform=S.UniformBoxSampler(2.0, d),
+        isotropic=S.IsotropicGaussianSampler(0.5, 1.5, d),
+        diagonal=diagonal,
+        full=full,
+        mixture=_mixture(weights, means, covs),
+        grid=grid,
+    )
+    expected = dict(
+        uniform=(np.zeros(d), np.eye(d) * 4 / 3),
+        isotropic=(np.full(d, 0.5), np.eye(d) * 2.25),
+        diagonal=(np.asarray(diagonal.mean), np.diag(np.asarray(diagonal.std) ** 2)),
+        full=(np.asarray(full.mean), np.asarray(full.covariance)),
+        mixture=_mixture_moments(weights, means, covs),
+        grid=(np.full(d, 0.5), np.eye(d) * np.var(np.linspace(-1, 2, 4))),
+    )
 
     draw = jax.jit(lambda samplers, key: {name: s.sample(key, n) for name, s in samplers.items()})
     draws, again = draw(samplers, KEY), draw(samplers, jax.random.PRNGKey(1))
@@ -81,10 +92,10 @@ def test_samples_follow_each_distribution_under_jit():
         centred = z - z.mean(0)
         products = centred[:, :, None] * centred[:, None, :]
         # Tolerances: 5 standard errors of the sample mean and of each sample covariance entry.
-        np.testing.assert_array_less(np.abs(z.mean(0) - mean), 5 * z.std(0) / np.sqrt(len(z)) + 1e-6,
-                                     err_msg=name)
-        np.testing.assert_array_less(np.abs(products.mean(0) - cov), 5 * products.std(0) / np.sqrt(len(z)) + 1e-6,
-                                     err_msg=name)
+        np.testing.assert_array_less(np.abs(z.mean(0) - mean), 5 * z.std(0) / np.sqrt(len(z)) + 1e-6, err_msg=name)
+        np.testing.assert_array_less(
+            np.abs(products.mean(0) - cov), 5 * products.std(0) / np.sqrt(len(z)) + 1e-6, err_msg=name
+        )
         assert (name == "grid") == np.array_equal(draws[name], again[name]), f"{name}: key must matter"
     assert np.all(np.abs(draws["uniform"]) <= 2.0)
 
@@ -109,6 +120,7 @@ def test_grid_refuses_impossible_sizes_with_the_count(points, z_dim):
 
 # ---------------------------------------------------------------------------------------------
 # Fits.
+
 
 def test_diagonal_and_full_fits_recover_the_known_gaussian():
     rng = np.random.default_rng(1)
@@ -138,8 +150,9 @@ def test_full_fit_adds_jitter_to_a_singular_covariance():
     np.testing.assert_allclose(full.cholesky @ full.cholesky.T, full.covariance, atol=1e-4)
 
 
-@pytest.mark.parametrize("bad, message", [(np.zeros(5), "2-D"), (np.full((4, 2), np.nan), "NaN"),
-                                          (np.zeros((1, 3)), "at least 2")])
+@pytest.mark.parametrize(
+    "bad, message", [(np.zeros(5), "2-D"), (np.full((4, 2), np.nan), "NaN"), (np.zeros((1, 3)), "at least 2")]
+)
 def test_fits_refuse_bad_data(bad, message):
     with pytest.raises(ValueError, match=message):
         S.DiagonalGaussianSampler.fit(bad)
@@ -164,8 +177,9 @@ def test_mixture_recovers_three_components(covariance, init):
     rng = np.random.default_rng(3)
     n, weights = 4000, np.array([0.5, 0.3, 0.2])
     means = np.array([[-6.0, 0.0, 1.0], [6.0, 1.0, 0.0], [0.0, 9.0, -2.0]])
-    covs = np.stack([np.diag(rng.uniform(0.5, 2.0, 3)) if covariance == "diag" else _random_cov(rng, 3)
-                     for _ in range(3)])
+    covs = np.stack(
+        [np.diag(rng.uniform(0.5, 2.0, 3)) if covariance == "diag" else _random_cov(rng, 3) for _ in range(3)]
+    )
     component = rng.choice(3, n, p=weights)
     data = means[component] + np.einsum("nij,nj->ni", np.linalg.cholesky(covs)[component], rng.normal(size=(n, 3)))
     mixture = S.make_sampler("mixture", z=data, key=KEY, n_components=3, n_iter=40, covariance=covariance, init=init)
@@ -176,8 +190,9 @@ def test_mixture_recovers_three_components(covariance, init):
     counts = n * weights
     stds = np.sqrt(np.diagonal(covs, axis1=1, axis2=2))
     np.testing.assert_array_less(np.abs(np.asarray(mixture.means)[order] - means), 5 * stds / np.sqrt(counts)[:, None])
-    np.testing.assert_array_less(np.abs(np.asarray(mixture.weights)[order] - weights),
-                                 5 * np.sqrt(weights * (1 - weights) / n))
+    np.testing.assert_array_less(
+        np.abs(np.asarray(mixture.weights)[order] - weights), 5 * np.sqrt(weights * (1 - weights) / n)
+    )
 
     history = np.asarray(mixture.log_likelihood)
     assert history.shape == (41,)
@@ -187,36 +202,50 @@ def test_mixture_recovers_three_components(covariance, init):
     # The maximum-likelihood fit scores the data at least as well as the true parameters.
     truth = _log_likelihood(data, weights, means, covs)
     assert history[-1] >= truth - FLOAT32_TOL * abs(truth)
-    np.testing.assert_allclose(history[-1], _log_likelihood(data, np.asarray(mixture.weights),
-                                                            np.asarray(mixture.means), fitted_covs), rtol=1e-4)
+    np.testing.assert_allclose(
+        history[-1],
+        _log_likelihood(data, np.asarray(mixture.weights), np.asarray(mixture.means), fitted_covs),
+        rtol=1e-4,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Factory and validation.
 
+
 def test_make_sampler_builds_each_kind_by_name():
     z = np.random.default_rng(4).normal(size=(200, 4))
-    built = {name: S.make_sampler(name, z=z, key=KEY, **params) for name, params in [
-        ("grid", dict(lo=-1.0, hi=1.0, points_per_axis=3)), ("uniform", dict(bound=2.0)),
-        ("isotropic", dict(mu=0.0, sigma=1.0)), ("diagonal", {}), ("full", {})]}
+    built = {
+        name: S.make_sampler(name, z=z, key=KEY, **params)
+        for name, params in [
+            ("grid", dict(lo=-1.0, hi=1.0, points_per_axis=3)),
+            ("uniform", dict(bound=2.0)),
+            ("isotropic", dict(mu=0.0, sigma=1.0)),
+            ("diagonal", {}),
+            ("full", {}),
+        ]
+    }
     assert set(built) | {"mixture"} == set(S.SAMPLERS)  # the mixture: test_mixture_recovers_three_components
     for name, sampler in built.items():
         assert isinstance(sampler, S.SAMPLERS[name]) and sampler.z_dim == 4 and sampler.name == name
         assert sampler.label.startswith(name)
 
 
-@pytest.mark.parametrize("name, z, params, message", [
-    ("gaussian", None, {}, "allowed: grid, uniform, isotropic, diagonal, full, mixture"),
-    ("uniform", None, dict(bound=1.0, z_dim=3, sigma=2.0), "unknown parameter.*sigma.*allowed: bound, z_dim"),
-    ("uniform", None, dict(bound=-1.0, z_dim=3), "bound"),
-    ("uniform", None, dict(bound=1.0), "needs z_dim"),
-    ("isotropic", None, dict(mu=0.0, sigma=0.0, z_dim=2), "sigma"),
-    ("grid", None, dict(lo=1.0, hi=-1.0, points_per_axis=3, z_dim=2), "lo < hi"),
-    ("diagonal", None, {}, "needs z"),
-    ("mixture", np.zeros((10, 2)), dict(n_components=2, covariance="spherical"), "full, diag"),
-    ("mixture", np.zeros((10, 2)), dict(n_components=2, init="kmeans"), "kmeans\\+\\+, random"),
-    ("mixture", np.zeros((10, 2)), dict(n_components=11), "n_components"),
-])
+@pytest.mark.parametrize(
+    "name, z, params, message",
+    [
+        ("gaussian", None, {}, "allowed: grid, uniform, isotropic, diagonal, full, mixture"),
+        ("uniform", None, dict(bound=1.0, z_dim=3, sigma=2.0), "unknown parameter.*sigma.*allowed: bound, z_dim"),
+        ("uniform", None, dict(bound=-1.0, z_dim=3), "bound"),
+        ("uniform", None, dict(bound=1.0), "needs z_dim"),
+        ("isotropic", None, dict(mu=0.0, sigma=0.0, z_dim=2), "sigma"),
+        ("grid", None, dict(lo=1.0, hi=-1.0, points_per_axis=3, z_dim=2), "lo < hi"),
+        ("diagonal", None, {}, "needs z"),
+        ("mixture", np.zeros((10, 2)), dict(n_components=2, covariance="spherical"), "full, diag"),
+        ("mixture", np.zeros((10, 2)), dict(n_components=2, init="kmeans"), "kmeans\\+\\+, random"),
+        ("mixture", np.zeros((10, 2)), dict(n_components=11), "n_components"),
+    ],
+)
 def test_make_sampler_refuses_bad_names_and_params(name, z, params, message):
     with pytest.raises(ValueError, match=message):
         S.make_sampler(name, z=z, key=KEY, **params)
@@ -225,10 +254,13 @@ def test_make_sampler_refuses_bad_names_and_params(name, z, params, message):
 # ---------------------------------------------------------------------------------------------
 # Closed forms.
 
+
 def test_normal_interval_probability_is_accurate_deep_in_both_tails():
     lo = np.array([-1.0, 6.0, -9.0, 25.0, -30.0, 0.5, -2.0], np.float32)  # the reference sees the same floats
     hi = np.array([1.0, 7.0, -8.0, 26.0, -29.5, 0.55, np.inf], np.float32)
-    tail = lambda x: 0.5 * math.erfc(float(x) / math.sqrt(2))  # P(X > x), float64 down to ~1e-308
+
+    def tail(x):
+        return 0.5 * math.erfc(float(x) / math.sqrt(2))  # P(X > x), float64 down to ~1e-308
 
     def reference(a, b):
         if a >= 0:
@@ -244,9 +276,11 @@ def test_normal_interval_probability_is_accurate_deep_in_both_tails():
     np.testing.assert_allclose(far, -800 - math.log(40 * math.sqrt(2 * math.pi)), atol=2 / 40**2)
 
 
-RADIUS_CASES = ([("uniform", d, b) for d in (2, 16, 256) for b in (1.0, 3.0)]
-                + [(name, d, 1.0 if d == 16 else 3.0) for name in ("isotropic_centred", "isotropic_offset", "diagonal",
-                                                             "full", "mixture") for d in (2, 16, 256)])
+RADIUS_CASES = [("uniform", d, b) for d in (2, 16, 256) for b in (1.0, 3.0)] + [
+    (name, d, 1.0 if d == 16 else 3.0)
+    for name in ("isotropic_centred", "isotropic_offset", "diagonal", "full", "mixture")
+    for d in (2, 16, 256)
+]
 
 
 @pytest.mark.parametrize("name, d, scale", RADIUS_CASES)

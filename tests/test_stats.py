@@ -1,4 +1,5 @@
 """Known answers for the latent statistics: numpy references, Gaussians, known covariances, chi radii."""
+
 from math import erf, sqrt
 
 import numpy as np
@@ -38,20 +39,25 @@ def edge_cases(edges: np.ndarray) -> np.ndarray:
     values just inside and outside the range."""
     on = edges.astype(np.float32)
     tiny = np.float32(1e-45)
-    values = [on, np.nextafter(on, np.float32(-np.inf)), np.nextafter(on, np.float32(np.inf)),
-              np.float32([0.0, -0.0, tiny, -tiny, 1e-39, -1e-39, edges[0] - 5, edges[-1] + 5])]
+    values = [
+        on,
+        np.nextafter(on, np.float32(-np.inf)),
+        np.nextafter(on, np.float32(np.inf)),
+        np.float32([0.0, -0.0, tiny, -tiny, 1e-39, -1e-39, edges[0] - 5, edges[-1] + 5]),
+    ]
     return np.concatenate(values)
 
 
-@pytest.mark.parametrize("bin_width,lo,hi", [(0.25, -12.0, 12.0), (0.05, 0.0, 20.0), (0.1, -3.0, 3.0),
-                                             (1 / 3, -4.0, 4.0)])
+@pytest.mark.parametrize(
+    "bin_width,lo,hi", [(0.25, -12.0, 12.0), (0.05, 0.0, 20.0), (0.1, -3.0, 3.0), (1 / 3, -4.0, 4.0)]
+)
 def test_histogram_counts_equal_numpy_including_edge_values(bin_width, lo, hi):
     edges = stats.histogram_edges(bin_width, lo, hi)
     rng = np.random.default_rng(0)
     special = edge_cases(edges)
     z = rng.normal(0, (hi - lo) / 6, size=(3000, 3)).astype(np.float32)
-    z[:len(special), 0] = special
-    z[:len(special), 1] = special[::-1]
+    z[: len(special), 0] = special
+    z[: len(special), 1] = special[::-1]
     counts = np.asarray(stats.component_histograms(z, bin_width, lo, hi, block=1024))
     assert counts.dtype == np.int32 and counts.shape == (len(edges) - 1, 3)
     np.testing.assert_array_equal(counts, numpy_histograms(z, edges))
@@ -148,9 +154,14 @@ def test_dominant_components_and_summary_counts():
     np.testing.assert_array_equal(stats.dominant_components(mu, hw, mu_min=2.0, half_width_min=3.0), [4])
     z = np.array([[-3.5, 0.0], [0.0, 7.25]], np.float32)
     counts = stats.summary_counts(mu, hw, z)
-    assert counts == {"mu_abs_ge_0.25": np.sum(np.abs(mu) >= 0.25), "mu_abs_ge_1": np.sum(np.abs(mu) >= 1),
-                      "half_width_ge_1": np.sum(hw >= 1), "half_width_ge_1.5": np.sum(hw >= 1.5),
-                      "half_width_ge_3": np.sum(hw >= 3), "value_range": [z.min(), z.max()]}
+    assert counts == {
+        "mu_abs_ge_0.25": np.sum(np.abs(mu) >= 0.25),
+        "mu_abs_ge_1": np.sum(np.abs(mu) >= 1),
+        "half_width_ge_1": np.sum(hw >= 1),
+        "half_width_ge_1.5": np.sum(hw >= 1.5),
+        "half_width_ge_3": np.sum(hw >= 3),
+        "value_range": [z.min(), z.max()],
+    }
 
 
 def test_radius_of_standard_normal_peaks_near_sqrt_n_minus_half():
@@ -233,8 +244,9 @@ def test_nearest_neighbour_distances_equal_brute_force(k):
     got = np.asarray(stats.nearest_neighbour_distances(z, k=k, block=128))  # 700 is not a multiple of 128
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     queries = np.array([40, 3, 10])
-    np.testing.assert_allclose(stats.nearest_neighbour_distances(z, k=k, queries=queries), expected[queries],
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        stats.nearest_neighbour_distances(z, k=k, queries=queries), expected[queries], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_bad_input_gives_clear_errors():

@@ -13,10 +13,21 @@ from ae_jax import config as C
 from ae_jax.cli import main
 from ae_jax.train import TrainingError, load_run, train
 
-TINY = ["data.image_size=16", "data.num_images=96", "model.encoder_conv_filters=8,16",
-        "model.encoder_conv_kernel_size=3,3", "model.encoder_conv_strides=2,2", "model.decoder_conv_t_filters=8,3",
-        "model.decoder_conv_t_kernel_size=3,3", "model.decoder_conv_t_strides=2,2", "model.z_dim=4",
-        "train.batch_size=16", "train.eval_images=32", "train.grid_images=4", "train.learning_rate=3e-3"]
+TINY = [
+    "data.image_size=16",
+    "data.num_images=96",
+    "model.encoder_conv_filters=8,16",
+    "model.encoder_conv_kernel_size=3,3",
+    "model.encoder_conv_strides=2,2",
+    "model.decoder_conv_t_filters=8,3",
+    "model.decoder_conv_t_kernel_size=3,3",
+    "model.decoder_conv_t_strides=2,2",
+    "model.z_dim=4",
+    "train.batch_size=16",
+    "train.eval_images=32",
+    "train.grid_images=4",
+    "train.learning_rate=3e-3",
+]
 
 
 def tiny(tmp_path, *overrides, preset="faces"):
@@ -40,8 +51,15 @@ def test_a_few_epochs_lower_the_loss_and_write_the_run_folder(tmp_path):
 
 
 def test_vae_and_denoising_tasks_train(tmp_path):
-    config = tiny(tmp_path, "train.epochs=1", "model.variational=true", "model.kl_weight=1e-3",
-                  "data.task=denoise", "data.drop_rate=0.2", "name=vae")
+    config = tiny(
+        tmp_path,
+        "train.epochs=1",
+        "model.variational=true",
+        "model.kl_weight=1e-3",
+        "data.task=denoise",
+        "data.drop_rate=0.2",
+        "name=vae",
+    )
     result = train(config, log=lambda s: None)
     assert result["eval_kl"] > 0 and 0 < result["kl_share"] < 1
 
@@ -83,8 +101,14 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path):
 
 def _run_cli(args, env_extra=None, **kw):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
-    return subprocess.Popen([sys.executable, "-m", "ae_jax.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ae_jax.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 def _wait_for_checkpoint(ckpt_dir, proc, timeout=120):
@@ -98,8 +122,18 @@ def _wait_for_checkpoint(ckpt_dir, proc, timeout=120):
 
 
 def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
-    args = ["train", "--config", "faces", *sum((["--set", o] for o in TINY), []),
-            "--set", f"workdir={tmp_path}", "--set", "train.epochs=4", "--set", "train.checkpoint_every_steps=3"]
+    args = [
+        "train",
+        "--config",
+        "faces",
+        *sum((["--set", o] for o in TINY), []),
+        "--set",
+        f"workdir={tmp_path}",
+        "--set",
+        "train.epochs=4",
+        "--set",
+        "train.checkpoint_every_steps=3",
+    ]
     proc = _run_cli(args + ["--set", "name=killed"])
     _wait_for_checkpoint(os.path.join(tmp_path, "killed", "ckpt"), proc)
     proc.send_signal(signal.SIGKILL)
@@ -112,14 +146,25 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
     uninterrupted = _run_cli(args + ["--set", "name=whole"])
     out, _ = uninterrupted.communicate(timeout=300)
     assert uninterrupted.returncode == 0, out
-    for a, b in zip(leaves(load_run(os.path.join(tmp_path, "killed"))[2]),
-                    leaves(load_run(os.path.join(tmp_path, "whole"))[2])):
+    for a, b in zip(
+        leaves(load_run(os.path.join(tmp_path, "killed"))[2]), leaves(load_run(os.path.join(tmp_path, "whole"))[2])
+    ):
         np.testing.assert_array_equal(a, b)
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
-    args = ["train", "--config", "faces", *sum((["--set", o] for o in TINY), []), "--set", f"workdir={tmp_path}",
-            "--set", "train.epochs=200", "--set", "train.checkpoint_every_steps=2"]
+    args = [
+        "train",
+        "--config",
+        "faces",
+        *sum((["--set", o] for o in TINY), []),
+        "--set",
+        f"workdir={tmp_path}",
+        "--set",
+        "train.epochs=200",
+        "--set",
+        "train.checkpoint_every_steps=2",
+    ]
     proc = _run_cli(args)
     _wait_for_checkpoint(os.path.join(tmp_path, "faces", "ckpt"), proc)
     proc.send_signal(signal.SIGTERM)
@@ -166,8 +211,13 @@ def test_eight_simulated_devices_match_one_device(tmp_path):
             code = EIGHT_DEVICES.replace("== 8", "== 1")
         else:
             code = EIGHT_DEVICES
-        out = subprocess.run([sys.executable, "-c", code, json.dumps(overrides + [f"name=dev{n}"])],
-                             env=env, capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(overrides + [f"name=dev{n}"])],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         outputs[n] = json.loads(out.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(outputs[8]["loss"], outputs[1]["loss"], rtol=1e-4)
@@ -177,18 +227,31 @@ def test_eight_simulated_devices_match_one_device(tmp_path):
 
 
 def test_batch_size_must_divide_by_the_device_count(tmp_path):
-    code = ("from ae_jax import config as C; from ae_jax.train import train; "
-            f"train(C.load('faces', {TINY + [f'workdir={tmp_path}', 'train.batch_size=12']!r}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+    code = (
+        "from ae_jax import config as C; from ae_jax.train import train; "
+        f"train(C.load('faces', {TINY + [f'workdir={tmp_path}', 'train.batch_size=12']!r}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
+    )
     assert out.returncode != 0 and "train.batch_size=12 must be divisible by the number of devices (8)" in out.stderr
 
 
 def test_same_seed_and_config_give_the_same_metrics_twice(tmp_path):
     runs = []
     for name in ("first", "second"):
-        config = tiny(tmp_path, "train.epochs=2", "model.variational=true", "model.kl_weight=1e-3",
-                      "data.task=denoise", f"name={name}")
+        config = tiny(
+            tmp_path,
+            "train.epochs=2",
+            "model.variational=true",
+            "model.kl_weight=1e-3",
+            "data.task=denoise",
+            f"name={name}",
+        )
         train(config, log=lambda s: None)
         lines = [json.loads(x) for x in open(os.path.join(config.run_dir, "metrics.jsonl"))]
         runs.append([{k: v for k, v in x.items() if k not in ("images_per_s", "reconstruction_grid")} for x in lines])
