@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import matplotlib
@@ -11,15 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-_DPI = 110
-
-
-def _save(fig, path: str) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
-    plt.close(fig)
-    return path
+from ae_jax.plots import save_figure  # noqa: E402
 
 
 def component_histograms(
@@ -49,7 +40,7 @@ def component_histograms(
     ax.set_title(title or f"distribution of {len(components)} latent components")
     if legend and not many:
         ax.legend(fontsize=8, ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def histogram(
@@ -70,7 +61,7 @@ def histogram(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def heatmap(matrix: np.ndarray, path: str, title: str, label: str = "correlation") -> str:
@@ -81,7 +72,7 @@ def heatmap(matrix: np.ndarray, path: str, title: str, label: str = "correlation
     ax.set_xlabel("component")
     ax.set_ylabel("component")
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def scatter(
@@ -111,7 +102,7 @@ def scatter(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def explained_variance(ratio: np.ndarray, path: str, title: str = "PCA explained variance") -> str:
@@ -126,4 +117,4 @@ def explained_variance(ratio: np.ndarray, path: str, title: str = "PCA explained
     ax.set_ylim(0, 1.02)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -1,13 +1,13 @@
-"""Latent-space analysis of z-points (N, D): statistics (ae_jax.stats), figures (ae_jax.analysis_plots),
-summary.json and dominant_components.csv in one output folder.
+"""Latent-space analysis of z-points (N, D) under a `DistributionConfig`: statistics (ae_jax.stats), figures
+(ae_jax.analysis_plots), and the summary the distribution evaluator records.
 
-    summary = analyze(load_z("run/z_train.npy"), "run/analysis")
+    summary = analyze(z, "out/distribution", config.distribution)
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import math
 import os
 from collections.abc import Callable, Sequence
 
@@ -16,37 +16,45 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from ae_jax import analysis_plots as plots
-from ae_jax import stats
-
-BIN_WIDTH, LO, HI = 0.25, -12.0, 12.0  # component histograms
-RADIUS_BIN_WIDTHS = (0.5, stats.RADIUS_PEAK_BIN_WIDTH)
-PCA_ZOOM_HALF_SIDES = (10.0, 2.5, 1.0, 0.5, 0.25)
-PCA_AXIS_PAIRS = ((1, 18), (8, 35))  # 1-based principal axes, as the figures are named
-TSNE_SETTINGS = {"perplexity": 10.0, "early_exaggeration": 16.0}  # the study's settings
-N_SHOWN_DOMINANT = 8  # components drawn in components_dominant.png
-N_RADIUS_OUTLIERS = 10
+from ae_jax import analysis_plots, stats
+from ae_jax.config import DistributionConfig
 
 
-def load_z(path: str) -> np.ndarray:
-    """Memory-mapped z-points (N, D) from a .npy file, refused unless 2-D, float and finite."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"z-points file {path!r} does not exist")
-    try:
-        z = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as e:
-        raise ValueError(f"{path}: not a .npy array of numbers ({e})") from None
-    if not isinstance(z, np.ndarray):
-        raise ValueError(f"{path}: expected one .npy array, got an .npz archive")
-    if not np.issubdtype(z.dtype, np.floating):
-        raise ValueError(f"{path}: z-points must be floating point, got dtype {z.dtype}")
-    stats.check_finite(z, name=path)
-    return z
+@jax.jit
+def _min_max(z) -> jax.Array:
+    return jnp.stack([jnp.min(z), jnp.max(z)])
 
 
-def _subsample(n: int, size: int | None, rng: np.random.Generator) -> np.ndarray:
-    """Sorted random row indices, `size` of them (all rows when size is None or >= n)."""
-    if size is None or size >= n:
+def histogram_range(z, cfg: DistributionConfig) -> tuple[float, float]:
+    """cfg.hist_range when fixed, else the data's [min, max] rounded out to whole bins (every value counted)."""
+    if cfg.hist_range:
+        return cfg.hist_range
+    low, high = (float(v) for v in _min_max(z))
+    w = cfg.bin_width
+    lo, hi = math.floor(low / w) * w, math.ceil(high / w) * w
+    lo -= w * (lo > low)  # float rounding of k * w must not leave the extreme values outside
+    hi += w * (hi < high or hi <= lo)
+    return lo, hi
+
+
+def components(z, cfg: DistributionConfig) -> dict:
+    """Per-component mean, std, peak, half-width, histogram counts and edges (stats.component_summary) over
+    `histogram_range`, with the range's lo, hi and whether the data chose it."""
+    lo, hi = histogram_range(z, cfg)
+    summary = stats.component_summary(z, cfg.bin_width, lo, hi)
+    return {**summary, "lo": lo, "hi": hi, "from_data": not cfg.hist_range}
+
+
+def cut_report(comp: dict, n_points: int) -> dict:
+    """How much of the data a fixed histogram range leaves out: share of all values, and count per component."""
+    outside = np.asarray(comp["outside"])
+    cut = {int(j): int(outside[j]) for j in np.flatnonzero(outside)}
+    return {"share": float(outside.sum() / (n_points * len(outside))), "components": cut}
+
+
+def _subsample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted random row indices, `size` of them (all rows when size is 0 or >= n)."""
+    if not size or size >= n:
         return np.arange(n)
     return np.sort(rng.choice(n, size, replace=False))
 
@@ -67,57 +75,51 @@ def _most_correlated_pair(corr: np.ndarray, candidates: np.ndarray) -> tuple[int
 def analyze(
     z,
     out_dir: str,
-    *,
+    cfg: DistributionConfig,
     ids: Sequence | None = None,
-    tsne_points: int | None = 20000,
-    tsne_pca: Sequence[int | None] = (None, 2, 4, 10),
-    tsne: bool = True,
     seed: int = 0,
-    dominant_mu: float = 0.25,
-    dominant_half_width: float = 1.5,
-    nn_points: int | None = 20000,
-    tsne_kw: dict | None = None,
+    comp: dict | None = None,
+    log=tqdm.write,
 ) -> dict:
-    """Measure the distribution of z-points (N, D); write figures, summary.json and dominant_components.csv
-    to out_dir and return the summary.
-
-    ids (one per row) name points in the summary and in tsne_embeddings.npz; nn_points / tsne_points:
-    random rows used for the nearest-neighbour histogram / t-SNE (None: all); tsne_pca: t-SNE inputs
-    (None: raw z, k: first k principal components); tsne_kw: other openTSNE settings (e.g. n_iter).
-    """
-    stats.check_finite(z)
+    """Measure the distribution of z-points (N, D); write figures and dominant_components.csv to out_dir and
+    return the summary. ids (one per row) name points in the summary and in tsne_embeddings.npz; comp: the
+    `components` of z if already computed."""
+    z = stats.as_points(z, "z-points", min_points=2)
     n, d = z.shape
-    if n < 2:
-        raise ValueError(f"analyze needs at least 2 z-points, got {n}")
     if ids is not None and len(ids) != n:
         raise ValueError(f"ids has {len(ids)} entries but z has {n} rows")
     os.makedirs(out_dir, exist_ok=True)
     rng = np.random.default_rng(seed)
-    z = jnp.asarray(z, jnp.float32)
-    m = _measure(z, dominant_mu, dominant_half_width, _subsample(n, nn_points, rng))
-    figures, skipped = _figures(z, m)
-    tsne_rows = _subsample(n, tsne_points, rng)
+    m = _measure(z, cfg, comp or components(z, cfg), _subsample(n, cfg.nn_points, rng))
+    if not m["from_data"] and m["cut"]["components"]:
+        cut = m["cut"]["components"]
+        named = ", ".join(f"{j} ({c:,} values)" for j, c in list(cut.items())[:8]) + (" ..." if len(cut) > 8 else "")
+        log(
+            f"warning: distribution.hist_range={tuple(cfg.hist_range)} cuts {m['cut']['share']:.3g} of all values, "
+            f"in {len(cut)} components: {named}; their half-widths and the boxes built on them are biased "
+            "(leave distribution.hist_range empty to take the range from the data)"
+        )
+    figures, skipped = _figures(z, m, cfg)
+    tsne_rows = _subsample(n, cfg.tsne_points, rng)
     embeddings: dict[str, np.ndarray] = {}
-    if tsne:
-        jobs, not_run = _tsne_figures(z[tsne_rows], m["radii"][tsne_rows], tsne_pca, seed, tsne_kw or {}, embeddings)
+    if cfg.tsne:
+        jobs, not_run = _tsne_figures(z[tsne_rows], m["radii"][tsne_rows], cfg, seed, embeddings)
         figures, skipped = figures + jobs, skipped + not_run
 
     for message in skipped:
-        tqdm.write(f"analyze: skipped {message}")
+        log(f"analyze: skipped {message}")
     for name, draw in tqdm(figures, desc="analysis figures", unit="fig"):
         draw(os.path.join(out_dir, name))
     if embeddings:
         named = {} if ids is None else {"ids": np.asarray([_id_of(ids, i) for i in tsne_rows])}
         np.savez(os.path.join(out_dir, "tsne_embeddings.npz"), rows=tsne_rows, **named, **embeddings)
 
-    summary = _summary(m, z, ids, dominant_mu, dominant_half_width)
+    summary = _summary(m, z, ids, cfg)
     summary.update(
-        tsne={"points": len(tsne_rows), **TSNE_SETTINGS, "embeddings": sorted(embeddings)},
+        tsne={"points": len(tsne_rows), "embeddings": sorted(embeddings)},
         figures=[name for name, _ in figures],
         skipped=skipped,
     )
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
     with open(os.path.join(out_dir, "dominant_components.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["index", "mu", "half_width"])
@@ -125,28 +127,34 @@ def analyze(
     return summary
 
 
-def _measure(z: jax.Array, dominant_mu: float, dominant_half_width: float, nn_rows: np.ndarray) -> dict:
+def _measure(z: jax.Array, cfg: DistributionConfig, comp: dict, nn_rows: np.ndarray) -> dict:
     """Every statistic the figures and the summary need, as host arrays."""
-    components = stats.component_summary(z, BIN_WIDTH, LO, HI)
-    mu, hw = components["mean"], components["half_width"]
-    dominant = stats.dominant_components(mu, hw, dominant_mu, dominant_half_width)
+    mu, hw = comp["mean"], comp["half_width"]
+    dominant = stats.dominant_components(mu, hw, cfg.dominant_mu, cfg.dominant_half_width)
     ranked = np.argsort(
-        -np.asarray(stats.component_importance(mu, hw, dominant_mu, dominant_half_width)), kind="stable"
+        -np.asarray(stats.component_importance(mu, hw, cfg.dominant_mu, cfg.dominant_half_width)), kind="stable"
     )
     r = stats.radii(z)
     mean, cov = stats.covariance(z)
-    nn = np.asarray(stats.nearest_neighbour_distances(z, 1, queries=nn_rows, progress=True))
-    radius_hists = {w: stats.radius_histogram(r, w) for w in RADIUS_BIN_WIDTHS}
+    pca = stats.pca_from_covariance(mean, cov)
+    plane = np.asarray(stats.project(z, (0, 1), pca))
+    spread = np.sqrt(np.asarray(pca.explained_variance[:2]))
+    nn = np.asarray(stats.knn_distances(z, 1, queries=nn_rows, progress=True))
+    widths = dict.fromkeys((*cfg.radius_bin_widths, cfg.radius_peak_bin_width))
+    radius_hists = {w: stats.radius_histogram(r, w) for w in widths}
     return jax.device_get(
         {
-            **{("mu" if k == "mean" else k): v for k, v in components.items()},
+            **{("mu" if k == "mean" else k): v for k, v in comp.items()},
+            "cut": cut_report(comp, z.shape[0]),
             "dominant": dominant,
             "top": dominant if len(dominant) >= 2 else ranked[:2],  # the best two stand in when fewer are dominant
             "radii": r,
             "radius_hists": radius_hists,
-            "radius": stats.radius_stats(r, radius_hists[stats.RADIUS_PEAK_BIN_WIDTH]),
+            "radius": stats.radius_stats(r, radius_hists[cfg.radius_peak_bin_width]),
             "correlation": stats.correlation(cov),
-            "pca": stats.pca_from_covariance(mean, cov),
+            "pca": pca,
+            "plane": plane,
+            "zooms": [_zoom_window(plane, h, spread, cfg.zoom_units) for h in cfg.zoom_half_sides],
             "nn_rows": nn_rows,
             "nn": nn,
             "nn_hist": stats.radius_histogram(nn, float(nn.max()) / 100 or 1.0),
@@ -154,48 +162,55 @@ def _measure(z: jax.Array, dominant_mu: float, dominant_half_width: float, nn_ro
     )
 
 
-def _figures(z: jax.Array, m: dict) -> tuple[list[tuple[str, Callable[[str], str]]], list[str]]:
+def _figures(
+    z: jax.Array, m: dict, cfg: DistributionConfig
+) -> tuple[list[tuple[str, Callable[[str], str]]], list[str]]:
     """(file name, draw(path)) for every statistics figure, and a message for each one that cannot be drawn."""
     n, d = z.shape
     counts, edges, top, corr, pca = m["counts"], m["edges"], m["top"], m["correlation"], m["pca"]
     peak = float(m["radius"]["peak"])
     pair = _most_correlated_pair(corr, top)
     axes = (int(top[0]), int(top[1]))
-    plane = np.asarray(stats.project(z, (0, 1), pca))
+    shown = min(len(top), cfg.shown_dominant)
     figures = [
         (
             "components_all.png",
-            lambda p: plots.component_histograms(counts, edges, p, title=f"all {d} latent components ({n:,} z-points)"),
+            lambda p: analysis_plots.component_histograms(
+                counts, edges, p, title=f"all {d} latent components ({n:,} z-points)"
+            ),
         ),
         (
             "components_dominant.png",
-            lambda p: plots.component_histograms(
+            lambda p: analysis_plots.component_histograms(
                 counts,
                 edges,
                 p,
-                components=top[:N_SHOWN_DOMINANT],
+                components=top[: cfg.shown_dominant],
                 legend=True,
-                title=f"{min(len(top), N_SHOWN_DOMINANT)} most dominant of {len(m['dominant'])} dominant components",
+                title=f"{shown} most dominant of {len(m['dominant'])} dominant components",
             ),
         ),
         *[
             (
                 f"radius_hist_{w:g}.png",
-                lambda p, w=w: plots.histogram(
+                lambda p, w=w: analysis_plots.histogram(
                     *m["radius_hists"][w],
                     p,
                     "radius |z|",
                     f"radius of z-points, bins of {w:g}",
                     marker=peak,
-                    marker_label=f"peak {peak:.2f} (bins of {stats.RADIUS_PEAK_BIN_WIDTH:g})",
+                    marker_label=f"peak {peak:.2f} (bins of {cfg.radius_peak_bin_width:g})",
                 ),
             )
-            for w in RADIUS_BIN_WIDTHS
+            for w in cfg.radius_bin_widths
         ],
-        ("correlation.png", lambda p: plots.heatmap(corr, p, f"correlation of the {d} latent components")),
+        (
+            "correlation.png",
+            lambda p: analysis_plots.heatmap(corr, p, f"correlation of the {d} latent components"),
+        ),
         (
             "dominant_pair_scatter.png",
-            lambda p: plots.scatter(
+            lambda p: analysis_plots.scatter(
                 np.asarray(stats.project(z, pair)),
                 p,
                 f"z[{pair[0]}]",
@@ -203,14 +218,14 @@ def _figures(z: jax.Array, m: dict) -> tuple[list[tuple[str, Callable[[str], str
                 f"dominant components {pair[0]} and {pair[1]} (correlation {corr[pair]:+.2f})",
             ),
         ),
-        ("pca_explained_variance.png", lambda p: plots.explained_variance(pca.explained_variance_ratio, p)),
-        *[(f"pca_1_2_zoom_{h:g}.png", lambda p, h=h: _pca_zoom(plane, h, p)) for h in PCA_ZOOM_HALF_SIDES],
+        ("pca_explained_variance.png", lambda p: analysis_plots.explained_variance(pca.explained_variance_ratio, p)),
+        *[(f"pca_1_2_zoom_{w['half_side']:g}.png", lambda p, w=w: _pca_zoom(m["plane"], w, p)) for w in m["zooms"]],
     ]
-    pairs, skipped = _axis_pairs_within(d)
+    pairs, skipped = axis_pairs_within(cfg.pca_axis_pairs, d)
     figures += [
         (
             f"pca_{a}_{b}.png",
-            lambda p, a=a, b=b: plots.scatter(
+            lambda p, a=a, b=b: analysis_plots.scatter(
                 np.asarray(stats.project(z, (a - 1, b - 1), pca)),
                 p,
                 f"PC {a}",
@@ -223,7 +238,7 @@ def _figures(z: jax.Array, m: dict) -> tuple[list[tuple[str, Callable[[str], str
     figures += [
         (
             "original_axes_dominant.png",
-            lambda p: plots.scatter(
+            lambda p: analysis_plots.scatter(
                 np.asarray(stats.project(z, axes)),
                 p,
                 f"z[{axes[0]}]",
@@ -233,7 +248,7 @@ def _figures(z: jax.Array, m: dict) -> tuple[list[tuple[str, Callable[[str], str
         ),
         (
             "nn_distance_hist.png",
-            lambda p: plots.histogram(
+            lambda p: analysis_plots.histogram(
                 *m["nn_hist"],
                 p,
                 "distance to the nearest other z-point",
@@ -245,32 +260,31 @@ def _figures(z: jax.Array, m: dict) -> tuple[list[tuple[str, Callable[[str], str
 
 
 def _tsne_figures(
-    z_rows: jax.Array, radii: np.ndarray, tsne_pca: Sequence[int | None], seed: int, tsne_kw: dict, embeddings: dict
+    z_rows: jax.Array, radii: np.ndarray, cfg: DistributionConfig, seed: int, embeddings: dict
 ) -> tuple[list[tuple[str, Callable[[str], str]]], list[str]]:
     """(file name, draw(path)) for each t-SNE figure (drawing also stores the embedding in `embeddings`),
     and a message for each one that cannot be made."""
     figures, skipped = [], []
-    needed = stats.tsne_points_needed(TSNE_SETTINGS["perplexity"])
-    for k in tsne_pca:
-        name = "tsne_raw" if k is None else f"tsne_pca{k}"
+    needed = stats.tsne_points_needed(cfg.tsne_perplexity)
+    for k in cfg.tsne_inputs:
+        name = "tsne_raw" if k == 0 else f"tsne_pca{k}"
         if len(z_rows) < needed:
             skipped.append(
-                f"{name}.png: t-SNE at perplexity {TSNE_SETTINGS['perplexity']:g} needs {needed} points, "
-                f"got {len(z_rows)}"
+                f"{name}.png: t-SNE at perplexity {cfg.tsne_perplexity:g} needs {needed} points, got {len(z_rows)}"
             )
-        elif k is not None and not 1 <= k <= z_rows.shape[1]:
+        elif k > z_rows.shape[1]:
             skipped.append(f"{name}.png: {k} principal components asked for, z_dim is {z_rows.shape[1]}")
         else:
             figures.append(
                 (
                     f"{name}.png",
-                    lambda p, k=k, name=name: _tsne_figure(z_rows, k, radii, seed, tsne_kw, embeddings, name, p),
+                    lambda p, k=k, name=name: _tsne_figure(z_rows, k, radii, cfg, seed, embeddings, name, p),
                 )
             )
     return figures, skipped
 
 
-def _summary(m: dict, z: jax.Array, ids, dominant_mu: float, dominant_half_width: float) -> dict:
+def _summary(m: dict, z: jax.Array, ids, cfg: DistributionConfig) -> dict:
     """The JSON-ready summary of the measurements."""
     n, d = z.shape
     r, nn = m["radii"], m["nn"]
@@ -281,21 +295,30 @@ def _summary(m: dict, z: jax.Array, ids, dominant_mu: float, dominant_half_width
     return {
         "n_points": int(n),
         "z_dim": int(d),
-        "histogram": {"bin_width": BIN_WIDTH, "lo": LO, "hi": HI, "points_outside": [int(v) for v in m["outside"]]},
+        "histogram": {
+            "bin_width": cfg.bin_width,
+            "lo": m["lo"],
+            "hi": m["hi"],
+            "from_data": bool(m["from_data"]),
+            "points_outside": [int(v) for v in m["outside"]],
+            "cut_share": m["cut"]["share"],
+            "cut_components": m["cut"]["components"],
+        },
         "mu": floats(m["mu"]),
         "std": floats(m["std"]),
         "peak": floats(m["peak"]),
         "half_width": floats(m["half_width"]),
         "range": [floats(pair) for pair in m["range"].T],
-        "dominant_thresholds": {"mu": dominant_mu, "half_width": dominant_half_width},
+        "dominant_thresholds": {"mu": cfg.dominant_mu, "half_width": cfg.dominant_half_width},
         "dominant_components": [int(i) for i in m["dominant"]],
-        "counts": stats.summary_counts(m["mu"], m["half_width"], z),
+        "counts": stats.summary_counts(m["mu"], m["half_width"], z, cfg.count_mu, cfg.count_half_width),
         "radius": {k: float(v) for k, v in m["radius"].items()},
         "radius_outliers": [
             {"row": int(i), "id": _id_of(ids, int(i)), "radius": float(r[i])}
-            for i in np.argsort(-r, kind="stable")[:N_RADIUS_OUTLIERS]
+            for i in np.argsort(-r, kind="stable")[: cfg.radius_outliers]
         ],
         "pca_explained_variance_ratio": floats(m["pca"].explained_variance_ratio),
+        "pca_zoom": [{k: v for k, v in w.items() if k != "inside"} for w in m["zooms"]],
         "nearest_neighbour": {
             "points": len(nn),
             "mean": float(nn.mean()),
@@ -306,37 +329,59 @@ def _summary(m: dict, z: jax.Array, ids, dominant_mu: float, dominant_half_width
     }
 
 
-def _axis_pairs_within(d: int) -> tuple[list[tuple[int, int]], list[str]]:
-    """The PCA_AXIS_PAIRS that exist in d dimensions, and a message for each one that does not."""
-    pairs = [(a, b) for a, b in PCA_AXIS_PAIRS if max(a, b) <= d]
-    return pairs, [
-        f"pca_{a}_{b}.png: principal axis {max(a, b)} is beyond z_dim {d}"
-        for a, b in PCA_AXIS_PAIRS
-        if (a, b) not in pairs
+def axis_pairs_within(pairs: Sequence[tuple[int, int]], d: int) -> tuple[list[tuple[int, int]], list[str]]:
+    """The 1-based principal-axis pairs that exist in d dimensions, and a message for each one that does not."""
+    inside = [(a, b) for a, b in pairs if max(a, b) <= d]
+    return inside, [
+        f"pca_{a}_{b}.png: principal axis {max(a, b)} is beyond z_dim {d}" for a, b in pairs if (a, b) not in inside
     ]
 
 
-def _pca_zoom(plane: np.ndarray, half_side: float, path: str) -> str:
-    """The PCA 1-2 plane inside a square window around the origin."""
-    inside = np.asarray(stats.window(plane, half_side))
-    return plots.scatter(
-        plane[inside],
+def _zoom_window(plane: np.ndarray, half_side: float, spread: np.ndarray, units: str) -> dict:
+    """A window of the PCA 1-2 plane around the mean: half_side standard deviations of each axis (units 'std')
+    or half_side itself ('absolute'), with the points inside it."""
+    half = half_side * spread if units == "std" else np.array([half_side, half_side])
+    inside = np.asarray(stats.window(plane, jnp.asarray(half, jnp.float32)))
+    return {
+        "half_side": half_side,
+        "units": units,
+        "half_x": float(half[0]),
+        "half_y": float(half[1]),
+        "points": int(inside.sum()),
+        "inside": inside,
+    }
+
+
+def _pca_zoom(plane: np.ndarray, w: dict, path: str) -> str:
+    """The PCA 1-2 plane inside one `_zoom_window`."""
+    h, hx, hy = w["half_side"], w["half_x"], w["half_y"]
+    scale = f"+-{h:g} std (+-{hx:.3g}, +-{hy:.3g})" if w["units"] == "std" else f"+-{h:g}"
+    return analysis_plots.scatter(
+        plane[w["inside"]],
         path,
         "PC 1",
         "PC 2",
-        f"PCA plane 1-2, window of half-side {half_side:g} ({inside.sum():,} of {len(plane):,} points)",
-        limits=(-half_side, half_side, -half_side, half_side),
+        f"PCA plane 1-2, window {scale} ({w['points']:,} of {len(plane):,} points)",
+        limits=(-hx, hx, -hy, hy),
     )
 
 
 def _tsne_figure(
-    z_rows, n_pca: int | None, colour: np.ndarray, seed: int, tsne_kw: dict, embeddings: dict, name: str, path: str
+    z_rows, n_pca: int, colour: np.ndarray, cfg: DistributionConfig, seed: int, embeddings: dict, name: str, path: str
 ) -> str:
     """Embed the rows with t-SNE (raw or on n_pca principal components), keep the embedding, draw it."""
-    embedding = stats.tsne(z_rows, n_pca, seed=seed, **TSNE_SETTINGS, **tsne_kw)
+    embedding = stats.tsne(
+        z_rows,
+        n_pca or None,
+        perplexity=cfg.tsne_perplexity,
+        early_exaggeration=cfg.tsne_early_exaggeration,
+        seed=seed,
+        n_iter=cfg.tsne_iterations,
+        early_exaggeration_iter=cfg.tsne_exaggeration_iterations,
+    )
     embeddings[name] = embedding
-    source = "raw z" if n_pca is None else f"{n_pca} principal components"
-    return plots.scatter(
+    source = "raw z" if not n_pca else f"{n_pca} principal components"
+    return analysis_plots.scatter(
         embedding,
         path,
         "t-SNE 1",

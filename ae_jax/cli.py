@@ -1,4 +1,8 @@
-"""`ae-jax`: train, encode, analyze, sample, judge and demo from the command line."""
+"""`ae-jax`: train, encode, eval (analyze, sample), judge and demo from the command line.
+
+Every command takes `--set section.key=value` overrides; evaluation commands read a run's config.json and
+override only the settings after training (distribution, generators, judge, intrinsic, eval).
+"""
 
 from __future__ import annotations
 
@@ -24,63 +28,67 @@ def _encode(args) -> int:
     return 0
 
 
-def _z_points(args):
-    """The z-points an analysis works on: a .npy file, or the run's encoded training split (encoding it once)."""
-    from ae_jax.analyze import load_z
-    from ae_jax.encode import encode_run, z_path
+def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
+    """Run evaluators on a run folder (or on --z z-points) into args.out, and say where each result is."""
+    from ae_jax import config as config_lib
+    from ae_jax import evaluators
 
-    if args.z:
-        return load_z(args.z)
-    if not args.run:
+    overrides = list(args.set) + list(extra)
+    if args.run:
+        config = config_lib.load_run_config(args.run, overrides)
+    elif args.z:
+        config = (
+            config_lib.load(args.config, overrides)
+            if args.config
+            else config_lib.override(config_lib.Config(), overrides)
+        )
+    else:
         raise ValueError("give a run folder or --z FILE.npy")
-    path = z_path(args.run)
-    if not os.path.exists(path):
-        encode_run(args.run, "train")
-    return load_z(path)
+    names = names or config.eval.names
+    judge_dir = getattr(args, "judge", None)
+    evaluators.check(config, names, bool(args.run), bool(judge_dir))
+    out = args.out or os.path.join(args.run, "eval")
+    ctx = evaluators.RunContext(config, out, run_dir=args.run, z_file=args.z, judge_dir=judge_dir)
+    for name, result in evaluators.run(ctx, names).items():
+        state = "reused" if result.reused else "written"
+        print(f"{name}: {state} in {result.folder} (result.json, {len(result.figures)} figures)")
+    return 0
+
+
+def _eval(args) -> int:
+    names = tuple(n.strip() for n in args.evals.split(",") if n.strip()) if args.evals else ()
+    return _evaluate(args, names)
 
 
 def _analyze(args) -> int:
-    from ae_jax.analyze import analyze
-
-    summary = analyze(_z_points(args), args.out, tsne=not args.no_tsne, tsne_points=args.tsne_points)
-    print(
-        f"{len(summary['dominant_components'])} dominant components; radius peak {summary['radius']['peak']:.3f}; "
-        f"figures and summary.json in {args.out}"
-    )
-    return 0
+    return _evaluate(args, ("distribution",))
 
 
 def _sample(args) -> int:
-    from ae_jax.sample import run_sampling
+    from ae_jax.sample import spec
 
-    run_sampling(
-        _z_points(args),
-        args.out,
-        sampler=args.sampler,
-        params=args.param,
-        n=args.n,
-        seed=args.seed,
-        run_dir=args.run,
-        sweep=args.sweep,
-        judge_dir=args.judge,
-    )
-    return 0
+    extra = [f"generators.specs={spec(args.sampler, args.param)}"] if args.sampler else []
+    return _evaluate(args, ("generators",) + (("judge",) if args.judge else ()), extra)
 
 
 def _judge(args) -> int:
     from ae_jax import config as config_lib
     from ae_jax.judge import train_judge
 
-    train_judge(config_lib.load(args.config, args.set), args.out, epochs=args.epochs)
+    train_judge(config_lib.load(args.config, args.set), args.out)
     return 0
 
 
 def _demo(args) -> int:
-    from ae_jax.demo import run_demo
+    from ae_jax.study import run_study
 
-    page = run_demo(args.out, quick=args.quick)
+    page = run_study("demo", full=not args.quick, out_dir=args.out, overrides=args.set)
     print(f"results page: {page}")
     return 0
+
+
+def _with_settings(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.z_dim=64")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train an AE or VAE from a preset or JSON config")
     p.add_argument("--config", default="faces", help="preset name or JSON file (may name a 'base' preset)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.z_dim=64")
+    _with_settings(p)
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     p.set_defaults(func=_train)
 
@@ -101,35 +109,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_encode)
 
     for name, func, help_text in (
-        ("analyze", _analyze, "measure the z-point distribution and draw the figures"),
-        ("sample", _sample, "generate z-points, measure hits and radii, decode grids"),
+        ("eval", _eval, "run evaluators (eval.names, or --evals) on a trained run"),
+        ("analyze", _analyze, "the distribution evaluator: z-point statistics and figures"),
+        ("sample", _sample, "the generators evaluator: generated z-points' hits, radii, decoded grids"),
     ):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("run", nargs="?", help="run folder (its training split is encoded if needed)")
-        p.add_argument("--z", help="z-points .npy instead of a run folder")
-        p.add_argument("--out", required=True, help="output folder")
+        p.add_argument("run", nargs="?", help="run folder (its eval.split is encoded when needed)")
+        p.add_argument("--z", help="z-points .npy instead of a run folder (no decoding)")
+        p.add_argument("--config", help="with --z: preset or JSON file for the settings (default: the defaults)")
+        p.add_argument("--out", required=name != "eval", help="output folder (eval: default <run>/eval)")
+        _with_settings(p)
         p.set_defaults(func=func)
-        if name == "analyze":
-            p.add_argument("--no-tsne", action="store_true", help="skip the t-SNE maps (the slow part)")
-            p.add_argument("--tsne-points", type=int, default=20000)
-        else:
-            p.add_argument("--sampler", default="uniform", help="grid, uniform, isotropic, diagonal, full, mixture")
-            p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="e.g. bound=1.5")
-            p.add_argument("--n", type=int, default=10000)
-            p.add_argument("--seed", type=int, default=0)
-            p.add_argument("--sweep", action="store_true", help="table over generators and parameters")
+        if name == "eval":
+            p.add_argument("--evals", help="comma-separated evaluators, e.g. distribution,generators")
+        if name in ("eval", "sample"):
             p.add_argument("--judge", help="judge folder (from `ae-jax judge`) to score decoded images")
+        if name == "sample":
+            p.add_argument("--sampler", help="one generator instead of generators.specs: grid, uniform, isotropic, ...")
+            p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="e.g. bound=1.5")
 
     p = sub.add_parser("judge", help="train the in-project feature network used to score generated images")
     p.add_argument("--config", default="faces")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    _with_settings(p)
     p.add_argument("--out", required=True, help="output folder for the judge's checkpoint")
-    p.add_argument("--epochs", type=int, default=3)
     p.set_defaults(func=_judge)
 
-    p = sub.add_parser("demo", help="embedded data -> AE and tiny-KL VAE -> analysis -> samplers -> HTML page")
-    p.add_argument("--out", default="results/demo")
-    p.add_argument("--quick", action="store_true", help="a tiny version (seconds), as the tests run it")
+    p = sub.add_parser("demo", help="the demo study: embedded faces -> AE and tiny-KL VAE -> every evaluator -> page")
+    p.add_argument("--out", default="results", help="the page goes to <out>/demo/index.html, runs to <out>/runs")
+    p.add_argument("--quick", action="store_true", help="the tiny preset (seconds), as the tests run it")
+    _with_settings(p)
     p.set_defaults(func=_demo)
     return parser
 

@@ -26,6 +26,8 @@ CHOICES = {
     "model.conv_impl": ("auto", "matmul", "flax"),
     "model.dtype": ("float32", "bfloat16"),
     "train.optimizer": ("adam", "adamw", "sgd"),
+    "distribution.zoom_units": ("std", "absolute"),
+    "eval.split": ("train", "valid", "test"),
 }
 
 
@@ -87,6 +89,79 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DistributionConfig:
+    """The distribution analysis of z-points (ae_jax.analyze)."""
+
+    bin_width: float = 0.25  # component histograms
+    hist_range: tuple[float, ...] = ()  # (lo, hi); empty: the data's range rounded out to whole bins
+    radius_bin_widths: tuple[float, ...] = (0.5, 0.05)  # one radius histogram figure each
+    radius_peak_bin_width: float = 0.05  # the radius peak is the centre of this histogram's fullest bin
+    dominant_mu: float = 0.25  # a component is dominant when |mu| >= dominant_mu ...
+    dominant_half_width: float = 1.5  # ... or its half-width >= dominant_half_width
+    count_mu: tuple[float, ...] = (0.25, 1.0)  # summary counts of components with |mu| >= each
+    count_half_width: tuple[float, ...] = (1.0, 1.5, 3.0)  # ... and with half-width >= each
+    shown_dominant: int = 8  # components drawn in components_dominant.png
+    radius_outliers: int = 10  # largest-radius points listed in the summary
+    nn_points: int = 20_000  # random points whose nearest-neighbour distance is measured (0: all)
+    pca_axis_pairs: tuple[tuple[int, int], ...] = ((1, 18), (8, 35))  # 1-based principal axes to plot
+    zoom_half_sides: tuple[float, ...] = (4.0, 1.0, 0.5, 0.25, 0.1)  # PCA 1-2 plane windows
+    zoom_units: str = "std"  # std: multiples of each principal axis' standard deviation | absolute
+    tsne: bool = True
+    tsne_points: int = 20_000  # random points embedded (0: all)
+    tsne_inputs: tuple[int, ...] = (0, 2, 4, 10)  # 0: raw z; k: the first k principal components
+    tsne_perplexity: float = 10.0
+    tsne_early_exaggeration: float = 16.0
+    tsne_iterations: int = 500
+    tsne_exaggeration_iterations: int = 250
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorsConfig:
+    """Generated z-points (ae_jax.sample): which generators, how many points, which data boxes."""
+
+    specs: tuple[str, ...] = (
+        *(f"uniform bound={b:g}" for b in (1, 1.5, 2, 3, 5, 10, 12)),
+        "isotropic mu=0 sigma=1",
+        "diagonal",
+        "full",
+        "mixture n_components=10",
+    )  # "<sampler> key=value ...", one generator each
+    n: int = 10_000  # points per generator (Monte Carlo hits, radii)
+    ks: tuple[float, ...] = (1.0, 2.0, 3.0, 12.0)  # data box: each component within mu +- k half-widths
+    precision_points: int = 10_000  # encoded points forming the k-NN manifold
+    precision_k: int = 3
+    grid_images: int = 16  # decoded images per generator in decoded_grid.png
+    judge_images: int = 256  # decoded images per generator scored by the judge
+
+
+@dataclasses.dataclass(frozen=True)
+class JudgeConfig:
+    """The feature network that scores decoded images (ae_jax.judge), trained on data's labels."""
+
+    epochs: int = 3
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    precision_k: int = 3  # k of the k-NN precision and recall in judge feature space
+
+
+@dataclasses.dataclass(frozen=True)
+class IntrinsicConfig:
+    """TwoNN intrinsic dimension vs scale (ae_jax.intrinsic) of z-points and of a fitted Gaussian null."""
+
+    min_points: int = 32  # the smallest subset (largest scale)
+    max_points: int = 20_000
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Which evaluators run on a trained run, on which split's z-points, and what the report shows."""
+
+    names: tuple[str, ...] = ("reconstruction", "distribution", "generators")
+    split: str = "train"
+    report_ks: tuple[float, ...] = (2.0, 3.0)  # the k of the generator tables in reports
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     name: str = "faces"  # run name: output goes to <workdir>/<name>/
     seed: int = 0
@@ -94,6 +169,11 @@ class Config:
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    distribution: DistributionConfig = DistributionConfig()
+    generators: GeneratorsConfig = GeneratorsConfig()
+    judge: JudgeConfig = JudgeConfig()
+    intrinsic: IntrinsicConfig = IntrinsicConfig()
+    eval: EvalConfig = EvalConfig()
 
     @property
     def run_dir(self) -> str:
@@ -141,6 +221,16 @@ _MNIST = dict(
 )
 _FACES = dict(enc_filters=(32, 64, 64), enc_kernels=(3, 3, 3), dec_filters=(64, 32, 3), dec_kernels=(3, 3, 3), z_dim=32)
 
+# Seconds instead of minutes: the tests, `ae-jax demo --quick` and the smoke studies all run this size.
+_TINY_MODEL = dict(enc_filters=(8, 16), enc_kernels=(3, 3), dec_filters=(8, 3), dec_kernels=(3, 3), z_dim=8)
+_TINY = dict(
+    data=DataConfig(name="faces", image_size=16, num_images=96),
+    train=TrainConfig(epochs=1, batch_size=16, eval_images=32, grid_images=4, learning_rate=3e-3),
+    distribution=DistributionConfig(tsne=False, tsne_iterations=30, tsne_exaggeration_iterations=20),
+    generators=GeneratorsConfig(n=500),
+    judge=JudgeConfig(epochs=1),
+)
+
 PRESETS: dict[str, Callable[[], Config]] = {
     "case1": lambda: Config(name="case1", data=_CELEBA, model=_arch(**_CASE1)),
     "case1_vae_tiny_kl": lambda: Config(name="case1_vae_tiny_kl", data=_CELEBA, model=_arch(**_CASE1, **_TINY_KL)),
@@ -159,6 +249,8 @@ PRESETS: dict[str, Callable[[], Config]] = {
         data=DataConfig(name="faces", image_size=32, num_images=4096),
         model=_arch(**_FACES, **_TINY_KL),
     ),
+    "tiny": lambda: Config(name="tiny", model=_arch(**_TINY_MODEL), **_TINY),
+    "tiny_vae_tiny_kl": lambda: Config(name="tiny_vae_tiny_kl", model=_arch(**_TINY_MODEL, **_TINY_KL), **_TINY),
 }
 
 
@@ -174,10 +266,16 @@ def _parse_value(key: str, kind: Any, value: Any) -> Any:
     """Coerce a JSON value or command-line string to the field's type, or raise naming `key`."""
     origin = typing.get_origin(kind)
     try:
-        if origin is tuple:
-            (elem, _) = typing.get_args(kind)
-            items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(_parse_value(key, elem, v.strip() if isinstance(v, str) else v) for v in items)
+        if origin is tuple:  # tuple[X, ...]: items split at ","; tuple[X, Y]: fixed length, split at ":"
+            args = typing.get_args(kind)
+            variable = args[-1] is Ellipsis
+            items = value.split("," if variable else ":") if isinstance(value, str) else list(value)
+            if isinstance(value, str) and not value.strip():
+                items = []
+            kinds = [args[0]] * len(items) if variable else list(args)
+            if len(kinds) != len(items):
+                raise ValueError
+            return tuple(_parse_value(key, k, v.strip() if isinstance(v, str) else v) for k, v in zip(kinds, items))
         if kind is bool:
             if isinstance(value, bool):
                 return value
@@ -264,14 +362,41 @@ def load(spec: str, overrides: list[str] = ()) -> Config:
         config = from_dict(d, PRESETS[base]() if base else Config())
     else:
         raise ConfigError(f"--config {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a file")
+    return override(config, overrides)
+
+
+def override(config: Config, overrides: list[str] = ()) -> Config:
+    """The config with `key=value` overrides applied, validated."""
     config = from_dict(parse_overrides(list(overrides)), config)
     validate(config)
     return config
 
 
+def load_run_config(run_dir: str, overrides: list[str] = ()) -> Config:
+    """A trained run's config.json with overrides of the settings after training (distribution, generators,
+    ...); an override that would describe another trained model (model, train, seed) is refused."""
+    from ae_jax.stages import read_json
+
+    path = os.path.join(run_dir, "config.json")
+    saved = read_json(path)
+    if saved is None:
+        raise FileNotFoundError(f"{run_dir} is not a run folder: {path} is missing or unreadable")
+    config = from_dict(saved)
+    updated = override(config, overrides)
+    fixed = [k for k in ("seed", "model", "train") if getattr(config, k) != getattr(updated, k)]
+    if fixed:
+        raise ConfigError(
+            f"--set changes {', '.join(fixed)} of the trained run in {run_dir}; those describe how it was trained "
+            "(train another run to change them)"
+        )
+    return updated
+
+
 def save(config: Config, path: str) -> None:
-    with open(path, "w") as f:
-        json.dump(to_dict(config), f, indent=2)
+    """config.json: every setting, written atomically."""
+    from ae_jax.stages import write_json
+
+    write_json(path, to_dict(config))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,3 +478,54 @@ def validate(config: Config) -> None:
     for key in ("steps_per_epoch", "eval_images"):
         _check(getattr(t, key) >= 0, f"train.{key}", "must be >= 0")
     _check(t.learning_rate > 0, "train.learning_rate", "must be > 0")
+    _check_analysis(config)
+
+
+def _check_analysis(config: Config) -> None:
+    """The sections after training: positive sizes and widths, ranges in order."""
+    a, g, j, i = config.distribution, config.generators, config.judge, config.intrinsic
+    _check(a.bin_width > 0, "distribution.bin_width", "must be > 0")
+    if a.hist_range:
+        _check(
+            len(a.hist_range) == 2 and a.hist_range[1] > a.hist_range[0],
+            "distribution.hist_range",
+            f"must be empty (from the data) or lo,hi with hi > lo, got {a.hist_range}",
+        )
+        bins = (a.hist_range[1] - a.hist_range[0]) / a.bin_width
+        _check(
+            math.isclose(bins, round(bins), rel_tol=1e-9),
+            "distribution.hist_range",
+            f"hi - lo = {a.hist_range[1] - a.hist_range[0]:g} is not a whole number of bins of {a.bin_width:g}",
+        )
+    for key in ("radius_bin_widths", "zoom_half_sides", "count_mu", "count_half_width"):
+        values = getattr(a, key)
+        _check(all(v > 0 for v in values), f"distribution.{key}", f"entries must be > 0, got {values}")
+    for key in (
+        "radius_peak_bin_width",
+        "dominant_mu",
+        "dominant_half_width",
+        "tsne_perplexity",
+        "tsne_early_exaggeration",
+        "tsne_iterations",
+        "tsne_exaggeration_iterations",
+    ):
+        _check(getattr(a, key) > 0, f"distribution.{key}", "must be > 0")
+    for key in ("shown_dominant", "radius_outliers", "nn_points", "tsne_points"):
+        _check(getattr(a, key) >= 0, f"distribution.{key}", "must be >= 0")
+    _check(
+        all(x >= 1 and y >= 1 and x != y for x, y in a.pca_axis_pairs),
+        "distribution.pca_axis_pairs",
+        f"pairs of two different 1-based axes, e.g. 1:18,8:35, got {a.pca_axis_pairs}",
+    )
+    _check(all(k >= 0 for k in a.tsne_inputs), "distribution.tsne_inputs", "0 (raw z) or a number of components")
+    _check(len(g.specs) > 0, "generators.specs", "needs at least one generator")
+    _check(len(g.ks) > 0 and all(k > 0 for k in g.ks), "generators.ks", f"entries must be > 0, got {g.ks}")
+    _check(g.n > 0, "generators.n", "must be > 0")
+    _check(g.precision_k >= 1, "generators.precision_k", "must be >= 1")
+    _check(g.precision_points > g.precision_k, "generators.precision_points", "must exceed generators.precision_k")
+    _check(g.grid_images > 0, "generators.grid_images", "must be > 0")
+    _check(g.judge_images > j.precision_k, "generators.judge_images", "must exceed judge.precision_k")
+    for key in ("epochs", "batch_size", "learning_rate", "precision_k"):
+        _check(getattr(j, key) > 0, f"judge.{key}", "must be > 0")
+    _check(3 <= i.min_points <= i.max_points, "intrinsic.min_points", "must be in 3..intrinsic.max_points")
+    _check(all(k > 0 for k in config.eval.report_ks), "eval.report_ks", "entries must be > 0")

@@ -16,7 +16,6 @@ import json
 import os
 import queue
 import struct
-import tempfile
 import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +27,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ae_jax import faces
+from ae_jax import faces, stages
 from ae_jax.config import DataConfig
 from ae_jax.runtime import make_key
 
@@ -550,18 +549,6 @@ def cache_dir(cfg: DataConfig) -> str:
     return cfg.cache_dir or os.environ.get("AE_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ae_jax")
 
 
-def _write_atomically(path: str, write: Callable[[Any], None]) -> None:
-    """Writes via a temporary file in the same folder and os.replace, so readers never see a partial file."""
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            write(f)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def _cached(cfg: DataConfig, split: str, plan: _Plan) -> Dataset:
     """The dataset from the cache, building and writing it first on a miss."""
     digest = hashlib.sha256(json.dumps(plan.key, sort_keys=True).encode()).hexdigest()[:20]
@@ -579,8 +566,8 @@ def _cached(cfg: DataConfig, split: str, plan: _Plan) -> Dataset:
         )
         if dataset.labels is not None:
             meta["labels"] = dataset.labels
-        _write_atomically(images_path, lambda f: np.save(f, dataset.images))
-        _write_atomically(meta_path, lambda f: np.savez(f, **meta))
+        stages.write_atomically(images_path, lambda f: np.save(f, dataset.images))
+        stages.write_atomically(meta_path, lambda f: np.savez(f, **meta))
     with np.load(meta_path) as meta:
         return Dataset(
             images=np.load(images_path, mmap_mode="r"),

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from ae_jax import data, sharding
+from ae_jax import data, sharding, stages, stats
 
 SPLITS = ("train", "valid", "test")
 
@@ -56,15 +56,49 @@ def encode_images(
     return np.load(out_path, mmap_mode="r")
 
 
+ENCODE_FORMAT = 1
+
+
+def load_z(path: str) -> np.ndarray:
+    """Memory-mapped z-points (N, D) from a .npy file, refused unless 2-D, float and finite."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"z-points file {path!r} does not exist")
+    try:
+        z = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as e:
+        raise ValueError(f"{path}: not a .npy array of numbers ({e})") from None
+    if not isinstance(z, np.ndarray):
+        raise ValueError(f"{path}: expected one .npy array, got an .npz archive")
+    if not np.issubdtype(z.dtype, np.floating):
+        raise ValueError(f"{path}: z-points must be floating point, got dtype {z.dtype}")
+    stats.as_points(z, name=path)
+    return z
+
+
+def encode_inputs(config, params, split: str) -> dict:
+    """What a split's z-points depend on: the parameters' digest, the model and data settings, the split."""
+    from ae_jax.train import training_inputs
+
+    data_inputs = {k: v for k, v in training_inputs(config).items() if k.startswith(("data.", "model.", "seed"))}
+    leaves = jax.tree.leaves(jax.device_get(params))
+    return {"format": ENCODE_FORMAT, "params": stages.arrays_digest(leaves), "split": split, **data_inputs}
+
+
+def record_path(z_file: str) -> str:
+    """The stage record written beside a z-points file."""
+    return os.path.splitext(z_file)[0] + ".json"
+
+
 def encode_run(
-    run_dir: str, split: str = "train", out: str | None = None, batch_size: int = 256, log=print
+    run_dir: str, split: str = "train", out: str | None = None, batch_size: int = 256, log=print, run=None
 ) -> dict[str, str]:
-    """Encode a split ("train", "valid", "test" or "all") of a trained run; returns the written paths."""
+    """Encode a split ("train", "valid", "test" or "all") of a trained run (its (config, model, params) as
+    `run` if loaded); returns the written paths, each with its stage record beside it."""
     from ae_jax.train import load_run
 
     if split not in SPLITS + ("all",):
         raise ValueError(f"--split {split!r} is not one of {', '.join(SPLITS + ('all',))}")
-    config, model, params = load_run(run_dir)
+    config, model, params = run or load_run(run_dir)
     mesh = sharding.data_mesh()
     batch_size = max(mesh.devices.size, batch_size // mesh.devices.size * mesh.devices.size)
     encode_fn = make_encode_fn(model, params, mesh)
@@ -81,6 +115,19 @@ def encode_run(
             np.save(side + "_labels.npy", np.asarray(ds.labels))
             with open(side + "_label_names.json", "w") as f:
                 json.dump(list(ds.label_names), f)
+        stages.record(record_path(path), encode_inputs(config, params, name), n_points=len(ds.images))
         written[name] = path
         log(f"wrote {path} ({len(ds.images)} x {config.model.z_dim})")
     return written
+
+
+def ensure_encoded(run_dir: str, split: str, run, log=print) -> str:
+    """The path of the run's z-points of `split`, encoded again unless their record matches the parameters."""
+    path = z_path(run_dir, split)
+    config, _, params = run
+    if not (
+        os.path.isfile(path)
+        and stages.reusable(f"z-points {path}", record_path(path), encode_inputs(config, params, split), log)
+    ):
+        encode_run(run_dir, split, log=log, run=run)
+    return path

@@ -4,7 +4,8 @@ The data's region is the box mu +- k * half_width per component (mu, half_width:
 peak half-width of the data's z-point histograms). A point's `box_k` is the smallest k whose box contains it, so
 hit fractions for many k come from one pass. Analytic box probabilities are products over components, summed
 in log space and reported as log10 so that 0.25**220 is -132.5 rather than 0. The manifold region follows
-Kynkaanniemi et al. 2019: the union of balls around each real point with radius its k-th neighbour distance.
+Kynkaanniemi et al. 2019: the union of balls around each real point with radius its k-th neighbour distance
+(`stats.knn_distances`).
 
 Public functions validate on the host and call jitted cores; pairwise distances are computed in blocks of
 queries against all reference points, so memory is block_size x N, never N x N.
@@ -21,7 +22,8 @@ import jax.numpy as jnp
 from jax import lax
 from tqdm import tqdm
 
-from ae_jax.samplers import Sampler, as_points, is_concrete
+from ae_jax.samplers import Sampler
+from ae_jax.stats import as_points, is_concrete
 
 LOG10 = math.log(10.0)
 
@@ -192,31 +194,6 @@ def _distances(queries: jax.Array, points: jax.Array, points_sq: jax.Array) -> j
     return jnp.sqrt(jnp.maximum(d2, 0.0))
 
 
-def _kth_smallest(values: jax.Array, k: int) -> jax.Array:
-    """Per row, the (k+1)-th smallest value (ties counted): k passes that drop the minimum, then one min.
-
-    For the small k of k-NN this is far faster on CPU than lax.top_k over rows of N entries.
-    """
-    rows = jnp.arange(values.shape[0])
-    dropped = lax.fori_loop(0, k, lambda _, v: v.at[rows, jnp.argmin(v, 1)].set(jnp.inf), values)
-    return jnp.min(dropped, 1)
-
-
-@functools.partial(jax.jit, static_argnames=("k", "block_size"))
-def _knn_radii(points, k: int, block_size: int):
-    points_sq = jnp.sum(points**2, -1)
-    # Among a point's distances is its own (0), so the (k+1)-th smallest is the k-th neighbour's.
-    return _map_blocks(lambda q: _kth_smallest(_distances(q, points, points_sq), k), points, block_size)
-
-
-def knn_radii(real, k: int = 3, block_size: int = 256) -> jax.Array:
-    """Distance from each real point to its k-th nearest other real point, shape (N,)."""
-    real = as_points(real, "real", min_points=2)
-    if not (isinstance(k, int) and 1 <= k < real.shape[0]):
-        raise ValueError(f"k must be an int in [1, {real.shape[0] - 1}] (number of points - 1), got {k!r}")
-    return _knn_radii(real, k, min(block_size, real.shape[0]))
-
-
 @functools.partial(jax.jit, static_argnames=("block_size",))
 def _share_covered(support, radii, queries, block_size: int):
     support_sq = jnp.sum(support**2, -1)
@@ -237,12 +214,14 @@ def _manifold_share(support, radii, queries, block_size: int, names: tuple[str, 
 
 
 def manifold_precision(real, real_radii, generated, block_size: int = 256) -> jax.Array:
-    """Share of generated points within the k-NN radius of some real point (improved precision)."""
+    """Share of generated points within the k-NN radius of some real point (improved precision); real_radii:
+    `stats.knn_distances(real, k)`."""
     return _manifold_share(real, real_radii, generated, block_size, ("real", "real_radii", "generated"))
 
 
 def manifold_recall(generated, gen_radii, real, block_size: int = 256) -> jax.Array:
-    """Share of real points within the k-NN radius of some generated point (improved recall)."""
+    """Share of real points within the k-NN radius of some generated point (improved recall); gen_radii:
+    `stats.knn_distances(generated, k)`."""
     return _manifold_share(generated, gen_radii, real, block_size, ("generated", "gen_radii", "real"))
 
 

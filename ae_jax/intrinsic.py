@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ae_jax import stats
+from ae_jax import plots, stats
+from ae_jax.config import IntrinsicConfig
 
 
 def two_nn_dimension(points) -> tuple[float, float]:
     """(maximum-likelihood TwoNN dimension, median second-neighbour distance) of a point set."""
-    r1 = np.asarray(stats.nearest_neighbour_distances(points, k=1), np.float64)
-    r2 = np.asarray(stats.nearest_neighbour_distances(points, k=2), np.float64)
+    r1 = np.asarray(stats.knn_distances(points, k=1), np.float64)
+    r2 = np.asarray(stats.knn_distances(points, k=2), np.float64)
     keep = r1 > 0  # duplicates carry no scale information
     if keep.sum() < 3:
         raise ValueError(f"TwoNN needs at least 3 distinct points, got {int(keep.sum())}")
@@ -27,7 +28,7 @@ def two_nn_dimension(points) -> tuple[float, float]:
 def dimension_vs_scale(points, min_points: int = 64, seed: int = 0, max_points: int = 20_000) -> list[dict]:
     """TwoNN on nested random subsets of max_points, max_points/2, ... down to min_points points."""
     points = np.asarray(points, np.float32)
-    stats.check_finite(points)
+    stats.as_points(points, "points")
     order = np.random.default_rng(seed).permutation(len(points))
     rows, n = [], min(len(points), max_points)
     while n >= min_points:
@@ -37,3 +38,35 @@ def dimension_vs_scale(points, min_points: int = 64, seed: int = 0, max_points: 
     if not rows:
         raise ValueError(f"dimension_vs_scale needs at least {min_points} points, got {len(points)}")
     return rows
+
+
+def dimension_rows(z, cfg: IntrinsicConfig, seed: int) -> dict[str, list[dict]]:
+    """Dimension vs scale of the z-points and of as many points of a Gaussian with their fitted full
+    covariance: the null, a space-filling cloud of the same spread; filaments show as a lower dimension."""
+    from ae_jax.runtime import make_key
+    from ae_jax.samplers import FullGaussianSampler
+
+    null = FullGaussianSampler.fit(z).sample(make_key(seed), len(z))
+    return {
+        "z-points": dimension_vs_scale(z, cfg.min_points, seed, cfg.max_points),
+        "fitted full Gaussian": dimension_vs_scale(np.asarray(null), cfg.min_points, seed, cfg.max_points),
+    }
+
+
+def dimension_figure(rows_by_label: dict[str, list[dict]], n_factors: int | None, path: str) -> str:
+    """TwoNN dimension against scale, one line per point set, and the true number of factors when known."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for label, rows in rows_by_label.items():
+        ax.plot([r["scale_r2"] for r in rows], [r["dimension"] for r in rows], "o-", label=label)
+    if n_factors is not None:
+        ax.axhline(n_factors, color="k", ls="--", lw=1, label=f"true number of factors ({n_factors})")
+    ax.set(
+        xscale="log",
+        xlabel="scale: median 2nd-neighbour distance (subsets N, N/2, N/4, ...)",
+        ylabel="TwoNN intrinsic dimension",
+        title="Intrinsic dimension vs scale",
+    )
+    ax.legend(fontsize=8)
+    return plots.save_figure(fig, path)

@@ -18,7 +18,8 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from ae_jax import data
+from ae_jax import config as config_lib
+from ae_jax import data, stats
 from ae_jax.checkpoint import CheckpointStore
 from ae_jax.config import Config
 from ae_jax.runtime import make_key
@@ -68,12 +69,14 @@ def _score(task: str, outputs: np.ndarray, targets: np.ndarray) -> tuple[str, fl
     return "accuracy", float(np.mean(outputs.argmax(-1) == targets))
 
 
-def train_judge(config: Config, out_dir: str, epochs: int = 3, batch_size: int = 64, log=print) -> dict:
-    """Train the judge on the config's dataset; writes `judge.json` and the params under `out_dir`."""
+def train_judge(config: Config, out_dir: str, log=print) -> dict:
+    """Train the judge on the config's dataset under config.judge; writes `judge.json` and the params under
+    `out_dir`."""
+    epochs, batch_size = config.judge.epochs, config.judge.batch_size
     train_set = data.load_split(config.data, "train", config.seed)
     valid_set = data.load_split(config.data, "valid", config.seed)
     task, n_outputs = label_task(train_set.labels, train_set.source)
-    net, tx = JudgeNet(n_outputs), optax.adam(1e-3)
+    net, tx = JudgeNet(n_outputs), optax.adam(config.judge.learning_rate)
     shape = train_set.images.shape[1:]
     params = jax.jit(net.init)(make_key(config.seed), jnp.zeros((1, *shape)))["params"]
     opt_state = tx.init(params)
@@ -111,6 +114,7 @@ def train_judge(config: Config, out_dir: str, epochs: int = 3, batch_size: int =
         "epochs": epochs,
         f"valid_{metric}": value,
     }
+    config_lib.save(config, os.path.join(out_dir, "config.json"))
     with open(os.path.join(out_dir, "judge.json"), "w") as f:
         json.dump(info, f, indent=2)
     log(f"judge trained on {train_set.source}: held-out {metric} {value:.3f}; saved in {out_dir}")
@@ -153,10 +157,7 @@ def frechet_distance(features_a: jnp.ndarray, features_b: jnp.ndarray) -> jnp.nd
     """|mu_a - mu_b|^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)), the FID formula, via symmetric eigendecompositions."""
 
     def moments(x):
-        x = x.astype(jnp.float64) if jax.config.jax_enable_x64 else x
-        mean = x.mean(0)
-        centred = x - mean
-        return mean, centred.T @ centred / (x.shape[0] - 1)
+        return stats.covariance(x.astype(jnp.float64) if jax.config.jax_enable_x64 else x)
 
     (mu_a, cov_a), (mu_b, cov_b) = moments(features_a), moments(features_b)
     w, v = jnp.linalg.eigh(cov_a)

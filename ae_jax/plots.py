@@ -1,4 +1,5 @@
-"""Shared figure helpers: saving, and image grids with labelled rows (reconstructions, decoded samples)."""
+"""Shared figure helpers: the one figure saver, and image grids with labelled rows (reconstructions, decoded
+samples)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ae_jax import stages  # noqa: E402
+
+DPI = 120
+
 
 def save_figure(fig, path: str) -> str:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    """Write fig to path (format from its extension) with a tight layout at DPI, atomically, then close it."""
+    try:
+        fig.tight_layout()
+        fmt = os.path.splitext(path)[1][1:] or None
+        return stages.write_atomically(path, lambda f: fig.savefig(f, format=fmt, dpi=DPI, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def _check_images(images, name: str) -> np.ndarray:

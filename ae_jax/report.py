@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import math
 import os
@@ -59,4 +60,15 @@ def write_page(path: str, title: str, sections: Sequence[tuple[str, Sequence[str
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1><nav>{nav}</nav>{body}"
             "</body></html>"
         )
+    return path
+
+
+def write_csv(rows: Sequence[dict], path: str) -> str:
+    """Rows of dicts as a CSV file (columns: every key, in first-seen order); returns its path."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
     return path

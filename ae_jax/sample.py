@@ -1,11 +1,14 @@
-"""`ae-jax sample`: draw z-points from generators, measure where they land against the encoded data,
-compare their radii with theory, decode them into image grids and score the images with the judge.
+"""Generated z-points under a `GeneratorsConfig`: where they land against the encoded data, their radii
+against theory, decoded image grids, and their judge scores.
+
+A generator is a spec string "<sampler> key=value ...", e.g. "uniform bound=1.5" or "mixture n_components=10";
+generator i draws with fold_in(key(seed), i), so the generators and judge evaluators see the same points.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import inspect
 import os
 from collections.abc import Callable, Sequence
 
@@ -14,113 +17,79 @@ import jax.numpy as jnp
 import numpy as np
 
 from ae_jax import hits, plots, sample_plots, stats
+from ae_jax.config import GeneratorsConfig
 from ae_jax.runtime import make_key
-from ae_jax.samplers import make_sampler
+from ae_jax.samplers import SAMPLERS, Sampler, make_sampler
 
-KS = (1.0, 2.0, 3.0, 12.0)
-SWEEP_BOUNDS = (1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 12.0)
-MIXTURE_COMPONENTS = 10
-PRECISION_REAL_POINTS = 10_000  # encoded points used as the k-NN manifold (precision/recall is quadratic)
+Decode = Callable[[np.ndarray], np.ndarray]  # z-points (n, D) -> images (n, H, W, C) in [0, 1]
 
 
-def parse_params(items: Sequence[str]) -> dict:
-    """['bound=1.5', 'n_components=10', 'covariance=diag'] -> typed dict."""
+def _number(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """'uniform bound=1.5' -> ('uniform', {'bound': 1.5}); refuses unknown samplers and parameters."""
+    name, *items = spec.split()
+    if name not in SAMPLERS:
+        raise ValueError(f"generators.specs: unknown sampler {name!r} in {spec!r}; allowed: {', '.join(SAMPLERS)}")
     params = {}
     for item in items:
-        if "=" not in item:
-            raise ValueError(f"--param {item!r} must look like key=value (e.g. bound=1.5)")
-        key, value = item.split("=", 1)
-        for cast in (int, float):
-            try:
-                value = cast(value)
-                break
-            except ValueError:
-                pass
-        params[key.strip()] = value
-    return params
-
-
-def sweep_specs() -> list[tuple[str, dict]]:
-    """The study's table: uniform boxes of growing bound, isotropic and fitted Gaussians, a mixture."""
-    return [("uniform", {"bound": b}) for b in SWEEP_BOUNDS] + [
-        ("isotropic", {"mu": 0.0, "sigma": 1.0}),
-        ("diagonal", {}),
-        ("full", {}),
-        ("mixture", {"n_components": MIXTURE_COMPONENTS}),
-    ]
-
-
-def _decoder(run_dir: str):
-    """(decode z -> images in [0, 1], held-out uint8 images, reconstruct images -> images) of a run."""
-    from ae_jax import data
-    from ae_jax.train import load_run
-
-    config, model, params = load_run(run_dir)
-    decode = jax.jit(lambda p, z: model.apply({"params": p}, z, method=lambda m, z: m.decode(z)))
-    reconstruct = jax.jit(
-        lambda p, x: model.apply(
-            {"params": p}, x.astype(jnp.float32) / 255.0, method=lambda m, x: m.decode(m.encode(x))
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"generators.specs: {item!r} in {spec!r} must look like key=value (e.g. bound=1.5)")
+        params[key] = _number(value)
+    cls = SAMPLERS[name]
+    allowed = [p for p in inspect.signature(getattr(cls, "fit", cls)).parameters if p not in ("z", "key")]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"generators.specs: unknown parameter(s) {', '.join(unknown)} for sampler {name!r} in {spec!r}; "
+            f"allowed: {', '.join(allowed)}"
         )
-    )
-
-    def decode_all(z: np.ndarray, batch: int = 256) -> np.ndarray:
-        return np.concatenate(
-            [np.asarray(decode(params, jnp.asarray(z[i : i + batch]))) for i in range(0, len(z), batch)]
-        )
-
-    valid = data.load_split(config.data, "valid", config.seed).images
-    return decode_all, np.asarray(valid), lambda x: np.asarray(reconstruct(params, jnp.asarray(x)))
+    return name, params
 
 
-def _judge_scores(features: Callable, generated_images: np.ndarray, real_images: np.ndarray) -> dict:
-    """Frechet distance and k-NN precision/recall of generated vs real images in the judge's feature space."""
-    from ae_jax.judge import frechet_distance
-
-    n = min(len(generated_images), len(real_images))
-    f_gen, f_real = features(generated_images[:n]), features(real_images[:n])
-    return {
-        "judge_frechet": float(frechet_distance(f_real, f_gen)),
-        "judge_precision": float(hits.manifold_precision(f_real, hits.knn_radii(f_real, 3), f_gen)),
-        "judge_recall": float(hits.manifold_recall(f_gen, hits.knn_radii(f_gen, 3), f_real)),
-        "judge_images": n,
-    }
+def spec(sampler: str, params: Sequence[str]) -> str:
+    """The spec string of `ae-jax sample --sampler NAME --param key=value ...`."""
+    return " ".join([sampler, *params])
 
 
-def evaluate_sampler(
-    name: str,
-    params: dict,
-    z,
-    mu,
-    half_width,
-    real_radii,
-    real_support,
-    real_support_radii,
-    key: jax.Array,
-    n: int,
-    ks: Sequence[float],
-) -> tuple[dict, np.ndarray]:
-    """Everything measured about one generator, and its n points."""
-    fit_key, sample_key, table_key = jax.random.split(key, 3)
+def generate(z: jax.Array, spec_index: int, spec_text: str, n: int, seed: int) -> tuple[Sampler, np.ndarray, jax.Array]:
+    """Generator `spec_index` fitted to z (where it is fitted) and its n points; also the key for its tables."""
+    name, params = parse_spec(spec_text)
+    fit_key, sample_key, table_key = jax.random.split(jax.random.fold_in(make_key(seed), spec_index), 3)
     sampler = make_sampler(name, z=z, key=fit_key, **params)
-    points = np.asarray(sampler.sample(sample_key, n))
-    hit_rows = hits.hit_table([sampler], mu, half_width, ks, table_key, num_samples=n)
-    radius_row = hits.radius_table([sampler], table_key, num_samples=n)[0]
-    precision = hits.manifold_precision(real_support, real_support_radii, jnp.asarray(points[: len(real_support)]))
-    result = {
-        "sampler": name,
+    return sampler, np.asarray(sampler.sample(sample_key, n)), table_key
+
+
+def check_region(comp: dict) -> None:
+    """Refuse data with constant components: their box has zero half-width and fitted Gaussians degenerate."""
+    constant = np.flatnonzero(np.asarray(comp["std"]) == 0)
+    if constant.size:
+        raise ValueError(
+            f"{constant.size} components have zero variance (first: {constant[:5].tolist()}): the data "
+            "box has zero half-width along them and fitted Gaussians are degenerate"
+        )
+
+
+def _measure(sampler: Sampler, points: np.ndarray, table_key, region, support, cfg: GeneratorsConfig) -> dict:
+    """Everything measured about one generator's points."""
+    mu, half_width = region
+    hit_rows = hits.hit_table([sampler], mu, half_width, cfg.ks, table_key, num_samples=cfg.n)
+    radius_row = hits.radius_table([sampler], table_key, num_samples=cfg.n)[0]
+    precision = hits.manifold_precision(*support, jnp.asarray(points[: len(support[0])]))
+    return {
+        "sampler": sampler.name,
         "label": sampler.label,
         "params": {k: v for k, v in sampler.params().items() if isinstance(v, (int, float, str))},
-        "n": n,
-        "hits": [
-            {
-                "k": r["k"],
-                "mc_fraction": r["mc_fraction"],
-                "mc_hits": r["mc_hits"],
-                "mc_samples": r["mc_samples"],
-                "log10_analytic": r["log10_analytic"],
-            }
-            for r in hit_rows
-        ],
+        "n": cfg.n,
+        "hits": [{k: r[k] for k in ("k", "mc_fraction", "mc_hits", "mc_samples", "log10_analytic")} for r in hit_rows],
         "radius": {
             "mean": radius_row["mc_mean"],
             "std": radius_row["mc_std"],
@@ -128,66 +97,39 @@ def evaluate_sampler(
             "analytic_std": radius_row["std"],
             "analytic_method": radius_row["method"],
         },
-        "manifold_precision_k3": float(precision),
-        "data_radius": {"mean": float(np.mean(real_radii)), "std": float(np.std(real_radii))},
+        f"manifold_precision_k{cfg.precision_k}": float(precision),
     }
-    return result, points
 
 
-def run_sampling(
+def sweep(
     z,
+    comp: dict,
+    cfg: GeneratorsConfig,
     out_dir: str,
-    sampler: str = "uniform",
-    params: Sequence[str] | dict = (),
-    n: int = 10_000,
-    seed: int = 0,
-    run_dir: str | None = None,
-    sweep: bool = False,
-    ks: Sequence[float] = KS,
-    judge_dir: str | None = None,
-    grid_images: int = 16,
-    specs: Sequence[tuple[str, dict]] | None = None,
+    seed: int,
+    decode: Decode | None = None,
+    real_images: np.ndarray | None = None,
+    reconstruct: Decode | None = None,
     log=print,
 ) -> dict:
-    """Write hits.json (one generator) or sweep.csv (a table over `specs`, default the study's) plus figures."""
-    stats.check_finite(z)
+    """Every generator of cfg.specs against z-points z (with `comp`, their analyze.components): box hits,
+    radii, k-NN precision; decoded grids when `decode` is given. Writes sweep.csv and figures to out_dir."""
+    for s in cfg.specs:
+        parse_spec(s)
+    z = stats.as_points(z, "z-points", min_points=2)
+    check_region(comp)
     os.makedirs(out_dir, exist_ok=True)
-    z = jnp.asarray(z)
-    summary = stats.component_summary(z)
-    mu, half_width = summary["mean"], summary["half_width"]
-    constant = np.flatnonzero(np.asarray(summary["std"]) == 0)
-    if constant.size:
-        raise ValueError(
-            f"{constant.size} components have zero variance (first: {constant[:5].tolist()}): the data "
-            "box has zero half-width along them and fitted Gaussians are degenerate"
-        )
+    region = (comp["mean"], comp["half_width"])
+    support = z[: cfg.precision_points]
+    support = (support, stats.knn_distances(support, cfg.precision_k))
     real_radii = np.asarray(stats.radii(z))
-    support = z[:PRECISION_REAL_POINTS]
-    support_radii = hits.knn_radii(support, 3)
-    decode = judge = None
-    if run_dir:
-        decode, real_images, reconstruct = _decoder(run_dir)
-    if judge_dir:
-        from ae_jax.judge import load_judge
-
-        judge = load_judge(judge_dir)
-    specs = (
-        (specs or sweep_specs())
-        if sweep
-        else [(sampler, parse_params(params) if not isinstance(params, dict) else params)]
-    )
-    key = make_key(seed)
     results, radii_by_label, image_rows = [], {}, []
-    for i, (name, p) in enumerate(specs):
-        result, points = evaluate_sampler(
-            name, dict(p), z, mu, half_width, real_radii, support, support_radii, jax.random.fold_in(key, i), n, ks
-        )
+    for i, s in enumerate(cfg.specs):
+        sampler, points, table_key = generate(z, i, s, cfg.n, seed)
+        result = _measure(sampler, points, table_key, region, support, cfg)
         radii_by_label[result["label"]] = np.linalg.norm(points, axis=1)
         if decode is not None:
-            images = decode(points[: max(grid_images, 256 if judge else 0)])
-            image_rows.append((result["label"], images[:grid_images]))
-            if judge is not None:
-                result.update(_judge_scores(judge, images, real_images))
+            image_rows.append((result["label"], decode(points[: cfg.grid_images])))
         results.append(result)
         log(
             f"{result['label']}: "
@@ -203,65 +145,82 @@ def run_sampling(
         )
     }
     if decode is not None:
-        real = real_images[:grid_images]
+        real = real_images[: cfg.grid_images]
         rows = image_rows + [("held-out originals", real / 255.0), ("reconstructions", reconstruct(real))]
         figures["decoded_grid"] = plots.image_rows_png(
             rows, os.path.join(out_dir, "decoded_grid.png"), "decoded z-points per generator"
         )
-    if sweep:
-        uniform_rows = [
-            dict(h, bound=r["params"]["bound"]) for r in results if r["sampler"] == "uniform" for h in r["hits"]
-        ]
-        if uniform_rows:
-            figures["hits_vs_bound"] = sample_plots.hit_fraction_plot(
-                uniform_rows, os.path.join(out_dir, "hits_vs_bound.png")
-            )
-        write_sweep_csv(results, os.path.join(out_dir, "sweep.csv"))
-    report = {
+    uniform_rows = [
+        dict(h, bound=r["params"]["bound"]) for r in results if r["sampler"] == "uniform" for h in r["hits"]
+    ]
+    if len({r["bound"] for r in uniform_rows}) > 1:
+        figures["hits_vs_bound"] = sample_plots.hit_fraction_plot(
+            uniform_rows, os.path.join(out_dir, "hits_vs_bound.png")
+        )
+    write_sweep_csv(results, os.path.join(out_dir, "sweep.csv"), cfg.precision_k)
+    return {
         "n_data_points": int(z.shape[0]),
         "z_dim": int(z.shape[1]),
-        "ks": list(ks),
+        "ks": list(cfg.ks),
         "region": "each component within mean +- k * half_width (FWHM/2 of its histogram)",
+        "data_radius": {"mean": float(np.mean(real_radii)), "std": float(np.std(real_radii))},
         "results": results,
         "figures": figures,
     }
-    with open(os.path.join(out_dir, "sweep.json" if sweep else "hits.json"), "w") as f:
-        json.dump(report if sweep else {**report, **results[0]}, f, indent=2)
-    return report
 
 
-def write_sweep_csv(results: list[dict], path: str) -> None:
-    """One row per (generator, k) with the hit fractions, radii and judge scores."""
-    columns = [
-        "label",
-        "k",
-        "mc_fraction",
-        "mc_hits",
-        "mc_samples",
-        "log10_analytic",
-        "radius_mean",
-        "radius_std",
-        "radius_analytic_mean",
-        "radius_analytic_std",
-        "manifold_precision_k3",
-        "judge_frechet",
-        "judge_precision",
-        "judge_recall",
-    ]
+def judge_scores(
+    z,
+    cfg: GeneratorsConfig,
+    seed: int,
+    decode: Decode,
+    features: Callable,
+    real_images: np.ndarray,
+    reconstruct: Decode,
+    k: int,
+) -> list[dict]:
+    """Frechet distance and k-NN precision/recall, in the judge's feature space, of cfg.judge_images decoded
+    points of every generator (the same points `sweep` drew) and of reconstructions, against held-out images."""
+    from ae_jax.judge import frechet_distance
+
+    z = stats.as_points(z, "z-points", min_points=2)
+    n = min(cfg.judge_images, len(real_images))
+    f_real = features(real_images[:n])
+    real_radii = stats.knn_distances(f_real, k)
+
+    def scores(label: str, images: np.ndarray) -> dict:
+        f_gen = features(images[:n])
+        return {
+            "label": label,
+            "judge_frechet": float(frechet_distance(f_real, f_gen)),
+            "judge_precision": float(hits.manifold_precision(f_real, real_radii, f_gen)),
+            "judge_recall": float(hits.manifold_recall(f_gen, stats.knn_distances(f_gen, k), f_real)),
+            "judge_images": n,
+        }
+
+    rows = []
+    for i, s in enumerate(cfg.specs):
+        sampler, points, _ = generate(z, i, s, cfg.n, seed)
+        rows.append(scores(sampler.label, decode(points[:n])))
+    rows.append(scores("reconstructions", reconstruct(real_images[:n])))
+    return rows
+
+
+def write_sweep_csv(results: list[dict], path: str, precision_k: int) -> None:
+    """One row per (generator, k) with the hit fractions and radii."""
+    precision = f"manifold_precision_k{precision_k}"
+    hit_columns = ["k", "mc_fraction", "mc_hits", "mc_samples", "log10_analytic"]
+    radius_columns = ["mean", "std", "analytic_mean", "analytic_std"]
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
+        writer = csv.DictWriter(f, ["label", *hit_columns, *[f"radius_{c}" for c in radius_columns], precision])
         writer.writeheader()
         for r in results:
             for h in r["hits"]:
                 writer.writerow(
                     {
                         "label": r["label"],
-                        **{c: h[c] for c in ("k", "mc_fraction", "mc_hits", "mc_samples", "log10_analytic")},
-                        "radius_mean": r["radius"]["mean"],
-                        "radius_std": r["radius"]["std"],
-                        "radius_analytic_mean": r["radius"]["analytic_mean"],
-                        "radius_analytic_std": r["radius"]["analytic_std"],
-                        "manifold_precision_k3": r["manifold_precision_k3"],
-                        **{c: r.get(c, "") for c in ("judge_frechet", "judge_precision", "judge_recall")},
+                        **{c: h[c] for c in hit_columns},
+                        **{f"radius_{c}": r["radius"][c] for c in radius_columns},
+                        precision: r[precision],
                     }
                 )

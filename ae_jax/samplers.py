@@ -26,6 +26,8 @@ from flax import struct
 from jax import lax
 from jax.scipy.special import log_ndtr, logsumexp
 
+from ae_jax import stats
+
 MAX_GRID_POINTS = 10**7
 JITTERS = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # relative to the mean variance; first that factorises wins
 
@@ -40,20 +42,6 @@ def _require_z_dim(z_dim) -> None:
         isinstance(z_dim, int) and not isinstance(z_dim, bool) and z_dim > 0,
         f"z_dim must be a positive int, got {z_dim!r}",
     )
-
-
-def is_concrete(x) -> bool:
-    """Whether x holds values (so it can be validated) rather than being traced inside a transformation."""
-    return not isinstance(x, jax.core.Tracer)
-
-
-def as_points(z, name: str = "z", min_points: int = 1) -> jax.Array:
-    """`z` as a float32 (n, D) array; raises naming `name` if it is not 2-D, too short or not finite."""
-    z = jnp.asarray(z, jnp.float32)
-    _require(z.ndim == 2, f"{name} must be 2-D (n, z_dim), got shape {z.shape}")
-    _require(z.shape[0] >= min_points, f"{name} needs at least {min_points} points, got {z.shape[0]}")
-    _require(not is_concrete(z) or bool(jnp.all(jnp.isfinite(z))), f"{name} contains NaN or inf")
-    return z
 
 
 def _is_number(x) -> bool:
@@ -336,7 +324,7 @@ class DiagonalGaussianSampler(Sampler):
     @classmethod
     def fit(cls, z) -> DiagonalGaussianSampler:
         """Per-component mean and (maximum-likelihood) std of z-points (n, D)."""
-        z = as_points(z, min_points=2)
+        z = stats.as_points(z, min_points=2)
         return cls(jnp.mean(z, 0), jnp.std(z, 0))
 
     @property
@@ -372,9 +360,7 @@ def _cholesky_with_jitter(cov: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 @jax.jit
 def _fit_full_gaussian(z):
-    mean = jnp.mean(z, 0)
-    centred = z - mean
-    cov = centred.T @ centred / z.shape[0]
+    mean, cov = stats.covariance(z, ddof=0)
     cholesky, jitter = _cholesky_with_jitter(cov)
     return mean, cov + jitter * jnp.eye(z.shape[1]), cholesky, jitter
 
@@ -393,7 +379,7 @@ class FullGaussianSampler(Sampler):
     @classmethod
     def fit(cls, z) -> FullGaussianSampler:
         """Maximum-likelihood mean and covariance of z-points (n, D); jitter is added if it does not factorise."""
-        sampler = cls(*_fit_full_gaussian(as_points(z, min_points=2)))
+        sampler = cls(*_fit_full_gaussian(stats.as_points(z, min_points=2)))
         _require(
             bool(jnp.all(jnp.isfinite(sampler.cholesky))),
             f"the covariance of z does not factorise even with jitter {JITTERS[-1]} x mean variance",
@@ -546,7 +532,7 @@ class GaussianMixtureSampler(Sampler):
         _require(init in cls.INITS, f"init must be one of {', '.join(cls.INITS)}, got {init!r}")
         _require(isinstance(n_iter, int) and n_iter >= 1, f"n_iter must be an int >= 1, got {n_iter!r}")
         _require(regularization >= 0, f"regularization must be >= 0, got {regularization}")
-        z = as_points(z, min_points=2)
+        z = stats.as_points(z, min_points=2)
         _require(
             isinstance(n_components, int) and 1 <= n_components <= z.shape[0],
             f"n_components must be an int in [1, {z.shape[0]}] (the number of points), got {n_components!r}",

@@ -2,7 +2,7 @@
 nearest-neighbour distances and t-SNE.
 
 Every numeric function is a pure jitted JAX function of a plain array (numpy or jax); bin widths, ranges and
-block sizes are static arguments. Shape problems raise `ValueError` at trace time; `check_finite` is the one
+block sizes are static arguments. Shape problems raise `ValueError` at trace time; `as_points` is the one
 check that looks at values. Only data-dependent selections and `tsne` (openTSNE, CPU) run on the host.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from collections.abc import Callable
 
 import flax.struct
@@ -19,9 +20,6 @@ import numpy as np
 from jax import lax
 from tqdm.auto import tqdm
 
-MU_THRESHOLDS = (0.25, 1.0)
-HALF_WIDTH_THRESHOLDS = (1.0, 1.5, 3.0)
-RADIUS_PEAK_BIN_WIDTH = 0.05
 _HIGHEST = lax.Precision.HIGHEST  # no TF32 shortcuts for float32 matmuls on GPUs
 
 
@@ -29,10 +27,15 @@ _HIGHEST = lax.Precision.HIGHEST  # no TF32 shortcuts for float32 matmuls on GPU
 # Input checks.
 
 
+def is_concrete(x) -> bool:
+    """Whether x holds values (so it can be validated) rather than being traced inside a transformation."""
+    return not isinstance(x, jax.core.Tracer)
+
+
 def _check_points(z, needed: int, what: str) -> None:
     """Raise unless z is 2-D (N points, D components) with at least `needed` points (shapes only)."""
     if np.ndim(z) != 2:
-        raise ValueError(f"{what} needs z of shape (N points, D components), got shape {np.shape(z)}")
+        raise ValueError(f"{what} needs z of shape (N points, D components), a 2-D array; got shape {np.shape(z)}")
     if np.shape(z)[0] < needed:
         raise ValueError(f"{what} needs at least {needed} points, got {np.shape(z)[0]}")
 
@@ -43,15 +46,20 @@ def _nonfinite_rows(z: jax.Array) -> tuple[jax.Array, jax.Array]:
     return bad.sum(), jnp.argmax(bad)
 
 
-def check_finite(z, name: str = "z") -> None:
-    """Raise ValueError unless z is a non-empty numeric 2-D (N, D) array without NaN or Inf."""
-    _check_points(z, 1, name)
-    dtype = np.dtype(z.dtype) if hasattr(z, "dtype") else np.asarray(z).dtype
+def as_points(z, name: str = "z", min_points: int = 1) -> jax.Array:
+    """z as a float32 (N, D) array; ValueError naming `name` unless it is 2-D with at least `min_points` rows of
+    numbers without NaN or Inf (values are not checked when z is traced)."""
+    z = z if hasattr(z, "dtype") else np.asarray(z)
+    _check_points(z, min_points, name)
+    dtype = np.dtype(z.dtype)
     if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
         raise ValueError(f"{name} must hold numbers, got dtype {dtype}")
-    count, first = (int(v) for v in _nonfinite_rows(jnp.asarray(z)))
-    if count:
-        raise ValueError(f"{name} has {count} of {np.shape(z)[0]} rows with NaN or Inf; the first is row {first}")
+    z = jnp.asarray(z, jnp.float32)
+    if is_concrete(z):
+        count, first = (int(v) for v in _nonfinite_rows(z))
+        if count:
+            raise ValueError(f"{name} has {count} of {z.shape[0]} rows with NaN or Inf; the first is row {first}")
+    return z
 
 
 def _sum_over_row_blocks(fn: Callable, z: jax.Array, block: int, unroll: bool = False):
@@ -77,7 +85,7 @@ def _sum_over_row_blocks(fn: Callable, z: jax.Array, block: int, unroll: bool = 
 
 
 def _mean(z: jax.Array) -> jax.Array:
-    """Column means in float32 with one refinement pass (the float32 sum of 200,000 rows loses digits)."""
+    """Column means with one refinement pass (the float32 sum of 200,000 rows loses digits)."""
     first = jnp.mean(z, axis=0)
     return first + jnp.mean(z - first, axis=0)
 
@@ -86,7 +94,7 @@ def _mean(z: jax.Array) -> jax.Array:
 # Histograms and half-widths.
 
 
-def histogram_edges(bin_width: float = 0.25, lo: float = -12.0, hi: float = 12.0) -> np.ndarray:
+def histogram_edges(bin_width: float, lo: float, hi: float) -> np.ndarray:
     """Float64 bin edges lo, lo + bin_width, ..., hi, as `np.histogram` takes them."""
     if not bin_width > 0 or not hi > lo:
         raise ValueError(f"histogram needs bin_width > 0 and hi > lo, got bin_width={bin_width}, lo={lo}, hi={hi}")
@@ -178,9 +186,7 @@ def _count_columns(index: jax.Array, n_values: int) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("bin_width", "lo", "hi", "block"))
-def component_histograms(
-    z, bin_width: float = 0.25, lo: float = -12.0, hi: float = 12.0, block: int = 32768
-) -> jax.Array:
+def component_histograms(z, bin_width: float, lo: float, hi: float, block: int = 32768) -> jax.Array:
     """(n_bins, D) int32 counts of each component in `histogram_edges(bin_width, lo, hi)`, equal to
     `np.histogram(z[:, j], edges)` for float32 data (edge values included); values outside [lo, hi] are dropped."""
     _check_points(z, 1, "component_histograms")
@@ -223,7 +229,7 @@ def half_width(counts, edges) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("bin_width", "lo", "hi"))
-def component_summary(z, bin_width: float = 0.25, lo: float = -12.0, hi: float = 12.0) -> dict:
+def component_summary(z, bin_width: float, lo: float, hi: float) -> dict:
     """Per-component mean, std, histogram peak (bin centre), half-width, counts, edges, (min, max) range and
     the number of points outside [lo, hi]."""
     _check_points(z, 1, "component_summary")
@@ -244,12 +250,12 @@ def component_summary(z, bin_width: float = 0.25, lo: float = -12.0, hi: float =
 
 
 @jax.jit
-def component_importance(mu, half_width, mu_min: float = 0.25, half_width_min: float = 1.5) -> jax.Array:
+def component_importance(mu, half_width, mu_min: float, half_width_min: float) -> jax.Array:
     """(D,) max(|mu| / mu_min, half_width / half_width_min): >= 1 marks a dominant component."""
     return jnp.maximum(jnp.abs(jnp.asarray(mu)) / mu_min, jnp.asarray(half_width) / half_width_min)
 
 
-def dominant_components(mu, half_width, mu_min: float = 0.25, half_width_min: float = 1.5) -> np.ndarray:
+def dominant_components(mu, half_width, mu_min: float, half_width_min: float) -> np.ndarray:
     """Indices of components with |mu| >= mu_min or half-width >= half_width_min, most important first
     (by `component_importance`)."""
     score = np.asarray(component_importance(mu, half_width, mu_min, half_width_min))
@@ -263,19 +269,19 @@ def _value_range(z) -> jax.Array:
 
 
 @jax.jit
-def _threshold_counts(mu, half_width) -> tuple[jax.Array, jax.Array]:
+def _threshold_counts(mu, half_width, mu_thresholds, half_width_thresholds) -> tuple[jax.Array, jax.Array]:
     return (
-        jnp.sum(jnp.abs(jnp.asarray(mu))[None] >= jnp.array(MU_THRESHOLDS)[:, None], axis=1),
-        jnp.sum(jnp.asarray(half_width)[None] >= jnp.array(HALF_WIDTH_THRESHOLDS)[:, None], axis=1),
+        jnp.sum(jnp.abs(jnp.asarray(mu))[None] >= jnp.asarray(mu_thresholds)[:, None], axis=1),
+        jnp.sum(jnp.asarray(half_width)[None] >= jnp.asarray(half_width_thresholds)[:, None], axis=1),
     )
 
 
-def summary_counts(mu, half_width, z=None) -> dict:
-    """How many components have |mu| >= 0.25, >= 1 and half-width >= 1, >= 1.5, >= 3; with z also the value
-    range [min, max] actually used."""
-    mu_counts, width_counts = _threshold_counts(mu, half_width)
-    counts = {f"mu_abs_ge_{t:g}": int(c) for t, c in zip(MU_THRESHOLDS, mu_counts)}
-    counts.update({f"half_width_ge_{t:g}": int(c) for t, c in zip(HALF_WIDTH_THRESHOLDS, width_counts)})
+def summary_counts(mu, half_width, z, mu_thresholds, half_width_thresholds) -> dict:
+    """How many components have |mu| >= each of mu_thresholds and half-width >= each of half_width_thresholds;
+    with z (None: not) also the value range [min, max]."""
+    mu_counts, width_counts = _threshold_counts(mu, half_width, tuple(mu_thresholds), tuple(half_width_thresholds))
+    counts = {f"mu_abs_ge_{t:g}": int(c) for t, c in zip(mu_thresholds, mu_counts)}
+    counts.update({f"half_width_ge_{t:g}": int(c) for t, c in zip(half_width_thresholds, width_counts)})
     if z is not None:
         _check_points(z, 1, "summary_counts")
         counts["value_range"] = [float(v) for v in _value_range(z)]
@@ -306,10 +312,10 @@ def radius_histogram(r, bin_width: float, lo: float = 0.0, hi: float | None = No
     return counts, histogram_edges(bin_width, lo, hi)
 
 
-def radius_stats(r, histogram: tuple | None = None) -> dict:
-    """Peak (centre of the fullest bin of the 0.05-wide histogram; pass it as (counts, edges) if already
-    made), mean and std of the radii."""
-    counts, edges = histogram if histogram is not None else radius_histogram(r, RADIUS_PEAK_BIN_WIDTH)
+def radius_stats(r, histogram: tuple) -> dict:
+    """Peak (centre of the fullest bin of `histogram`, the (counts, edges) of `radius_histogram`), mean and std
+    of the radii."""
+    counts, edges = histogram
     return _peak_mean_std(counts, edges, r)
 
 
@@ -322,18 +328,19 @@ def _peak_mean_std(counts, edges, r) -> dict:
 # Covariance, correlation, PCA, projections.
 
 
-@functools.partial(jax.jit, static_argnames="block")
-def covariance(z, block: int = 4096) -> tuple[jax.Array, jax.Array]:
-    """(mean (D,), covariance (D, D)) with N - 1 normalisation; rows are centred block by block before the
-    products, so neither a centred copy of z nor the cancellation of E[zz] - E[z]E[z] is needed."""
-    _check_points(z, 2, "covariance")
-    z = jnp.asarray(z, jnp.float32)
+@functools.partial(jax.jit, static_argnames=("block", "ddof"))
+def covariance(z, block: int = 4096, ddof: int = 1) -> tuple[jax.Array, jax.Array]:
+    """(mean (D,), covariance (D, D)) with N - ddof normalisation (ddof=0: maximum likelihood), in float32 or
+    float64 for float64 input with x64 on; rows are centred block by block before the products, so neither a
+    centred copy of z nor the cancellation of E[zz] - E[z]E[z] is needed."""
+    _check_points(z, ddof + 1, "covariance")
+    z = jnp.asarray(z, jnp.promote_types(jnp.result_type(z), jnp.float32))
     mean = _mean(z)
 
     def centred_products(rows):
         return jnp.matmul((rows - mean).T, rows - mean, precision=_HIGHEST)
 
-    return mean, _sum_over_row_blocks(centred_products, z, block) / (z.shape[0] - 1)
+    return mean, _sum_over_row_blocks(centred_products, z, block) / (z.shape[0] - ddof)
 
 
 @jax.jit
@@ -416,36 +423,45 @@ _NEIGHBOUR_MARGIN = 4  # extra candidates re-ranked with exact distances
 @jax.jit
 def _centred_with_norms(z) -> tuple[jax.Array, jax.Array]:
     """z minus its mean (smaller norms: less cancellation in |q|^2 + |x|^2 - 2 q.x) and its squared row norms."""
-    z = jnp.asarray(z, jnp.float32)
     z = z - _mean(z)
     return z, jnp.sum(jnp.square(z), axis=1)
 
 
 @functools.partial(jax.jit, static_argnames="k")
-def _neighbour_distances_of(z, sq_norms, queries, k: int) -> jax.Array:
-    """k-th nearest-neighbour distance of rows `queries` against all rows of centred z (self excluded):
-    candidates by |q|^2 + |x|^2 - 2 q.x, then exact |q - x| for the best k + margin of them."""
-    q = z[queries]
-    d2 = sq_norms[queries][:, None] + sq_norms[None, :] - 2 * jnp.matmul(q, z.T, precision=_HIGHEST)
+def _knn_block(z, centred, sq_norms, queries, k: int) -> jax.Array:
+    """k-th nearest-neighbour distance of rows `queries` against all other rows: candidates ranked by
+    |q|^2 + |x|^2 - 2 q.x of the centred rows (one matmul, lax.top_k), then exact |q - x| of the given rows
+    for the best k + margin of them."""
+    d2 = (
+        sq_norms[queries][:, None] + sq_norms[None, :] - 2 * jnp.matmul(centred[queries], centred.T, precision=_HIGHEST)
+    )
     d2 = d2.at[jnp.arange(len(queries)), queries].set(jnp.inf)
-    n_candidates = min(k + _NEIGHBOUR_MARGIN, z.shape[0] - 1)
-    _, candidates = lax.top_k(-d2, n_candidates)
-    exact = jnp.sqrt(jnp.sum(jnp.square(q[:, None, :] - z[candidates]), axis=-1))
+    _, candidates = lax.top_k(-d2, min(k + _NEIGHBOUR_MARGIN, z.shape[0] - 1))
+    exact = jnp.sqrt(jnp.sum(jnp.square(z[queries][:, None, :] - z[candidates]), axis=-1))
     return jnp.sort(exact, axis=1)[:, k - 1]
 
 
-def nearest_neighbour_distances(z, k: int = 1, block: int = 256, queries=None, progress: bool = False) -> jax.Array:
-    """(Q,) distance from each query row (default: every row) to its k-th nearest other row of z.
+def knn_distances(z, k: int = 1, queries=None, block: int = 256, progress: bool = False) -> jax.Array:
+    """(Q,) distance from each query row (default: every row) to its k-th nearest other row of z; duplicates of
+    a row count as neighbours at distance 0.
 
     Query blocks of fixed size run against all of z, so memory stays at block x N, never N x N.
     """
-    _check_points(z, k + 1, f"nearest_neighbour_distances with k={k}")
-    if k < 1:
-        raise ValueError(f"nearest_neighbour_distances needs k >= 1, got {k}")
-    z, sq_norms = _centred_with_norms(z)
-    queries = np.arange(len(z)) if queries is None else np.asarray(queries, np.int64)
-    if queries.ndim != 1 or (len(queries) and not 0 <= queries.min() <= queries.max() < len(z)):
-        raise ValueError(f"queries must be a 1-D array of row indices in 0..{len(z) - 1}")
+    if not (isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 1):
+        raise ValueError(f"knn_distances needs an int k >= 1, got {k!r}")
+    k = int(k)
+    z = as_points(z, "z", min_points=2)
+    n = z.shape[0]
+    if k >= n:
+        raise ValueError(
+            f"knn_distances with k={k} needs at least {k + 1} points, got {n} (k must be an int in [1, {n - 1}])"
+        )
+    queries = np.arange(n) if queries is None else np.asarray(queries)
+    if queries.ndim != 1 or (
+        queries.size and not (np.issubdtype(queries.dtype, np.integer) and 0 <= queries.min() <= queries.max() < n)
+    ):
+        raise ValueError(f"queries must be a 1-D array of row indices in 0..{n - 1}")
+    centred, sq_norms = _centred_with_norms(z)
     block = min(block, max(len(queries), 1))
     starts = range(0, len(queries), block)
     if progress:
@@ -454,7 +470,7 @@ def nearest_neighbour_distances(z, k: int = 1, block: int = 256, queries=None, p
     for start in starts:
         chunk = queries[start : start + block]
         padded = np.pad(chunk, (0, block - len(chunk)), mode="edge")  # one shape, one compilation
-        parts.append(_neighbour_distances_of(z, sq_norms, jnp.asarray(padded, jnp.int32), k)[: len(chunk)])
+        parts.append(_knn_block(z, centred, sq_norms, jnp.asarray(padded, jnp.int32), k)[: len(chunk)])
     return jnp.concatenate(parts) if parts else jnp.zeros((0,), jnp.float32)
 
 

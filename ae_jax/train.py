@@ -22,12 +22,13 @@ import optax
 from tqdm.auto import tqdm
 
 from ae_jax import config as config_lib
-from ae_jax import data, models, plots, sharding
+from ae_jax import data, models, plots, sharding, stages
 from ae_jax.checkpoint import CheckpointStore
 from ae_jax.config import Config
 from ae_jax.runtime import make_key
 
 METRICS = ("loss", "recon", "kl", "mse", "psnr")
+TRAINING_FORMAT = 1  # bump when the same config would train different parameters
 
 
 class TrainingError(RuntimeError):
@@ -189,6 +190,32 @@ def _check_finite(window: list[dict], first_step: int) -> list[dict]:
     return host
 
 
+NOT_TRAINING_KEYS = (
+    "name",
+    "workdir",
+    "data.cache_dir",
+    "train.checkpoint_every_steps",
+    "train.keep_checkpoints",
+    "train.prefetch",
+    "train.eval_images",
+    "train.grid_images",
+)
+
+
+def training_inputs(config: Config) -> dict:
+    """Every setting the trained parameters depend on, flattened: seed, data, model and train sections, less
+    where outputs go and how often checkpoints are kept; data.dir as an absolute path."""
+    d = config_lib.to_dict(config)
+    flat = stages.flatten({k: d[k] for k in ("seed", "data", "model", "train")})
+    flat["data.dir"] = os.path.abspath(flat["data.dir"]) if flat["data.dir"] else ""
+    return {k: v for k, v in flat.items() if k not in NOT_TRAINING_KEYS}
+
+
+def training_key(config: Config) -> str:
+    """The hash of `training_inputs`: two configs with the same key train the same parameters."""
+    return stages.digest({"format": TRAINING_FORMAT, **training_inputs(config)})
+
+
 def _prepare_run_dir(config: Config, resume: bool) -> None:
     ckpt_dir, config_path = os.path.join(config.run_dir, "ckpt"), os.path.join(config.run_dir, "config.json")
     if not resume and os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):
@@ -197,23 +224,13 @@ def _prepare_run_dir(config: Config, resume: bool) -> None:
             "or choose another run name with --set name=..."
         )
     if resume and os.path.exists(config_path):
-        with open(config_path) as f:
-            saved = json.load(f)
-        saved, current = _flatten(saved), _flatten(json.loads(json.dumps(config_lib.to_dict(config))))
-        changed = sorted(
-            k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k) and k != "train.epochs"
-        )
+        saved = config_lib.from_dict(stages.read_json(config_path) or {})
+        old, new = training_inputs(saved), training_inputs(config)
+        changed = [k for k in stages.changed_keys(old, new) if not k.startswith("train.epochs:")]
         if changed:
-            raise TrainingError(f"--resume with a config that differs from {config_path} in: {', '.join(changed)}")
+            raise TrainingError(f"--resume with a config that differs from {config_path} in: {'; '.join(changed)}")
     os.makedirs(config.run_dir, exist_ok=True)
     config_lib.save(config, config_path)
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
 
 
 def train(config: Config, resume: bool = False, log: Callable[[str], None] = print) -> dict:

@@ -7,7 +7,6 @@ each verdict (reproduced / refuted / not yet measured) follows from a rule state
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -35,13 +34,31 @@ def _hits(sweep: dict, label_prefix: str, k: float) -> list[tuple[str, float, in
     return out
 
 
-def _study_model(root: str, study: str) -> str | None:
-    """The plain AE a finished single-model study ran (its `name=` override, else its preset), or None."""
+def _models(root: str, study: str) -> list[dict]:
+    """The models a finished study used, as its results.json records them (none if it has not run)."""
     done = _load(os.path.join(root, study, "results.json"))
-    if not done:
-        return None
-    names = [o.split("=", 1)[1] for o in done["overrides"] if o.startswith("name=")]
-    return names[-1] if names else done["params"]["ae"]
+    return done["models"] if done else []
+
+
+def _name(model: dict) -> str:
+    """A model's label with the first 8 hex digits of its config hash, so two configs never share a name."""
+    return f"{model['label']} [{model['config_hash'][:8]}]"
+
+
+def _numbers(model: dict, evaluator: str) -> dict | None:
+    """An evaluator's numbers with its figures (name -> path) under "figures"."""
+    result = model["evaluators"].get(evaluator)
+    return None if result is None else {**result["numbers"], "figures": result["figures"]}
+
+
+def _sweep(model: dict) -> dict | None:
+    """The generators' numbers of a model, each generator with its judge scores when a judge ran."""
+    sweep = _numbers(model, "generators")
+    judge = _numbers(model, "judge")
+    if sweep and judge:
+        scores = {r["label"]: r for r in judge["rows"]}
+        sweep["results"] = [{**r, **scores.get(r["label"], {})} for r in sweep["results"]]
+    return sweep
 
 
 def _verdict(measured: bool, holds: bool) -> str:
@@ -67,11 +84,11 @@ def component_claim(summary: dict, name: str) -> tuple[str, list[str], list[str]
 
 
 def _analysis_figures(summary: dict, *names: str) -> list[str]:
-    return [os.path.join(summary["_dir"], n) for n in names]
+    return [summary["figures"][n] for n in names if n in summary["figures"]]
 
 
 def _sweep_figures(sweep: dict, *keys: str) -> list[str]:
-    return [sweep["figures"][k] for k in keys if k in sweep.get("figures", {})]
+    return [sweep["figures"][k] for k in keys if k in sweep["figures"]]
 
 
 def radius_claim(summary: dict, name: str) -> tuple[str, list[str], list[str]]:
@@ -126,7 +143,7 @@ def radius_law_claim(sweep: dict, name: str) -> tuple[str, list[str], list[str]]
             f"{r['radius']['analytic_std']:.2f}"
             for r in rows
         )
-        + f"; data radius mean {rows[0]['data_radius']['mean']:.2f}."
+        + f"; data radius mean {sweep['data_radius']['mean']:.2f}."
         if rows
         else f"- {name}: no uniform rows."
     ]
@@ -180,13 +197,6 @@ def filament_claim(filaments: dict, name: str) -> tuple[str, list[str], list[str
     )
 
 
-def _read_csv(path: str):
-    if not os.path.isfile(path):
-        return None
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_")
 
@@ -200,38 +210,34 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     root, figures_dir = args.results, os.path.join(os.path.dirname(os.path.abspath(args.out)), "figures")
     os.makedirs(figures_dir, exist_ok=True)
-    analysis_root = os.path.join(root, "analysis")
-    names = sorted(os.listdir(analysis_root)) if os.path.isdir(analysis_root) else []
-    analyses = {n: _load(os.path.join(analysis_root, n, "summary.json")) for n in names}
-    for n, summary in analyses.items():
-        if summary:
-            summary["_dir"] = os.path.join(analysis_root, n)
-    study1_ae = _study_model(root, "random_points")
-    sweeps = {f"study 1 ({study1_ae})": _load(os.path.join(root, "random_points", "sampling", "sweep.json"))}
-    for number, study in ((2, "component_distributions"), (4, "ae_vs_vae")):
-        for n in names:
-            sweeps[f"study {number} ({n})"] = _load(os.path.join(root, study, n, "sampling", "sweep.json"))
-    training = {}
-    for name in names:
-        path = os.path.join(root, "runs", name, "metrics.jsonl")
-        if os.path.isfile(path):
-            training[name] = json.loads(open(path).read().strip().splitlines()[-1])
-    filaments_ae = _study_model(root, "filaments")
-    dimension_rows = _read_csv(os.path.join(root, "filaments", "intrinsic_dimension.csv"))
-    filaments = {
-        "rows": dimension_rows,
-        "figures": [os.path.join(root, "filaments", "intrinsic_dimension.png")]
-        + [
-            os.path.join(analysis_root, str(filaments_ae), f)
-            for f in (
-                "pca_1_2_zoom_2.5.png",
-                "pca_1_2_zoom_0.25.png",
-                "original_axes_dominant.png",
-                "tsne_raw.png",
-                "tsne_pca10.png",
-            )
-        ],
-    }
+    analyses, sweeps, training = {}, {}, {}
+    for number, study in ((1, "random_points"), (2, "component_distributions"), (3, "filaments"), (4, "ae_vs_vae")):
+        for model in _models(root, study):
+            name = _name(model)
+            if "distribution" in model["evaluators"]:
+                analyses.setdefault(name, _numbers(model, "distribution"))
+            if "generators" in model["evaluators"]:
+                sweeps[f"study {number} ({name})"] = _sweep(model)
+            if "reconstruction" in model["evaluators"]:
+                training[name] = {**model["train"], **model["evaluators"]["reconstruction"]["numbers"]}
+    filaments = None
+    for model in _models(root, "filaments")[:1]:  # the first is the study's main model (all points)
+        dimension = _numbers(model, "intrinsic_dimension")
+        shown = (
+            "pca_1_2_zoom_1.png",
+            "pca_1_2_zoom_0.1.png",
+            "original_axes_dominant.png",
+            "tsne_raw.png",
+            "tsne_pca10.png",
+        )
+        filaments = (
+            f"study 3 ({_name(model)})",
+            {
+                "rows": [dict(set=k, **r) for k, rs in dimension["rows"].items() for r in rs],
+                "figures": list(dimension["figures"].values())
+                + _analysis_figures(_numbers(model, "distribution"), *shown),
+            },
+        )
 
     lines = [
         f"# {args.title}",
@@ -262,7 +268,7 @@ def main(argv=None) -> int:
         ),
         ("The radius law of uniform generators", radius_law_claim, swept),
         ("Fitted Gaussians decode to faces (in the judge's eyes)", fitted_gaussian_claim, swept),
-        ("Filaments and voids", filament_claim, [(f"study 3 ({filaments_ae})", filaments)] if dimension_rows else []),
+        ("Filaments and voids", filament_claim, [filaments] if filaments else []),
     ]
     copied = 0
     for title, fn, items in claims:

@@ -1,4 +1,5 @@
-"""analyze() writes every figure and a summary that finds planted dominant components; load_z validates."""
+"""analyze() writes every figure and a summary that finds planted dominant components; the histogram range
+comes from the data (or is fixed, and then the share it cuts is reported); load_z validates."""
 
 import csv
 import json
@@ -7,10 +8,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ae_jax.analyze import _axis_pairs_within, analyze, load_z
+from ae_jax import config as C
+from ae_jax.analyze import analyze, axis_pairs_within
+from ae_jax.encode import load_z
 
 PLANTED = {3: (2.0, 0.3), 11: (-1.0, 1.2), 27: (0.0, 2.0)}  # component: (mu, sigma); the rest N(0, 0.3^2)
-FAST_TSNE = {"n_iter": 20, "early_exaggeration_iter": 10, "n_jobs": 1}
+FAST = C.load(
+    "tiny",
+    [
+        "distribution.tsne=true",
+        "distribution.tsne_points=150",
+        "distribution.nn_points=300",
+        "distribution.zoom_units=absolute",
+        "distribution.zoom_half_sides=10,2.5,1,0.5,0.25",
+    ],
+).distribution
 EXPECTED_FILES = [
     "components_all.png",
     "components_dominant.png",
@@ -27,7 +39,6 @@ EXPECTED_FILES = [
     "tsne_pca2.png",
     "tsne_pca4.png",
     "tsne_pca10.png",
-    "summary.json",
     "dominant_components.csv",
     "tsne_embeddings.npz",
 ] + [f"pca_1_2_zoom_{h}.png" for h in ("10", "2.5", "1", "0.5", "0.25")]
@@ -43,7 +54,7 @@ def planted_z(n: int = 2000, d: int = 40, seed: int = 0) -> np.ndarray:
 def test_analyze_writes_every_file_and_finds_the_planted_components(tmp_path):
     z = planted_z()
     ids = [f"img_{i:05d}.jpg" for i in range(len(z))]
-    summary = analyze(z, str(tmp_path), ids=ids, tsne_points=150, nn_points=300, tsne_kw=FAST_TSNE)
+    summary = analyze(z, str(tmp_path), FAST, ids=ids)
 
     for name in EXPECTED_FILES:
         assert (tmp_path / name).stat().st_size > 0, name
@@ -56,8 +67,7 @@ def test_analyze_writes_every_file_and_finds_the_planted_components(tmp_path):
     importance = np.maximum(np.abs(expected_mu) / 0.25, np.array(summary["half_width"]) / 1.5)
     assert set(summary["dominant_components"]) == set(PLANTED)
     assert summary["dominant_components"] == sorted(PLANTED, key=lambda j: -importance[j])
-    on_disk = json.loads((tmp_path / "summary.json").read_text())
-    assert on_disk == json.loads(json.dumps(summary))
+    on_disk = json.loads(json.dumps(summary))  # JSON-ready
     assert on_disk["n_points"] == 2000 and on_disk["z_dim"] == 40
     np.testing.assert_allclose(on_disk["mu"], expected_mu, atol=1e-5)
     sigma = np.array([PLANTED.get(j, (0.0, 0.3))[1] for j in range(40)])
@@ -86,10 +96,51 @@ def test_analyze_writes_every_file_and_finds_the_planted_components(tmp_path):
 
 
 def test_axis_pairs_beyond_z_dim_are_skipped_with_a_message():
-    pairs, skipped = _axis_pairs_within(30)
+    pairs, skipped = axis_pairs_within(((1, 18), (8, 35)), 30)
     assert pairs == [(1, 18)]
     assert skipped == ["pca_8_35.png: principal axis 35 is beyond z_dim 30"]
-    assert _axis_pairs_within(35) == ([(1, 18), (8, 35)], [])
+    assert axis_pairs_within(((1, 18), (8, 35)), 35) == ([(1, 18), (8, 35)], [])
+
+
+def _two_scales(n=20_000, seed=0):
+    """Component 0 ~ N(0, 12^2), component 1 ~ N(15, 0.5^2): one far wider, one far off-centre."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.normal(0, 12, n), rng.normal(15, 0.5, n)], axis=1).astype(np.float32)
+
+
+def test_default_range_counts_every_value_and_recovers_both_half_widths(tmp_path):
+    z = _two_scales()
+    summary = analyze(z, str(tmp_path), C.load("tiny").distribution)
+    h = summary["histogram"]
+    assert h["from_data"] and h["points_outside"] == [0, 0] and h["cut_share"] == 0
+    assert h["lo"] <= z.min() and h["hi"] >= z.max() and (h["hi"] - h["lo"]) / 0.25 == round((h["hi"] - h["lo"]) / 0.25)
+    fwhm = 2 * np.sqrt(2 * np.log(2))
+    np.testing.assert_allclose(summary["half_width"], [fwhm * 12, fwhm * 0.5], rtol=0.05)
+
+
+def test_fixed_range_that_cuts_values_warns_naming_components_and_share(tmp_path):
+    z = _two_scales()
+    messages = []
+    cfg = C.load("tiny", ["distribution.hist_range=-12,12"]).distribution
+    summary = analyze(z, str(tmp_path), cfg, log=messages.append)
+    h = summary["histogram"]
+    outside = np.sum((z < -12) | (z > 12), axis=0)
+    assert h["points_outside"] == outside.tolist() and outside[1] == len(z)
+    assert h["cut_share"] == pytest.approx(outside.sum() / z.size)
+    assert set(h["cut_components"]) == {0, 1}
+    warning = next(m for m in messages if m.startswith("warning: distribution.hist_range=(-12.0, 12.0)"))
+    assert f"cuts {h['cut_share']:.3g} of all values" in warning and "in 2 components: 0 (" in warning
+
+
+def test_zoom_windows_in_std_units_hold_points_at_any_scale(tmp_path):
+    z = _two_scales() * 1e-3  # a tiny latent scale: absolute windows of 0.25 would hold every point
+    relative = analyze(z, str(tmp_path / "std"), C.load("tiny", ["distribution.zoom_half_sides=0.5,0.1"]).distribution)
+    assert [w["half_side"] for w in relative["pca_zoom"]] == [0.5, 0.1]
+    assert all(0 < w["points"] < len(z) for w in relative["pca_zoom"])
+    assert relative["pca_zoom"][0]["points"] > relative["pca_zoom"][1]["points"]
+    assert relative["pca_zoom"][0]["half_x"] == pytest.approx(0.5 * 12e-3, rel=0.05)  # PC 1 is component 0
+    absolute = C.load("tiny", ["distribution.zoom_units=absolute", "distribution.zoom_half_sides=0.25"]).distribution
+    assert analyze(z, str(tmp_path / "abs"), absolute)["pca_zoom"][0]["points"] == len(z)
 
 
 def test_load_z_round_trip_and_refusals(tmp_path):
@@ -113,4 +164,4 @@ def test_load_z_round_trip_and_refusals(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.npy"):
         load_z(str(tmp_path / "missing.npy"))
     with pytest.raises(ValueError, match="ids has 3 entries but z has 50 rows"):
-        analyze(np.zeros((50, 4), np.float32), str(tmp_path / "out"), ids=["a", "b", "c"])
+        analyze(np.zeros((50, 4), np.float32), str(tmp_path / "out"), FAST, ids=["a", "b", "c"])

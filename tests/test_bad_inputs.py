@@ -16,7 +16,7 @@ from PIL import Image
 
 from ae_jax.cli import main
 
-TINY = ["--set", "data.image_size=16", "--set", "train.batch_size=4", "--set", "train.epochs=1"]
+TINY = ["--config", "tiny", "--set", "train.batch_size=4"]
 
 
 def _png(path, shape=(40, 40, 3), mode=None):
@@ -159,7 +159,11 @@ CASES = [
         lambda d: ["train", "--config", "mnist", "--set", f"data.dir={_truncated_idx(d)}"],
         "train-images-idx3-ubyte.gz",
     ),
-    ("NaN in z-points", lambda d: ["analyze", "--z", _z_file(d, _nan_z()), "--out", f"{d}/a", "--no-tsne"], "row 17"),
+    (
+        "NaN in z-points",
+        lambda d: ["analyze", "--z", _z_file(d, _nan_z()), "--out", f"{d}/a", "--set", "distribution.tsne=false"],
+        "row 17",
+    ),
     (
         "z-points of the wrong rank",
         lambda d: ["analyze", "--z", _z_file(d, np.zeros(10, np.float32)), "--out", f"{d}/a"],
@@ -173,12 +177,39 @@ CASES = [
             _z_file(d, _constant_component_z()),
             "--out",
             f"{d}/s",
-            "--n",
-            "100",
+            "--set",
+            "generators.n=100",
+            "--sampler",
+            "uniform",
             "--param",
             "bound=1",
         ],
         "components have zero variance (first: [2])",
+    ),
+    (
+        "unknown evaluator",
+        lambda d: ["eval", "--z", _z_file(d, _nan_z()), "--out", f"{d}/e", "--evals", "distribution,magic"],
+        "unknown evaluator(s) 'magic'; allowed: reconstruction, encode, distribution, generators, judge",
+    ),
+    (
+        "unknown key of an evaluator's section",
+        lambda d: ["analyze", "--z", _z_file(d, _nan_z()), "--out", f"{d}/a", "--set", "distribution.bins=10"],
+        "unknown config key 'distribution.bins'; valid keys at this level: bin_width, hist_range",
+    ),
+    (
+        "unknown config section",
+        lambda d: ["analyze", "--z", _z_file(d, _nan_z()), "--out", f"{d}/a", "--set", "analysis.bin_width=1"],
+        "unknown config key 'analysis'; valid keys at this level: name, seed, workdir, data, model, train, distrib",
+    ),
+    (
+        "an evaluator that decodes, on z-points alone",
+        lambda d: ["eval", "--z", _z_file(d, _nan_z()), "--out", f"{d}/e", "--evals", "reconstruction"],
+        "evaluator 'reconstruction' needs a trained run folder",
+    ),
+    (
+        "a training setting changed for the evaluation of a run",
+        lambda d: ["eval", _fake_run(d), "--set", "model.z_dim=3"],
+        "--set changes model of the trained run",
     ),
     (
         "unknown sampler",
@@ -214,6 +245,15 @@ CASES = [
     ),
     ("encode a folder that is not a run", lambda d: ["encode", d], "config.json is missing"),
 ]
+
+
+def _fake_run(d):
+    """A run folder holding only its config.json (enough for the refusal, which comes before any loading)."""
+    from ae_jax import config as C
+
+    os.makedirs(os.path.join(d, "run"), exist_ok=True)
+    C.save(C.load("tiny"), os.path.join(d, "run", "config.json"))
+    return os.path.join(d, "run")
 
 
 def _text(d, name, text):

@@ -5,7 +5,6 @@ import os
 
 import pytest
 
-from ae_jax.demo import run_demo
 from experiments import results_md
 from experiments.studies import STUDIES, run_study
 
@@ -15,14 +14,26 @@ def out_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("experiments"))
 
 
-@pytest.mark.parametrize("name", list(STUDIES))
-def test_study_runs_at_smoke_size(name, out_dir):
+RESEARCH_STUDIES = [name for name in STUDIES if name != "demo"]
+
+
+@pytest.mark.parametrize("name", RESEARCH_STUDIES)
+def test_study_runs_at_smoke_size_and_records_its_numbers(name, out_dir):
     page = run_study(name, full=False, out_dir=out_dir)
     html = open(page).read()
     assert "<table>" in html or '<img src="data:image/png;base64,' in html
     with open(os.path.join(out_dir, name, "results.json")) as f:
-        assert json.load(f)["size"] == "smoke"
-    assert any(f.endswith(".csv") for f in os.listdir(os.path.join(out_dir, name)))
+        done = json.load(f)
+    assert done["size"] == "smoke" and done["models"]
+    for model in done["models"]:
+        assert len(model["config_hash"]) == 64 and model["run_dir"].endswith(model["config_hash"][:8])
+        for result in model["evaluators"].values():
+            assert result["numbers"] and len(result["key"]) == 64
+            assert all(os.path.isfile(p) for p in result["figures"].values())
+        if "distribution" in model["evaluators"]:
+            numbers = model["evaluators"]["distribution"]["numbers"]
+            assert numbers["n_points"] > 0 and len(numbers["half_width"]) == model["config"]["model"]["z_dim"]
+    assert json.load(open(os.path.join(out_dir, name, "config.json")))["study"] == name
 
 
 def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
@@ -44,8 +55,9 @@ def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
     # the smoke studies train no judge, so that claim stays open
     assert "## Fitted Gaussians decode to faces (in the judge's eyes): not yet measured" in lines
     figures = os.listdir(tmp_path / "docs" / "figures")
-    assert "study_3_faces_intrinsic_dimension.png" in figures  # figures sit next to their claim's numbers
-    assert "study_3_faces_tsne_raw.png" not in figures  # the smoke size runs no t-SNE
+    hash8 = json.load(open(os.path.join(out_dir, "filaments", "results.json")))["models"][0]["config_hash"][:8]
+    assert f"study_3_tiny_{hash8}_intrinsic_dimension.png" in figures  # figures sit next to their claim's numbers
+    assert f"study_3_tiny_{hash8}_tsne_raw.png" in figures  # smoke filaments runs t-SNE
 
 
 def test_unknown_study_is_refused(out_dir):
@@ -53,26 +65,21 @@ def test_unknown_study_is_refused(out_dir):
         run_study("nope", full=False, out_dir=out_dir)
 
 
-def test_quick_demo_writes_one_self_contained_page(tmp_path):
-    page = run_demo(str(tmp_path), quick=True, log=lambda s: None)
-    html = open(page).read()
+def test_quick_demo_is_the_demo_study_and_writes_one_self_contained_page(tmp_path):
+    from ae_jax.cli import main
+
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    page = tmp_path / "demo" / "index.html"
+    html = page.read_text()
     assert '<img src="data:image/png;base64,' in html and 'src="http' not in html
     for heading in (
         "AE vs tiny-KL VAE",
-        "faces: z-point distribution",
-        "faces_vae_tiny_kl: generators",
-        "Intrinsic dimension",
+        "tiny: z-point distribution",
+        "tiny_vae_tiny_kl: generators",
+        "tiny: intrinsic dimension",
         "Timings",
     ):
         assert heading in html
-
-
-def test_results_page_names_a_study_model_by_its_name_override(tmp_path):
-    folder = tmp_path / "random_points"
-    folder.mkdir()
-    done = {"overrides": ["workdir=runs", "name=case1_e10"], "params": {"ae": "case1"}}
-    (folder / "results.json").write_text(json.dumps(done))
-    assert results_md._study_model(str(tmp_path), "random_points") == "case1_e10"
-    (folder / "results.json").write_text(json.dumps({**done, "overrides": ["workdir=runs"]}))
-    assert results_md._study_model(str(tmp_path), "random_points") == "case1"
-    assert results_md._study_model(str(tmp_path), "filaments") is None
+    done = json.loads((tmp_path / "demo" / "results.json").read_text())
+    judged = done["models"][0]["evaluators"]["judge"]["numbers"]["rows"]
+    assert judged[-1]["label"] == "reconstructions" and all(r["judge_frechet"] >= 0 for r in judged)

@@ -1,6 +1,7 @@
 """Hit analysis: box hits, analytic vs Monte Carlo probabilities, manifold precision/recall, radius tables, figures."""
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image
 
 from ae_jax import hits as H
-from ae_jax import plots
+from ae_jax import plots, stats
 from ae_jax import sample_plots as P
 from ae_jax import samplers as S
 
@@ -158,7 +159,7 @@ def test_manifold_precision_and_recall_equal_brute_force():
     real = rng.integers(-4, 5, (150, 4)).astype(np.float32)
     generated = rng.integers(-2, 7, (97, 4)).astype(np.float32)  # overlaps part of the real points
     k = 3
-    real_radii, gen_radii = H.knn_radii(real, k, block_size=32), H.knn_radii(generated, k, block_size=32)
+    real_radii, gen_radii = stats.knn_distances(real, k, block=32), stats.knn_distances(generated, k, block=32)
     np.testing.assert_allclose(real_radii, _brute_force_radii(real, k), rtol=1e-6)
     np.testing.assert_allclose(gen_radii, _brute_force_radii(generated, k), rtol=1e-6)
     precision = float(H.manifold_precision(real, real_radii, generated, block_size=16))
@@ -171,7 +172,7 @@ def test_manifold_precision_and_recall_equal_brute_force():
 
 def test_manifold_precision_recall_extremes():
     real = np.random.default_rng(6).normal(size=(300, 8)).astype(np.float32)
-    radii = H.knn_radii(real, 5, block_size=64)
+    radii = stats.knn_distances(real, 5, block=64)
     np.testing.assert_allclose(radii, _brute_force_radii(real, 5), rtol=1e-4)
     assert float(H.manifold_precision(real, radii, real)) == 1.0
     assert float(H.manifold_recall(real, radii, real)) == 1.0
@@ -181,7 +182,7 @@ def test_manifold_precision_recall_extremes():
 def test_manifold_functions_refuse_bad_input():
     real = np.zeros((10, 3))
     with pytest.raises(ValueError, match="k must be an int in \\[1, 9\\]"):
-        H.knn_radii(real, 10)
+        stats.knn_distances(real, 10)
     with pytest.raises(ValueError, match="real_radii must have shape \\(10,\\)"):
         H.manifold_precision(real, np.ones(9), np.zeros((4, 3)))
     with pytest.raises(ValueError, match="same width"):
@@ -249,6 +250,21 @@ def test_figures_are_written(tmp_path):
     assert min(_png_size(grid_path)) > 50 and min(_png_size(rows_path)) > 50
     gray = plots.image_grid_png(images[..., :1], str(tmp_path / "gray.png"), "gray")
     assert min(_png_size(gray)) > 20
+
+
+def test_save_figure_writes_atomically_and_closes(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from ae_jax import analysis_plots
+
+    folder = tmp_path / "new" / "folder"
+    path = analysis_plots.histogram(np.array([1, 3, 2]), np.array([0.0, 1, 2, 3]), str(folder / "h.png"), "x", "t")
+    assert min(_png_size(path)) > 100 and os.listdir(folder) == ["h.png"] and not plt.get_fignums()
+    fig, ax = plt.subplots()
+    ax.set(xlabel="x", ylabel="y")
+    with pytest.raises(ValueError):
+        plots.save_figure(fig, str(folder / "h.unknown-format"))
+    assert os.listdir(folder) == ["h.png"] and not plt.get_fignums()  # no partial file left behind
 
 
 @pytest.mark.parametrize(

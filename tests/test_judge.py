@@ -32,9 +32,10 @@ def test_judge_learns_the_faces_factors_and_separates_noise(tmp_path):
             "data.num_images=1024",
             "model.encoder_conv_strides=2,2,1",
             "model.decoder_conv_t_strides=2,2,1",
+            "judge.epochs=8",
         ],
     )
-    info = train_judge(config, str(tmp_path), epochs=8, log=lambda s: None)
+    info = train_judge(config, str(tmp_path), log=lambda s: None)
     assert info["task"] == "regression" and info["valid_r2"] > 0.15
     features = load_judge(str(tmp_path))
     from ae_jax import data

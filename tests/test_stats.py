@@ -2,6 +2,7 @@
 
 from math import erf, sqrt
 
+import jax
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -68,7 +69,7 @@ def test_histogram_edges_refuse_a_range_that_is_not_whole_bins():
     with pytest.raises(ValueError, match="whole number of bins"):
         stats.histogram_edges(0.3, 0.0, 1.0)
     with pytest.raises(ValueError, match="bin_width > 0"):
-        stats.histogram_edges(0.0)
+        stats.histogram_edges(0.0, -1.0, 1.0)
 
 
 _EDGES = stats.histogram_edges(0.5, -2.0, 2.0)
@@ -92,8 +93,8 @@ def test_half_width_of_gaussians():
     mu, sigma = np.array([-1.0, 0.0, 2.5]), np.array([0.5, 1.0, 2.0])
     n = 200_000
     z = (np.random.default_rng(1).standard_normal((n, 3)) * sigma + mu).astype(np.float32)
-    summary = stats.component_summary(z)
-    edges = stats.histogram_edges()
+    summary = stats.component_summary(z, 0.25, -12.0, 12.0)
+    edges = stats.histogram_edges(0.25, -12.0, 12.0)
     cdf = np.vectorize(lambda x, m, s: 0.5 * (1 + erf((x - m) / (s * sqrt(2)))))
     expected_counts = np.stack([n * np.diff(cdf(edges, m, s)) for m, s in zip(mu, sigma)], axis=1)
     expected = np.asarray(stats.half_width(expected_counts, edges))
@@ -137,7 +138,7 @@ def test_half_width_scales_linearly_with_the_data(scale, seed):
 def test_component_summary_matches_numpy():
     rng = np.random.default_rng(2)
     z = (rng.standard_normal((5000, 4)) * [1, 3, 6, 0.2] + [0, 1, -2, 11.9]).astype(np.float32)
-    s = stats.component_summary(z)
+    s = stats.component_summary(z, 0.25, -12.0, 12.0)
     z64 = z.astype(np.float64)
     np.testing.assert_allclose(s["mean"], z64.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(s["std"], z64.std(0), rtol=1e-5)
@@ -150,10 +151,10 @@ def test_dominant_components_and_summary_counts():
     mu = np.array([0.0, 0.3, -1.2, 0.1, 0.0, 0.0])
     hw = np.array([1.0, 1.0, 0.5, 1.6, 3.2, 1.49])
     # importance max(|mu| / 0.25, hw / 1.5): 2 -> 4.8, 4 -> 2.13, 1 -> 1.2, 3 -> 1.07, the rest below 1
-    np.testing.assert_array_equal(stats.dominant_components(mu, hw), [2, 4, 1, 3])
+    np.testing.assert_array_equal(stats.dominant_components(mu, hw, 0.25, 1.5), [2, 4, 1, 3])
     np.testing.assert_array_equal(stats.dominant_components(mu, hw, mu_min=2.0, half_width_min=3.0), [4])
     z = np.array([[-3.5, 0.0], [0.0, 7.25]], np.float32)
-    counts = stats.summary_counts(mu, hw, z)
+    counts = stats.summary_counts(mu, hw, z, (0.25, 1.0), (1.0, 1.5, 3.0))
     assert counts == {
         "mu_abs_ge_0.25": np.sum(np.abs(mu) >= 0.25),
         "mu_abs_ge_1": np.sum(np.abs(mu) >= 1),
@@ -172,13 +173,25 @@ def test_radius_of_standard_normal_peaks_near_sqrt_n_minus_half():
     z = np.random.default_rng(3).standard_normal((200_000, n_dims), dtype=np.float32)
     r = stats.radii(z)
     np.testing.assert_allclose(r, np.linalg.norm(z.astype(np.float64), axis=1), rtol=1e-6)
-    rs = stats.radius_stats(r)
+    rs = stats.radius_stats(r, stats.radius_histogram(r, 0.05))
     assert abs(float(rs["mean"]) - sqrt(n_dims - 0.5)) < 0.01
     assert abs(float(rs["std"]) - sqrt(0.5)) < 0.01
     assert abs(float(rs["peak"]) - sqrt(n_dims - 0.5)) < 0.25
     counts, edges = stats.radius_histogram(r, 0.05)
     np.testing.assert_array_equal(counts, np.histogram(np.asarray(r), edges)[0])
     assert edges[0] == 0 and edges[-1] > float(np.max(r)) and counts.sum() == len(z)
+
+
+def test_covariance_with_ddof_equals_numpy():
+    mixing = np.float32([[2, 0, 0, 0], [1, 1, 0, 0], [0, 0, 3, 0], [0, 1, 0, 0.5]])
+    z = np.random.default_rng(9).standard_normal((500, 4)).astype(np.float32) @ mixing + 5
+    z64 = z.astype(np.float64)
+    for ddof, bias in ((0, True), (1, False)):
+        mean, cov = stats.covariance(z, ddof=ddof)
+        np.testing.assert_allclose(mean, z64.mean(0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(cov, np.cov(z64, rowvar=False, bias=bias), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(stats.covariance(z)[1], stats.covariance(z, ddof=1)[1])
+    assert stats.covariance(z[:1], ddof=0)[1].shape == (4, 4)
 
 
 def test_covariance_centres_before_multiplying():
@@ -232,7 +245,7 @@ def test_window_selects_the_square():
 
 
 @pytest.mark.parametrize("k", [1, 3])
-def test_nearest_neighbour_distances_equal_brute_force(k):
+def test_knn_distances_equal_brute_force(k):
     rng = np.random.default_rng(7)
     z = (rng.standard_normal((700, 6)) * 3 + 20).astype(np.float32)
     z[10] = z[20]  # a duplicate: its nearest other point is at distance 0
@@ -241,28 +254,55 @@ def test_nearest_neighbour_distances_equal_brute_force(k):
     brute = np.sqrt(((z64[:, None, :] - z64[None, :, :]) ** 2).sum(-1))
     np.fill_diagonal(brute, np.inf)
     expected = np.sort(brute, axis=1)[:, k - 1]
-    got = np.asarray(stats.nearest_neighbour_distances(z, k=k, block=128))  # 700 is not a multiple of 128
+    got = np.asarray(stats.knn_distances(z, k=k, block=128))  # 700 is not a multiple of 128
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     queries = np.array([40, 3, 10])
-    np.testing.assert_allclose(
-        stats.nearest_neighbour_distances(z, k=k, queries=queries), expected[queries], rtol=1e-4, atol=1e-5
-    )
+    np.testing.assert_allclose(stats.knn_distances(z, k=k, queries=queries), expected[queries], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_knn_distances_count_ties_like_brute_force(k):
+    """Integer coordinates: every distance is exact in float32, so tied neighbours must give the same value."""
+    z = np.random.default_rng(10).integers(-3, 4, (300, 4)).astype(np.float32)
+    brute = np.linalg.norm(z[:, None] - z[None], axis=-1)
+    np.fill_diagonal(brute, np.inf)
+    expected = np.sort(brute, axis=1)[:, k - 1].astype(np.float32)
+    np.testing.assert_array_equal(stats.knn_distances(z, k, block=64), expected)
+    queries = np.array([5, 5, 299, 0, 17])  # repeated, and not a whole block
+    np.testing.assert_array_equal(stats.knn_distances(z, k, queries=queries, block=2), expected[queries])
+    assert stats.knn_distances(z, k, queries=[]).shape == (0,)
+    with pytest.raises(ValueError, match="row indices in 0..299"):
+        stats.knn_distances(z, k, queries=[300])
+
+
+def test_as_points_refuses_nan_naming_the_row():
+    z = np.zeros((10, 3), np.float64)
+    assert stats.as_points(z).dtype == np.float32
+    z[6, 2] = np.nan
+    with pytest.raises(ValueError, match="generated has 1 of 10 rows with NaN or Inf; the first is row 6"):
+        stats.as_points(z, "generated")
+    with pytest.raises(ValueError, match="must hold numbers, got dtype <U1"):
+        stats.as_points(np.full((2, 2), "a"))
+    with pytest.raises(ValueError, match="real needs at least 2 points, got 1"):
+        stats.as_points(np.zeros((1, 3)), "real", min_points=2)
+    # Traced values cannot be checked; the shape still is.
+    assert jax.jit(lambda x: stats.as_points(x) * 0)(z).shape == (10, 3)
 
 
 def test_bad_input_gives_clear_errors():
     z = np.zeros((10, 3), np.float32)
-    stats.check_finite(z)
+    stats.as_points(z)
     z[4, 1], z[7, 0] = np.nan, np.inf
     with pytest.raises(ValueError, match="2 of 10 rows with NaN or Inf; the first is row 4"):
-        stats.check_finite(z)
+        stats.as_points(z)
     with pytest.raises(ValueError, match=r"shape \(N points, D components\)"):
-        stats.check_finite(np.zeros(5))
+        stats.as_points(np.zeros(5))
     with pytest.raises(ValueError, match=r"shape \(N points, D components\)"):
-        stats.component_histograms(np.zeros((2, 3, 4)))
+        stats.component_histograms(np.zeros((2, 3, 4)), 0.25, -1.0, 1.0)
     with pytest.raises(ValueError, match="covariance needs at least 2 points, got 1"):
         stats.covariance(np.zeros((1, 3)))
     with pytest.raises(ValueError, match="k=3 needs at least 4 points, got 3"):
-        stats.nearest_neighbour_distances(np.zeros((3, 2)), k=3)
+        stats.knn_distances(np.zeros((3, 2)), k=3)
     with pytest.raises(ValueError, match="perplexity 10.0 needs at least 31 points"):
         stats.tsne(np.zeros((20, 3)), perplexity=10.0)
     with pytest.raises(ValueError, match="n_components must be in 1..3"):

@@ -13,25 +13,10 @@ from ae_jax import config as C
 from ae_jax.cli import main
 from ae_jax.train import TrainingError, load_run, train
 
-TINY = [
-    "data.image_size=16",
-    "data.num_images=96",
-    "model.encoder_conv_filters=8,16",
-    "model.encoder_conv_kernel_size=3,3",
-    "model.encoder_conv_strides=2,2",
-    "model.decoder_conv_t_filters=8,3",
-    "model.decoder_conv_t_kernel_size=3,3",
-    "model.decoder_conv_t_strides=2,2",
-    "model.z_dim=4",
-    "train.batch_size=16",
-    "train.eval_images=32",
-    "train.grid_images=4",
-    "train.learning_rate=3e-3",
-]
 
-
-def tiny(tmp_path, *overrides, preset="faces"):
-    return C.load(preset, TINY + [f"workdir={tmp_path}"] + list(overrides))
+def tiny(tmp_path, *overrides):
+    """The shared tiny preset, writing under tmp_path."""
+    return C.load("tiny", [f"workdir={tmp_path}", *overrides])
 
 
 def leaves(params):
@@ -125,8 +110,7 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
     args = [
         "train",
         "--config",
-        "faces",
-        *sum((["--set", o] for o in TINY), []),
+        "tiny",
         "--set",
         f"workdir={tmp_path}",
         "--set",
@@ -156,8 +140,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     args = [
         "train",
         "--config",
-        "faces",
-        *sum((["--set", o] for o in TINY), []),
+        "tiny",
         "--set",
         f"workdir={tmp_path}",
         "--set",
@@ -166,12 +149,12 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
         "train.checkpoint_every_steps=2",
     ]
     proc = _run_cli(args)
-    _wait_for_checkpoint(os.path.join(tmp_path, "faces", "ckpt"), proc)
+    _wait_for_checkpoint(os.path.join(tmp_path, "tiny", "ckpt"), proc)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "SIGTERM received: checkpoint saved at step" in out, out
     step = int(out.split("checkpoint saved at step ")[1].split()[0])
-    assert str(step) in os.listdir(os.path.join(tmp_path, "faces", "ckpt"))
+    assert str(step) in os.listdir(os.path.join(tmp_path, "tiny", "ckpt"))
 
 
 def test_bfloat16_compute_trains_with_float32_parameters(tmp_path):
@@ -194,7 +177,7 @@ import json, sys, jax, numpy as np
 from ae_jax import config as C
 from ae_jax.train import train, load_run
 assert jax.device_count() == 8, jax.devices()
-config = C.load("faces", json.loads(sys.argv[1]))
+config = C.load("tiny", json.loads(sys.argv[1]))
 result = train(config, log=lambda s: None)
 params = [np.asarray(x).tolist() for x in jax.tree.leaves(load_run(config.run_dir)[2])]
 print(json.dumps({"loss": result["train_loss"], "eval": result["eval_loss"], "params": params}))
@@ -202,7 +185,7 @@ print(json.dumps({"loss": result["train_loss"], "eval": result["eval_loss"], "pa
 
 
 def test_eight_simulated_devices_match_one_device(tmp_path):
-    overrides = TINY + [f"workdir={tmp_path}", "train.epochs=2"]
+    overrides = [f"workdir={tmp_path}", "train.epochs=2"]
     outputs = {}
     for n in (1, 8):
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
@@ -229,7 +212,7 @@ def test_eight_simulated_devices_match_one_device(tmp_path):
 def test_batch_size_must_divide_by_the_device_count(tmp_path):
     code = (
         "from ae_jax import config as C; from ae_jax.train import train; "
-        f"train(C.load('faces', {TINY + [f'workdir={tmp_path}', 'train.batch_size=12']!r}))"
+        f"train(C.load('tiny', {[f'workdir={tmp_path}', 'train.batch_size=12']!r}))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],

@@ -1,0 +1,148 @@
+"""Studies: a named experiment is presets plus config overrides at two sizes (smoke: the tiny preset, seconds;
+full: the study's real setting) and a function that runs its models through `pipeline.study_model`, composes
+evaluators and returns report sections and tables.
+
+`run_study` writes into <out>/<study>/: index.html, one CSV per table, config.json (the study's settings) and
+results.json (each model's measured numbers, config and config hash, and the tables). The demo is a study;
+experiments/studies.py registers the research studies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+
+from ae_jax import config as config_lib
+from ae_jax import pipeline, report, stages
+from ae_jax.config import Config
+from ae_jax.faces import FACE_FACTORS
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyOutput:
+    sections: list[tuple[str, list[str]]]
+    models: list[pipeline.ModelResult]
+    tables: dict[str, list[dict]]  # file stem -> rows
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    name: str
+    description: str
+    run: Callable[[dict, str, list[str], Callable], StudyOutput]  # (settings, out dir, overrides, log)
+    smoke: dict  # settings: presets ("ae", "vae", ...), "overrides" (config --set items) and study parameters
+    full: dict
+
+
+STUDIES: dict[str, Study] = {}
+
+
+def register(study: Study) -> Study:
+    STUDIES[study.name] = study
+    return study
+
+
+def model_config(preset: str, settings: dict, overrides: list[str], **extra: str) -> Config:
+    """The preset with the study's overrides, then `extra` (e.g. an ablation arm), then the user's."""
+    items = list(settings.get("overrides", ())) + [f"{k}={v}" for k, v in extra.items()] + list(overrides)
+    return config_lib.load(preset, items)
+
+
+def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), log=print) -> str:
+    """Run one study into out_dir/<name>/; returns the path of its page."""
+    if name not in STUDIES:
+        raise ValueError(f"unknown study {name!r}; studies: {', '.join(STUDIES)}")
+    study = STUDIES[name]
+    settings = study.full if full else study.smoke
+    out = os.path.join(out_dir, name)
+    overrides = [f"workdir={os.path.join(out_dir, 'runs')}"] + list(overrides)
+    os.makedirs(out, exist_ok=True)
+    stages.write_json(
+        os.path.join(out, "config.json"),
+        {"study": name, "size": "full" if full else "smoke", "settings": settings, "overrides": overrides},
+    )
+    start = time.perf_counter()
+    output = study.run(settings, out, overrides, log)
+    for stem, rows in output.tables.items():
+        report.write_csv(rows, os.path.join(out, f"{stem}.csv"))
+    stages.write_json(
+        os.path.join(out, "results.json"),
+        {
+            "study": name,
+            "size": "full" if full else "smoke",
+            "overrides": overrides,
+            "seconds": time.perf_counter() - start,
+            "models": [m.to_json() for m in output.models],
+            "tables": output.tables,
+        },
+    )
+    intro = [("Study", [report.paragraph(" ".join(study.description.split()))])]
+    return report.write_page(os.path.join(out, "index.html"), f"ae_jax study: {name}", intro + output.sections)
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo.
+
+DEMO_EVALUATORS = ("reconstruction", "distribution", "generators", "judge", "intrinsic_dimension")
+
+
+def demo(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutput:
+    """From nothing to one page on the embedded faces: a plain AE and a tiny-KL VAE, the judge trained on the
+    faces' known factors, and for both models every evaluator: reconstruction, z-point distribution,
+    generators with decoded grids and judge scores, intrinsic dimension against the true factors."""
+    configs = [model_config(settings[k], settings, overrides) for k in ("ae", "vae")]
+    timings = []
+
+    def timed(label, fn, *args, **kw):
+        t0 = time.perf_counter()
+        value = fn(*args, **kw)
+        timings.append({"stage": label, "seconds": time.perf_counter() - t0})
+        return value
+
+    judge_dir = timed("judge", pipeline.ensure_judge, configs[0], out, log)
+    models = [
+        timed(c.name, pipeline.study_model, c, os.path.join(out, c.name), DEMO_EVALUATORS, judge_dir, log)
+        for c in configs
+    ]
+    timings.append({"stage": "total", "seconds": sum(t["seconds"] for t in timings)})
+    ae, vae = configs
+    ks = ae.eval.report_ks
+    side = [pipeline.headline(m) for m in models]
+    generators = [row for m in models for k in ks for row in pipeline.sweep_rows(m, k)]
+    what = (
+        f"A plain autoencoder and a VAE whose KL term weighs kl_weight={vae.model.kl_weight:g} of the per-image "
+        f"reconstruction loss, trained on {ae.data.num_images} procedurally rendered faces ({ae.data.image_size}px, "
+        f"{len(FACE_FACTORS)} known factors: {', '.join(FACE_FACTORS)}). Both encode the training set into z-points "
+        "whose distribution is measured; random z-points from several generators are compared with the region the "
+        "encoder fills (each component within mean +- k half-widths) and decoded. The judge is a small conv net "
+        "trained on the faces' factors; its features give Frechet distances and k-NN precision of decoded samples "
+        "against real held-out faces."
+    )
+    sections = [
+        ("What this is", [report.paragraph(what)]),
+        ("AE vs tiny-KL VAE", [report.table(side), report.table(generators)]),
+        *[section for m in models for section in pipeline.model_sections(m, ks)],
+        ("Timings (this machine)", [report.table(timings)]),
+    ]
+    return StudyOutput(sections, models, {"ae_vs_vae": side, "generators": generators, "timings": timings})
+
+
+_DEMO_FULL = [
+    "data.num_images=4096",
+    "train.epochs=12",
+    "distribution.tsne_points=2048",
+    "distribution.tsne_inputs=0,10",
+    "generators.n=20000",
+    "judge.epochs=6",
+]
+register(
+    Study(
+        "demo",
+        demo.__doc__,
+        demo,
+        smoke=dict(ae="tiny", vae="tiny_vae_tiny_kl", overrides=[]),
+        full=dict(ae="faces", vae="faces_vae_tiny_kl", overrides=_DEMO_FULL),
+    )
+)

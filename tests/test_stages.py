@@ -1,0 +1,155 @@
+"""Every stage is keyed by its inputs: a changed setting trains, encodes or analyses again instead of
+reusing another config's output, an unchanged one is reused, and every evaluator runs on the tiny preset."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ae_jax import config as C
+from ae_jax import evaluators, pipeline, stages
+from ae_jax.cli import main
+
+
+def _study(tmp_path, *overrides, names=("distribution",), log=None):
+    config = C.load("tiny", [f"workdir={tmp_path}/runs", *overrides])
+    return pipeline.study_model(config, str(tmp_path / "out"), names, log=log or (lambda s: None))
+
+
+def _folder_of_images(root, seed, n=40):
+    os.makedirs(root, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), np.uint8)).save(os.path.join(root, f"{i:03d}.png"))
+    return root
+
+
+def test_the_same_config_is_reused_and_says_so(tmp_path):
+    first = _study(tmp_path)
+    messages = []
+    again = _study(tmp_path, log=messages.append)
+    assert again.key == first.key and again.results["distribution"].reused
+    assert any("reused (trained for 1 epochs" in m for m in messages)
+    assert any(m.startswith("distribution (") and "reused (inputs unchanged" in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [["model.z_dim=6"], ["model.variational=true", "model.kl_weight=1e-3"], ["data.task=denoise"]],
+    ids=["z_dim", "kl_weight", "task"],
+)
+def test_a_changed_training_setting_trains_a_new_run(change, tmp_path):
+    base = _study(tmp_path)
+    changed = _study(tmp_path, *change)
+    assert changed.key != base.key and changed.config.run_dir != base.config.run_dir
+    assert not changed.results["distribution"].reused
+    z_dim = C.load("tiny", change).model.z_dim
+    assert changed.results["distribution"].numbers["z_dim"] == z_dim
+    assert np.load(os.path.join(changed.config.run_dir, "z_train.npy")).shape[1] == z_dim
+
+
+def test_the_stale_reuse_sequence_now_uses_the_new_z_dim(tmp_path):
+    """`random_points`, then the same with model.z_dim=8 (the tiny preset's is 8, so 6 here): new run, new z."""
+    from experiments.studies import run_study
+
+    run_study("random_points", False, str(tmp_path))
+    run_study("random_points", False, str(tmp_path), ["model.z_dim=6"])
+    done = json.load(open(tmp_path / "random_points" / "results.json"))
+    (model,) = done["models"]
+    assert model["config"]["model"]["z_dim"] == 6
+    assert model["evaluators"]["generators"]["numbers"]["z_dim"] == 6
+    assert len(os.listdir(tmp_path / "runs")) == 2
+
+
+def test_a_changed_data_folder_trains_a_new_run(tmp_path):
+    images = ["data.name=images", "data.valid_fraction=0.25"]
+    a = _study(tmp_path, *images, f"data.dir={_folder_of_images(str(tmp_path / 'a'), 0)}")
+    b = _study(tmp_path, *images, f"data.dir={_folder_of_images(str(tmp_path / 'b'), 1)}")
+    assert a.key != b.key
+    assert a.results["distribution"].numbers["mu"] != b.results["distribution"].numbers["mu"]
+
+
+def test_a_changed_bin_width_analyses_again_and_keeps_both(tmp_path):
+    base = _study(tmp_path)
+    messages = []
+    finer = _study(tmp_path, "distribution.bin_width=0.05", log=messages.append)
+    assert finer.key == base.key  # the same trained run ...
+    assert not finer.results["distribution"].reused  # ... analysed again
+    assert finer.results["distribution"].numbers["histogram"]["bin_width"] == 0.05
+    assert finer.results["distribution"].folder != base.results["distribution"].folder
+    assert any("computing" in m and m.startswith("distribution") for m in messages)
+    # a per-study evaluator recomputes in place and says which inputs changed
+    gen = _study(tmp_path, names=("generators",))
+    messages.clear()
+    wider = _study(tmp_path, "distribution.bin_width=0.05", names=("generators",), log=messages.append)
+    assert (
+        not wider.results["generators"].reused
+        and gen.results["generators"].folder == wider.results["generators"].folder
+    )
+    assert any("inputs changed: histogram.bin_width: 0.25 -> 0.05" in m for m in messages)
+
+
+def test_a_retrained_run_encodes_again(tmp_path):
+    m = _study(tmp_path)
+    z_file = os.path.join(m.config.run_dir, "z_train.npy")
+    record = stages.read_json(os.path.join(m.config.run_dir, "z_train.json"))
+    stages.write_json(os.path.join(m.config.run_dir, "z_train.json"), {**record, "key": "stale"})
+    messages = []
+    ctx = evaluators.RunContext(m.config, str(tmp_path / "o"), run_dir=m.config.run_dir, log=messages.append)
+    assert ctx.z_path() == z_file and any("z-points" in x and "recomputing" in x for x in messages)
+
+
+def test_every_evaluator_runs_on_the_tiny_preset(tmp_path):
+    config = C.load("tiny", [f"workdir={tmp_path}/runs"])
+    judge_dir = pipeline.ensure_judge(config, str(tmp_path), log=lambda s: None)
+    m = pipeline.study_model(config, str(tmp_path / "out"), tuple(evaluators.EVALUATORS), judge_dir, lambda s: None)
+    assert set(m.results) == set(evaluators.EVALUATORS)
+    for name, result in m.results.items():
+        assert os.path.isfile(os.path.join(result.folder, "config.json")), name
+        assert C.from_dict(json.load(open(os.path.join(result.folder, "config.json")))) == m.config
+        assert all(os.path.isfile(p) for p in result.figures.values()), name
+    assert m.results["reconstruction"].numbers["eval_mse"] == pytest.approx(m.train["eval_mse"], rel=1e-6)
+    assert m.results["encode"].numbers["n_points"] == 96
+    assert len(m.results["judge"].numbers["rows"]) == len(config.generators.specs) + 1
+
+
+def test_eval_command_runs_a_subset_on_a_finished_run(tmp_path, capsys):
+    m = _study(tmp_path)
+    out = tmp_path / "eval"
+    assert (
+        main(
+            [
+                "eval",
+                m.config.run_dir,
+                "--evals",
+                "encode,distribution",
+                "--out",
+                str(out),
+                "--set",
+                "distribution.bin_width=0.5",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "distribution: written in" in text
+    saved = json.load(open(out / "distribution" / "config.json"))
+    assert saved["distribution"]["bin_width"] == 0.5 and C.from_dict(saved).model == m.config.model
+    assert (
+        main(
+            [
+                "eval",
+                m.config.run_dir,
+                "--evals",
+                "distribution",
+                "--out",
+                str(out),
+                "--set",
+                "distribution.bin_width=0.5",
+            ]
+        )
+        == 0
+    )
+    assert "distribution: reused" in capsys.readouterr().out
