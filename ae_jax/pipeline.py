@@ -31,9 +31,13 @@ def keyed_run(config: Config) -> tuple[Config, str]:
 def ensure_trained(config: Config, log=print) -> tuple[Config, str, dict]:
     """(keyed config, training key, last epoch's metrics) of the config's run, training or resuming it unless
     it already holds train.epochs epochs."""
-    from ae_jax.train import TrainingError, train
+    from ae_jax.train import TrainingError, train, training_inputs
 
     run_config, key = keyed_run(config)
+    saved = stages.read_json(os.path.join(run_config.run_dir, "config.json"))
+    if saved is not None and keyed_run(config_lib.from_dict(saved))[1] != key:
+        changes = stages.changed_keys(training_inputs(config_lib.from_dict(saved)), training_inputs(config))
+        raise TrainingError(f"{run_config.run_dir} was trained with another config: {'; '.join(changes)}")
     lines = stages.read_jsonl(os.path.join(run_config.run_dir, "metrics.jsonl")) or []
     if lines and lines[-1].get("epoch") == config.train.epochs:
         log(f"{run_config.run_dir}: reused (trained for {config.train.epochs} epochs, training key {key[:12]})")

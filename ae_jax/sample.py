@@ -8,7 +8,6 @@ generator i draws with fold_in(key(seed), i), so the generators and judge evalua
 from __future__ import annotations
 
 import csv
-import inspect
 import os
 from collections.abc import Callable, Sequence
 
@@ -19,7 +18,7 @@ import numpy as np
 from ae_jax import hits, plots, sample_plots, stats
 from ae_jax.config import GeneratorsConfig
 from ae_jax.runtime import make_key
-from ae_jax.samplers import SAMPLERS, Sampler, make_sampler
+from ae_jax.samplers import Sampler, check_params, make_sampler
 
 Decode = Callable[[np.ndarray], np.ndarray]  # z-points (n, D) -> images (n, H, W, C) in [0, 1]
 
@@ -35,23 +34,17 @@ def _number(text: str):
 
 def parse_spec(spec: str) -> tuple[str, dict]:
     """'uniform bound=1.5' -> ('uniform', {'bound': 1.5}); refuses unknown samplers and parameters."""
-    name, *items = spec.split()
-    if name not in SAMPLERS:
-        raise ValueError(f"generators.specs: unknown sampler {name!r} in {spec!r}; allowed: {', '.join(SAMPLERS)}")
+    name, *items = spec.split() or [""]
     params = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"generators.specs: {item!r} in {spec!r} must look like key=value (e.g. bound=1.5)")
+            raise ValueError(f"generators.specs {spec!r}: {item!r} must look like key=value (e.g. bound=1.5)")
         params[key] = _number(value)
-    cls = SAMPLERS[name]
-    allowed = [p for p in inspect.signature(getattr(cls, "fit", cls)).parameters if p not in ("z", "key")]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"generators.specs: unknown parameter(s) {', '.join(unknown)} for sampler {name!r} in {spec!r}; "
-            f"allowed: {', '.join(allowed)}"
-        )
+    try:
+        check_params(name, params)
+    except ValueError as e:
+        raise ValueError(f"generators.specs {spec!r}: {e}") from None
     return name, params
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import jax
@@ -616,22 +617,27 @@ SAMPLERS: dict[str, type] = {
 }
 
 
+def check_params(name: str, params) -> Callable:
+    """The constructor (or `fit`) of sampler `name`, after refusing an unknown name or parameter."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
+    build = getattr(SAMPLERS[name], "fit", SAMPLERS[name])
+    allowed = [p for p in inspect.signature(build).parameters if p not in ("z", "key")]
+    unknown = sorted(set(params) - set(allowed))
+    _require(
+        not unknown, f"unknown parameter(s) {', '.join(unknown)} for sampler {name!r}; allowed: {', '.join(allowed)}"
+    )
+    return build
+
+
 def make_sampler(name: str, z=None, key=None, **params) -> Sampler:
     """Build the sampler `name` from `params`; fitted ones (diagonal, full, mixture) need the data's z-points.
 
     z_dim defaults to z's width where a sampler takes it. Unknown names and parameters raise ValueError.
     """
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
-    cls = SAMPLERS[name]
-    build = getattr(cls, "fit", cls)
+    build = check_params(name, params)
     signature = inspect.signature(build).parameters
     given = {"z": z, "key": key}
-    allowed = [p for p in signature if p not in given]
-    unknown = sorted(set(params) - set(allowed))
-    _require(
-        not unknown, f"unknown parameter(s) {', '.join(unknown)} for sampler {name!r}; allowed: {', '.join(allowed)}"
-    )
     if "z_dim" in signature and "z_dim" not in params and z is not None:
         params["z_dim"] = int(jnp.shape(z)[-1])
     params.update({k: v for k, v in given.items() if k in signature})

@@ -153,3 +153,15 @@ def test_eval_command_runs_a_subset_on_a_finished_run(tmp_path, capsys):
         == 0
     )
     assert "distribution: reused" in capsys.readouterr().out
+
+
+def test_a_run_folder_holding_another_config_is_refused_naming_the_keys(tmp_path):
+    import shutil
+
+    from ae_jax.train import TrainingError
+
+    trained = _study(tmp_path)
+    other, _ = pipeline.keyed_run(C.load("tiny", [f"workdir={tmp_path}/runs", "model.z_dim=6"]))
+    shutil.copytree(trained.config.run_dir, other.run_dir)  # a folder renamed by hand
+    with pytest.raises(TrainingError, match="was trained with another config: model.z_dim: 8 -> 6"):
+        _study(tmp_path, "model.z_dim=6")
