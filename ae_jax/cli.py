@@ -22,9 +22,15 @@ def _train(args) -> int:
 
 
 def _encode(args) -> int:
+    from ae_jax import config as config_lib
     from ae_jax.encode import encode_run
+    from ae_jax.train import load_run
 
-    encode_run(args.run, args.split, args.out, args.batch_size)
+    config = config_lib.load_run_config(args.run, args.set)
+    if config.data != config_lib.load_run_config(args.run).data and (not args.out or args.split == "all"):
+        raise ValueError("--set changes the run's data: give one --split and --out for z-points of another dataset")
+    _, model, params = load_run(args.run)
+    encode_run(args.run, args.split, args.out, args.batch_size, run=(config, model, params))
     return 0
 
 
@@ -106,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="train, valid, test or all")
     p.add_argument("--out", help="output .npy (default: <run>/z_<split>.npy)")
     p.add_argument("--batch-size", type=int, default=256)
+    _with_settings(p)
     p.set_defaults(func=_encode)
 
     for name, func, help_text in (

@@ -222,7 +222,7 @@ _MNIST = dict(
 _FACES = dict(enc_filters=(32, 64, 64), enc_kernels=(3, 3, 3), dec_filters=(64, 32, 3), dec_kernels=(3, 3, 3), z_dim=32)
 
 # Seconds instead of minutes: the tests, `ae-jax demo --quick` and the smoke studies all run this size.
-_TINY_MODEL = dict(enc_filters=(8, 16), enc_kernels=(3, 3), dec_filters=(8, 3), dec_kernels=(3, 3), z_dim=8)
+_TINY_MODEL = dict(enc_filters=(8, 16), enc_kernels=(3, 3), dec_filters=(8, 3), dec_kernels=(3, 3), z_dim=4)
 _TINY = dict(
     data=DataConfig(name="faces", image_size=16, num_images=96),
     train=TrainConfig(epochs=1, batch_size=16, eval_images=32, grid_images=4, learning_rate=3e-3),

@@ -263,7 +263,7 @@ EVALUATORS: dict[str, Evaluator] = {
         per_run=True,
         needs_run=True,
     ),
-    "encode": Evaluator(encode_points, ("eval",), lambda c: {"z": c.z_digest()}, per_run=True),
+    "encode": Evaluator(encode_points, (), lambda c: {"z": c.z_digest(), "split": c.config.eval.split}, per_run=True),
     "distribution": Evaluator(
         distribution, ("distribution",), lambda c: {"z": c.z_digest(), "seed": c.config.seed}, per_run=True
     ),
@@ -331,6 +331,16 @@ def folder_of(ctx: RunContext, name: str, key: str) -> str:
     return os.path.join(ctx.out_dir, name)
 
 
+def _clear(folder: str) -> None:
+    """Empty an evaluator's folder so nothing of an older config stays beside the new result; a non-empty
+    folder that an evaluator did not write (no config.json) is refused rather than deleted."""
+    if os.path.isdir(folder) and os.listdir(folder):
+        if not os.path.isfile(os.path.join(folder, "config.json")):
+            raise ValueError(f"{folder} exists and holds files that ae_jax did not write; choose another --out")
+        shutil.rmtree(folder)
+    os.makedirs(folder, exist_ok=True)
+
+
 def run(ctx: RunContext, names: Sequence[str] | None = None) -> dict[str, Result]:
     """Run the named evaluators (default: config eval.names) in order, reusing results whose inputs match."""
     names = tuple(names or ctx.config.eval.names)
@@ -345,10 +355,9 @@ def run(ctx: RunContext, names: Sequence[str] | None = None) -> dict[str, Result
         record = stages.reusable(f"{name} ({folder})", record_path, inputs, ctx.log)
         reused = record is not None
         if not reused:
-            shutil.rmtree(folder, ignore_errors=True)  # nothing of an older config stays beside the new result
-            os.makedirs(folder)
+            _clear(folder)
+            config_lib.save(ctx.config, os.path.join(folder, "config.json"))  # first: marks the folder as ours
             numbers, figures = ev.fn(ctx, folder)
-            config_lib.save(ctx.config, os.path.join(folder, "config.json"))
             figures = {k: os.path.relpath(v, folder) for k, v in figures.items()}
             stages.record(record_path, inputs, evaluator=name, numbers=numbers, figures=figures)
             record = stages.read_json(record_path)  # a fresh result reads exactly as a reused one will

@@ -209,7 +209,8 @@ def main(argv=None) -> int:
     parser.add_argument("--setting", default="", help="one line saying how the studies were run")
     args = parser.parse_args(argv)
     root, figures_dir = args.results, os.path.join(os.path.dirname(os.path.abspath(args.out)), "figures")
-    os.makedirs(figures_dir, exist_ok=True)
+    shutil.rmtree(figures_dir, ignore_errors=True)  # the page's own copies: none may outlive the results they showed
+    os.makedirs(figures_dir)
     analyses, sweeps, training = {}, {}, {}
     for number, study in ((1, "random_points"), (2, "component_distributions"), (3, "filaments"), (4, "ae_vs_vae")):
         for model in _models(root, study):

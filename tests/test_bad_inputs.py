@@ -207,6 +207,11 @@ CASES = [
         "evaluator 'reconstruction' needs a trained run folder",
     ),
     (
+        "encode another dataset into the run's own z-point files",
+        lambda d: ["encode", _fake_run(d), "--set", "data.num_images=50"],
+        "--set changes the run's data: give one --split and --out",
+    ),
+    (
         "a training setting changed for the evaluation of a run",
         lambda d: ["eval", _fake_run(d), "--set", "model.z_dim=3"],
         "--set changes model of the trained run",

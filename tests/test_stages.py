@@ -51,15 +51,15 @@ def test_a_changed_training_setting_trains_a_new_run(change, tmp_path):
 
 
 def test_the_stale_reuse_sequence_now_uses_the_new_z_dim(tmp_path):
-    """`random_points`, then the same with model.z_dim=8 (the tiny preset's is 8, so 6 here): new run, new z."""
+    """`random_points`, then the same with model.z_dim=8 (the tiny preset's is 4): a new run and its z-points."""
     from experiments.studies import run_study
 
     run_study("random_points", False, str(tmp_path))
-    run_study("random_points", False, str(tmp_path), ["model.z_dim=6"])
+    run_study("random_points", False, str(tmp_path), ["model.z_dim=8"])
     done = json.load(open(tmp_path / "random_points" / "results.json"))
     (model,) = done["models"]
-    assert model["config"]["model"]["z_dim"] == 6
-    assert model["evaluators"]["generators"]["numbers"]["z_dim"] == 6
+    assert model["config"]["model"]["z_dim"] == 8
+    assert model["evaluators"]["generators"]["numbers"]["z_dim"] == 8
     assert len(os.listdir(tmp_path / "runs")) == 2
 
 
@@ -163,5 +163,25 @@ def test_a_run_folder_holding_another_config_is_refused_naming_the_keys(tmp_path
     trained = _study(tmp_path)
     other, _ = pipeline.keyed_run(C.load("tiny", [f"workdir={tmp_path}/runs", "model.z_dim=6"]))
     shutil.copytree(trained.config.run_dir, other.run_dir)  # a folder renamed by hand
-    with pytest.raises(TrainingError, match="was trained with another config: model.z_dim: 8 -> 6"):
+    with pytest.raises(TrainingError, match="was trained with another config: model.z_dim: 4 -> 6"):
         _study(tmp_path, "model.z_dim=6")
+
+
+def test_an_output_folder_an_evaluator_did_not_write_is_not_deleted(tmp_path):
+    z = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    mine = tmp_path / "out" / "distribution"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("my notes")
+    args = [
+        "analyze",
+        "--z",
+        str(tmp_path / "z.npy"),
+        "--out",
+        str(tmp_path / "out"),
+        "--set",
+        "distribution.tsne=false",
+    ]
+    assert main(args) == 2 and (mine / "notes.txt").read_text() == "my notes"
+    (mine / "notes.txt").unlink()
+    assert main(args) == 0 and (mine / "result.json").is_file()
