@@ -26,8 +26,18 @@ def _encode(args) -> int:
     from ae_jax.encode import encode_run
     from ae_jax.train import load_run
 
-    config = config_lib.load_run_config(args.run, args.set)
-    if config.data != config_lib.load_run_config(args.run).data and (not args.out or args.split == "all"):
+    trained = config_lib.load_run_config(args.run)
+    data_overrides = config_lib.parse_overrides(args.set).get("data")
+    # A folder of images is read at the run's channel count (and its image size, unless set otherwise).
+    pinned = (
+        [f"data.channels={trained.data.image_channels}"]
+        if isinstance(data_overrides, dict)
+        and data_overrides.get("name") == "images"
+        and "channels" not in data_overrides
+        else []
+    )
+    config = config_lib.load_run_config(args.run, pinned + list(args.set))
+    if config.data != trained.data and (not args.out or args.split == "all"):
         raise ValueError("--set changes the run's data: give one --split and --out for z-points of another dataset")
     _, model, params = load_run(args.run)
     encode_run(args.run, args.split, args.out, args.batch_size, run=(config, model, params))
@@ -107,10 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("encode", help="encode a split of a trained run into z-points (.npy)")
+    p = sub.add_parser(
+        "encode",
+        help="encode a split of a trained run (or, with --set data.* and --out, of another dataset) into z-points",
+        description="Encode a split of a run's dataset, or of another one given by --set data.name=... data.dir=... "
+        "(read at the run's data.image_size and channel count; needs one --split and --out). Writes the z-points "
+        ".npy and beside it <stem>_ids.npy, <stem>_labels.npy where the source has labels, and the stage record "
+        "<stem>.json naming the data encoded. "
+        "A folder of images (data.name=images) has no official split: each file's split is fixed by a hash of "
+        "its path relative to data.dir, test and valid each holding about data.valid_fraction/2 of the files "
+        "and train the rest.",
+    )
     p.add_argument("run", help="run folder (checkpoints/<name>)")
-    p.add_argument("--split", default="train", help="train, valid, test or all")
-    p.add_argument("--out", help="output .npy (default: <run>/z_<split>.npy)")
+    p.add_argument(
+        "--split", default="train", help="train, valid, test or all (data.name=images: train is most of the folder)"
+    )
+    p.add_argument("--out", help="output .npy (default: <run>/z_<split>.npy; required for another dataset)")
     p.add_argument("--batch-size", type=int, default=256)
     _with_settings(p)
     p.set_defaults(func=_encode)

@@ -19,6 +19,7 @@ CHOICES = {
     "data.name": tuple(DATASET_CHANNELS),
     "data.task": ("reconstruct", "denoise", "recolor"),
     "data.on_bad_image": ("error", "skip"),
+    "data.channels": (0, 1, 3),
     "model.act": ("leaky_relu", "relu", "selu"),
     "model.encoder_conv_padding": ("same", "valid"),
     "model.decoder_conv_t_padding": ("same", "valid"),
@@ -49,10 +50,13 @@ class DataConfig:
     task: str = "reconstruct"  # reconstruct | denoise | recolor
     noise_std: float = 0.1  # denoise: std of Gaussian noise added to the input
     drop_rate: float = 0.0  # denoise: share of input pixels set to zero
+    channels: int = 0  # 0: the dataset's own (DATASET_CHANNELS); images: 1 (grey) or 3 (RGB)
+    convert_mode: bool = False  # an image of the other kind (grey in RGB, RGB in grey): convert it, not refuse it
 
     @property
-    def channels(self) -> int:
-        return DATASET_CHANNELS[self.name]
+    def image_channels(self) -> int:
+        """The channel count the images are read at: data.channels, or the dataset's own when 0."""
+        return self.channels or DATASET_CHANNELS[self.name]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -430,7 +434,7 @@ def validate(config: Config) -> None:
     for key, allowed in CHOICES.items():
         section, field = key.split(".")
         value = getattr(getattr(config, section), field)
-        _check(value in allowed, key, f"{value!r} is not one of {', '.join(allowed)}")
+        _check(value in allowed, key, f"{value!r} is not one of {', '.join(map(str, allowed))}")
     d, m, t = config.data, config.model, config.train
     _check(bool(config.name) and "/" not in config.name, "name", "must be a non-empty name without '/'")
     _check(d.image_size > 0, "data.image_size", "must be > 0")
@@ -439,6 +443,18 @@ def validate(config: Config) -> None:
     _check(0 < d.valid_fraction < 1, "data.valid_fraction", "must be in (0, 1)")
     _check(d.noise_std >= 0, "data.noise_std", "must be >= 0")
     _check(0 <= d.drop_rate < 1, "data.drop_rate", "must be in [0, 1)")
+    own = DATASET_CHANNELS[d.name]
+    _check(
+        d.name == "images" or d.channels in (0, own),
+        "data.channels",
+        f"only data.name=images can be read at another channel count than its own; data.name={d.name} has {own} "
+        "(set data.channels=0)",
+    )
+    _check(
+        d.task != "recolor" or d.image_channels == 3,
+        "data.task",
+        f"recolor needs RGB images, data.name={d.name} is read with {d.image_channels} channel (data.channels)",
+    )
     _check(m.z_dim > 0, "model.z_dim", f"must be > 0, got {m.z_dim}")
     _check(m.kl_weight >= 0, "model.kl_weight", f"must be >= 0, got {m.kl_weight}")
     _check(not (m.kl_weight > 0 and not m.variational), "model.kl_weight", "is only used with model.variational=true")
@@ -453,10 +469,10 @@ def validate(config: Config) -> None:
             _check(len(v) == n0, f"model.{prefix}_{n}", f"has {len(v)} entries but {prefix}_filters has {n0}")
             _check(all(x > 0 for x in v), f"model.{prefix}_{n}", f"entries must be > 0, got {v}")
     _check(
-        m.decoder_conv_t_filters[-1] == d.channels,
+        m.decoder_conv_t_filters[-1] == d.image_channels,
         "model.decoder_conv_t_filters",
-        f"the last entry must equal the image channel count {d.channels} of data.name={d.name!r}, "
-        f"got {m.decoder_conv_t_filters[-1]}",
+        f"the last entry must equal the image channel count {d.image_channels} of data.name={d.name!r} "
+        f"(data.channels={d.channels}), got {m.decoder_conv_t_filters[-1]}",
     )
     enc = feature_map_sizes(d.image_size, m.encoder_conv_strides, m.encoder_conv_kernel_size, m.encoder_conv_padding)
     if m.encoder_conv_padding == "same":

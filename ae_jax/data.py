@@ -2,7 +2,8 @@
 
 Sources (by `DataConfig.name`): the embedded rendered faces, a CelebA folder in the official layout, any
 folder of images, MNIST-style IDX files, and TFDS (read without TensorFlow). Every source is decoded,
-cropped and resized once, then cached as a uint8 `.npy` that later loads memory-map.
+cropped and resized once, then cached as a uint8 `.npy` that later loads memory-map; a cache file that does
+not match its metadata and the config (truncated, unreadable) is reported by path and rebuilt.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import gzip
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import queue
 import struct
 import threading
+import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -75,6 +78,7 @@ class Dataset:
     found: int  # images of this split found at the source (before the num_images cap)
     skipped: int  # bad images skipped (data.on_bad_image=skip)
     source: str  # human-readable description of where the images came from
+    key: str = ""  # digest of everything the decoded content depends on (names its cache files)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -150,6 +154,8 @@ def _base_key(cfg: DataConfig, split: str, **source) -> dict:
         num_images=cfg.num_images,
         valid_fraction=cfg.valid_fraction,
         on_bad_image=cfg.on_bad_image,
+        **({"channels": cfg.channels} if cfg.channels else {}),  # keys made before these settings stay valid
+        **({"convert_mode": True} if cfg.convert_mode else {}),
         **source,
     )
 
@@ -186,13 +192,20 @@ def crop_and_resize(image: np.ndarray, crop_size: int | None, image_size: int) -
     return np.ascontiguousarray(square)
 
 
-def decode_image(path: str, channels: int, crop_size: int | None, image_size: int) -> np.ndarray:
-    """Decodes an image file into uint8 (image_size, image_size, channels); raises BadImage saying why not."""
+def decode_image(path: str, channels: int, crop_size: int | None, image_size: int, convert: bool = False) -> np.ndarray:
+    """Decodes an image file into uint8 (image_size, image_size, channels); raises BadImage saying why not.
+
+    A grey image in an RGB set (or a colour one in a grey set) is refused unless `convert` (data.convert_mode).
+    """
     try:
         with Image.open(path) as image:
             image.load()
-            if channels == 3 and image.mode in GREY_MODES:
-                raise BadImage(f"is greyscale (mode {image.mode}) in an RGB dataset")
+            grey = image.mode in GREY_MODES
+            if grey != (channels == 1) and not convert:
+                kind, dataset = ("greyscale", "an RGB") if grey else ("colour", "a greyscale")
+                raise BadImage(
+                    f"is {kind} (mode {image.mode}) in {dataset} dataset; data.convert_mode=true converts such images"
+                )
             pixels = np.asarray(image.convert("RGB" if channels == 3 else "L"))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise BadImage(f"cannot be decoded, the file is corrupt or truncated ({e})") from None
@@ -330,7 +343,7 @@ def _celeba_folder_plan(cfg: DataConfig, split: str) -> _Plan:
 
     def build() -> Dataset:
         images, kept = _decode_all(
-            lambda i: decode_image(paths[i], 3, cfg.crop_size, cfg.image_size),
+            lambda i: decode_image(paths[i], cfg.image_channels, cfg.crop_size, cfg.image_size, cfg.convert_mode),
             paths,
             cfg.on_bad_image,
             f"decoding celeba {split}",
@@ -375,7 +388,7 @@ def _image_folder_plan(cfg: DataConfig, split: str) -> _Plan:
 
     def build() -> Dataset:
         images, kept = _decode_all(
-            lambda i: decode_image(paths[i], 3, None, cfg.image_size),
+            lambda i: decode_image(paths[i], cfg.image_channels, None, cfg.image_size, cfg.convert_mode),
             paths,
             cfg.on_bad_image,
             f"decoding images {split}",
@@ -464,8 +477,8 @@ def _preprocess_arrays(
 
     def preprocess(index: int) -> np.ndarray:
         image = load(index)
-        if image.shape[-1] != cfg.channels:
-            raise BadImage(f"has {image.shape[-1]} channels, data.name={cfg.name} has {cfg.channels}")
+        if image.shape[-1] != cfg.image_channels:
+            raise BadImage(f"has {image.shape[-1]} channels, data.name={cfg.name} has {cfg.image_channels}")
         return crop_and_resize(image, crop_size, cfg.image_size)
 
     return _decode_all(preprocess, names, cfg.on_bad_image, description)
@@ -549,35 +562,73 @@ def cache_dir(cfg: DataConfig) -> str:
     return cfg.cache_dir or os.environ.get("AE_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ae_jax")
 
 
+class _DamagedCache(Exception):
+    """A cache file that cannot be used as it is: (path, what is wrong with it)."""
+
+
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _check_images_file(path: str, shape: tuple[int, ...]) -> None:
+    """Raises _DamagedCache unless `path` is a uint8 C-order .npy of `shape` holding exactly its bytes."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version not in _NPY_HEADER_READERS:
+                raise ValueError(f"unsupported .npy format version {version}")
+            found_shape, fortran_order, dtype = _NPY_HEADER_READERS[version](f)
+            header_size = f.tell()
+    except (OSError, ValueError, EOFError) as e:
+        raise _DamagedCache(path, f"unreadable .npy header: {e}") from None
+    if dtype != np.uint8 or fortran_order or found_shape != shape:
+        raise _DamagedCache(path, f"holds {dtype} {found_shape}, expected uint8 {shape}")
+    size, expected = os.path.getsize(path), header_size + math.prod(shape)
+    if size != expected:
+        raise _DamagedCache(path, f"truncated or padded: {size} bytes, expected {expected} for {shape}")
+
+
+def _open_cache(images_path: str, meta_path: str, cfg: DataConfig, key: str) -> Dataset:
+    """The cached dataset, its images memory-mapped; raises _DamagedCache naming the file that does not fit."""
+    try:
+        with np.load(meta_path, allow_pickle=False) as meta:
+            ids = meta["ids"]
+            labels = meta["labels"] if "labels" in meta else None
+            label_names = tuple(str(name) for name in meta["label_names"])
+            found, skipped, source = int(meta["found"]), int(meta["skipped"]), str(meta["source"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise _DamagedCache(meta_path, f"unreadable metadata: {type(e).__name__}: {e}") from None
+    if labels is not None and len(labels) != len(ids):
+        raise _DamagedCache(meta_path, f"{len(labels)} labels for {len(ids)} ids")
+    _check_images_file(images_path, (len(ids), cfg.image_size, cfg.image_size, cfg.image_channels))
+    images = np.load(images_path, mmap_mode="r")
+    return Dataset(images, ids, labels, label_names, found, skipped, source, key)
+
+
 def _cached(cfg: DataConfig, split: str, plan: _Plan) -> Dataset:
-    """The dataset from the cache, building and writing it first on a miss."""
+    """The dataset from the cache, building and writing it first on a miss or when a cache file is damaged."""
     digest = hashlib.sha256(json.dumps(plan.key, sort_keys=True).encode()).hexdigest()[:20]
     stem = os.path.join(cache_dir(cfg), f"{cfg.name}-{split}-{cfg.image_size}px-{digest}")
     images_path, meta_path = stem + ".npy", stem + ".meta.npz"
-    if not (os.path.isfile(images_path) and os.path.isfile(meta_path)):
-        dataset = plan.build()
-        os.makedirs(os.path.dirname(stem), exist_ok=True)
-        meta = dict(
-            ids=dataset.ids,
-            label_names=np.array(dataset.label_names, dtype=str),
-            found=dataset.found,
-            skipped=dataset.skipped,
-            source=dataset.source,
-        )
-        if dataset.labels is not None:
-            meta["labels"] = dataset.labels
-        stages.write_atomically(images_path, lambda f: np.save(f, dataset.images))
-        stages.write_atomically(meta_path, lambda f: np.savez(f, **meta))
-    with np.load(meta_path) as meta:
-        return Dataset(
-            images=np.load(images_path, mmap_mode="r"),
-            ids=meta["ids"],
-            labels=meta["labels"] if "labels" in meta else None,
-            label_names=tuple(str(name) for name in meta["label_names"]),
-            found=int(meta["found"]),
-            skipped=int(meta["skipped"]),
-            source=str(meta["source"]),
-        )
+    if os.path.isfile(images_path) and os.path.isfile(meta_path):
+        try:
+            return _open_cache(images_path, meta_path, cfg, digest)
+        except _DamagedCache as e:
+            path, problem = e.args
+            print(f"{path}: damaged cache file ({problem}); rebuilding it")
+    dataset = plan.build()
+    os.makedirs(os.path.dirname(stem), exist_ok=True)
+    meta = dict(
+        ids=dataset.ids,
+        label_names=np.array(dataset.label_names, dtype=str),
+        found=dataset.found,
+        skipped=dataset.skipped,
+        source=dataset.source,
+    )
+    if dataset.labels is not None:
+        meta["labels"] = dataset.labels
+    stages.write_atomically(images_path, lambda f: np.save(f, dataset.images))
+    stages.write_atomically(meta_path, lambda f: np.savez(f, **meta))
+    return _open_cache(images_path, meta_path, cfg, digest)
 
 
 # ---------------------------------------------------------------------------------------------

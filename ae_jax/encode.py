@@ -93,7 +93,8 @@ def encode_run(
     run_dir: str, split: str = "train", out: str | None = None, batch_size: int = 256, log=print, run=None
 ) -> dict[str, str]:
     """Encode a split ("train", "valid", "test" or "all") of a trained run (its (config, model, params) as
-    `run` if loaded); returns the written paths, each with its stage record beside it."""
+    `run` if loaded, whose data section may name another dataset); returns the written paths, each with its
+    stage record beside it: the data settings in its inputs, the source, counts and content key of the images."""
     from ae_jax.train import load_run
 
     if split not in SPLITS + ("all",):
@@ -115,7 +116,16 @@ def encode_run(
             np.save(side + "_labels.npy", np.asarray(ds.labels))
             with open(side + "_label_names.json", "w") as f:
                 json.dump(list(ds.label_names), f)
-        stages.record(record_path(path), encode_inputs(config, params, name), n_points=len(ds.images))
+        else:  # labels left by an earlier encoding to the same name would describe other images
+            for stale in (side + "_labels.npy", side + "_label_names.json"):
+                if os.path.exists(stale):
+                    os.remove(stale)
+        stages.record(
+            record_path(path),
+            encode_inputs(config, params, name),
+            n_points=len(ds.images),
+            data=dict(source=ds.source, found=ds.found, skipped=ds.skipped, key=ds.key),
+        )
         written[name] = path
         log(f"wrote {path} ({len(ds.images)} x {config.model.z_dim})")
     return written

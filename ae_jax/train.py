@@ -43,7 +43,7 @@ class TrainState:
 
 
 def image_shape(config: Config) -> tuple[int, int, int]:
-    return (config.data.image_size, config.data.image_size, config.data.channels)
+    return (config.data.image_size, config.data.image_size, config.data.image_channels)
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
@@ -202,13 +202,20 @@ NOT_TRAINING_KEYS = (
 )
 
 
+# Settings added after runs were keyed enter the key only when set: a run keyed before they existed behaved as
+# their default, so it keeps its key.
+ADDED_LATER = {"data.channels": 0, "data.convert_mode": False}
+
+
 def training_inputs(config: Config) -> dict:
     """Every setting the trained parameters depend on, flattened: seed, data, model and train sections, less
     where outputs go and how often checkpoints are kept; data.dir as an absolute path."""
     d = config_lib.to_dict(config)
     flat = stages.flatten({k: d[k] for k in ("seed", "data", "model", "train")})
     flat["data.dir"] = os.path.abspath(flat["data.dir"]) if flat["data.dir"] else ""
-    return {k: v for k, v in flat.items() if k not in NOT_TRAINING_KEYS}
+    return {
+        k: v for k, v in flat.items() if k not in NOT_TRAINING_KEYS and not (k in ADDED_LATER and v == ADDED_LATER[k])
+    }
 
 
 def training_key(config: Config) -> str:

@@ -62,12 +62,12 @@ def main(argv=None) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(0)
     d = config.data
-    model = build_model(config.model, d.image_size, d.channels)
+    model = build_model(config.model, d.image_size, d.image_channels)
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     model.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate), loss=summed_bce, jit_compile=jit)
     rng = np.random.default_rng(0)
     images = rng.integers(
-        0, 256, (args.batch * max(args.steps, args.warmup), d.image_size, d.image_size, d.channels), np.uint8
+        0, 256, (args.batch * max(args.steps, args.warmup), d.image_size, d.image_size, d.image_channels), np.uint8
     )
     model.fit(
         images[: args.batch * args.warmup],

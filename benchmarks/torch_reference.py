@@ -66,11 +66,13 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     d, m = config.data, config.model
-    model = Autoencoder(m, d.image_size, d.channels).to(memory_format=torch.channels_last)
+    model = Autoencoder(m, d.image_size, d.image_channels).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
     bce = nn.BCEWithLogitsLoss(reduction="sum")
     rng = np.random.default_rng(0)
-    pool = [rng.integers(0, 256, (args.batch, d.image_size, d.image_size, d.channels), np.uint8) for _ in range(4)]
+    pool = [
+        rng.integers(0, 256, (args.batch, d.image_size, d.image_size, d.image_channels), np.uint8) for _ in range(4)
+    ]
 
     def step(batch: np.ndarray) -> float:
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)  # NHWC memory = channels_last

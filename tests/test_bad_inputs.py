@@ -17,6 +17,7 @@ from PIL import Image
 from ae_jax.cli import main
 
 TINY = ["--config", "tiny", "--set", "train.batch_size=4"]
+GREY = ["--set", "data.name=images", "--set", "data.channels=1", "--set", "model.decoder_conv_t_filters=8,1"]
 
 
 def _png(path, shape=(40, 40, 3), mode=None):
@@ -24,9 +25,13 @@ def _png(path, shape=(40, 40, 3), mode=None):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, shape, np.uint8), mode).save(path)
 
 
-def _folder_with(root, bad_name, write_bad, n_good=6):
+def _grey(path):
+    _png(path, shape=(40, 40), mode="L")
+
+
+def _folder_with(root, bad_name, write_bad, n_good=6, make_good=_png):
     for i in range(n_good):
-        _png(os.path.join(root, f"ok{i}.png"))
+        make_good(os.path.join(root, f"ok{i}.png"))
     write_bad(os.path.join(root, bad_name))
     return root
 
@@ -150,6 +155,37 @@ CASES = [
         "grey.png",
     ),
     (
+        "colour image in a grey dataset",
+        lambda d: [
+            "train",
+            *GREY,
+            "--set",
+            f"data.dir={_folder_with(d, 'colour.png', _png, make_good=_grey)}",
+            *TINY,
+        ],
+        "colour.png: is colour (mode RGB) in a greyscale dataset; data.convert_mode=true converts such images",
+    ),
+    (
+        "a channel count that is neither 1 nor 3",
+        lambda d: ["train", "--set", "data.name=images", "--set", "data.channels=2"],
+        "data.channels: 2 is not one of 0, 1, 3",
+    ),
+    (
+        "a channel count for a dataset that has its own",
+        lambda d: ["train", "--set", "data.channels=1"],
+        "data.channels: only data.name=images can be read at another channel count",
+    ),
+    (
+        "grey images for a decoder that ends in 3 filters",
+        lambda d: ["train", "--set", "data.name=images", "--set", "data.channels=1"],
+        "the last entry must equal the image channel count 1 of data.name='images' (data.channels=1), got 3",
+    ),
+    (
+        "recolouring grey images",
+        lambda d: ["train", *TINY, *GREY, "--set", "data.task=recolor"],
+        "data.task: recolor needs RGB images",
+    ),
+    (
         "CelebA folder without list_eval_partition.txt",
         lambda d: ["train", "--set", "data.name=celeba", "--set", f"data.dir={_mkdir(d)}", *TINY],
         "list_eval_partition.txt",
@@ -269,10 +305,6 @@ def _text(d, name, text):
 def _mkdir(d):
     os.makedirs(os.path.join(d, "empty"), exist_ok=True)
     return os.path.join(d, "empty")
-
-
-def _grey(path):
-    _png(path, shape=(40, 40), mode="L")
 
 
 def run_case(build, folder):

@@ -1,5 +1,6 @@
 """Data sources, the decode cache, batching and task inputs, on tiny fixtures written by the tests."""
 
+import dataclasses
 import gzip
 import os
 import struct
@@ -234,6 +235,89 @@ def test_empty_image_folder_raises_naming_it(tmp_path):
     (tmp_path / "nothing" / "sub").mkdir(parents=True)
     with pytest.raises(data.DataError, match="nothing: no images found"):
         data.load_split(DataConfig(name="images", dir=str(tmp_path / "nothing")), "train")
+
+
+def _mixed_folder(root, mode: str, odd_mode: str, n: int = 12) -> list[str]:
+    """n images of `mode` ("L" or "RGB") named img<i>.png, the first of which is of `odd_mode` instead."""
+    root.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(n):
+        shape = (12, 12) if (odd_mode if i == 0 else mode) == "L" else (12, 12, 3)
+        Image.fromarray(rng.integers(0, 256, shape, np.uint8)).save(root / f"img{i}.png")
+    return [f"img{i}.png" for i in range(n)]
+
+
+def _train_names(names, config: DataConfig) -> list[str]:
+    return sorted(name for name in names if data._hash_split(name, config.valid_fraction) == "train")
+
+
+@pytest.mark.parametrize("mode, odd_mode, channels", [("RGB", "L", 0), ("L", "RGB", 1)])
+def test_image_of_the_other_kind_is_refused_naming_it_or_converted(tmp_path, mode, odd_mode, channels):
+    names = _mixed_folder(tmp_path / "pictures", mode, odd_mode)
+    config = DataConfig(name="images", dir=str(tmp_path / "pictures"), image_size=12, channels=channels)
+    assert names[0] in _train_names(names, config)
+    kind = "greyscale" if odd_mode == "L" else "colour"
+    with pytest.raises(data.DataError, match=f"img0.png: is {kind} .*data.convert_mode=true"):
+        data.load_split(config, "train")
+    converted = data.load_split(dataclasses.replace(config, convert_mode=True), "train")
+    assert list(converted.ids) == _train_names(names, config)
+    assert converted.images.shape[1:] == (12, 12, 3 if mode == "RGB" else 1)
+    with Image.open(tmp_path / "pictures" / "img0.png") as odd:
+        expected = np.asarray(odd.convert(mode)).reshape(12, 12, -1)
+    np.testing.assert_array_equal(converted.images[0], expected)
+
+
+def test_grey_folder_is_read_at_one_channel_with_data_channels(tmp_path, cache):
+    names = _mixed_folder(tmp_path / "grey", "L", "L")
+    rgb = DataConfig(name="images", dir=str(tmp_path / "grey"), image_size=12)
+    grey = data.load_split(dataclasses.replace(rgb, channels=1), "train")
+    assert grey.images.shape == (len(_train_names(names, rgb)), 12, 12, 1)
+    with Image.open(tmp_path / "grey" / grey.ids[0]) as first:
+        np.testing.assert_array_equal(grey.images[0, ..., 0], np.asarray(first))
+    converted = data.load_split(dataclasses.replace(rgb, convert_mode=True), "train")
+    assert converted.images.shape[-1] == 3 and converted.key != grey.key
+    assert len(list(cache.glob("*.npy"))) == 2  # channels and convert_mode are part of the cache key
+
+
+def _cache_files(cache):
+    (images,) = cache.glob("*.npy")
+    (meta,) = cache.glob("*.meta.npz")
+    return images, meta
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _other_shape(path):
+    np.save(path, np.zeros((3, 16, 16, 3), np.uint8))  # a valid .npy, but not of the meta file's ids
+
+
+DAMAGE = {
+    "truncated images": (0, _truncate, "truncated or padded: 3100 bytes, expected 3200"),
+    "images of another shape": (0, _other_shape, "expected uint8 (4, 16, 16, 3)"),
+    "images without a header": (0, lambda path: path.write_bytes(b"\x00" * 300), "unreadable .npy header"),
+    "unreadable metadata": (1, _truncate, "unreadable metadata"),
+}
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_damaged_cache_is_reported_by_path_and_rebuilt(tmp_path, cache, capsys, kind):
+    _make_celeba(tmp_path / "celeba")
+    config = _celeba_config(tmp_path / "celeba")
+    original = np.array(data.load_split(config, "train").images)
+    which, damage, problem = DAMAGE[kind]
+    damaged = _cache_files(cache)[which]
+    damage(damaged)
+    capsys.readouterr()
+    reloaded = data.load_split(config, "train")
+    message = capsys.readouterr().out
+    assert f"{damaged}: damaged cache file (" in message and problem in message and "rebuilding it" in message
+    np.testing.assert_array_equal(reloaded.images, original)
+    assert list(reloaded.ids) == [f"{i:06d}.jpg" for i in range(1, 5)]
+    capsys.readouterr()
+    data.load_split(config, "train")
+    assert "damaged cache file" not in capsys.readouterr().out  # the rebuilt cache is whole
 
 
 def test_faces_split_images_are_renders_of_their_factors():
