@@ -194,3 +194,51 @@ def model_sections(m: ModelResult, ks: Sequence[float]) -> list[tuple[str, list[
             )
         )
     return sections
+
+
+def _short(row: dict) -> str:
+    """A generator's label, or for fitted ones (whose labels list fitted values) its sampler's name."""
+    return row["label"] if row["sampler"] in ("grid", "uniform", "isotropic") else f"fitted {row['sampler']}"
+
+
+def findings(models: Sequence[ModelResult], k: float) -> tuple[list[str], list[str]]:
+    """What the evaluators found, as a few sentences with the headline numbers (3 significant digits), and the
+    figures that show it (each model's decoded grid): the first thing a results page says."""
+    sentences, figures = [], []
+    for m in models:
+        r = m.results
+        if "reconstruction" in r:
+            n = r["reconstruction"].numbers
+            sentences.append(
+                f"{m.label} reconstructs held-out images with per-pixel MSE {n['eval_mse']:.3g} "
+                f"(PSNR {n['eval_psnr']:.3g} dB)."
+            )
+        if "generators" in r:
+            rows = r["generators"].numbers["results"]
+            share = {_short(row): next(h["mc_fraction"] for h in row["hits"] if h["k"] == k) for row in rows}
+            inside = [f"{label} {v:.3g}" for label, v in share.items() if v >= 0.5]
+            outside = [label for label, v in share.items() if v == 0]
+            sentences.append(
+                f"{m.label}: share of generated points inside the data box (each component within mu +- {k:g} "
+                f"half-widths): {', '.join(inside) or 'no generator reaches 0.5'}"
+                + (f"; none at all for {', '.join(outside)}." if outside else ".")
+            )
+            if "decoded_grid" in r["generators"].figures:
+                figures.append(r["generators"].figures["decoded_grid"])
+        if "judge" in r:
+            rows = sorted(r["judge"].numbers["rows"], key=lambda row: row["judge_frechet"])
+            reference = next(row for row in rows if row["label"] == "reconstructions")
+            generated = [row for row in rows if row["label"] != "reconstructions"]
+            sentences.append(
+                f"{m.label}: judge Frechet distance to held-out images {generated[0]['judge_frechet']:.3g} for "
+                f"{generated[0]['label']} (the closest generator), {generated[-1]['judge_frechet']:.3g} for "
+                f"{generated[-1]['label']}; reconstructions {reference['judge_frechet']:.3g}."
+            )
+        if "intrinsic_dimension" in r:
+            rows = r["intrinsic_dimension"].numbers["rows"]
+            z, null = rows["z-points"][0], rows["fitted full Gaussian"][0]
+            sentences.append(
+                f"{m.label}: TwoNN intrinsic dimension of the z-points {z['dimension']:.3g} at the smallest scale, "
+                f"against {null['dimension']:.3g} for a Gaussian with their covariance."
+            )
+    return sentences, figures

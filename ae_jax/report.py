@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 def _cell(value) -> str:
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4g}"
+        return "nan" if math.isnan(value) else f"{value:.3g}"
     return html.escape(str(value))
 
 
@@ -23,7 +23,7 @@ def table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
     columns = list(columns or rows[0].keys())
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c, ''))}</td>" for c in columns) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def figure(path: str, caption: str = "") -> str:
@@ -49,7 +49,7 @@ def write_page(path: str, title: str, sections: Sequence[tuple[str, Sequence[str
         "td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}th{background:#eee}"
         "figure{display:inline-block;margin:0.5em;vertical-align:top}"
         "img{max-width:100%}figcaption{font-size:0.8em;color:#555}"
-        "nav a{margin-right:1em}"
+        "nav a{margin-right:1em}.scroll{overflow-x:auto;max-width:100%}td,th{white-space:nowrap}"
     )
     nav = "".join(f'<a href="#s{i}">{html.escape(h)}</a>' for i, (h, _) in enumerate(sections))
     body = "".join(f'<h2 id="s{i}">{html.escape(h)}</h2>' + "".join(parts) for i, (h, parts) in enumerate(sections))

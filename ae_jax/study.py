@@ -78,8 +78,15 @@ def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), lo
             "tables": output.tables,
         },
     )
-    intro = [("Study", [report.paragraph(" ".join(study.description.split()))])]
-    return report.write_page(os.path.join(out, "index.html"), f"ae_jax study: {name}", intro + output.sections)
+    sentences, figures = pipeline.findings(output.models, output.models[0].config.eval.report_ks[0])
+    first = [
+        (
+            "Findings",
+            [report.paragraph(s) for s in sentences] + [report.figure(p, "decoded z-points") for p in figures],
+        ),
+        ("Study", [report.paragraph(" ".join(study.description.split()))]),
+    ]
+    return report.write_page(os.path.join(out, "index.html"), f"ae_jax study: {name}", first + output.sections)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -71,7 +71,10 @@ def test_quick_demo_is_the_demo_study_and_writes_one_self_contained_page(tmp_pat
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
     page = tmp_path / "demo" / "index.html"
     html = page.read_text()
-    assert '<img src="data:image/png;base64,' in html and 'src="http' not in html
+    assert '<img src="data:image/png;base64,' in html and 'src="http' not in html and 'href="http' not in html
+    body = html[html.index('<h2 id="s0">') :]
+    assert body.startswith('<h2 id="s0">Findings</h2><p>tiny reconstructs held-out images with per-pixel MSE')
+    assert body.index("data:image/png") < body.index("<table>")  # the decoded grid before any table
     for heading in (
         "AE vs tiny-KL VAE",
         "tiny: z-point distribution",
