@@ -110,7 +110,7 @@ class DistributionConfig:
     pca_axis_pairs: tuple[tuple[int, int], ...] = ((1, 18), (8, 35))  # 1-based principal axes to plot
     zoom_half_sides: tuple[float, ...] = (4.0, 1.0, 0.5, 0.25, 0.1)  # PCA 1-2 plane windows
     zoom_units: str = "std"  # std: multiples of each principal axis' standard deviation | absolute
-    tsne: bool = True
+    tsne: bool = False  # the slow part (minutes for 100,000 points): on request
     tsne_points: int = 20_000  # random points embedded (0: all)
     tsne_inputs: tuple[int, ...] = (0, 2, 4, 10)  # 0: raw z; k: the first k principal components
     tsne_perplexity: float = 10.0
@@ -230,7 +230,7 @@ _TINY_MODEL = dict(enc_filters=(8, 16), enc_kernels=(3, 3), dec_filters=(8, 3), 
 _TINY = dict(
     data=DataConfig(name="faces", image_size=16, num_images=96),
     train=TrainConfig(epochs=1, batch_size=16, eval_images=32, grid_images=4, learning_rate=3e-3),
-    distribution=DistributionConfig(tsne=False, tsne_iterations=30, tsne_exaggeration_iterations=20),
+    distribution=DistributionConfig(tsne_iterations=30, tsne_exaggeration_iterations=20),
     generators=GeneratorsConfig(n=500),
     judge=JudgeConfig(epochs=1),
 )

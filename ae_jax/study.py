@@ -139,6 +139,7 @@ def demo(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutp
 _DEMO_FULL = [
     "data.num_images=4096",
     "train.epochs=12",
+    "distribution.tsne=true",
     "distribution.tsne_points=2048",
     "distribution.tsne_inputs=0,10",
     "generators.n=20000",

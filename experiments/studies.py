@@ -136,7 +136,7 @@ def intrinsic_dimension(settings: dict, out: str, overrides: list[str], log=prin
 # ---------------------------------------------------------------------------------------------
 
 _SMOKE = dict(ae="tiny", vae="tiny_vae_tiny_kl", overrides=[])
-_FULL = ["train.epochs=10", "generators.n=100000", "judge.epochs=5", "eval.report_ks=2,3,12"]
+_FULL = ["train.epochs=10", "generators.n=100000", "judge.epochs=5", "eval.report_ks=2,3,12", "distribution.tsne=true"]
 _FULL_CELEBA = dict(ae="case1", vae="case1_vae_tiny_kl", overrides=_FULL)
 _STUDY2_BOUNDS = (1, 1.5, 2, 3, 5, 10, 12)
 _STUDY2_SPECS = _uniform_specs(_STUDY2_BOUNDS) + ",isotropic mu=0 sigma=1,diagonal"
