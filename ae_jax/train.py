@@ -25,6 +25,7 @@ from ae_jax import config as config_lib
 from ae_jax import data, models, plots, sharding, stages
 from ae_jax.checkpoint import CheckpointStore
 from ae_jax.config import Config
+from ae_jax.metrics import MetricWriter
 from ae_jax.runtime import make_key
 
 METRICS = ("loss", "recon", "kl", "mse", "psnr")
@@ -190,6 +191,13 @@ def _check_finite(window: list[dict], first_step: int) -> list[dict]:
     return host
 
 
+def _flush(writer: MetricWriter, window: list[dict], first_step: int) -> list[float]:
+    """Bring a window of step metrics to the host (checked finite), log them, return their losses."""
+    host = _check_finite(window, first_step)
+    writer.steps(first_step, host)
+    return [m["loss"] for m in host]
+
+
 NOT_TRAINING_KEYS = (
     "name",
     "workdir",
@@ -273,7 +281,7 @@ def train(config: Config, resume: bool = False, log: Callable[[str], None] = pri
     reconstruct_fn = make_reconstruct_fn(model, config)
     batches_per_epoch = data.steps_per_epoch(len(train_set.images), t.batch_size)
     per_epoch = min(t.steps_per_epoch or batches_per_epoch, batches_per_epoch)
-    metrics_path = os.path.join(config.run_dir, "metrics.jsonl")
+    writer = MetricWriter(config.run_dir)
     last: dict = {"status": "complete", "step": start_step}
 
     with _StopSignal() as stop:
@@ -312,7 +320,7 @@ def train(config: Config, resume: bool = False, log: Callable[[str], None] = pri
                         timed_images += t.batch_size
                     bar.update(1)
                     if len(window) == 20 or step % t.checkpoint_every_steps == 0 or stop.received:
-                        losses += [m["loss"] for m in _check_finite(window, window_start + 1)]
+                        losses += _flush(writer, window, window_start + 1)
                         window, window_start = [], step
                         rate = timed_images / max(time.perf_counter() - tic, 1e-9)
                         bar.set_postfix(loss=f"{losses[-1]:.4g}", img_s=f"{rate:.0f}")
@@ -320,13 +328,14 @@ def train(config: Config, resume: bool = False, log: Callable[[str], None] = pri
                         store.save(step, state)
                     if stop.received:
                         break
-            losses += [m["loss"] for m in _check_finite(window, window_start + 1)]
+            losses += _flush(writer, window, window_start + 1)
             elapsed = time.perf_counter() - tic if tic else 0.0
             if stop.received:
                 store.save(step, state)
                 store.wait()
                 name = signal.Signals(stop.received).name
                 log(f"{name} received: checkpoint saved at step {step} in {config.run_dir}; continue with --resume")
+                writer.close()
                 return {**last, "status": f"interrupted by {name}", "step": step}
             store.save(step, state)
             eval_metrics = evaluate(eval_step, state.params, eval_images, t.batch_size, eval_key, mesh)
@@ -353,8 +362,7 @@ def train(config: Config, resume: bool = False, log: Callable[[str], None] = pri
                 ),
                 "reconstruction_grid": grid,
             }
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(last) + "\n")
+            writer.epoch(last)
             log(
                 f"epoch {epoch + 1}/{t.epochs} step {step}: train loss {last['train_loss']:.5g}, "
                 f"held-out mse {eval_metrics['mse']:.5f}, psnr {eval_metrics['psnr']:.2f} dB, "
@@ -362,6 +370,7 @@ def train(config: Config, resume: bool = False, log: Callable[[str], None] = pri
             )
     store.wait()
     store.close()
+    writer.close()
     return last
 
 

@@ -239,3 +239,30 @@ def test_same_seed_and_config_give_the_same_metrics_twice(tmp_path):
         lines = [json.loads(x) for x in open(os.path.join(config.run_dir, "metrics.jsonl"))]
         runs.append([{k: v for k, v in x.items() if k not in ("images_per_s", "reconstruction_grid")} for x in lines])
     assert runs[0] == runs[1]
+
+
+def test_metrics_go_to_jsonl_files_and_tensorboard_event_files(tmp_path):
+    from tensorboardX.event_file_writer import event_pb2  # the same protobuf TensorBoard reads
+
+    config = tiny(tmp_path, "train.epochs=2")
+    train(config, log=lambda s: None)
+    epochs = [json.loads(x) for x in open(os.path.join(config.run_dir, "metrics.jsonl"))]
+    steps = [json.loads(x) for x in open(os.path.join(config.run_dir, "steps.jsonl"))]
+    assert [e["epoch"] for e in epochs] == [1, 2] and [s["step"] for s in steps] == list(range(1, 13))
+    board = os.path.join(config.run_dir, "tensorboard")
+    (events,) = [os.path.join(board, f) for f in os.listdir(board) if f.startswith("events.out.tfevents")]
+    tags, images = {}, 0
+    with open(events, "rb") as f:
+        data = f.read()
+    offset = 0
+    while offset < len(data):  # TFRecord framing: length (8), its crc (4), the record, its crc (4)
+        length = int.from_bytes(data[offset : offset + 8], "little")
+        event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+        offset += 16 + length
+        for value in event.summary.value:
+            tags.setdefault(value.tag, []).append((event.step, value.simple_value))
+            images += value.HasField("image")
+    assert [s for s, _ in tags["train/loss"]] == list(range(1, 13))
+    assert tags["train/loss"][0][1] == pytest.approx(steps[0]["loss"])
+    assert tags["epoch/eval_mse"][-1] == (epochs[-1]["step"], pytest.approx(epochs[-1]["eval_mse"]))
+    assert images == 2

@@ -1,0 +1,49 @@
+"""A run's metrics, written where researchers look for them: per-epoch lines in metrics.jsonl (the file every
+tool here reads), per-step scalars in steps.jsonl, and both plus the reconstruction grids as TensorBoard event
+files under <run>/tensorboard (`tensorboard --logdir checkpoints`), through tensorboardX: no TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+from PIL import Image
+
+
+class MetricWriter:
+    def __init__(self, run_dir: str):
+        from tensorboardX import SummaryWriter
+
+        self.run_dir = run_dir
+        self._board = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+
+    def _append(self, name: str, line: dict) -> None:
+        with open(os.path.join(self.run_dir, name), "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def _scalars(self, prefix: str, values: dict, step: int) -> None:
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                self._board.add_scalar(f"{prefix}/{key}", value, step)
+
+    def steps(self, first_step: int, window: list[dict]) -> None:
+        """Per-step metrics (host values) of consecutive steps from first_step on."""
+        for i, metrics in enumerate(window):
+            line = {"step": first_step + i, **{k: float(v) for k, v in metrics.items()}}
+            self._append("steps.jsonl", line)
+            self._scalars("train", {k: v for k, v in line.items() if k != "step"}, line["step"])
+
+    def epoch(self, metrics: dict) -> None:
+        """The epoch's line of metrics.jsonl, its scalars, and its reconstruction grid as an image."""
+        self._append("metrics.jsonl", metrics)
+        self._scalars("epoch", {k: v for k, v in metrics.items() if k not in ("epoch", "step")}, metrics["step"])
+        with Image.open(metrics["reconstruction_grid"]) as image:
+            self._board.add_image(
+                "reconstructions", np.asarray(image.convert("RGB")), metrics["step"], dataformats="HWC"
+            )
+        self._board.flush()
+
+    def close(self) -> None:
+        self._board.close()
