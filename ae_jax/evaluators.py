@@ -290,6 +290,7 @@ EVALUATORS: dict[str, Evaluator] = {
         },
         needs_run=True,
         needs_judge=True,
+        format=2,  # 2: the real-vs-real reference row
     ),
     "intrinsic_dimension": Evaluator(
         intrinsic_dimension,

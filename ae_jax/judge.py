@@ -69,6 +69,17 @@ def _score(task: str, outputs: np.ndarray, targets: np.ndarray) -> tuple[str, fl
     return "accuracy", float(np.mean(outputs.argmax(-1) == targets))
 
 
+def _baseline_outputs(task: str, train_labels: np.ndarray, n: int) -> np.ndarray:
+    """The trivial judge's outputs for n images: the training mean (factors), each attribute's majority value
+    (attributes) or the most frequent class."""
+    labels = np.asarray(train_labels)
+    if task == "regression":
+        return np.broadcast_to(labels.mean(0), (n, labels.shape[1]))
+    if task == "multilabel":
+        return np.broadcast_to(np.where((labels > 0).mean(0) >= 0.5, 1.0, -1.0), (n, labels.shape[1]))
+    return np.broadcast_to(np.eye(int(labels.max()) + 1)[np.bincount(labels).argmax()], (n, int(labels.max()) + 1))
+
+
 def train_judge(config: Config, out_dir: str, log=print) -> dict:
     """Train the judge on the config's dataset under config.judge; writes `judge.json` and the params under
     `out_dir`."""
@@ -100,7 +111,9 @@ def train_judge(config: Config, out_dir: str, log=print) -> dict:
                 params, opt_state, loss = step(params, opt_state, images, labels[idx])
                 bar.update(1)
     outputs = np.concatenate([np.asarray(o) for o in _apply_batches(net, params, valid_set.images, head=True)])
-    metric, value = _score(task, outputs, np.asarray(valid_set.labels))
+    targets = np.asarray(valid_set.labels)
+    metric, value = _score(task, outputs, targets)
+    _, baseline = _score(task, _baseline_outputs(task, train_set.labels, len(targets)), targets)
     os.makedirs(out_dir, exist_ok=True)
     store = CheckpointStore(os.path.join(out_dir, "params"), keep=1)
     store.save(0, params)
@@ -113,11 +126,15 @@ def train_judge(config: Config, out_dir: str, log=print) -> dict:
         "label_names": list(train_set.label_names),
         "epochs": epochs,
         f"valid_{metric}": value,
+        f"baseline_{metric}": baseline,  # the trivial judge's score (see _baseline_outputs): the scale of the above
     }
     config_lib.save(config, os.path.join(out_dir, "config.json"))
     with open(os.path.join(out_dir, "judge.json"), "w") as f:
         json.dump(info, f, indent=2)
-    log(f"judge trained on {train_set.source}: held-out {metric} {value:.3f}; saved in {out_dir}")
+    log(
+        f"judge trained on {train_set.source}: held-out {metric} {value:.3f} (trivial baseline {baseline:.3f}); "
+        f"saved in {out_dir}"
+    )
     return info
 
 

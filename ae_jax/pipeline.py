@@ -17,7 +17,8 @@ from ae_jax import config as config_lib
 from ae_jax import evaluators, report, stages
 from ae_jax.config import Config
 
-JUDGE_FORMAT = 1
+JUDGE_FORMAT = 2  # 2: judge.json records the trivial baseline
+REFERENCE_ROWS = ("reconstructions", "real vs real")  # judge rows that are not generators
 
 
 def keyed_run(config: Config) -> tuple[Config, str]:
@@ -227,12 +228,13 @@ def findings(models: Sequence[ModelResult], k: float) -> tuple[list[str], list[s
                 figures.append(r["generators"].figures["decoded_grid"])
         if "judge" in r:
             rows = sorted(r["judge"].numbers["rows"], key=lambda row: row["judge_frechet"])
-            reference = next(row for row in rows if row["label"] == "reconstructions")
-            generated = [row for row in rows if row["label"] != "reconstructions"]
+            by_label = {row["label"]: row["judge_frechet"] for row in rows}
+            generated = [row for row in rows if row["label"] not in REFERENCE_ROWS]
             sentences.append(
                 f"{m.label}: judge Frechet distance to held-out images {generated[0]['judge_frechet']:.3g} for "
                 f"{generated[0]['label']} (the closest generator), {generated[-1]['judge_frechet']:.3g} for "
-                f"{generated[-1]['label']}; reconstructions {reference['judge_frechet']:.3g}."
+                f"{generated[-1]['label']}; against {by_label['reconstructions']:.3g} for reconstructions and "
+                f"{by_label['real vs real']:.3g} between two halves of the held-out images."
             )
         if "intrinsic_dimension" in r:
             rows = r["intrinsic_dimension"].numbers["rows"]

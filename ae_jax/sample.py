@@ -173,11 +173,12 @@ def judge_scores(
     k: int,
 ) -> list[dict]:
     """Frechet distance and k-NN precision/recall, in the judge's feature space, of cfg.judge_images decoded
-    points of every generator (the same points `sweep` drew) and of reconstructions, against held-out images."""
+    points of every generator (the same points `sweep` drew) against held-out images, with two reference rows:
+    reconstructions (the decoder at its best) and the next held-out images (real vs real: the floor)."""
     from ae_jax.judge import frechet_distance
 
     z = stats.as_points(z, "z-points", min_points=2)
-    n = min(cfg.judge_images, len(real_images))
+    n = min(cfg.judge_images, len(real_images) // 2)
     f_real = features(real_images[:n])
     real_radii = stats.knn_distances(f_real, k)
 
@@ -196,6 +197,7 @@ def judge_scores(
         sampler, points, _ = generate(z, i, s, cfg.n, seed)
         rows.append(scores(sampler.label, decode(points[:n])))
     rows.append(scores("reconstructions", reconstruct(real_images[:n])))
+    rows.append(scores("real vs real", np.asarray(real_images[n : 2 * n])))
     return rows
 
 

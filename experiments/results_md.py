@@ -58,6 +58,7 @@ def _sweep(model: dict) -> dict | None:
     if sweep and judge:
         scores = {r["label"]: r for r in judge["rows"]}
         sweep["results"] = [{**r, **scores.get(r["label"], {})} for r in sweep["results"]]
+        sweep["judge_reference"] = {k: scores[k] for k in ("reconstructions", "real vs real") if k in scores}
     return sweep
 
 
@@ -167,6 +168,11 @@ def fitted_gaussian_claim(sweep: dict, name: str) -> tuple[str, list[str], list[
             f"- {name}: judge FD / precision: "
             + "; ".join(
                 f"{r['label']}: {r['judge_frechet']:.3g} / {r['judge_precision']:.2f}" for r in fitted + uniform
+            )
+            + "; references: "
+            + "; ".join(
+                f"{label}: {r['judge_frechet']:.3g} / {r['judge_precision']:.2f}"
+                for label, r in sweep.get("judge_reference", {}).items()
             )
             + "."
         ],

@@ -85,4 +85,5 @@ def test_quick_demo_is_the_demo_study_and_writes_one_self_contained_page(tmp_pat
         assert heading in html
     done = json.loads((tmp_path / "demo" / "results.json").read_text())
     judged = done["models"][0]["evaluators"]["judge"]["numbers"]["rows"]
-    assert judged[-1]["label"] == "reconstructions" and all(r["judge_frechet"] >= 0 for r in judged)
+    assert [r["label"] for r in judged[-2:]] == ["reconstructions", "real vs real"]
+    assert all(r["judge_frechet"] >= 0 for r in judged)

@@ -37,6 +37,7 @@ def test_judge_learns_the_faces_factors_and_separates_noise(tmp_path):
     )
     info = train_judge(config, str(tmp_path), log=lambda s: None)
     assert info["task"] == "regression" and info["valid_r2"] > 0.15
+    assert abs(info["baseline_r2"]) < 0.05  # predicting the training mean explains nothing
     features = load_judge(str(tmp_path))
     from ae_jax import data
 

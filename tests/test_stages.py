@@ -112,7 +112,7 @@ def test_every_evaluator_runs_on_the_tiny_preset(tmp_path):
         assert all(os.path.isfile(p) for p in result.figures.values()), name
     assert m.results["reconstruction"].numbers["eval_mse"] == pytest.approx(m.train["eval_mse"], rel=1e-6)
     assert m.results["encode"].numbers["n_points"] == 96
-    assert len(m.results["judge"].numbers["rows"]) == len(config.generators.specs) + 1
+    assert len(m.results["judge"].numbers["rows"]) == len(config.generators.specs) + 2  # + the two references
 
 
 def test_eval_command_runs_a_subset_on_a_finished_run(tmp_path, capsys):
