@@ -26,6 +26,7 @@ CHOICES = {
     "model.recon_loss": ("bce", "mse"),
     "model.conv_impl": ("auto", "matmul", "flax"),
     "model.dtype": ("float32", "bfloat16"),
+    "model.init": ("flax", "keras"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "distribution.zoom_units": ("std", "absolute"),
     "eval.split": ("train", "valid", "test"),
@@ -76,6 +77,7 @@ class ModelConfig:
     recon_loss: str = "bce"  # bce | mse, summed over pixels per image
     conv_impl: str = "auto"  # matmul (im2col convs, fast on XLA:CPU) | flax (nn.Conv*) | auto: matmul on CPU
     dtype: str = "float32"  # compute dtype; parameters stay float32
+    init: str = "flax"  # kernel initialiser: flax (lecun_normal) | keras (glorot_uniform, the seed's layers)
 
 
 @dataclasses.dataclass(frozen=True)

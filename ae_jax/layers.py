@@ -208,6 +208,7 @@ def make_conv(
     impl: str = "auto",
     dtype: jnp.dtype | None = None,
     name: str | None = None,
+    kernel_init: nn.initializers.Initializer | None = None,
 ) -> nn.Module:
     """A convolution (or transposed one) layer: MatmulConv or its stock Flax twin, which share parameters.
 
@@ -217,7 +218,18 @@ def make_conv(
         raise ValueError(f"conv impl must be one of {CONV_IMPLS}, got {impl!r}")
     if impl == "auto":
         impl = "matmul" if jax.default_backend() == "cpu" else "flax"
+    kernel_init = kernel_init or nn.initializers.lecun_normal()  # Flax's default
     if impl == "matmul":
-        return MatmulConv(features, kernel_size, stride, padding, transpose=transpose, dtype=dtype, name=name)
+        return MatmulConv(
+            features, kernel_size, stride, padding, transpose=transpose, dtype=dtype, kernel_init=kernel_init, name=name
+        )
     stock = nn.ConvTranspose if transpose else nn.Conv
-    return stock(features, (kernel_size, kernel_size), (stride, stride), padding=padding, dtype=dtype, name=name)
+    return stock(
+        features,
+        (kernel_size, kernel_size),
+        (stride, stride),
+        padding=padding,
+        dtype=dtype,
+        kernel_init=kernel_init,
+        name=name,
+    )

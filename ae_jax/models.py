@@ -7,6 +7,7 @@ the last layer with the image's channels and a sigmoid.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -19,6 +20,8 @@ from ae_jax.layers import make_conv
 
 ACTIVATIONS = {"leaky_relu": nn.leaky_relu, "relu": nn.relu, "selu": nn.selu}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# Kernel initialisers (biases start at zero in both): Flax's default, or the seed's Keras layers' default.
+KERNEL_INITS = {"flax": nn.initializers.lecun_normal(), "keras": nn.initializers.glorot_uniform()}
 
 
 class Encoder(nn.Module):
@@ -31,12 +34,20 @@ class Encoder(nn.Module):
         for i, (f, k, s) in enumerate(zip(c.encoder_conv_filters, c.encoder_conv_kernel_size, c.encoder_conv_strides)):
             x = act(
                 make_conv(
-                    f, k, s, c.encoder_conv_padding.upper(), impl=c.conv_impl, dtype=dtype, name=f"encoder_conv_{i}"
+                    f,
+                    k,
+                    s,
+                    c.encoder_conv_padding.upper(),
+                    impl=c.conv_impl,
+                    dtype=dtype,
+                    name=f"encoder_conv_{i}",
+                    kernel_init=KERNEL_INITS[c.init],
                 )(x)
             )
         x = x.reshape(x.shape[0], -1)
-        mean = nn.Dense(c.z_dim, dtype=dtype, name="mu")(x).astype(jnp.float32)
-        log_var = nn.Dense(c.z_dim, dtype=dtype, name="log_var")(x).astype(jnp.float32) if c.variational else None
+        dense = functools.partial(nn.Dense, dtype=dtype, kernel_init=KERNEL_INITS[c.init])
+        mean = dense(c.z_dim, name="mu")(x).astype(jnp.float32)
+        log_var = dense(c.z_dim, name="log_var")(x).astype(jnp.float32) if c.variational else None
         return mean, log_var
 
 
@@ -51,7 +62,12 @@ class Decoder(nn.Module):
         side = feature_map_sizes(
             self.image_shape[0], c.encoder_conv_strides, c.encoder_conv_kernel_size, c.encoder_conv_padding
         )[-1]
-        x = nn.Dense(side * side * c.encoder_conv_filters[-1], dtype=dtype, name="decoder_input")(z)
+        x = nn.Dense(
+            side * side * c.encoder_conv_filters[-1],
+            dtype=dtype,
+            kernel_init=KERNEL_INITS[c.init],
+            name="decoder_input",
+        )(z)
         x = x.reshape(z.shape[0], side, side, c.encoder_conv_filters[-1])
         n = len(c.decoder_conv_t_filters)
         for i, (f, k, s) in enumerate(
@@ -66,6 +82,7 @@ class Decoder(nn.Module):
                 impl=c.conv_impl,
                 dtype=dtype,
                 name=f"decoder_conv_t_{i}",
+                kernel_init=KERNEL_INITS[c.init],
             )(x)
             if i < n - 1:
                 x = act(x)

@@ -212,7 +212,7 @@ NOT_TRAINING_KEYS = (
 
 # Settings added after runs were keyed enter the key only when set: a run keyed before they existed behaved as
 # their default, so it keeps its key.
-ADDED_LATER = {"data.channels": 0, "data.convert_mode": False}
+ADDED_LATER = {"data.channels": 0, "data.convert_mode": False, "model.init": "flax"}
 
 
 def training_inputs(config: Config) -> dict:

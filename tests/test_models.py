@@ -76,3 +76,19 @@ def test_losses_match_direct_formulas():
     mean, log_var = jnp.array([[0.0, 1.0]]), jnp.array([[0.0, np.log(4.0)]])
     # KL(N(1, 4) || N(0, 1)) = 0.5 * (4 + 1 - 1 - log 4)
     np.testing.assert_allclose(M.kl_divergence(mean, log_var), [0.5 * (4 + 1 - 1 - np.log(4.0))], rtol=1e-6)
+
+
+def test_keras_init_draws_glorot_uniform_kernels_and_zero_biases():
+    import math
+
+    from ae_jax.models import build_model, init_params
+
+    for impl in ("matmul", "flax"):
+        config = C.load("tiny", ["model.init=keras", f"model.conv_impl={impl}"])
+        params = init_params(build_model(config.model, (16, 16, 3)), jax.random.key(0))
+        kernel = np.asarray(params["encoder"]["encoder_conv_1"]["kernel"])  # (3, 3, 8, 16)
+        limit = math.sqrt(6 / (9 * 8 + 9 * 16))
+        assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.9 * limit  # uniform up to the limit
+        assert not np.asarray(params["encoder"]["encoder_conv_1"]["bias"]).any()
+        flax_kernel = init_params(build_model(C.load("tiny").model, (16, 16, 3)), jax.random.key(0))
+        assert not np.allclose(np.asarray(flax_kernel["encoder"]["encoder_conv_1"]["kernel"]), kernel)
