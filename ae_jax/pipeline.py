@@ -35,6 +35,8 @@ def ensure_trained(config: Config, log=print) -> tuple[Config, str, dict]:
     from ae_jax.train import TrainingError, train, training_inputs
 
     run_config, key = keyed_run(config)
+    if not os.path.isdir(run_config.run_dir):
+        run_config = _same_run_under_another_name(run_config, key, log)
     saved = stages.read_json(os.path.join(run_config.run_dir, "config.json"))
     if saved is not None and keyed_run(config_lib.from_dict(saved))[1] != key:
         changes = stages.changed_keys(training_inputs(config_lib.from_dict(saved)), training_inputs(config))
@@ -50,6 +52,25 @@ def ensure_trained(config: Config, log=print) -> tuple[Config, str, dict]:
     if metrics["status"] != "complete":
         raise TrainingError(f"{run_config.run_dir}: {metrics['status']}; run the same command again to resume")
     return run_config, key, metrics
+
+
+def _same_run_under_another_name(run_config: Config, key: str, log) -> Config:
+    """A run of workdir with the same training key under another name (an ablation arm equal to the baseline),
+    if there is one, else run_config: a config is trained once whatever its name."""
+    from ae_jax.train import training_key
+
+    suffix = f"-{key[:8]}"
+    names = (
+        sorted(n for n in os.listdir(run_config.workdir) if n.endswith(suffix))
+        if os.path.isdir(run_config.workdir)
+        else []
+    )
+    for name in names:
+        saved = stages.read_json(os.path.join(run_config.workdir, name, "config.json"))
+        if saved is not None and training_key(config_lib.from_dict(saved)) == key:
+            log(f"{run_config.run_dir}: the same training key as {name}; using that run")
+            return dataclasses.replace(run_config, name=name)
+    return run_config
 
 
 def ensure_judge(config: Config, root: str, log=print) -> str:

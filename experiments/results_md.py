@@ -203,6 +203,39 @@ def filament_claim(filaments: dict, name: str) -> tuple[str, list[str], list[str
     )
 
 
+ABLATION_COLUMNS = ("held-out mse", "radius peak", "median half-width", "half_width_ge_3", "dominant components")
+
+
+def _markdown_table(rows: list[dict]) -> list[str]:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+
+    def cell(v):
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows],
+    ]
+
+
+def ablation_sections(done: dict | None) -> list[str]:
+    """One table per ablation axis (study 5) and a sentence on how its headline numbers move along it."""
+    if not done:
+        return ["", "## Ablations: not yet measured"]
+    lines = ["", "## Ablations (study 5)", "", f"Setting: `{' '.join(done['overrides'])}` ({done['size']} size)."]
+    for rows in done["tables"].values():
+        axis = next(iter(rows[0]))
+        hits = [c for c in rows[0] if c.startswith("uniform b=")]
+        moves = "; ".join(
+            f"{c} {rows[0][c]:.3g} ({rows[0][axis]}) to {rows[-1][c]:.3g} ({rows[-1][axis]})"
+            for c in (*ABLATION_COLUMNS, *hits)
+            if c in rows[0]
+        )
+        lines += ["", f"### {axis}", "", f"From the first arm to the last: {moves}.", ""] + _markdown_table(rows)
+    return lines
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_")
 
@@ -300,6 +333,7 @@ def main(argv=None) -> int:
             overall += f" ({len(verdicts) - len(measured)} of {len(verdicts)} arms not yet measured)"
         lines += ["", f"## {title}: {overall}", "", f"Rule: {' '.join(fn.__doc__.split())}", ""] + body
         lines += [""] + figures if figures else []
+    lines += ablation_sections(_load(os.path.join(root, "ablations", "results.json")))
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {args.out} with {copied} figures")

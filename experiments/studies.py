@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
+
 from ae_jax import hits, pipeline, report
 from ae_jax.runtime import make_key
 from ae_jax.samplers import UniformBoxSampler
@@ -108,6 +110,7 @@ def ablations(settings: dict, out: str, overrides: list[str], log=print) -> Stud
                     "preset": preset,
                     "config hash": m.key[:8],
                     **{k: v for k, v in pipeline.headline(m).items() if k != "model"},
+                    "median half-width": float(np.median(m.results["distribution"].numbers["half_width"])),
                     **uniform_hits(m, bound),
                 }
             )
@@ -173,7 +176,9 @@ for study in [
         smoke=dict(_SMOKE, ablation_bound=1.5, sweeps={"model.z_dim": (4, 8)}),
         full=dict(
             _FULL_CELEBA,
-            overrides=_FULL + ["distribution.tsne=false"],  # every arm's distribution, without its t-SNE maps
+            # 3 epochs per arm (the epochs axis aside): a size that finishes on a 2-core CPU; every arm's
+            # distribution, without its t-SNE maps
+            overrides=_FULL + ["train.epochs=3", "distribution.tsne=false"],
             ablation_bound=1.5,
             sweeps={
                 "model.z_dim": (16, 64, 256, 512),
@@ -183,6 +188,7 @@ for study in [
                 "train.epochs": (1, 3, 10),
                 "architecture": ({"preset": "case1"}, {"preset": "case2"}),
                 "data.task": ("reconstruct", {"data.task": "denoise", "data.drop_rate": 0.1}, "recolor"),
+                "model.init": ("flax", "keras"),
             },
         ),
     ),

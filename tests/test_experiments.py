@@ -52,6 +52,7 @@ def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
     ]
     verdicts = {t: next(line for line in lines if line.startswith(f"## {t}: "))[len(t) + 5 :] for t in titles}
     assert all("not yet measured" not in v for v in verdicts.values()), verdicts
+    assert any(line.startswith("## Ablations") for line in lines)
     # the smoke studies train no judge, so that claim stays open
     assert "## Fitted Gaussians decode to faces (in the judge's eyes): not yet measured" in lines
     figures = os.listdir(tmp_path / "docs" / "figures")

@@ -185,3 +185,11 @@ def test_an_output_folder_an_evaluator_did_not_write_is_not_deleted(tmp_path):
     assert main(args) == 2 and (mine / "notes.txt").read_text() == "my notes"
     (mine / "notes.txt").unlink()
     assert main(args) == 0 and (mine / "result.json").is_file()
+
+
+def test_a_config_is_trained_once_whatever_its_name(tmp_path):
+    first = _study(tmp_path)
+    messages = []
+    arm = _study(tmp_path, "name=ablation_arm_equal_to_the_baseline", log=messages.append)
+    assert arm.config.run_dir == first.config.run_dir and arm.label == "ablation_arm_equal_to_the_baseline"
+    assert any("using that run" in m for m in messages) and len(os.listdir(tmp_path / "runs")) == 1
