@@ -54,10 +54,14 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def changed_keys(old: dict, new: dict) -> list[str]:
-    """'key: old -> new' for every flattened key whose value differs."""
+    """'key: old -> new' for every flattened key whose value differs (digests shortened to 12 hex digits)."""
     a, b = flatten(json.loads(_canonical(old))), flatten(json.loads(_canonical(new)))
+
+    def shown(v):
+        return v[:12] if isinstance(v, str) and len(v) == 64 else v
+
     return [
-        f"{k}: {a.get(k, '(none)')} -> {b.get(k, '(none)')}"
+        f"{k}: {shown(a.get(k, '(none)'))} -> {shown(b.get(k, '(none)'))}"
         for k in sorted(a.keys() | b.keys())
         if a.get(k) != b.get(k)
     ]
