@@ -491,22 +491,36 @@ def tsne(
     early_exaggeration: float = 12.0,
     seed: int = 0,
     n_jobs: int = 2,
+    n_iter: int = 500,
+    early_exaggeration_iter: int = 250,
     **kw,
 ) -> np.ndarray:
-    """(N, 2) openTSNE embedding of z, or of its first n_pca principal components; extra keyword arguments go
-    to `openTSNE.TSNE` (e.g. n_iter). Gradients by `tsne_gradient_method`: Barnes-Hut below 10,000 points,
-    where the FFT grid's fixed cost dominates (128 points: 66 s FFT vs 7.8 s BH on the 2-core CI machine)."""
+    """(N, 2) openTSNE embedding of z, or of its first n_pca principal components, with a progress bar over its
+    iterations (and so a time estimate); extra keyword arguments go to `openTSNE.TSNE`. Gradients by
+    `tsne_gradient_method`: Barnes-Hut below 10,000 points, where the FFT grid's fixed cost dominates."""
     import openTSNE
 
     _check_points(z, tsne_points_needed(perplexity), f"tsne with perplexity {perplexity}")
     x = z if n_pca is None else pca_transform(pca(z), z, n_pca)
     kw.setdefault("negative_gradient_method", tsne_gradient_method(len(z)))
-    embedding = openTSNE.TSNE(
-        n_components=2,
-        perplexity=perplexity,
-        early_exaggeration=early_exaggeration,
-        random_state=seed,
-        n_jobs=n_jobs,
-        **kw,
-    )
-    return np.asarray(embedding.fit(np.asarray(x, np.float64)))
+    every = 25
+    with tqdm(
+        total=n_iter + early_exaggeration_iter, desc=f"t-SNE of {len(z):,} points", unit="iter", leave=False
+    ) as bar:
+
+        def tick(iteration, error, embedding):
+            bar.update(every)
+
+        embedding = openTSNE.TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            early_exaggeration=early_exaggeration,
+            random_state=seed,
+            n_jobs=n_jobs,
+            n_iter=n_iter,
+            early_exaggeration_iter=early_exaggeration_iter,
+            callbacks=tick,
+            callbacks_every_iters=every,
+            **kw,
+        )
+        return np.asarray(embedding.fit(np.asarray(x, np.float64)))
