@@ -29,6 +29,7 @@ CHOICES = {
     "model.init": ("flax", "keras"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "distribution.zoom_units": ("std", "absolute"),
+    "judge.pool": ("flatten", "mean"),
     "eval.split": ("train", "valid", "test"),
 }
 
@@ -147,6 +148,10 @@ class JudgeConfig:
     epochs: int = 3
     batch_size: int = 64
     learning_rate: float = 1e-3
+    filters: tuple[int, ...] = (32, 64, 128)  # one stage each: a stride-2 3x3 convolution ...
+    convs_per_stage: int = 1  # ... then convs_per_stage - 1 stride-1 ones
+    pool: str = "flatten"  # flatten (keeps where things are) | mean (global average)
+    features: int = 128  # width of the feature layer the scores are computed in
     precision_k: int = 3  # k of the k-NN precision and recall in judge feature space
 
 
@@ -543,7 +548,10 @@ def _check_analysis(config: Config) -> None:
     _check(g.precision_points > g.precision_k, "generators.precision_points", "must exceed generators.precision_k")
     _check(g.grid_images > 0, "generators.grid_images", "must be > 0")
     _check(g.judge_images > j.precision_k, "generators.judge_images", "must exceed judge.precision_k")
-    for key in ("epochs", "batch_size", "learning_rate", "precision_k"):
+    for key in ("epochs", "batch_size", "learning_rate", "precision_k", "features", "convs_per_stage"):
         _check(getattr(j, key) > 0, f"judge.{key}", "must be > 0")
+    _check(
+        len(j.filters) > 0 and all(f > 0 for f in j.filters), "judge.filters", f"entries must be > 0, got {j.filters}"
+    )
     _check(3 <= i.min_points <= i.max_points, "intrinsic.min_points", "must be in 3..intrinsic.max_points")
     _check(all(k > 0 for k in config.eval.report_ks), "eval.report_ks", "entries must be > 0")

@@ -24,21 +24,30 @@ from ae_jax.checkpoint import CheckpointStore
 from ae_jax.config import Config
 from ae_jax.runtime import make_key
 
-FEATURES = 128
-
 
 class JudgeNet(nn.Module):
-    """Conv stack -> global mean pool -> Dense features -> task head."""
+    """Conv stack -> flattened (positions kept) or mean-pooled maps -> Dense features -> task head."""
 
     n_outputs: int
-    filters: tuple[int, ...] = (32, 64, 128)
+    filters: tuple[int, ...]
+    convs_per_stage: int  # a stride-2 convolution, then convs_per_stage - 1 stride-1 ones
+    pool: str  # flatten | mean
+    features: int
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         for f in self.filters:
             x = nn.leaky_relu(nn.Conv(f, (3, 3), (2, 2))(x))
-        features = nn.leaky_relu(nn.Dense(FEATURES)(x.mean(axis=(1, 2))))
+            for _ in range(self.convs_per_stage - 1):
+                x = nn.leaky_relu(nn.Conv(f, (3, 3))(x))
+        pooled = x.reshape(x.shape[0], -1) if self.pool == "flatten" else x.mean(axis=(1, 2))
+        features = nn.leaky_relu(nn.Dense(self.features)(pooled))
         return features, nn.Dense(self.n_outputs)(features)
+
+
+def _net(n_outputs: int, j) -> JudgeNet:
+    """The judge network of a JudgeConfig (or of judge.json's copy of it)."""
+    return JudgeNet(n_outputs, tuple(j["filters"]), j["convs_per_stage"], j["pool"], j["features"])
 
 
 def label_task(labels: np.ndarray | None, source: str) -> tuple[str, int]:
@@ -87,7 +96,9 @@ def train_judge(config: Config, out_dir: str, log=print) -> dict:
     train_set = data.load_split(config.data, "train", config.seed)
     valid_set = data.load_split(config.data, "valid", config.seed)
     task, n_outputs = label_task(train_set.labels, train_set.source)
-    net, tx = JudgeNet(n_outputs), optax.adam(config.judge.learning_rate)
+    n_steps = data.steps_per_epoch(len(train_set.images), batch_size)
+    schedule = optax.cosine_decay_schedule(config.judge.learning_rate, epochs * n_steps)  # anneals to 0 at the end
+    net, tx = _net(n_outputs, config_lib.to_dict(config)["judge"]), optax.adam(schedule)
     shape = train_set.images.shape[1:]
     params = jax.jit(net.init)(make_key(config.seed), jnp.zeros((1, *shape)))["params"]
     opt_state = tx.init(params)
@@ -102,7 +113,6 @@ def train_judge(config: Config, out_dir: str, log=print) -> dict:
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    n_steps = data.steps_per_epoch(len(train_set.images), batch_size)
     for epoch in range(epochs):
         order = data.epoch_permutation(len(train_set.images), config.seed, epoch)
         with tqdm(total=n_steps, desc=f"judge epoch {epoch + 1}/{epochs}", leave=False) as bar:
@@ -125,6 +135,7 @@ def train_judge(config: Config, out_dir: str, log=print) -> dict:
         "dataset": train_set.source,
         "label_names": list(train_set.label_names),
         "epochs": epochs,
+        "net": {k: config_lib.to_dict(config)["judge"][k] for k in ("filters", "convs_per_stage", "pool", "features")},
         f"valid_{metric}": value,
         f"baseline_{metric}": baseline,  # the trivial judge's score (see _baseline_outputs): the scale of the above
     }
@@ -145,13 +156,13 @@ def _apply_batches(net, params, images, head: bool = False, batch_size: int = 25
 
 
 def load_judge(judge_dir: str) -> Callable[[np.ndarray], np.ndarray]:
-    """A function uint8 or [0, 1] float images (n, H, W, C) -> judge features (n, 128)."""
+    """A function uint8 or [0, 1] float images (n, H, W, C) -> judge features (n, judge.features)."""
     path = os.path.join(judge_dir, "judge.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{judge_dir} holds no judge ({path} is missing); train one with `ae-jax judge`")
     with open(path) as f:
         info = json.load(f)
-    net = JudgeNet(info["n_outputs"])
+    net = _net(info["n_outputs"], info["net"])
     abstract = jax.eval_shape(lambda: net.init(make_key(0), jnp.zeros((1, *info["image_shape"])))["params"])
     restored = CheckpointStore(os.path.join(judge_dir, "params"), keep=1).restore_latest(abstract)
     if restored is None:
