@@ -9,30 +9,39 @@ import orbax.checkpoint as ocp
 
 
 class CheckpointStore:
-    """Saves pytrees under `<directory>/<step>` (orbax writes to a temporary folder, then renames)."""
+    """Saves pytrees under `<directory>/<step>` (orbax writes to a temporary folder, then renames). In a
+    multi-process job every process calls the same methods; orbax coordinates the writes."""
 
     def __init__(self, directory: str, keep: int = 3):
         self.manager = ocp.CheckpointManager(
             os.path.abspath(directory), options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
         )
+        self._saved = set(self.manager.all_steps())  # read once, so every process decides alike
 
     def save(self, step: int, state: Any) -> None:
-        if step not in self.manager.all_steps():
+        if step not in self._saved:
             self.manager.save(step, args=ocp.args.StandardSave(state))
+            self._saved.add(step)
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
 
+    def restore(self, step: int, abstract_state: Any, log=print) -> Any | None:
+        """The state saved at `step`, or None (reported) when that checkpoint is unreadable."""
+        try:
+            return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+        except Exception as e:  # orbax raises many types for a damaged folder
+            log(
+                f"checkpoint at step {step} in {self.manager.directory} is unreadable "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); trying the previous one"
+            )
+            return None
+
     def restore_latest(self, abstract_state: Any, log=print) -> tuple[Any, int] | None:
         """Restore the newest readable checkpoint; a corrupt one is reported and the previous one used."""
         for step in reversed(self.steps()):
-            try:
-                return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state)), step
-            except Exception as e:  # orbax raises many types for a damaged folder
-                log(
-                    f"checkpoint at step {step} in {self.manager.directory} is unreadable "
-                    f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); trying the previous one"
-                )
+            if (state := self.restore(step, abstract_state, log)) is not None:
+                return state, step
         return None
 
     def wait(self) -> None:

@@ -13,12 +13,15 @@ import sys
 
 def _train(args) -> int:
     from ae_jax import config as config_lib
-    from ae_jax.train import train
+    from ae_jax.arms import arm_configs
+    from ae_jax.train import train_together
 
     config = config_lib.load(args.config, args.set)
-    result = train(config, resume=args.resume)
-    print(f"run folder: {config.run_dir}")
-    return 0 if result["status"] == "complete" or result["status"].startswith("interrupted") else 1
+    configs = arm_configs(config, args.arms) if args.arms else [config]
+    results = train_together(configs, resume=args.resume)
+    for c in configs:
+        print(f"run folder: {c.run_dir}")
+    return 0 if all(r["status"] == "complete" or r["status"].startswith("interrupted") for r in results) else 1
 
 
 def _encode(args) -> int:
@@ -115,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="faces", help="preset name or JSON file (may name a 'base' preset)")
     _with_settings(p)
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    p.add_argument(
+        "--arms",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="train one arm per value as one program (repeat for a grid); a run folder <name>-<key>=<value> each; "
+        "KEY: seed, model.kl_weight, model.init, train.learning_rate, data.task, data.noise_std, data.drop_rate",
+    )
     p.set_defaults(func=_train)
 
     p = sub.add_parser(
@@ -174,10 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ae_jax.runtime import enable_compilation_cache
-    from ae_jax.sharding import initialize_distributed
+    from ae_jax.sharding import DistributedError, initialize_distributed
 
     enable_compilation_cache()
-    initialize_distributed()
+    try:
+        initialize_distributed()
+    except DistributedError as e:
+        print(f"ae-jax {args.command}: error: {e}", file=sys.stderr)
+        return 2
     from ae_jax.config import ConfigError
     from ae_jax.data import DataError
     from ae_jax.train import TrainingError

@@ -31,6 +31,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ae_jax import faces, stages
+from ae_jax import sharding as sharding_lib
 from ae_jax.config import DataConfig
 from ae_jax.runtime import make_key
 
@@ -652,9 +653,9 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
 _END = object()
 
 
-def _prefetch_to_device(host_batches: Iterator[np.ndarray], sharding, prefetch: int) -> Iterator[jax.Array]:
-    """Yields jax.device_put(batch, sharding) of each host batch, gathered and placed `prefetch` ahead on a
-    background thread."""
+def _prefetch_to_device(host_batches: Iterator[np.ndarray], place: Callable[[np.ndarray], Any], prefetch: int):
+    """Yields place(batch) (a global device batch from this process's rows) of each host batch, gathered and
+    placed `prefetch` ahead on a background thread."""
     if prefetch < 1:
         raise ValueError(f"prefetch must be >= 1, got {prefetch}")
     ready: queue.Queue = queue.Queue(maxsize=prefetch)
@@ -672,7 +673,7 @@ def _prefetch_to_device(host_batches: Iterator[np.ndarray], sharding, prefetch: 
     def produce() -> None:
         try:
             for batch in host_batches:
-                if not put(jax.device_put(batch, sharding)):
+                if not put(place(batch)):
                     return
             put(_END)
         except Exception as e:  # handed to the consumer, which re-raises it
@@ -693,30 +694,57 @@ def _prefetch_to_device(host_batches: Iterator[np.ndarray], sharding, prefetch: 
 def train_batches(
     images: np.ndarray, batch_size: int, seed: int, epoch: int, start_batch: int = 0, sharding=None, prefetch: int = 2
 ) -> Iterator[jax.Array]:
-    """uint8 device batches of one epoch in epoch_permutation order (remainder dropped), from `start_batch`
-    on so that a resumed run continues mid-epoch."""
-    steps = steps_per_epoch(len(images), batch_size)
+    """uint8 global batches of one epoch in epoch_permutation order (remainder dropped), from `start_batch`
+    on so that a resumed run continues mid-epoch. Each process reads only its rows of every batch."""
+    return stacked_train_batches([(images, seed)], batch_size, epoch, start_batch, sharding, prefetch, stacked=False)
+
+
+def stacked_train_batches(
+    groups: Sequence[tuple[np.ndarray, int]],
+    batch_size: int,
+    epoch: int,
+    start_batch: int = 0,
+    sharding=None,
+    prefetch: int = 2,
+    stacked: bool = True,
+) -> Iterator[jax.Array]:
+    """train_batches of several (images, seed) groups (models trained together), stacked as (groups, batch, ...)
+    with the batch axis sharded as `sharding` shards a batch; `stacked=False` takes one group, unstacked."""
+    steps = min(steps_per_epoch(len(images), batch_size) for images, _ in groups)
     if not 0 <= start_batch <= steps:
         raise ValueError(f"start_batch {start_batch} is outside the {steps} batches of an epoch")
-    order = epoch_permutation(len(images), seed, epoch)
-    host_batches = (images[order[b * batch_size : (b + 1) * batch_size]] for b in range(start_batch, steps))
-    return _prefetch_to_device(host_batches, sharding, prefetch)
+    orders = [epoch_permutation(len(images), seed, epoch) for images, seed in groups]
+    mine = sharding_lib.process_rows(sharding, batch_size)
+
+    def host_batch(b: int) -> np.ndarray:
+        window = slice(b * batch_size, (b + 1) * batch_size)
+        rows = [images[order[window][mine]] for (images, _), order in zip(groups, orders)]
+        return np.stack(rows) if stacked else rows[0]
+
+    shape = (len(groups), batch_size) if stacked else (batch_size,)
+    place_sharding = sharding_lib.stacked(sharding) if stacked and sharding is not None else sharding
+    host_batches = (host_batch(b) for b in range(start_batch, steps))
+    return _prefetch_to_device(
+        host_batches, lambda rows: sharding_lib.global_batch(rows, place_sharding, shape), prefetch
+    )
 
 
 def ordered_batches(
     images: np.ndarray, batch_size: int, sharding=None, prefetch: int = 2
 ) -> Iterator[tuple[jax.Array, int]]:
-    """(batch, n_valid) over all images in order; the last batch is zero-padded to batch_size so that jitted
-    shapes stay fixed."""
+    """(global batch, n_valid) over all images in order; the last batch is zero-padded to batch_size so that
+    jitted shapes stay fixed. Each process reads only its rows of every batch."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
     starts = range(0, len(images), batch_size)
+    mine = sharding_lib.process_rows(sharding, batch_size)
 
     def padded(start: int) -> np.ndarray:
-        batch = np.asarray(images[start : start + batch_size])
-        return np.pad(batch, [(0, batch_size - len(batch))] + [(0, 0)] * (batch.ndim - 1))
+        rows = np.asarray(images[start + mine.start : start + mine.stop])
+        return np.pad(rows, [(0, mine.stop - mine.start - len(rows))] + [(0, 0)] * (rows.ndim - 1))
 
-    device_batches = _prefetch_to_device((padded(s) for s in starts), sharding, prefetch)
+    place = lambda rows: sharding_lib.global_batch(rows, sharding, (batch_size,))  # noqa: E731
+    device_batches = _prefetch_to_device((padded(s) for s in starts), place, prefetch)
     return ((batch, min(batch_size, len(images) - start)) for batch, start in zip(device_batches, starts))
 
 

@@ -26,34 +26,38 @@ def z_path(run_dir: str, split: str = "train") -> str:
 
 
 def make_encode_fn(model, params, mesh) -> Callable:
-    """Jitted uint8 batch -> z-points (posterior means for a VAE), batch sharded over the mesh."""
-    batch_sharding = sharding.batch_sharding(mesh)
-    params = jax.device_put(params, sharding.replicated(mesh))
+    """Jitted uint8 batch -> z-points (posterior means for a VAE), batch sharded over the mesh; the z-points
+    come back whole in every process."""
+    replicated = sharding.replicated(mesh)
+    params = jax.device_put(params, replicated)
 
-    @jax.jit
     def encode(params, batch):
-        batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
         return model.apply({"params": params}, batch.astype(jnp.float32) / 255.0, method=lambda m, x: m.encode(x))
 
+    encode = jax.jit(encode, in_shardings=(replicated, sharding.batch_sharding(mesh)), out_shardings=replicated)
     return lambda batch: encode(params, batch)
 
 
 def encode_images(
     encode_fn, images: np.ndarray, out_path: str, z_dim: int, batch_size: int, mesh, desc: str = "encode"
-) -> np.ndarray:
-    """Write z-points of `images` to `out_path` (.npy, written to a temp name then renamed); returns a memmap."""
+) -> None:
+    """Write z-points of `images` to `out_path` (.npy, written to a temp name then renamed). Every process
+    encodes its rows of each batch; the main process writes the one file."""
+    main = sharding.is_main()
     tmp_path = out_path + ".partial.npy"
-    z = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.float32, shape=(len(images), z_dim))
+    z = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.float32, shape=(len(images), z_dim)) if main else None
     done = 0
-    with tqdm(total=len(images), desc=desc, unit="img", dynamic_ncols=True) as bar:
+    with tqdm(total=len(images), desc=desc, unit="img", dynamic_ncols=True, disable=not main) as bar:
         for batch, n_valid in data.ordered_batches(images, batch_size, sharding.batch_sharding(mesh)):
-            z[done : done + n_valid] = np.asarray(encode_fn(batch))[:n_valid]
+            points = encode_fn(batch)
+            if main:
+                z[done : done + n_valid] = np.asarray(points.addressable_data(0))[:n_valid]
             done += n_valid
             bar.update(n_valid)
-    z.flush()
-    del z
-    os.replace(tmp_path, out_path)
-    return np.load(out_path, mmap_mode="r")
+    if main:
+        z.flush()
+        del z
+        os.replace(tmp_path, out_path)
 
 
 ENCODE_FORMAT = 1
@@ -100,6 +104,7 @@ def encode_run(
     if split not in SPLITS + ("all",):
         raise ValueError(f"--split {split!r} is not one of {', '.join(SPLITS + ('all',))}")
     config, model, params = run or load_run(run_dir)
+    log = log if sharding.is_main() else (lambda message: None)
     mesh = sharding.data_mesh()
     batch_size = max(mesh.devices.size, batch_size // mesh.devices.size * mesh.devices.size)
     encode_fn = make_encode_fn(model, params, mesh)
@@ -110,6 +115,9 @@ def encode_run(
         path = out if (out and split != "all") else z_path(run_dir, name)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         encode_images(encode_fn, ds.images, path, config.model.z_dim, batch_size, mesh, desc=f"encode {name}")
+        written[name] = path
+        if not sharding.is_main():
+            continue
         side = os.path.splitext(path)[0]
         np.save(side + "_ids.npy", np.asarray(ds.ids))
         if ds.labels is not None:
@@ -126,8 +134,8 @@ def encode_run(
             n_points=len(ds.images),
             data=dict(source=ds.source, found=ds.found, skipped=ds.skipped, key=ds.key),
         )
-        written[name] = path
         log(f"wrote {path} ({len(ds.images)} x {config.model.z_dim})")
+    sharding.barrier("z-points written")  # no process reads them before the main one has written them
     return written
 
 

@@ -13,11 +13,13 @@ from PIL import Image
 
 
 class MetricWriter:
-    def __init__(self, run_dir: str):
+    """Writes in the main process only (`active`); elsewhere every method does nothing."""
+
+    def __init__(self, run_dir: str, active: bool = True):
         from tensorboardX import SummaryWriter
 
-        self.run_dir = run_dir
-        self._board = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+        self.run_dir, self.active = run_dir, active
+        self._board = SummaryWriter(os.path.join(run_dir, "tensorboard")) if active else None
 
     def _append(self, name: str, line: dict) -> None:
         with open(os.path.join(self.run_dir, name), "a") as f:
@@ -30,6 +32,8 @@ class MetricWriter:
 
     def steps(self, first_step: int, window: list[dict]) -> None:
         """Per-step metrics (host values) of consecutive steps from first_step on."""
+        if not self.active:
+            return
         for i, metrics in enumerate(window):
             line = {"step": first_step + i, **{k: float(v) for k, v in metrics.items()}}
             self._append("steps.jsonl", line)
@@ -37,6 +41,8 @@ class MetricWriter:
 
     def epoch(self, metrics: dict) -> None:
         """The epoch's line of metrics.jsonl, its scalars, and its reconstruction grid as an image."""
+        if not self.active:
+            return
         self._append("metrics.jsonl", metrics)
         self._scalars("epoch", {k: v for k, v in metrics.items() if k not in ("epoch", "step")}, metrics["step"])
         with Image.open(metrics["reconstruction_grid"]) as image:
@@ -46,4 +52,5 @@ class MetricWriter:
         self._board.flush()
 
     def close(self) -> None:
-        self._board.close()
+        if self.active:
+            self._board.close()

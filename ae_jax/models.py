@@ -105,13 +105,14 @@ class Autoencoder(nn.Module):
                 f"expected images of shape (batch, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}"
             )
 
-    def __call__(self, x: jnp.ndarray, rng: jax.Array | None = None) -> dict[str, Any]:
-        """Encode, draw z (reparameterised for a VAE when `rng` is given; the mean otherwise), decode."""
+    def __call__(self, x: jnp.ndarray, noise: jnp.ndarray | None = None) -> dict[str, Any]:
+        """Encode, take z (a VAE's reparameterised draw when given standard normal `noise` of z's shape, drawn
+        by the caller so that models trained together draw what each would alone; the mean otherwise), decode."""
         self._check_input(x)
         mean, log_var = self.encoder(x)
         z = mean
-        if log_var is not None and rng is not None:
-            z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(rng, mean.shape)
+        if log_var is not None and noise is not None:
+            z = mean + jnp.exp(0.5 * log_var) * noise
         return {"logits": self.decoder(z), "mean": mean, "log_var": log_var, "z": z}
 
     def encode(self, x: jnp.ndarray) -> jnp.ndarray:

@@ -29,10 +29,9 @@ def keyed_run(config: Config) -> tuple[Config, str]:
     return dataclasses.replace(config, name=f"{config.name}-{key[:8]}"), key
 
 
-def ensure_trained(config: Config, log=print) -> tuple[Config, str, dict]:
-    """(keyed config, training key, last epoch's metrics) of the config's run, training or resuming it unless
-    it already holds train.epochs epochs."""
-    from ae_jax.train import TrainingError, train, training_inputs
+def _locate(config: Config, log) -> tuple[Config, str, dict | None]:
+    """(keyed config, training key, last epoch's metrics if it holds train.epochs epochs, else None)."""
+    from ae_jax.train import TrainingError, training_inputs
 
     run_config, key = keyed_run(config)
     if not os.path.isdir(run_config.run_dir):
@@ -42,16 +41,51 @@ def ensure_trained(config: Config, log=print) -> tuple[Config, str, dict]:
         changes = stages.changed_keys(training_inputs(config_lib.from_dict(saved)), training_inputs(config))
         raise TrainingError(f"{run_config.run_dir} was trained with another config: {'; '.join(changes)}")
     lines = stages.read_jsonl(os.path.join(run_config.run_dir, "metrics.jsonl")) or []
-    if lines and lines[-1].get("epoch") == config.train.epochs:
-        log(f"{run_config.run_dir}: reused (trained for {config.train.epochs} epochs, training key {key[:12]})")
-        return run_config, key, lines[-1]
+    return run_config, key, lines[-1] if lines and lines[-1].get("epoch") == config.train.epochs else None
+
+
+def _has_checkpoints(run_config: Config) -> bool:
     ckpt = os.path.join(run_config.run_dir, "ckpt")
-    resume = os.path.isdir(ckpt) and any(s.isdigit() for s in os.listdir(ckpt))
+    return os.path.isdir(ckpt) and any(s.isdigit() for s in os.listdir(ckpt))
+
+
+def ensure_trained(config: Config, log=print) -> tuple[Config, str, dict]:
+    """(keyed config, training key, last epoch's metrics) of the config's run, training or resuming it unless
+    it already holds train.epochs epochs."""
+    from ae_jax.train import TrainingError, train
+
+    run_config, key, done = _locate(config, log)
+    if done is not None:
+        log(f"{run_config.run_dir}: reused (trained for {config.train.epochs} epochs, training key {key[:12]})")
+        return run_config, key, done
+    resume = _has_checkpoints(run_config)
     log(f"{run_config.run_dir}: {'resuming' if resume else 'training'} (training key {key[:12]})")
     metrics = train(run_config, resume=resume, log=log)
     if metrics["status"] != "complete":
         raise TrainingError(f"{run_config.run_dir}: {metrics['status']}; run the same command again to resume")
     return run_config, key, metrics
+
+
+def train_arms_together(configs: Sequence[Config], log=print) -> None:
+    """Train the configs' runs that are not yet trained as arms of one program (ae_jax.arms) when they can
+    share one; otherwise leave them to ensure_trained, one by one."""
+    from ae_jax import arms
+    from ae_jax.train import train_together
+
+    pending = {}
+    for config in configs:
+        run_config, key, done = _locate(config, log)
+        if done is None:
+            pending.setdefault(run_config.run_dir, run_config)
+    runs = list(pending.values())
+    try:
+        arms.check_same_program(runs)
+    except config_lib.ConfigError as e:
+        log(f"training one by one: {e}")
+        return
+    if len(runs) > 1:
+        log(f"training {len(runs)} arms as one program: {', '.join(r.name for r in runs)}")
+        train_together(runs, resume=any(_has_checkpoints(r) for r in runs), log=log)
 
 
 def _same_run_under_another_name(run_config: Config, key: str, log) -> Config:

@@ -11,7 +11,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax
@@ -21,8 +21,8 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from ae_jax import arms, data, models, plots, sharding, stages
 from ae_jax import config as config_lib
-from ae_jax import data, models, plots, sharding, stages
 from ae_jax.checkpoint import CheckpointStore
 from ae_jax.config import Config
 from ae_jax.metrics import MetricWriter
@@ -47,9 +47,13 @@ def image_shape(config: Config) -> tuple[int, int, int]:
     return (config.data.image_size, config.data.image_size, config.data.image_channels)
 
 
+OPTIMIZERS = {"adam": optax.adam, "adamw": optax.adamw, "sgd": optax.sgd}
+
+
 def make_optimizer(config: Config) -> optax.GradientTransformation:
-    t = config.train
-    return {"adam": optax.adam, "adamw": optax.adamw, "sgd": optax.sgd}[t.optimizer](t.learning_rate)
+    """The optimizer at unit learning rate: the step multiplies its updates by train.learning_rate (each of
+    these optimizers' updates is linear in the rate), so models with different rates can share one program."""
+    return OPTIMIZERS[config.train.optimizer](1.0)
 
 
 def init_state(model, tx: optax.GradientTransformation, key: jax.Array) -> TrainState:
@@ -70,18 +74,25 @@ def create_train_state(config: Config, key: jax.Array):
     return model, tx, init_state(model, tx, key)
 
 
-def per_image_metrics(model, config: Config, params, batch: jax.Array, key: jax.Array, sample_z: bool):
-    """Loss terms per image for a uint8 batch: the task's input goes in, the clean image is the target."""
+def task_inputs(config: Config, batch: jax.Array, key: jax.Array, sample_z: bool):
+    """(targets, the task's inputs, a VAE's reparameterisation noise or None) for a uint8 batch and a step key."""
     targets = batch.astype(jnp.float32) / 255.0
     input_key, z_key = jax.random.split(key)
     d, m = config.data, config.model
     inputs = data.make_inputs(input_key, targets, d.task, d.noise_std, d.drop_rate)
-    out = model.apply({"params": params}, inputs, z_key if sample_z else None)
+    noise = jax.random.normal(z_key, (len(batch), m.z_dim)) if sample_z and m.variational else None
+    return targets, inputs, noise
+
+
+def loss_terms(model, config: Config, params, targets, inputs, noise, kl_weight) -> dict[str, jax.Array]:
+    """Loss terms per image: the task's inputs go in, the clean targets come out (kl_weight may be traced)."""
+    m = config.model
+    out = model.apply({"params": params}, inputs, noise)
     recon = models.reconstruction_loss(out["logits"], targets, m.recon_loss)
     kl = models.kl_divergence(out["mean"], out["log_var"]) if m.variational else jnp.zeros_like(recon)
     mse = jnp.mean(jnp.square(jax.nn.sigmoid(out["logits"]) - targets).reshape(len(targets), -1), axis=-1)
     return {
-        "loss": recon + m.kl_weight * kl,
+        "loss": recon + kl_weight * kl,
         "recon": recon,
         "kl": kl,
         "mse": mse,
@@ -89,26 +100,63 @@ def per_image_metrics(model, config: Config, params, batch: jax.Array, key: jax.
     }
 
 
+def per_image_metrics(model, config: Config, params, batch: jax.Array, key: jax.Array, sample_z: bool):
+    """Loss terms per image for a uint8 batch (`loss_terms` of `task_inputs`)."""
+    targets, inputs, noise = task_inputs(config, batch, key, sample_z)
+    return loss_terms(model, config, params, targets, inputs, noise, config.model.kl_weight)
+
+
+def _update(model, tx, config: Config, state: TrainState, prepared, kl_weight, learning_rate):
+    """One optimisation step on (targets, inputs, noise); kl_weight and learning_rate may be traced."""
+
+    def loss_fn(params):
+        metrics = loss_terms(model, config, params, *prepared, kl_weight)
+        return jnp.mean(metrics["loss"]), metrics
+
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    updates = jax.tree.map(lambda u: u * learning_rate, updates)
+    params = optax.apply_updates(state.params, updates)
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), jax.tree.map(jnp.mean, metrics)
+
+
 def make_train_step(model, tx, config: Config, mesh) -> Callable:
     """Jitted (state, uint8 batch, key) -> (state, batch-mean metrics); donates the state."""
 
     def step_fn(state: TrainState, batch: jax.Array, key: jax.Array):
-        step_key = jax.random.fold_in(key, state.step)
-
-        def loss_fn(params):
-            metrics = per_image_metrics(model, config, params, batch, step_key, sample_z=True)
-            return jnp.mean(metrics["loss"]), metrics
-
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state)
-        return new_state, jax.tree.map(jnp.mean, metrics)
+        prepared = task_inputs(config, batch, jax.random.fold_in(key, state.step), sample_z=True)
+        return _update(model, tx, config, state, prepared, config.model.kl_weight, config.train.learning_rate)
 
     repl = sharding.replicated(mesh)
     return jax.jit(
         step_fn, donate_argnums=0, in_shardings=(repl, sharding.batch_sharding(mesh), repl), out_shardings=(repl, repl)
     )
+
+
+def make_arms_train_step(model, tx, configs: Sequence[Config], groups: Sequence[int], mesh) -> Callable:
+    """Jitted (stacked states, stacked uint8 batches (one per group), stacked keys) -> (states, metrics with an
+    arm axis): the models of `configs` (arms that differ only in settings that keep the program's shapes; arm
+    i reads group groups[i]'s batch) trained as one vmapped program. Each arm's task inputs and noise are drawn
+    outside the vmap, exactly as its solo step draws them."""
+    kl_weights = jnp.asarray([c.model.kl_weight for c in configs], jnp.float32)
+    learning_rates = jnp.asarray([c.train.learning_rate for c in configs], jnp.float32)
+
+    def step_fn(states: TrainState, batches: jax.Array, keys: jax.Array):
+        prepared = [
+            task_inputs(c, batches[g], jax.random.fold_in(keys[i], states.step[i]), sample_z=True)
+            for i, (c, g) in enumerate(zip(configs, groups))
+        ]
+        noise = None if prepared[0][2] is None else jnp.stack([p[2] for p in prepared])
+        stacked = (jnp.stack([p[0] for p in prepared]), jnp.stack([p[1] for p in prepared]), noise)
+
+        def one(state, prepared, kl_weight, learning_rate):
+            return _update(model, tx, configs[0], state, prepared, kl_weight, learning_rate)
+
+        return jax.vmap(one)(states, stacked, kl_weights, learning_rates)
+
+    repl = sharding.replicated(mesh)
+    batches = sharding.stacked(sharding.batch_sharding(mesh))
+    return jax.jit(step_fn, donate_argnums=0, in_shardings=(repl, batches, repl), out_shardings=(repl, repl))
 
 
 def make_eval_step(model, config: Config, mesh) -> Callable:
@@ -173,29 +221,40 @@ class _StopSignal:
     def _handle(self, signum, frame):
         self.received = signum
 
+    def requested(self, at_sync_point: bool) -> bool:
+        """Whether to stop now: at once in a single process; in a multi-process job only at sync points, and
+        then in every process when any one received the signal, so that all stop at the same step."""
+        if jax.process_count() == 1:
+            return self.received is not None
+        return at_sync_point and sharding.any_process(self.received is not None)
+
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
 
-def _check_finite(window: list[dict], first_step: int) -> list[dict]:
-    """Bring a window of per-step metrics to the host; stop at the first non-finite loss, naming its step."""
+def _of_arm(tree, i: int, stacked: bool):
+    """Arm i's slice of a stacked pytree (states or metrics of models trained together); the tree if not stacked."""
+    return jax.tree.map(lambda x: x[i], tree) if stacked else tree
+
+
+def _flush(writers: Sequence[MetricWriter], window: list[dict], first_step: int, stacked: bool) -> list[list[float]]:
+    """Bring a window of step metrics to the host, stop at the first non-finite loss naming its run and step,
+    log them; returns each arm's losses."""
     host = jax.device_get(window)
-    for i, m in enumerate(host):
-        if not np.isfinite(m["loss"]):
-            raise TrainingError(
-                f"non-finite loss ({m['loss']}) at step {first_step + i}; the last good checkpoint is kept. "
-                "Likely causes: learning rate too high (try train.learning_rate smaller by 10x), "
-                "inputs outside [0, 1], or model.recon_loss=bce with targets outside [0, 1]."
-            )
-    return host
-
-
-def _flush(writer: MetricWriter, window: list[dict], first_step: int) -> list[float]:
-    """Bring a window of step metrics to the host (checked finite), log them, return their losses."""
-    host = _check_finite(window, first_step)
-    writer.steps(first_step, host)
-    return [m["loss"] for m in host]
+    losses = []
+    for i, writer in enumerate(writers):
+        arm = [_of_arm(m, i, stacked) for m in host]
+        for j, m in enumerate(arm):
+            if not np.isfinite(m["loss"]):
+                raise TrainingError(
+                    f"{writer.run_dir}: non-finite loss ({m['loss']}) at step {first_step + j}; the last good "
+                    "checkpoint is kept. Likely causes: learning rate too high (try train.learning_rate smaller "
+                    "by 10x), inputs outside [0, 1], or model.recon_loss=bce with targets outside [0, 1]."
+                )
+        writer.steps(first_step, arm)
+        losses.append([float(m["loss"]) for m in arm])
+    return losses
 
 
 NOT_TRAINING_KEYS = (
@@ -244,68 +303,117 @@ def _prepare_run_dir(config: Config, resume: bool) -> None:
         changed = [k for k in stages.changed_keys(old, new) if not k.startswith("train.epochs:")]
         if changed:
             raise TrainingError(f"--resume with a config that differs from {config_path} in: {'; '.join(changed)}")
-    os.makedirs(config.run_dir, exist_ok=True)
-    config_lib.save(config, config_path)
+    sharding.barrier("run folder checked")  # every process has looked before the main one writes
+    if sharding.is_main():
+        os.makedirs(config.run_dir, exist_ok=True)
+        config_lib.save(config, config_path)
 
 
 def train(config: Config, resume: bool = False, log: Callable[[str], None] = print) -> dict:
     """Train per `config` into `config.run_dir`; returns the last epoch's metrics (and how the run ended)."""
-    config_lib.validate(config)
-    _prepare_run_dir(config, resume)
-    t = config.train
-    mesh = sharding.data_mesh()
-    sharding.check_batch_size(t.batch_size, mesh)
-    train_set = data.load_split(config.data, "train", config.seed)
-    valid_set = data.load_split(config.data, "valid", config.seed)
-    for ds in (train_set, valid_set):
-        log(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
-    if len(train_set.images) < t.batch_size:
-        raise TrainingError(f"train.batch_size={t.batch_size} exceeds the {len(train_set.images)} training images")
-    eval_images = valid_set.images[: t.eval_images or None]
-    grid_images = np.asarray(valid_set.images[: t.grid_images])
+    return train_together([config], resume, log)[0]
 
-    init_key, train_key, eval_key = jax.random.split(make_key(config.seed), 3)
-    model, tx, state = create_train_state(config, init_key)
-    state = jax.device_put(state, sharding.replicated(mesh))
-    store = CheckpointStore(os.path.join(config.run_dir, "ckpt"), t.keep_checkpoints)
+
+def _restore_together(stores: Sequence[CheckpointStore], states: list, log) -> tuple[list, int] | None:
+    """Every run's state at the newest step that all of them saved and can read, or None."""
+    common = set.intersection(*(set(store.steps()) for store in stores))
+    for step in sorted(common, reverse=True):
+        restored = [store.restore(step, state, log) for store, state in zip(stores, states)]
+        if all(r is not None for r in restored):
+            return restored, step
+    return None
+
+
+def train_together(configs: Sequence[Config], resume: bool = False, log: Callable[[str], None] = print) -> list[dict]:
+    """Train each config into its run folder; several (arms: see ae_jax.arms) as one vmapped program over data
+    loaded once. Returns each run's last epoch's metrics (and how the run ended). In a multi-process job every
+    process calls it; process 0 logs and writes metrics, grids and config.json."""
+    for config in configs:
+        config_lib.validate(config)
+    stacked = len(configs) > 1
+    if stacked:
+        arms.check_same_program(configs)
+    main = sharding.is_main()
+    log = log if main else (lambda message: None)
+    for config in configs:
+        _prepare_run_dir(config, resume)
+    t = configs[0].train
+    mesh = sharding.data_mesh()
+    repl = sharding.replicated(mesh)
+    sharding.check_batch_size(t.batch_size, mesh)
+    seeds = sorted({c.seed for c in configs})  # one data group per seed: its order (and rendered faces)
+    groups = [seeds.index(c.seed) for c in configs]
+    leads = [configs[groups.index(g)] for g in range(len(seeds))]
+    train_sets = [data.load_split(c.data, "train", c.seed) for c in leads]
+    valid_sets = [data.load_split(c.data, "valid", c.seed) for c in leads]
+    for ds in train_sets + valid_sets:
+        log(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
+    n_train = min(len(ds.images) for ds in train_sets)
+    if n_train < t.batch_size:
+        raise TrainingError(f"train.batch_size={t.batch_size} exceeds the {n_train} training images")
+
+    keys = [jax.random.split(make_key(c.seed), 3) for c in configs]  # init, train, eval
+    built = [create_train_state(c, k[0]) for c, k in zip(configs, keys)]
+    model, tx = built[0][0], built[0][1]  # arms share the program: only their initialisers may differ
+    states = [jax.device_put(b[2], repl) for b in built]
+    stores = [CheckpointStore(os.path.join(c.run_dir, "ckpt"), t.keep_checkpoints) for c in configs]
     start_step = 0
     if resume:
-        restored = store.restore_latest(state, log)
+        restored = _restore_together(stores, states, log)
         if restored is None:
-            log(f"--resume: no readable checkpoint in {config.run_dir}; starting from step 0")
+            log(f"--resume: no readable checkpoint common to {', '.join(c.run_dir for c in configs)}; from step 0")
         else:
-            state, start_step = restored
-            log(f"resumed {config.run_dir} from step {start_step}")
-    train_step = make_train_step(model, tx, config, mesh)
-    eval_step = make_eval_step(model, config, mesh)
-    reconstruct_fn = make_reconstruct_fn(model, config)
-    batches_per_epoch = data.steps_per_epoch(len(train_set.images), t.batch_size)
+            states, start_step = restored
+            log(f"resumed {', '.join(c.run_dir for c in configs)} from step {start_step}")
+    if stacked:
+        state = jax.device_put(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states), repl)
+        train_key = jax.device_put(jnp.stack([k[1] for k in keys]), repl)
+        train_step = make_arms_train_step(model, tx, configs, groups, mesh)
+    else:
+        state, train_key = states[0], keys[0][1]
+        train_step = make_train_step(model, tx, configs[0], mesh)
+    del states, built
+    eval_steps = [make_eval_step(model, c, mesh) for c in configs]
+    reconstruct_fns = [make_reconstruct_fn(model, c) for c in configs]
+    batches_per_epoch = data.steps_per_epoch(n_train, t.batch_size)
     per_epoch = min(t.steps_per_epoch or batches_per_epoch, batches_per_epoch)
-    writer = MetricWriter(config.run_dir)
-    last: dict = {"status": "complete", "step": start_step}
+    writers = [MetricWriter(c.run_dir, active=main) for c in configs]
+    lasts: list[dict] = [{"status": "complete", "step": start_step} for _ in configs]
+
+    def save(step: int) -> None:
+        for i, store in enumerate(stores):
+            store.save(step, _of_arm(state, i, stacked))
+
+    def close() -> None:
+        for store in stores:
+            store.wait()
+            store.close()
+        for writer in writers:
+            writer.close()
 
     with _StopSignal() as stop:
         for epoch in range(start_step // per_epoch, t.epochs):
             first_batch = start_step % per_epoch if epoch == start_step // per_epoch else 0
             step = epoch * per_epoch + first_batch
-            batches = data.train_batches(
-                train_set.images,
+            batches = data.stacked_train_batches(
+                [(ds.images, seed) for ds, seed in zip(train_sets, seeds)],
                 t.batch_size,
-                config.seed,
                 epoch,
                 first_batch,
                 sharding.batch_sharding(mesh),
                 t.prefetch,
+                stacked=stacked,
             )
-            losses, window, window_start = [], [], step
-            tic, timed_images = None, 0
+            losses, window, window_start = [[] for _ in configs], [], step
+            tic, timed_images, stopping = None, 0, False
             with tqdm(
                 total=per_epoch,
                 initial=first_batch,
-                desc=f"epoch {epoch + 1}/{t.epochs}",
+                desc=f"epoch {epoch + 1}/{t.epochs}" + (f" ({len(configs)} arms)" if stacked else ""),
                 unit="step",
                 dynamic_ncols=True,
                 leave=False,
+                disable=not main,
             ) as bar:
                 for batch in batches:
                     if step >= (epoch + 1) * per_epoch:
@@ -319,59 +427,66 @@ def train(config: Config, resume: bool = False, log: Callable[[str], None] = pri
                     else:
                         timed_images += t.batch_size
                     bar.update(1)
-                    if len(window) == 20 or step % t.checkpoint_every_steps == 0 or stop.received:
-                        losses += _flush(writer, window, window_start + 1)
+                    checkpoint_due = step % t.checkpoint_every_steps == 0
+                    stopping = stop.requested(len(window) == 20 or checkpoint_due)
+                    if len(window) == 20 or checkpoint_due or stopping:
+                        for arm_losses, new in zip(losses, _flush(writers, window, window_start + 1, stacked)):
+                            arm_losses += new
                         window, window_start = [], step
                         rate = timed_images / max(time.perf_counter() - tic, 1e-9)
-                        bar.set_postfix(loss=f"{losses[-1]:.4g}", img_s=f"{rate:.0f}")
-                    if step % t.checkpoint_every_steps == 0 or stop.received:
-                        store.save(step, state)
-                    if stop.received:
+                        bar.set_postfix(loss=f"{losses[0][-1]:.4g}", img_s=f"{rate:.0f}")
+                    if checkpoint_due or stopping:
+                        save(step)
+                    if stopping:
                         break
-            losses += _flush(writer, window, window_start + 1)
+            for arm_losses, new in zip(losses, _flush(writers, window, window_start + 1, stacked)):
+                arm_losses += new
             elapsed = time.perf_counter() - tic if tic else 0.0
-            if stop.received:
-                store.save(step, state)
-                store.wait()
-                name = signal.Signals(stop.received).name
-                log(f"{name} received: checkpoint saved at step {step} in {config.run_dir}; continue with --resume")
-                writer.close()
-                return {**last, "status": f"interrupted by {name}", "step": step}
-            store.save(step, state)
-            eval_metrics = evaluate(eval_step, state.params, eval_images, t.batch_size, eval_key, mesh)
-            grid = reconstruction_grid(
-                reconstruct_fn,
-                config,
-                state.params,
-                grid_images,
-                eval_key,
-                os.path.join(config.run_dir, f"reconstructions_epoch{epoch + 1:03d}.png"),
-                f"{config.name}: held-out images after epoch {epoch + 1}",
-            )
-            last = {
-                "status": "complete",
-                "epoch": epoch + 1,
-                "step": step,
-                "train_loss": float(np.mean(losses)) if losses else math.nan,
-                "images_per_s": timed_images / elapsed if elapsed else math.nan,
-                **{f"eval_{k}": v for k, v in eval_metrics.items()},
-                "kl_share": (
-                    config.model.kl_weight * eval_metrics["kl"] / eval_metrics["recon"]
-                    if config.model.variational
-                    else 0.0
-                ),
-                "reconstruction_grid": grid,
-            }
-            writer.epoch(last)
-            log(
-                f"epoch {epoch + 1}/{t.epochs} step {step}: train loss {last['train_loss']:.5g}, "
-                f"held-out mse {eval_metrics['mse']:.5f}, psnr {eval_metrics['psnr']:.2f} dB, "
-                f"{last['images_per_s']:.0f} images/s"
-            )
-    store.wait()
-    store.close()
-    writer.close()
-    return last
+            if stopping:
+                save(step)
+                close()
+                name = signal.Signals(stop.received).name if stop.received else "stop signal (another process)"
+                log(
+                    f"{name} received: checkpoint saved at step {step} in {', '.join(c.run_dir for c in configs)}; "
+                    "continue with --resume"
+                )
+                return [{**last, "status": f"interrupted by {name}", "step": step} for last in lasts]
+            save(step)
+            for i, config in enumerate(configs):
+                params = _of_arm(state.params, i, stacked)
+                valid = valid_sets[groups[i]].images
+                eval_metrics = evaluate(
+                    eval_steps[i], params, valid[: t.eval_images or None], t.batch_size, keys[i][2], mesh
+                )
+                grid = os.path.join(config.run_dir, f"reconstructions_epoch{epoch + 1:03d}.png")
+                if main:  # on this process's devices, from a host copy of the (replicated) parameters
+                    title = f"{config.name}: held-out images after epoch {epoch + 1}"
+                    host = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
+                    reconstruction_grid(
+                        reconstruct_fns[i], config, host, np.asarray(valid[: t.grid_images]), keys[i][2], grid, title
+                    )
+                lasts[i] = {
+                    "status": "complete",
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "train_loss": float(np.mean(losses[i])) if losses[i] else math.nan,
+                    "images_per_s": timed_images / elapsed if elapsed else math.nan,
+                    **{f"eval_{k}": v for k, v in eval_metrics.items()},
+                    "kl_share": (
+                        config.model.kl_weight * eval_metrics["kl"] / eval_metrics["recon"]
+                        if config.model.variational
+                        else 0.0
+                    ),
+                    "reconstruction_grid": grid,
+                }
+                writers[i].epoch(lasts[i])
+                log(
+                    f"{config.name if stacked else ''}{': ' if stacked else ''}epoch {epoch + 1}/{t.epochs} "
+                    f"step {step}: train loss {lasts[i]['train_loss']:.5g}, held-out mse {eval_metrics['mse']:.5f}, "
+                    f"psnr {eval_metrics['psnr']:.2f} dB, {lasts[i]['images_per_s']:.0f} images/s"
+                )
+    close()
+    return lasts
 
 
 def load_run(run_dir: str):
@@ -383,7 +498,9 @@ def load_run(run_dir: str):
         config = config_lib.from_dict(json.load(f))
     config_lib.validate(config)
     model = models.build_model(config.model, image_shape(config))
-    abstract = jax.eval_shape(lambda: init_state(model, make_optimizer(config), make_key(0)))
+    shapes = jax.eval_shape(lambda: init_state(model, make_optimizer(config), make_key(0)))
+    replicated = sharding.replicated(sharding.data_mesh())
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
     restored = CheckpointStore(os.path.join(run_dir, "ckpt")).restore_latest(abstract)
     if restored is None:
         raise FileNotFoundError(f"no readable checkpoint under {os.path.join(run_dir, 'ckpt')}")

@@ -96,13 +96,16 @@ def ablations(settings: dict, out: str, overrides: list[str], log=print) -> Stud
     sections, models, tables = [], [], {}
     bound = settings["ablation_bound"]
     for axis, values in settings["sweeps"].items():
-        rows = []
+        rows, arms = [], []
         for value in values:
             extra = dict(value) if isinstance(value, dict) else {axis: value}
             preset = extra.pop("preset", settings["ae"])
             name = f"ablation_{axis.replace('.', '_')}_{'_'.join(str(v) for v in extra.values()) or preset}"
-            config = model_config(preset, settings, overrides, name=name, **extra)
-            m = pipeline.study_model(config, os.path.join(out, name), ("reconstruction", "distribution"), log=log)
+            arms.append((value, preset, model_config(preset, settings, overrides, name=name, **extra)))
+        pipeline.train_arms_together([config for _, _, config in arms], log)  # same-shape axes: one program
+        for value, preset, config in arms:
+            evals = ("reconstruction", "distribution")
+            m = pipeline.study_model(config, os.path.join(out, config.name), evals, log=log)
             models.append(m)
             rows.append(
                 {
@@ -173,7 +176,7 @@ for study in [
         "ablations",
         ablations.__doc__,
         ablations,
-        smoke=dict(_SMOKE, ablation_bound=1.5, sweeps={"model.z_dim": (4, 8)}),
+        smoke=dict(_SMOKE, ablation_bound=1.5, sweeps={"model.z_dim": (4, 8), "data.task": ("reconstruct", "denoise")}),
         full=dict(
             _FULL_CELEBA,
             # 3 epochs per arm (the epochs axis aside): a size that finishes on a 2-core CPU; every arm's

@@ -13,7 +13,8 @@ def _shapes(name, **model_overrides):
     model = M.build_model(config.model.__class__(**{**config.model.__dict__, **model_overrides}), image_shape(config))
     shape = image_shape(config)
     params = jax.eval_shape(lambda: M.init_params(model, jax.random.key(0)))
-    out = jax.eval_shape(lambda p: model.apply({"params": p}, jnp.zeros((2, *shape)), jax.random.key(1)), params)
+    noise = jnp.zeros((2, model.config.z_dim))
+    out = jax.eval_shape(lambda p: model.apply({"params": p}, jnp.zeros((2, *shape)), noise), params)
     return config, shape, out
 
 
@@ -43,12 +44,12 @@ def test_matmul_and_flax_models_agree_on_the_same_params():
     )
 
 
-def test_vae_encode_returns_the_mean_and_sampling_needs_rng():
+def test_vae_encode_returns_the_mean_and_sampling_needs_noise():
     config = C.load("faces_vae_tiny_kl")
     model = M.build_model(config.model, image_shape(config))
     params = M.init_params(model, jax.random.key(0))
     x = jax.random.uniform(jax.random.key(1), (4, *image_shape(config)))
-    out = model.apply({"params": params}, x, jax.random.key(2))
+    out = model.apply({"params": params}, x, jax.random.normal(jax.random.key(2), (4, config.model.z_dim)))
     z = model.apply({"params": params}, x, method=lambda m, x: m.encode(x))
     np.testing.assert_allclose(z, out["mean"], rtol=1e-6)
     assert not np.allclose(out["z"], out["mean"])

@@ -1,0 +1,67 @@
+"""Training throughput of ablation arms trained as one vmapped program (ae_jax.train.make_arms_train_step)
+against one model (make_train_step): images/s per arm and in total for 1, 2, 4 and 8 arms.
+
+    python benchmarks/arms_bench.py [--config faces] [--arms 1,2,4,8] [--steps 10] [--set key=value ...]
+
+Arms differ in the learning rate (the same program either way); batches are placed on the device once. On a
+CPU the total stays about flat (the cores are busy with one model); an accelerator is where arms pay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ae_jax import arms, sharding, train
+from ae_jax import config as config_lib
+from ae_jax.runtime import make_key
+
+
+def images_per_s(step, state, batch, key, batch_size: int, steps: int) -> float:
+    state, metrics = step(state, batch, key)  # compiles
+    jax.block_until_ready(metrics)
+    start = time.perf_counter()
+    for _ in range(steps):
+        state, metrics = step(state, batch, key)
+    jax.block_until_ready(metrics)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="faces")
+    parser.add_argument("--arms", default="1,2,4,8")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    base = config_lib.load(args.config, args.set)
+    mesh = sharding.data_mesh()
+    repl = sharding.replicated(mesh)
+    b = base.train.batch_size
+    shape = (b, base.data.image_size, base.data.image_size, base.data.image_channels)
+    print(f"{args.config}: batch {b}, {shape[1]} px, {jax.device_count()} {jax.devices()[0].platform} device(s)")
+    print(f"{'arms':>5}{'images/s per arm':>18}{'images/s total':>16}")
+    for n in map(int, args.arms.split(",")):
+        rates = ",".join(f"{base.train.learning_rate * (1 + i / 10):g}" for i in range(n))
+        configs = arms.arm_configs(base, [f"train.learning_rate={rates}"]) if n > 1 else [base]
+        built = [train.create_train_state(c, make_key(c.seed)) for c in configs]
+        model, tx = built[0][0], built[0][1]
+        batch = np.random.default_rng(0).integers(0, 256, shape, np.uint8)
+        if n == 1:
+            step, state, key = train.make_train_step(model, tx, base, mesh), built[0][2], make_key(1)
+            batch = jax.device_put(batch, sharding.batch_sharding(mesh))
+        else:
+            step = train.make_arms_train_step(model, tx, configs, [0] * n, mesh)
+            state = jax.device_put(jax.tree.map(lambda *x: jnp.stack(x), *[s for _, _, s in built]), repl)
+            key = jax.device_put(jnp.stack([make_key(i) for i in range(n)]), repl)
+            batch = jax.device_put(batch[None], sharding.stacked(sharding.batch_sharding(mesh)))
+        per_arm = images_per_s(step, jax.device_put(state, repl), batch, key, b, args.steps)
+        print(f"{n:>5}{per_arm:>18,.0f}{per_arm * n:>16,.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

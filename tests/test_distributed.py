@@ -1,0 +1,121 @@
+"""Several processes, one job: two processes with 2 simulated CPU devices each (JAX's multi-controller runtime,
+gloo collectives over 127.0.0.1) train, checkpoint, resume and encode like one process with 4 devices."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ae_jax import sharding
+
+JOB = """
+import json, sys
+from ae_jax import runtime, sharding
+sharding.initialize_distributed()
+runtime.enable_compilation_cache()  # as the CLI does: the resumed run reuses the first run's programs
+import jax, numpy as np
+from ae_jax import config as C
+from ae_jax.encode import encode_run
+from ae_jax.train import load_run, train
+overrides = json.loads(sys.argv[1])
+assert jax.device_count() == 4, jax.devices()
+first = train(C.load("tiny", overrides + ["train.epochs=1"]), log=lambda s: None)
+second = train(C.load("tiny", overrides + ["train.epochs=2"]), resume=True, log=lambda s: None)
+run_dir = C.load("tiny", overrides).run_dir
+z_file = encode_run(run_dir, "valid", log=lambda s: None)["valid"]
+params = [np.asarray(x.addressable_data(0)).tolist() for x in jax.tree.leaves(load_run(run_dir)[2])]
+if jax.process_index() == 0:
+    losses = [first["train_loss"], second["train_loss"], second["eval_loss"]]
+    print(json.dumps({"losses": losses, "params": params, "z": np.load(z_file).tolist()}))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(devices: int, workdir: str, process: tuple[int, int, int] | None = None) -> subprocess.Popen:
+    """One process of JOB (`process` = (id, count, coordinator port), or None for a single process)."""
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "AE_JAX_JIT_CACHE": os.path.join(workdir, "jit"),
+    }
+    if process:
+        index, count, port = process
+        env.update(
+            JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+            JAX_NUM_PROCESSES=str(count),
+            JAX_PROCESS_ID=str(index),
+            AE_JAX_COORDINATOR_TIMEOUT="60",
+        )
+    overrides = [f"workdir={workdir}", "train.steps_per_epoch=3", "train.checkpoint_every_steps=2"]
+    return subprocess.Popen(
+        [sys.executable, "-c", JOB, json.dumps(overrides)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def _result(proc: subprocess.Popen) -> dict | None:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    lines = out.decode().strip().splitlines()
+    results = [line for line in lines if line.startswith("{")]
+    return json.loads(results[-1]) if results else None
+
+
+def test_two_processes_train_resume_and_encode_like_one_process(tmp_path):
+    port = _free_port()
+    procs = [_launch(2, str(tmp_path / "two"), (i, 2, port)) for i in range(2)] + [_launch(4, str(tmp_path / "one"))]
+    two, other, one = [_result(p) for p in procs]
+    assert other is None  # process 1 writes nothing and prints nothing
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-5)
+    for a, b in zip(two["params"], one["params"]):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.array(two["z"]), np.array(one["z"]), rtol=1e-4, atol=1e-5)
+    run = tmp_path / "two" / "tiny"
+    assert sorted(os.listdir(run / "ckpt")) == ["3", "4", "6"]  # saved at 2, 3 (epoch end), 4, 6; three kept
+    epochs = [json.loads(line)["epoch"] for line in open(run / "metrics.jsonl")]
+    assert epochs == [1, 2]  # written once, by process 0
+    assert len(open(run / "steps.jsonl").readlines()) == 6
+
+
+def test_a_process_that_cannot_reach_the_coordinator_says_which_setting(tmp_path):
+    env = {
+        **os.environ,
+        "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{_free_port()}",
+        "JAX_NUM_PROCESSES": "2",
+        "JAX_PROCESS_ID": "1",
+        "AE_JAX_COORDINATOR_TIMEOUT": "2",
+    }
+    args = ["train", "--config", "tiny", "--set", f"workdir={tmp_path}"]
+    code = f"import sys; from ae_jax.cli import main; sys.exit(main({args!r}))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "process 1 of 2 could not reach the coordinator at JAX_COORDINATOR_ADDRESS=127.0.0.1:" in out.stderr
+    assert "AE_JAX_COORDINATOR_TIMEOUT" in out.stderr and not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "variables, message",
+    [
+        ({"JAX_NUM_PROCESSES": "2"}, "JAX_PROCESS_ID is not"),
+        ({"JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"}, "must be whole numbers"),
+        ({"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"}, "JAX_PROCESS_ID=2 must be in 0 .. JAX_NUM_PROCESSES-1 = 1"),
+    ],
+)
+def test_launch_variables_are_checked(monkeypatch, variables, message):
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1234")
+    for name in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(sharding.DistributedError, match=message):
+        sharding.initialize_distributed()
