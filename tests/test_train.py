@@ -136,7 +136,8 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("arms", [[], ["--arms", "seed=0,1"]], ids=["one run", "two arms"])
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, arms):
     args = [
         "train",
         "--config",
@@ -148,13 +149,15 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
         "--set",
         "train.checkpoint_every_steps=2",
     ]
-    proc = _run_cli(args)
-    _wait_for_checkpoint(os.path.join(tmp_path, "tiny", "ckpt"), proc)
+    runs = ["tiny-seed=0", "tiny-seed=1"] if arms else ["tiny"]
+    proc = _run_cli(args + arms)
+    _wait_for_checkpoint(os.path.join(tmp_path, runs[-1], "ckpt"), proc)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "SIGTERM received: checkpoint saved at step" in out, out
     step = int(out.split("checkpoint saved at step ")[1].split()[0])
-    assert str(step) in os.listdir(os.path.join(tmp_path, "tiny", "ckpt"))
+    for run in runs:
+        assert str(step) in os.listdir(os.path.join(tmp_path, run, "ckpt"))
 
 
 def test_bfloat16_compute_trains_with_float32_parameters(tmp_path):
