@@ -328,19 +328,52 @@ def _peak_mean_std(counts, edges, r) -> dict:
 # Covariance, correlation, PCA, projections.
 
 
+_COVARIANCE_PANELS = 4  # column panels of the upper-triangle products (5/8 of a full Gram's multiplies)
+
+
+def _panel_bounds(d: int) -> list[int]:
+    """Column indices splitting D components into up to _COVARIANCE_PANELS near-equal panels."""
+    n = max(min(_COVARIANCE_PANELS, d), 1)
+    return sorted({round(i * d / n) for i in range(n + 1)})
+
+
+def _upper_panel_products(c: jax.Array, bounds: list[int]) -> list[jax.Array]:
+    """Per column panel [lo, hi): c[:, lo:hi].T @ c[:, lo:], the Gram matrix's rows lo..hi from the diagonal on."""
+    return [jnp.matmul(c[:, lo:hi].T, c[:, lo:], precision=_HIGHEST) for lo, hi in zip(bounds, bounds[1:])]
+
+
+def _symmetric_from_panels(panels: list[jax.Array], bounds: list[int], d: int, dtype) -> jax.Array:
+    """The (D, D) symmetric matrix whose upper triangle the panels hold (their blocks left of the diagonal unused)."""
+    upper = jnp.zeros((d, d), dtype)
+    for (lo, hi), panel in zip(zip(bounds, bounds[1:]), panels):
+        upper = upper.at[lo:hi, lo:].set(panel)
+    return jnp.triu(upper) + jnp.triu(upper, 1).T
+
+
 @functools.partial(jax.jit, static_argnames=("block", "ddof"))
-def covariance(z, block: int = 4096, ddof: int = 1) -> tuple[jax.Array, jax.Array]:
+def covariance(z, block: int = 2048, ddof: int = 1) -> tuple[jax.Array, jax.Array]:
     """(mean (D,), covariance (D, D)) with N - ddof normalisation (ddof=0: maximum likelihood), in float32 or
-    float64 for float64 input with x64 on; rows are centred block by block before the products, so neither a
-    centred copy of z nor the cancellation of E[zz] - E[z]E[z] is needed."""
+    float64 for float64 input with x64 on.
+
+    Rows are centred block by block on a first-pass mean before the products, so neither a centred copy of z
+    nor the cancellation of E[zz] - E[z]E[z] is needed; the same pass sums the residuals, which refine the
+    mean (the float32 sum of 200,000 rows loses digits) and correct the products by the tiny outer product
+    of the refinement. Only the upper triangle is multiplied out, in column panels (XLA has no symmetric
+    rank-k update), and mirrored."""
     _check_points(z, ddof + 1, "covariance")
     z = jnp.asarray(z, jnp.promote_types(jnp.result_type(z), jnp.float32))
-    mean = _mean(z)
+    n, d = z.shape
+    first = jnp.mean(z, axis=0)
+    bounds = _panel_bounds(d)
 
     def centred_products(rows):
-        return jnp.matmul((rows - mean).T, rows - mean, precision=_HIGHEST)
+        residuals = rows - first
+        return residuals.sum(axis=0), _upper_panel_products(residuals, bounds)
 
-    return mean, _sum_over_row_blocks(centred_products, z, block) / (z.shape[0] - ddof)
+    residual_sums, panels = _sum_over_row_blocks(centred_products, z, block)
+    refinement = residual_sums / n
+    products = _symmetric_from_panels(panels, bounds, d, z.dtype) - n * jnp.outer(refinement, refinement)
+    return first + refinement, products / (n - ddof)
 
 
 @jax.jit
