@@ -6,26 +6,37 @@ JAX times are the best of --repeats runs after a warm-up (compilation excluded),
 block_until_ready; numpy times are the best of --repeats runs too. Also checks that both agree.
 On a CPU, run it on otherwise idle cores: other processes make both columns noisy.
 
-    python benchmarks/stats_bench.py [--n 200000] [--d 256] [--repeats 5]
+    python benchmarks/stats_bench.py [--n 200000] [--d 256] [--repeats 5] [--numpy-repeats 1] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import contextlib
+import importlib.util
+import json
 import time
 
 import jax
 import numpy as np
-from threadpoolctl import threadpool_limits  # comes with scikit-learn (an openTSNE dependency)
 
 from ae_jax import stats
 
 BIN_WIDTH, LO, HI = 0.25, -12.0, 12.0
 RADIUS_BIN_WIDTHS = (0.5, 0.05)
-# The PCA step is a D x D eigh in LAPACK (OpenBLAS) on both sides. On busy cores OpenBLAS's spinning
-# threads can stretch a 5 ms eigh to a second, so both sides run it on one BLAS thread.
-ONE_BLAS_THREAD = functools.partial(threadpool_limits, limits=1, user_api="blas")
+
+
+def ONE_BLAS_THREAD():  # noqa: N802 (a context manager, named like a constant)
+    """The PCA step is a D x D eigh in LAPACK (OpenBLAS) on both sides. On busy cores OpenBLAS's spinning
+    threads can stretch a 5 ms eigh to a second, so both sides run it on one BLAS thread (threadpoolctl comes
+    with scikit-learn; without it, as configured)."""
+    if importlib.util.find_spec("threadpoolctl") is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 STEPS = ("component histograms", "half-widths", "radii + histograms", "covariance", "correlation", "PCA")
 
 
@@ -143,19 +154,21 @@ def time_steps(steps: dict, repeats: int, out: dict) -> dict:
     return best
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--d", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--numpy-repeats", type=int, default=0, help="numpy's repeats (0: --repeats)")
+    parser.add_argument("--json", action="store_true", help="also print every number as one JSON line, last")
+    args = parser.parse_args(argv)
 
     z_np = synthetic_z(args.n, args.d)
     z = jax.device_put(z_np)
     j_steps, n_steps, j_out, n_out = jax_steps(z), numpy_steps(z_np), {}, {}
     time_steps(j_steps, 1, j_out)  # warm-up: compilation
     j_time = time_steps(j_steps, args.repeats, j_out)
-    n_time = time_steps(n_steps, args.repeats, n_out)
+    n_time = time_steps(n_steps, args.numpy_repeats or args.repeats, n_out)
 
     print(
         f"latent statistics suite on {args.n:,} x {args.d} float32 z-points; JAX on {jax.devices()[0].device_kind}"
@@ -167,11 +180,16 @@ def main() -> None:
     j_total, n_total = sum(j_time.values()), sum(n_time.values())
     print(f"{'total':<22}{j_total:>10.3f}{n_total:>10.3f}{n_total / j_total:>9.1f}x")
 
-    sk_time = sklearn_pca_seconds(z_np, args.repeats)
-    print(
-        f"scikit-learn PCA().fit on the same z-points: {sk_time:.3f} s (ae_jax covariance + PCA: "
-        f"{j_time['covariance'] + j_time['PCA']:.3f} s, {sk_time / (j_time['covariance'] + j_time['PCA']):.1f}x)"
-    )
+    sk_time = None
+    if importlib.util.find_spec("sklearn") is None:
+        print("scikit-learn PCA().fit: skipped, scikit-learn is not installed")
+    else:
+        sk_time = sklearn_pca_seconds(z_np, args.repeats)
+        ours = j_time["covariance"] + j_time["PCA"]
+        print(
+            f"scikit-learn PCA().fit on the same z-points: {sk_time:.3f} s (ae_jax covariance + PCA: "
+            f"{ours:.3f} s, {sk_time / ours:.1f}x)"
+        )
 
     ev = np.asarray(j_out["pca"].explained_variance)
     agree = {
@@ -188,6 +206,9 @@ def main() -> None:
         "explained variance max rel diff": float(np.abs(ev - n_out["pca"][0]).max() / ev.max()),
     }
     print("agreement: " + "; ".join(f"{k}: {v:.2g}" if isinstance(v, float) else f"{k}: {v}" for k, v in agree.items()))
+    if args.json:
+        device = jax.devices()[0].device_kind
+        print(json.dumps({"n": args.n, "d": args.d, "device": device, "jax": j_time, "numpy": n_time, **agree}))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,12 @@
 
 Same layers, shapes, FLOPs, loss (BCE on logits summed over pixels, mean over the batch), Adam and
 batch as ae_jax; 'same' convolutions pad symmetrically (PyTorch style) instead of (0, 1), which changes no
-shape or FLOP. Run by benchmarks/train_bench.py in its own process, or alone:
+shape or FLOP. Run by benchmarks/train_bench.py (CPU) and benchmarks/device_check.py (GPU) in its own process,
+or alone:
     python benchmarks/torch_reference.py --batch 64 --steps 20 --threads 2
+    python benchmarks/torch_reference.py --device cuda --batch 256 --amp bf16 --compile
+On a GPU the batches sit on the device beforehand and the loss is read once at the end, so the timed loop
+measures the device, not host transfers or per-step synchronisation.
 """
 
 from __future__ import annotations
@@ -60,41 +64,56 @@ class Autoencoder(nn.Module):
 
 def main(argv=None) -> dict:
     p = reference_parser(__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
+    p.add_argument("--amp", choices=("none", "bf16"), default="none", help="bf16: autocast the forward pass")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (default mode)")
     args = p.parse_args(argv)
+    device = torch.device(args.device)
     config = config_lib.load(args.config)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     d, m = config.data, config.model
-    model = Autoencoder(m, d.image_size, d.image_channels).to(memory_format=torch.channels_last)
+    model = Autoencoder(m, d.image_size, d.image_channels).to(device, memory_format=torch.channels_last)
+    forward = torch.compile(model) if args.compile else model
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
     bce = nn.BCEWithLogitsLoss(reduction="sum")
     rng = np.random.default_rng(0)
-    pool = [
-        rng.integers(0, 256, (args.batch, d.image_size, d.image_size, d.image_channels), np.uint8) for _ in range(4)
-    ]
+    shape = (args.batch, d.image_size, d.image_size, d.image_channels)
+    pool = [torch.from_numpy(rng.integers(0, 256, shape, np.uint8)).to(device) for _ in range(4)]
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=args.amp == "bf16")
 
-    def step(batch: np.ndarray) -> float:
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)  # NHWC memory = channels_last
+    def step(batch: torch.Tensor) -> torch.Tensor:
+        x = batch.permute(0, 3, 1, 2).float().div_(255.0)  # NHWC memory = channels_last
         optimizer.zero_grad(set_to_none=True)
-        loss = bce(model(x), x) / x.shape[0]
+        with autocast:
+            logits = forward(x)
+        loss = bce(logits.float(), x) / x.shape[0]
         loss.backward()
         optimizer.step()
-        return loss.item()
+        return loss.detach()
+
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     for i in range(args.warmup):
         step(pool[i % len(pool)])
+    synchronize()
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(args.steps):
         loss = step(pool[i % len(pool)])
+    synchronize()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    how = ["compiled" if args.compile else "eager", "channels_last"] + (["bf16 autocast"] if args.amp == "bf16" else [])
     result = {
-        "framework": f"pytorch {torch.__version__.split('+')[0]} (eager, channels_last)",
+        "framework": f"pytorch {torch.__version__.split('+')[0]} ({', '.join(how)})",
         "images_per_s": args.batch * args.steps / wall,
         "ms_per_step": 1e3 * wall / args.steps,
         "cpu_ms_per_step": 1e3 * cpu / args.steps,
         "threads": torch.get_num_threads(),
-        "loss": loss,
+        "loss": loss.item(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
     print(json.dumps(result))
     return result

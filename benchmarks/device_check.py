@@ -1,0 +1,462 @@
+"""Accelerator check: ae_jax against PyTorch on one device, the full training loop and the statistics suite.
+
+One command (`bash benchmarks/device_check.sh OUTDIR [--tiny]`) measures, each part in its own process (so
+JAX's and PyTorch's device memory pools do not meet):
+
+- jax: case1 train step images/s at batch 256 and 1024, float32 and bfloat16 (model.dtype), ae_jax's real
+  step (`train.make_train_step`, conv_impl auto: Flax convolutions on a GPU) on batches already on the device;
+  encoder forward images/s; matmul peaks of the device in both dtypes; FLOPs per image from XLA's cost analysis;
+- torch: the same network in PyTorch (benchmarks/torch_reference.py) on the same device: eager channels_last
+  in float32 and with bf16 autocast, and torch.compile;
+- loop: the full training loop (`ae_jax.train.train`: feeder, per-step metrics, checkpoints, held-out
+  evaluation) on embedded faces at 96 px, against the bare step above: does the host hold the device back?
+- stats: benchmarks/stats_bench.py on 1,000,000 x 256 z-points.
+
+It writes OUTDIR/device_check.md (one table), OUTDIR/device_check.json (every number) and each part's log,
+and prints the table. Parts run in priority order under one time budget; a part that would not fit, or that
+fails, leaves a row saying so. --tiny shrinks every size so a CPU runs it end to end in a few minutes.
+Needs jax, flax, optax, orbax-checkpoint, numpy, matplotlib, tqdm (torch for its rows); never imports
+tensorflow-datasets or openTSNE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# Dense (no sparsity) peaks, TFLOP/s, by device kind: (bfloat16, float32 as TF32). Float32 rows are set
+# against the TF32 peak: XLA runs float32 convolutions and matmuls on TF32 tensor cores by default, and
+# PyTorch its float32 convolutions (cudnn.allow_tf32 defaults to True).
+SPEC_PEAKS = {"H200": (989.0, 494.0), "H100": (989.0, 494.0), "A100": (312.0, 156.0)}
+
+SIZES = {
+    "full": dict(
+        batches=(256, 1024),
+        steps=50,
+        warmup=5,
+        peak_n=8192,
+        loop_images=32768,
+        loop_batch=256,
+        loop_epochs=2,
+        stats_n=1_000_000,
+        stats_repeats=3,
+        budget_s=420,
+    ),
+    "tiny": dict(
+        batches=(8, 16),
+        steps=2,
+        warmup=1,
+        peak_n=512,
+        loop_images=192,
+        loop_batch=16,
+        loop_epochs=1,
+        stats_n=20_000,
+        stats_repeats=1,
+        budget_s=1200,
+    ),
+}
+DTYPES = ("float32", "bfloat16")
+
+
+def _sizes(tiny: bool) -> dict:
+    return SIZES["tiny" if tiny else "full"]
+
+
+def _spec_peak(device_kind: str, dtype: str) -> float | None:
+    for name, (bf16, tf32) in SPEC_PEAKS.items():
+        if name in device_kind:
+            return bf16 if dtype == "bfloat16" else tf32
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Parts (each runs in its own process and prints one JSON line last).
+
+
+def part_jax(size: dict) -> dict:
+    """Matmul peaks, then the train step and the encoder at every batch and dtype."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from ae_jax import config as config_lib
+    from ae_jax import sharding, train
+
+    def best_seconds(fn, args: tuple, repeats: int) -> float:
+        jax.block_until_ready(fn(*args))
+        best = float("inf")
+        for _ in range(repeats):
+            tic = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            best = min(best, time.perf_counter() - tic)
+        return best
+
+    device = jax.devices()[0]
+    out = {"device_kind": device.device_kind, "backend": jax.default_backend(), "jax": jax.__version__, "peaks": {}}
+    n = size["peak_n"]
+    for dtype in DTYPES:
+        a = jax.random.normal(jax.random.key(0), (n, n), jnp.dtype(dtype))
+        out["peaks"][dtype] = 2 * n**3 / best_seconds(jax.jit(jnp.matmul), (a, a), 5) / 1e12
+
+    mesh = sharding.data_mesh()
+    rows = []
+    for dtype in DTYPES:
+        for batch in size["batches"]:
+            config = config_lib.load("case1", [f"train.batch_size={batch}", f"model.dtype={dtype}"])
+            model, tx, state = train.create_train_state(config, jax.random.key(config.seed))
+            state = jax.device_put(state, sharding.replicated(mesh))
+            step = train.make_train_step(model, tx, config, mesh)
+            shape = (batch, *train.image_shape(config))
+            rng = np.random.default_rng(0)
+            placed = sharding.batch_sharding(mesh)
+            pool = [jax.device_put(rng.integers(0, 256, shape, np.uint8), placed) for _ in range(2)]
+            key = jax.random.key(1)
+            tic = time.perf_counter()
+            compiled = step.lower(state, pool[0], key).compile()
+            compile_s = time.perf_counter() - tic
+            cost = compiled.cost_analysis()
+            flops = (cost[0] if isinstance(cost, (list, tuple)) else cost or {}).get("flops", 0.0) / batch or None
+            for i in range(size["warmup"]):
+                state, metrics = step(state, pool[i % 2], key)
+            jax.block_until_ready(metrics)
+            tic = time.perf_counter()
+            for i in range(size["steps"]):
+                state, metrics = step(state, pool[i % 2], key)
+            jax.block_until_ready(metrics)
+            wall = time.perf_counter() - tic
+            encode = jax.jit(lambda p, x, model=model: model.apply({"params": p}, x, method=model.encode))
+            images = jax.device_put(rng.random(shape, np.float32), placed)
+            encode_s = best_seconds(encode, (state.params, images), max(3, size["steps"] // 5))
+            rows.append(
+                {
+                    "dtype": dtype,
+                    "batch": batch,
+                    "images_per_s": batch * size["steps"] / wall,
+                    "ms_per_step": 1e3 * wall / size["steps"],
+                    "flops_per_image": flops,
+                    "compile_s": compile_s,
+                    "loss": float(metrics["loss"]),
+                    "encode_images_per_s": batch / encode_s,
+                }
+            )
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    out["rows"] = rows
+    return out
+
+
+def part_loop(size: dict, out_dir: str) -> dict:
+    """`ae_jax.train.train` on embedded faces at 96 px; images/s per epoch from its metrics.jsonl."""
+    from ae_jax import config as config_lib
+    from ae_jax import train
+
+    overrides = [
+        "name=loop",
+        f"workdir={os.path.join(out_dir, 'runs')}",
+        "data.name=faces",
+        "data.image_size=96",
+        f"data.num_images={size['loop_images']}",
+        f"data.cache_dir={os.path.join(out_dir, 'cache')}",
+        f"train.batch_size={size['loop_batch']}",
+        f"train.epochs={size['loop_epochs']}",
+        f"train.eval_images={min(1024, size['loop_images'] // 10)}",
+    ]
+    config = config_lib.load("case1", overrides)
+    _tensorboardx_or_stub()
+    tic = time.perf_counter()
+    last = train.train(config, log=lambda line: print(line, file=sys.stderr, flush=True))
+    total = time.perf_counter() - tic
+    with open(os.path.join(config.run_dir, "metrics.jsonl")) as f:
+        epochs = [json.loads(line) for line in f if line.strip()]
+    return {
+        "overrides": overrides,
+        "status": last["status"],
+        "epoch_images_per_s": [e["images_per_s"] for e in epochs],
+        "seconds_total": total,
+        "tensorboardx": _TENSORBOARDX,
+    }
+
+
+_TENSORBOARDX = "installed"
+
+
+def _tensorboardx_or_stub() -> None:
+    """The training loop writes TensorBoard files through tensorboardX; where it is not installed, a no-op
+    SummaryWriter stands in (said in the table), so the loop is timed without writing those event files."""
+    global _TENSORBOARDX
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        import types
+
+        class SummaryWriter:
+            def __init__(self, *args, **kwargs):
+                pass
+
+            def __getattr__(self, name):
+                return lambda *args, **kwargs: None
+
+        stand_in = types.ModuleType("tensorboardX")
+        stand_in.SummaryWriter = SummaryWriter
+        sys.modules["tensorboardX"] = stand_in
+        _TENSORBOARDX = "missing: no-op stand-in, no event files written"
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver.
+
+
+def _env() -> dict:
+    from ae_jax import hugepages  # CPU dry runs: the same allocator setting as train_bench.py
+
+    env = hugepages.hugepage_env(dict(os.environ))
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, HERE, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def _run(name: str, command: list[str], out_dir: str, timeout: float) -> tuple[dict | None, str]:
+    """Run one part; (its last stdout line as JSON, or None; a note). Logs go to OUTDIR/<name>.log."""
+    log_path = os.path.join(out_dir, f"{name}.log")
+    if timeout < 10:
+        return None, "skipped: time budget spent"
+    tic = time.perf_counter()
+    with open(log_path, "w") as log:
+        try:
+            done = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, env=_env(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None, f"stopped after {timeout:.0f} s (time budget); see {name}.log"
+        log.write(done.stdout)
+    seconds = time.perf_counter() - tic
+    print(f"[{name}: {seconds:.0f} s, exit {done.returncode}]", flush=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode or not lines:
+        return None, f"failed (exit {done.returncode}); see {name}.log"
+    try:
+        return json.loads(lines[-1]), f"{seconds:.0f} s"
+    except json.JSONDecodeError:
+        return None, f"no result line; see {name}.log"
+
+
+def _self(part: str, out_dir: str, tiny: bool) -> list[str]:
+    return [sys.executable, os.path.abspath(__file__), out_dir, "--part", part] + (["--tiny"] if tiny else [])
+
+
+def _torch_runs(size: dict, tiny: bool, device: str) -> list[tuple[str, int, list[str]]]:
+    """(name, batch, extra args) of the PyTorch rows, most wanted first (compiled ones last: slow to build)."""
+    runs = []
+    for variant, extra in (("eager f32", []), ("eager bf16", ["--amp", "bf16"])):
+        runs += [(variant, b, extra) for b in size["batches"]]
+    compiled = [("compiled bf16", ["--amp", "bf16", "--compile"]), ("compiled f32", ["--compile"])]
+    for variant, extra in compiled[:1] if tiny else compiled:
+        runs += [(variant, b, extra) for b in (size["batches"][:1] if tiny else size["batches"])]
+    return runs
+
+
+def _fmt(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def build_table(results: dict) -> list[list[str]]:
+    """One table: training, encoding, the full loop, the statistics suite."""
+    header = ["part", "configuration", "images/s", "time", "TFLOP/s", "% spec peak", "% matmul peak", "note"]
+    table = [header]
+    jax_part = results.get("jax") or {}
+    kind = jax_part.get("device_kind", "?")
+    peaks = jax_part.get("peaks", {})
+    flops = {}  # (dtype, batch) -> FLOPs per image of ae_jax's step
+    bare = {}
+    for r in jax_part.get("rows", []):
+        flops[r["dtype"], r["batch"]] = r["flops_per_image"]
+        bare[r["dtype"], r["batch"]] = r["images_per_s"]
+
+    def rate_cells(images_per_s: float | None, dtype: str, batch: int) -> list[str]:
+        f = flops.get((dtype, batch)) or flops.get(("float32", batch))
+        tflops = images_per_s * f / 1e12 if images_per_s and f else None
+        spec, measured = _spec_peak(kind, dtype), peaks.get(dtype)
+        return [
+            _fmt(tflops, 2),
+            f"{100 * tflops / spec:.1f}%" if tflops and spec else "-",
+            f"{100 * tflops / measured:.1f}%" if tflops and measured else "-",
+        ]
+
+    for r in jax_part.get("rows", []):
+        table.append(
+            [
+                "ae_jax train step",
+                f"batch {r['batch']}, {r['dtype']}",
+                _fmt(r["images_per_s"]),
+                f"{r['ms_per_step']:.2f} ms/step",
+                *rate_cells(r["images_per_s"], r["dtype"], r["batch"]),
+                f"compile {r['compile_s']:.0f} s",
+            ]
+        )
+    if not jax_part:
+        table.append(["ae_jax train step", "-", "-", "-", "-", "-", "-", results.get("jax_note", "")])
+    for t in results.get("torch", []):
+        r, dtype = t.get("result"), "bfloat16" if "bf16" in t["variant"] else "float32"
+        vs = bare.get((dtype, t["batch"]))
+        note = t["note"] if r is None else (f"{r['images_per_s'] / vs:.2f}x ae_jax" if vs else "")
+        table.append(
+            [
+                f"PyTorch {t['variant']}",
+                f"batch {t['batch']}, {dtype}",
+                _fmt(r and r["images_per_s"]),
+                f"{r['ms_per_step']:.2f} ms/step" if r else "-",
+                *(rate_cells(r["images_per_s"], dtype, t["batch"]) if r else ["-"] * 3),
+                note,
+            ]
+        )
+    for r in jax_part.get("rows", []):
+        table.append(
+            [
+                "ae_jax encoder forward",
+                f"batch {r['batch']}, {r['dtype']}",
+                _fmt(r["encode_images_per_s"]),
+                f"{1e3 * r['batch'] / r['encode_images_per_s']:.2f} ms/batch",
+                *["-"] * 4,
+            ]
+        )
+    loop = results.get("loop")
+    if loop:
+        batch = results["sizes"]["loop_batch"]
+        steady = loop["epoch_images_per_s"][-1]
+        vs = bare.get(("float32", batch))
+        note = f"{steady / vs:.2f}x the bare step (batch {batch})" if vs else "no bare step at this batch"
+        if loop["tensorboardx"] != "installed":
+            note += f"; tensorboardX {loop['tensorboardx']}"
+        table.append(
+            [
+                "ae-jax train loop (faces 96 px)",
+                f"batch {batch}, float32, epochs: {len(loop['epoch_images_per_s'])}",
+                _fmt(steady),
+                f"{loop['seconds_total']:.0f} s in all",
+                *rate_cells(steady, "float32", batch),
+                note + "; per epoch " + ", ".join(f"{x:,.0f}" for x in loop["epoch_images_per_s"]),
+            ]
+        )
+    else:
+        table.append(["ae-jax train loop (faces 96 px)", "-", "-", "-", "-", "-", "-", results.get("loop_note", "")])
+    stats = results.get("stats")
+    n = f"{results['sizes']['stats_n']:,} x 256"
+    if stats:
+        for name, seconds in [*stats["jax"].items(), ("total", sum(stats["jax"].values()))]:
+            np_s = stats["numpy"].get(name, sum(stats["numpy"].values()))
+            note = f"numpy {np_s:.3f} s on the host"
+            if name == "total":
+                note += f"; counts equal numpy's: {stats['histogram counts equal']}"
+                note += f", covariance max rel diff {stats['covariance max rel diff']:.1e}"
+            table.append([f"stats ({n})", name, "-", f"{seconds:.4f} s", "-", "-", "-", note])
+    else:
+        table.append([f"stats ({n})", "-", "-", "-", "-", "-", "-", results.get("stats_note", "")])
+    return table
+
+
+def format_markdown(table: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(table[0]) + " |", "| " + " | ".join("---" for _ in table[0]) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in table[1:]])
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out_dir", help="folder for the tables and logs (created)")
+    p.add_argument("--tiny", action="store_true", help="tiny sizes: a CPU dry run of every part")
+    p.add_argument("--part", choices=("jax", "loop"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    size = _sizes(args.tiny)
+    out_dir = os.path.abspath(args.out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    if args.part == "jax":
+        print(json.dumps(part_jax(size)))
+        return
+    if args.part == "loop":
+        print(json.dumps(part_loop(size, out_dir)))
+        return
+
+    deadline = time.perf_counter() + size["budget_s"]
+    results: dict = {"sizes": size, "argv": sys.argv[1:], "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+    def left(share: float = 1.0) -> float:
+        return share * (deadline - time.perf_counter())
+
+    results["jax"], results["jax_note"] = _run("jax", _self("jax", out_dir, args.tiny), out_dir, left(0.45))
+    device = "cuda" if (results["jax"] or {}).get("backend") == "gpu" else "cpu"
+    torch_runs = []
+    try:
+        import torch
+
+        results["torch_version"] = torch.__version__
+        if device == "cuda" and not torch.cuda.is_available():
+            device = "none"
+    except ImportError:
+        device = "none"
+    runs = _torch_runs(size, args.tiny, device)
+    later = runs[4:]  # compiled runs go after the loop and the statistics
+    for variant, batch, extra in runs[:4]:
+        torch_runs.append(_torch_part(variant, batch, extra, size, device, out_dir, left(0.15)))
+    results["loop"], results["loop_note"] = _run("loop", _self("loop", out_dir, args.tiny), out_dir, left(0.4))
+    stats_cmd = [
+        sys.executable,
+        os.path.join(HERE, "stats_bench.py"),
+        "--n",
+        str(size["stats_n"]),
+        "--repeats",
+        str(size["stats_repeats"]),
+        "--numpy-repeats",
+        "1",
+        "--json",
+    ]
+    results["stats"], results["stats_note"] = _run("stats", stats_cmd, out_dir, left(0.5))
+    for variant, batch, extra in later:
+        torch_runs.append(_torch_part(variant, batch, extra, size, device, out_dir, left(0.5)))
+    results["torch"] = torch_runs
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+    table = format_markdown(build_table(results))
+    jax_part = results["jax"] or {}
+    title = (
+        f"ae_jax device check{' (tiny sizes)' if args.tiny else ''}: {jax_part.get('device_kind', '?')} "
+        f"({jax_part.get('backend', '?')}), jax {jax_part.get('jax', '?')}, torch {results.get('torch_version', '-')}"
+        f", {results['started']} - {results['finished']}"
+    )
+    peaks = ", ".join(f"{k} {v:.2f}" for k, v in jax_part.get("peaks", {}).items())
+    text = f"{title}\n\nmatmul peak ({size['peak_n']}^3, jnp default precision): {peaks} TFLOP/s\n\n{table}\n"
+    with open(os.path.join(out_dir, "device_check.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(out_dir, "device_check.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print("\n" + text)
+
+
+def _torch_part(variant: str, batch: int, extra: list[str], size: dict, device: str, out_dir: str, timeout: float):
+    entry = {"variant": variant, "batch": batch, "result": None}
+    if device == "none":
+        entry["note"] = "skipped: torch (with this device) not installed"
+        return entry
+    command = [
+        sys.executable,
+        os.path.join(HERE, "torch_reference.py"),
+        "--config",
+        "case1",
+        "--device",
+        device,
+        "--batch",
+        str(batch),
+        "--steps",
+        str(size["steps"]),
+        "--warmup",
+        str(size["warmup"]),
+        *extra,
+    ]
+    name = f"torch_{variant.replace(' ', '_')}_{batch}"
+    entry["result"], entry["note"] = _run(name, command, out_dir, timeout)
+    return entry
+
+
+if __name__ == "__main__":
+    main()
