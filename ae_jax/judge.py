@@ -24,6 +24,8 @@ from ae_jax.checkpoint import CheckpointStore
 from ae_jax.config import Config
 from ae_jax.runtime import make_key
 
+FLIP_INVARIANT = ("celeba", "cifar10")  # datasets whose labels survive a left-right mirror (augment "auto")
+
 
 class JudgeNet(nn.Module):
     """Conv stack -> flattened (positions kept) or mean-pooled maps -> Dense features -> task head."""
@@ -89,40 +91,63 @@ def _baseline_outputs(task: str, train_labels: np.ndarray, n: int) -> np.ndarray
     return np.broadcast_to(np.eye(int(labels.max()) + 1)[np.bincount(labels).argmax()], (n, int(labels.max()) + 1))
 
 
-def train_judge(config: Config, out_dir: str, log=print) -> dict:
+def augmentation(augment: str, dataset: str) -> str:
+    """The augmentation train_judge applies: 'flip' (random left-right mirror) or 'none'; 'auto' flips only the
+    datasets whose labels a mirror keeps (CelebA's attributes, CIFAR's classes; not the faces' head_x)."""
+    if augment != "auto":
+        return augment
+    return "flip" if dataset in FLIP_INVARIANT else "none"
+
+
+def train_judge(config: Config, out_dir: str, log=print, curve: bool = False) -> dict:
     """Train the judge on the config's dataset under config.judge; writes `judge.json` and the params under
-    `out_dir`."""
-    epochs, batch_size = config.judge.epochs, config.judge.batch_size
+    `out_dir`. `curve` also records the held-out score after every epoch (`valid_curve_<metric>`; a pass each)."""
+    j = config.judge
+    epochs, batch_size = j.epochs, j.batch_size
     train_set = data.load_split(config.data, "train", config.seed)
     valid_set = data.load_split(config.data, "valid", config.seed)
     task, n_outputs = label_task(train_set.labels, train_set.source)
+    augment = augmentation(j.augment, config.data.name)
     n_steps = data.steps_per_epoch(len(train_set.images), batch_size)
-    schedule = optax.cosine_decay_schedule(config.judge.learning_rate, epochs * n_steps)  # anneals to 0 at the end
-    net, tx = _net(n_outputs, config_lib.to_dict(config)["judge"]), optax.adam(schedule)
+    schedule = optax.cosine_decay_schedule(j.learning_rate, epochs * n_steps)  # anneals to 0 at the end
+    tx = optax.adamw(schedule, weight_decay=j.weight_decay) if j.weight_decay else optax.adam(schedule)
+    net = _net(n_outputs, config_lib.to_dict(config)["judge"])
     shape = train_set.images.shape[1:]
     params = jax.jit(net.init)(make_key(config.seed), jnp.zeros((1, *shape)))["params"]
     opt_state = tx.init(params)
     labels = jnp.asarray(train_set.labels)
+    targets = np.asarray(valid_set.labels)
 
     @jax.jit
-    def step(params, opt_state, images, targets):
+    def step(params, opt_state, images, targets, key):
+        images = images.astype(jnp.float32) / 255.0
+        if augment == "flip":
+            mirror = jax.random.bernoulli(key, 0.5, (images.shape[0], 1, 1, 1))
+            images = jnp.where(mirror, images[:, :, ::-1], images)
+
         def loss_fn(p):
-            return _loss(task, net.apply({"params": p}, images.astype(jnp.float32) / 255.0)[1], targets)
+            return _loss(task, net.apply({"params": p}, images)[1], targets)
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
+    def held_out(params):
+        outputs = np.concatenate([np.asarray(o) for o in _apply_batches(net, params, valid_set.images, head=True)])
+        return _score(task, outputs, targets)
+
+    key, valid_curve = jax.random.fold_in(make_key(config.seed), 1), []
     for epoch in range(epochs):
         order = data.epoch_permutation(len(train_set.images), config.seed, epoch)
         with tqdm(total=n_steps, desc=f"judge epoch {epoch + 1}/{epochs}", leave=False) as bar:
             for i, images in enumerate(data.train_batches(train_set.images, batch_size, config.seed, epoch)):
                 idx = order[i * batch_size : (i + 1) * batch_size]
-                params, opt_state, loss = step(params, opt_state, images, labels[idx])
+                step_key = jax.random.fold_in(key, epoch * n_steps + i)
+                params, opt_state, loss = step(params, opt_state, images, labels[idx], step_key)
                 bar.update(1)
-    outputs = np.concatenate([np.asarray(o) for o in _apply_batches(net, params, valid_set.images, head=True)])
-    targets = np.asarray(valid_set.labels)
-    metric, value = _score(task, outputs, targets)
+        if curve:
+            valid_curve.append(round(held_out(params)[1], 4))
+    metric, value = held_out(params)
     _, baseline = _score(task, _baseline_outputs(task, train_set.labels, len(targets)), targets)
     os.makedirs(out_dir, exist_ok=True)
     store = CheckpointStore(os.path.join(out_dir, "params"), keep=1)
@@ -135,10 +160,14 @@ def train_judge(config: Config, out_dir: str, log=print) -> dict:
         "dataset": train_set.source,
         "label_names": list(train_set.label_names),
         "epochs": epochs,
+        "augment": augment,
+        "weight_decay": j.weight_decay,
         "net": {k: config_lib.to_dict(config)["judge"][k] for k in ("filters", "convs_per_stage", "pool", "features")},
         f"valid_{metric}": value,
         f"baseline_{metric}": baseline,  # the trivial judge's score (see _baseline_outputs): the scale of the above
     }
+    if curve:
+        info[f"valid_curve_{metric}"] = valid_curve  # after each epoch
     config_lib.save(config, os.path.join(out_dir, "config.json"))
     with open(os.path.join(out_dir, "judge.json"), "w") as f:
         json.dump(info, f, indent=2)

@@ -3,7 +3,7 @@ import pytest
 import scipy.linalg
 
 from ae_jax import config as C
-from ae_jax.judge import frechet_distance, label_task, load_judge, train_judge
+from ae_jax.judge import augmentation, frechet_distance, label_task, load_judge, train_judge
 
 
 def test_frechet_distance_matches_the_scipy_formula():
@@ -35,8 +35,11 @@ def test_judge_learns_the_faces_factors_and_separates_noise(tmp_path):
             "judge.epochs=8",
         ],
     )
-    info = train_judge(config, str(tmp_path), log=lambda s: None)
+    info = train_judge(config, str(tmp_path), log=lambda s: None, curve=True)
     assert info["task"] == "regression" and info["valid_r2"] > 0.15
+    assert info["augment"] == "none"  # a mirror would change head_x: auto leaves the faces alone
+    assert len(info["valid_curve_r2"]) == 8 and info["valid_curve_r2"][-1] == pytest.approx(info["valid_r2"], abs=1e-3)
+    assert info["valid_curve_r2"][-1] > info["valid_curve_r2"][0]
     assert abs(info["baseline_r2"]) < 0.05  # predicting the training mean explains nothing
     features = load_judge(str(tmp_path))
     from ae_jax import data
@@ -49,3 +52,25 @@ def test_judge_learns_the_faces_factors_and_separates_noise(tmp_path):
     assert float(frechet_distance(f_real, f_more)) < float(frechet_distance(f_real, f_noise))
     with pytest.raises(ValueError, match="judge expects images"):
         features(np.zeros((2, 8, 8, 3), np.uint8))
+
+
+def test_augmentation_flips_only_where_the_labels_allow():
+    assert augmentation("auto", "celeba") == "flip"
+    assert augmentation("auto", "cifar10") == "flip"
+    assert augmentation("auto", "faces") == "none"
+    assert augmentation("auto", "mnist") == "none"  # a mirrored 2 is not a 2
+    assert augmentation("flip", "faces") == "flip" and augmentation("none", "celeba") == "none"
+
+
+@pytest.mark.parametrize("override", ["judge.augment=rotate", "judge.weight_decay=-0.1"])
+def test_judge_config_rejects_bad_augment_and_weight_decay(override):
+    with pytest.raises(C.ConfigError, match=override.split("=")[0].replace(".", r"\.")):
+        C.load("tiny", [override])
+
+
+def test_judge_trains_with_flips_and_weight_decay(tmp_path):
+    config = C.load("tiny", ["data.num_images=256", "judge.augment=flip", "judge.weight_decay=0.05", "judge.epochs=2"])
+    info = train_judge(config, str(tmp_path), log=lambda s: None)
+    assert info["augment"] == "flip" and info["weight_decay"] == 0.05
+    assert np.isfinite(info["valid_r2"])
+    assert load_judge(str(tmp_path))(np.zeros((3, 16, 16, 3), np.uint8)).shape == (3, 128)
