@@ -143,7 +143,6 @@ _DEMO_FULL = [
     "distribution.tsne_points=2048",
     "distribution.tsne_inputs=0,10",
     "generators.n=20000",
-    "judge.epochs=6",
 ]
 register(
     Study(
