@@ -12,9 +12,10 @@ JAX's and PyTorch's device memory pools do not meet):
   evaluation) on embedded faces at 96 px, against the bare step above: does the host hold the device back?
 - stats: benchmarks/stats_bench.py on 1,000,000 x 256 z-points.
 
-It writes OUTDIR/device_check.md (one table), OUTDIR/device_check.json (every number) and each part's log,
-and prints the table. Parts run in priority order under one time budget; a part that would not fit, or that
-fails, leaves a row saying so. --tiny shrinks every size so a CPU runs it end to end in a few minutes.
+It writes OUTDIR/device_check.md (one table), OUTDIR/device_check.json (every number), each part's log and
+the training loop's metrics, and prints the table (nothing large: the loop's run folder is temporary).
+Parts run in priority order under one time budget; a part that would not fit, or that fails, leaves a row
+saying so. --tiny shrinks every size so a CPU runs it end to end in a few minutes.
 Needs jax, flax, optax, orbax-checkpoint, numpy, matplotlib, tqdm (torch for its rows); never imports
 tensorflow-datasets or openTSNE.
 """
@@ -152,27 +153,36 @@ def part_jax(size: dict) -> dict:
 
 
 def part_loop(size: dict, out_dir: str) -> dict:
-    """`ae_jax.train.train` on embedded faces at 96 px; images/s per epoch from its metrics.jsonl."""
+    """`ae_jax.train.train` on embedded faces at 96 px; images/s per epoch from its metrics.jsonl.
+
+    The run folder and the decoded-image cache (about 1 GB at full size) go to a temporary folder, removed
+    afterwards; the run's metrics.jsonl is copied to OUTDIR/loop_metrics.jsonl."""
+    import shutil
+    import tempfile
+
     from ae_jax import config as config_lib
     from ae_jax import train
 
-    overrides = [
-        "name=loop",
-        f"workdir={os.path.join(out_dir, 'runs')}",
-        "data.name=faces",
-        "data.image_size=96",
-        f"data.num_images={size['loop_images']}",
-        f"data.cache_dir={os.path.join(out_dir, 'cache')}",
-        f"train.batch_size={size['loop_batch']}",
-        f"train.epochs={size['loop_epochs']}",
-        f"train.eval_images={min(1024, size['loop_images'] // 10)}",
-    ]
-    config = config_lib.load("case1", overrides)
-    _tensorboardx_or_stub()
-    tic = time.perf_counter()
-    last = train.train(config, log=lambda line: print(line, file=sys.stderr, flush=True))
-    total = time.perf_counter() - tic
-    with open(os.path.join(config.run_dir, "metrics.jsonl")) as f:
+    with tempfile.TemporaryDirectory(prefix="ae_jax_device_check_") as scratch:
+        overrides = [
+            "name=loop",
+            f"workdir={os.path.join(scratch, 'runs')}",
+            "data.name=faces",
+            "data.image_size=96",
+            f"data.num_images={size['loop_images']}",
+            f"data.cache_dir={os.path.join(scratch, 'cache')}",
+            f"train.batch_size={size['loop_batch']}",
+            f"train.epochs={size['loop_epochs']}",
+            f"train.eval_images={min(1024, size['loop_images'] // 10)}",
+        ]
+        config = config_lib.load("case1", overrides)
+        _tensorboardx_or_stub()
+        tic = time.perf_counter()
+        last = train.train(config, log=lambda line: print(line, file=sys.stderr, flush=True))
+        total = time.perf_counter() - tic
+        metrics_path = os.path.join(out_dir, "loop_metrics.jsonl")
+        shutil.copyfile(os.path.join(config.run_dir, "metrics.jsonl"), metrics_path)
+    with open(metrics_path) as f:
         epochs = [json.loads(line) for line in f if line.strip()]
     return {
         "overrides": overrides,
