@@ -100,7 +100,13 @@ def part_jax(size: dict) -> dict:
         return best
 
     device = jax.devices()[0]
-    out = {"device_kind": device.device_kind, "backend": jax.default_backend(), "jax": jax.__version__, "peaks": {}}
+    out = {
+        "device_kind": device.device_kind,
+        "backend": jax.default_backend(),
+        "jax": jax.__version__,
+        "peaks": {},
+        "rows": [],
+    }
     n = size["peak_n"]
     for dtype in DTYPES:
         a = jax.random.normal(jax.random.key(0), (n, n), jnp.dtype(dtype))
@@ -147,8 +153,8 @@ def part_jax(size: dict) -> dict:
                     "encode_images_per_s": batch / encode_s,
                 }
             )
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    out["rows"] = rows
+            out["rows"] = rows
+            print(json.dumps(out), flush=True)  # the rows so far, should the part run out of time
     return out
 
 
@@ -231,26 +237,29 @@ def _env() -> dict:
 
 
 def _run(name: str, command: list[str], out_dir: str, timeout: float) -> tuple[dict | None, str]:
-    """Run one part; (its last stdout line as JSON, or None; a note). Logs go to OUTDIR/<name>.log."""
-    log_path = os.path.join(out_dir, f"{name}.log")
+    """Run one part; (its last JSON stdout line, or None; a note). A part stopped by the time budget or failing
+    may still have printed partial results (the jax part prints its rows so far after each one): those are
+    kept, and the note says so. Logs go to OUTDIR/<name>.log."""
     if timeout < 10:
         return None, "skipped: time budget spent"
     tic = time.perf_counter()
-    with open(log_path, "w") as log:
+    with open(os.path.join(out_dir, f"{name}.log"), "w") as log:
         try:
             done = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, env=_env(), timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None, f"stopped after {timeout:.0f} s (time budget); see {name}.log"
-        log.write(done.stdout)
+            stdout, note = done.stdout, "" if done.returncode == 0 else f"failed (exit {done.returncode})"
+        except subprocess.TimeoutExpired as stopped:
+            stdout = stopped.output.decode() if isinstance(stopped.output, bytes) else stopped.output or ""
+            note = f"stopped after {timeout:.0f} s (time budget)"
+        log.write(stdout)
     seconds = time.perf_counter() - tic
-    print(f"[{name}: {seconds:.0f} s, exit {done.returncode}]", flush=True)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode or not lines:
-        return None, f"failed (exit {done.returncode}); see {name}.log"
-    try:
-        return json.loads(lines[-1]), f"{seconds:.0f} s"
-    except json.JSONDecodeError:
-        return None, f"no result line; see {name}.log"
+    print(f"[{name}: {seconds:.0f} s{', ' + note if note else ''}]", flush=True)
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            result = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        return result, (f"incomplete: {note}; see {name}.log" if note else f"{seconds:.0f} s")
+    return None, f"{note or 'no result line'}; see {name}.log"
 
 
 def _self(part: str, out_dir: str, tiny: bool) -> list[str]:
@@ -306,8 +315,8 @@ def build_table(results: dict) -> list[list[str]]:
                 f"compile {r['compile_s']:.0f} s",
             ]
         )
-    if not jax_part:
-        table.append(["ae_jax train step", "-", "-", "-", "-", "-", "-", results.get("jax_note", "")])
+    if not jax_part.get("rows") or results.get("jax_note", "").startswith("incomplete"):
+        table.append(["ae_jax train step", "(the rest)", "-", "-", "-", "-", "-", results.get("jax_note", "")])
     for t in results.get("torch", []):
         r, dtype = t.get("result"), "bfloat16" if "bf16" in t["variant"] else "float32"
         vs = bare.get((dtype, t["batch"]))
@@ -395,14 +404,12 @@ def main(argv=None) -> None:
         return share * (deadline - time.perf_counter())
 
     results["jax"], results["jax_note"] = _run("jax", _self("jax", out_dir, args.tiny), out_dir, left(0.45))
-    device = "cuda" if (results["jax"] or {}).get("backend") == "gpu" else "cpu"
     torch_runs = []
     try:
         import torch
 
         results["torch_version"] = torch.__version__
-        if device == "cuda" and not torch.cuda.is_available():
-            device = "none"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     except ImportError:
         device = "none"
     runs = _torch_runs(size, args.tiny, device)
