@@ -3,8 +3,10 @@
 Steps: component histograms, half-widths, radii + radius histograms (0.5 and 0.05), covariance, correlation,
 PCA, on synthetic z-points (default 200,000 x 256, per-component Gaussians with assorted mu and sigma).
 JAX times are the best of --repeats runs after a warm-up (compilation excluded), each ended by
-block_until_ready; numpy times are the best of --repeats runs too. Also checks that both agree.
-On a CPU, run it on otherwise idle cores: other processes make both columns noisy.
+block_until_ready; numpy times are the best of --numpy-repeats runs (default: --repeats). Also checks that both
+agree. scikit-learn (and threadpoolctl, which comes with it) is optional: without it the PCA().fit line is
+skipped. On a CPU, run it on otherwise idle cores: other processes make both columns noisy. --json adds
+every number as one JSON line, last (benchmarks/device_check.py reads it).
 
     python benchmarks/stats_bench.py [--n 200000] [--d 256] [--repeats 5] [--numpy-repeats 1] [--json]
 """
