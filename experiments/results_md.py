@@ -162,6 +162,18 @@ def fitted_gaussian_claim(sweep: dict, name: str) -> tuple[str, list[str], list[
     holds = max(r["judge_frechet"] for r in fitted if r["sampler"] != "mixture") < min(
         r["judge_frechet"] for r in uniform
     )
+    references = sweep.get("judge_reference", {})
+    best = min(fitted, key=lambda r: r["judge_frechet"])
+    against = (
+        [
+            f"  Against the references: the closest fit ({best['sampler']}, FD {best['judge_frechet']:.3g}) is "
+            + ", ".join(f"{best['judge_frechet'] / r['judge_frechet']:.3g}x {label}" for label, r in references.items())
+            + f"; the closest uniform box is {min(r['judge_frechet'] for r in uniform) / best['judge_frechet']:.3g}x "
+            "the closest fit."
+        ]
+        if references
+        else []
+    )
     return (
         _verdict(True, holds),
         [
@@ -175,7 +187,8 @@ def fitted_gaussian_claim(sweep: dict, name: str) -> tuple[str, list[str], list[
                 for label, r in sweep.get("judge_reference", {}).items()
             )
             + "."
-        ],
+        ]
+        + against,
         _sweep_figures(sweep, "decoded_grid"),
     )
 
@@ -238,6 +251,26 @@ def ablation_sections(done: dict | None) -> list[str]:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_")
+
+
+def judge_lines(root: str) -> list[str]:
+    """The judges the studies trained: held-out quality beside the trivial baseline, read from judge.json."""
+    lines = []
+    for study in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        folder = os.path.join(root, study)
+        for name in sorted(n for n in os.listdir(folder) if n.startswith("judge-")) if os.path.isdir(folder) else []:
+            info = _load(os.path.join(folder, name, "judge.json"))
+            if not info:
+                continue
+            metric = next(k[len("valid_") :] for k in info if k.startswith("valid_") and "curve" not in k)
+            net = info["net"]
+            lines.append(
+                f"- {study}/{name}: {info['dataset']}; {info['epochs']} epochs, filters {net['filters']}, "
+                f"{net['convs_per_stage']} conv(s) per stage, {net['pool']} maps, "
+                f"augment {info.get('augment', 'none')}; held-out {metric} {info['valid_' + metric]:.3f} "
+                f"against the trivial baseline's {info['baseline_' + metric]:.3f}."
+            )
+    return ["", "## The judge", "", *lines] if lines else []
 
 
 def main(argv=None) -> int:
@@ -333,6 +366,7 @@ def main(argv=None) -> int:
             overall += f" ({len(verdicts) - len(measured)} of {len(verdicts)} arms not yet measured)"
         lines += ["", f"## {title}: {overall}", "", f"Rule: {' '.join(fn.__doc__.split())}", ""] + body
         lines += [""] + figures if figures else []
+    lines += judge_lines(root)
     lines += ablation_sections(_load(os.path.join(root, "ablations", "results.json")))
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")

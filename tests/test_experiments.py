@@ -88,3 +88,26 @@ def test_quick_demo_is_the_demo_study_and_writes_one_self_contained_page(tmp_pat
     judged = done["models"][0]["evaluators"]["judge"]["numbers"]["rows"]
     assert [r["label"] for r in judged[-2:]] == ["reconstructions", "real vs real"]
     assert all(r["judge_frechet"] >= 0 for r in judged)
+
+
+def test_results_page_states_the_judge_against_its_baseline_and_references(tmp_path):
+    folder = tmp_path / "ae_vs_vae" / "judge-0123abcd"
+    folder.mkdir(parents=True)
+    net = {"filters": [32, 64, 128], "convs_per_stage": 1, "pool": "flatten"}
+    info = {"dataset": "celeba", "epochs": 5, "net": net, "valid_accuracy": 0.893, "baseline_accuracy": 0.807}
+    (folder / "judge.json").write_text(json.dumps(info))
+    assert "held-out accuracy 0.893 against the trivial baseline's 0.807" in results_md.judge_lines(str(tmp_path))[-1]
+    sweep = {
+        "results": [
+            {"label": "full", "sampler": "full", "judge_frechet": 2.0, "judge_precision": 0.9},
+            {"label": "uniform(bound=3)", "sampler": "uniform", "judge_frechet": 40.0, "judge_precision": 1.0},
+        ],
+        "judge_reference": {
+            "reconstructions": {"judge_frechet": 2.5, "judge_precision": 0.95},
+            "real vs real": {"judge_frechet": 0.4, "judge_precision": 0.94},
+        },
+        "figures": {},
+    }
+    verdict, lines, _ = results_md.fitted_gaussian_claim(sweep, "model")
+    assert verdict == "**reproduced**"
+    assert "is 0.8x reconstructions, 5x real vs real; the closest uniform box is 20x the closest fit" in lines[1]
