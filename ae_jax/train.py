@@ -133,11 +133,16 @@ def make_train_step(model, tx, config: Config, mesh) -> Callable:
     )
 
 
-def make_arms_train_step(model, tx, configs: Sequence[Config], groups: Sequence[int], mesh) -> Callable:
+def make_arms_train_step(
+    model, tx, configs: Sequence[Config], groups: Sequence[int], mesh, vectorize: bool | None = None
+) -> Callable:
     """Jitted (stacked states, stacked uint8 batches (one per group), stacked keys) -> (states, metrics with an
     arm axis): the models of `configs` (arms that differ only in settings that keep the program's shapes; arm
-    i reads group groups[i]'s batch) trained as one vmapped program. Each arm's task inputs and noise are drawn
-    outside the vmap, exactly as its solo step draws them."""
+    i reads group groups[i]'s batch) trained as one program. Each arm's task inputs and noise are drawn as its
+    solo step draws them. `vectorize`: one vmapped update over the stacked states (the default on accelerators,
+    where batched matmuls fill the chip) or each arm's update in turn (the default on CPUs, where XLA's batched
+    matmuls are slower than plain ones: benchmarks/arms_bench.py)."""
+    vectorize = jax.default_backend() != "cpu" if vectorize is None else vectorize
     kl_weights = jnp.asarray([c.model.kl_weight for c in configs], jnp.float32)
     learning_rates = jnp.asarray([c.train.learning_rate for c in configs], jnp.float32)
 
@@ -146,6 +151,12 @@ def make_arms_train_step(model, tx, configs: Sequence[Config], groups: Sequence[
             task_inputs(c, batches[g], jax.random.fold_in(keys[i], states.step[i]), sample_z=True)
             for i, (c, g) in enumerate(zip(configs, groups))
         ]
+        if not vectorize:
+            outs = [
+                _update(model, tx, c, _of_arm(states, i, True), p, c.model.kl_weight, c.train.learning_rate)
+                for i, (c, p) in enumerate(zip(configs, prepared))
+            ]
+            return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outs)
         noise = None if prepared[0][2] is None else jnp.stack([p[2] for p in prepared])
         stacked = (jnp.stack([p[0] for p in prepared]), jnp.stack([p[1] for p in prepared]), noise)
 
@@ -324,10 +335,13 @@ def _restore_together(stores: Sequence[CheckpointStore], states: list, log) -> t
     return None
 
 
-def train_together(configs: Sequence[Config], resume: bool = False, log: Callable[[str], None] = print) -> list[dict]:
-    """Train each config into its run folder; several (arms: see ae_jax.arms) as one vmapped program over data
-    loaded once. Returns each run's last epoch's metrics (and how the run ended). In a multi-process job every
-    process calls it; process 0 logs and writes metrics, grids and config.json."""
+def train_together(
+    configs: Sequence[Config], resume: bool = False, log: Callable[[str], None] = print, vectorize: bool | None = None
+) -> list[dict]:
+    """Train each config into its run folder; several (arms: see ae_jax.arms) as one program over data loaded
+    once (`vectorize`: see make_arms_train_step). Returns each run's last epoch's metrics (and how the run
+    ended). In a multi-process job every process calls it; process 0 logs and writes metrics, grids and
+    config.json."""
     for config in configs:
         config_lib.validate(config)
     stacked = len(configs) > 1
@@ -368,7 +382,7 @@ def train_together(configs: Sequence[Config], resume: bool = False, log: Callabl
     if stacked:
         state = jax.device_put(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states), repl)
         train_key = jax.device_put(jnp.stack([k[1] for k in keys]), repl)
-        train_step = make_arms_train_step(model, tx, configs, groups, mesh)
+        train_step = make_arms_train_step(model, tx, configs, groups, mesh, vectorize)
     else:
         state, train_key = states[0], keys[0][1]
         train_step = make_train_step(model, tx, configs[0], mesh)

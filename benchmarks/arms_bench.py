@@ -1,10 +1,10 @@
-"""Training throughput of ablation arms trained as one vmapped program (ae_jax.train.make_arms_train_step)
-against one model (make_train_step): images/s per arm and in total for 1, 2, 4 and 8 arms.
+"""Training throughput of ablation arms trained as one program (ae_jax.train.make_arms_train_step, vmapped
+and unrolled) against one model (make_train_step): images/s per arm and in total for 1, 2, 4 and 8 arms.
 
     python benchmarks/arms_bench.py [--config faces] [--arms 1,2,4,8] [--steps 10] [--set key=value ...]
 
 Arms differ in the learning rate (the same program either way); batches are placed on the device once. On a
-CPU the total stays about flat (the cores are busy with one model); an accelerator is where arms pay.
+CPU the total stays at best flat (the cores are busy with one model); an accelerator is where arms pay.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main() -> None:
     b = base.train.batch_size
     shape = (b, base.data.image_size, base.data.image_size, base.data.image_channels)
     print(f"{args.config}: batch {b}, {shape[1]} px, {jax.device_count()} {jax.devices()[0].platform} device(s)")
-    print(f"{'arms':>5}{'images/s per arm':>18}{'images/s total':>16}")
+    print(f"{'arms':>5}{'program':>10}{'images/s per arm':>18}{'images/s total':>16}")
     for n in map(int, args.arms.split(",")):
         rates = ",".join(f"{base.train.learning_rate * (1 + i / 10):g}" for i in range(n))
         configs = arms.arm_configs(base, [f"train.learning_rate={rates}"]) if n > 1 else [base]
@@ -52,15 +52,18 @@ def main() -> None:
         model, tx = built[0][0], built[0][1]
         batch = np.random.default_rng(0).integers(0, 256, shape, np.uint8)
         if n == 1:
-            step, state, key = train.make_train_step(model, tx, base, mesh), built[0][2], make_key(1)
-            batch = jax.device_put(batch, sharding.batch_sharding(mesh))
-        else:
-            step = train.make_arms_train_step(model, tx, configs, [0] * n, mesh)
+            step, state = train.make_train_step(model, tx, base, mesh), jax.device_put(built[0][2], repl)
+            placed = jax.device_put(batch, sharding.batch_sharding(mesh))
+            per_arm = images_per_s(step, state, placed, make_key(1), b, args.steps)
+            print(f"{n:>5}{'one model':>10}{per_arm:>18,.0f}{per_arm:>16,.0f}", flush=True)
+            continue
+        key = jax.device_put(jnp.stack([make_key(i) for i in range(n)]), repl)
+        batch = jax.device_put(batch[None], sharding.stacked(sharding.batch_sharding(mesh)))
+        for program, vectorize in (("vmapped", True), ("unrolled", False)):
+            step = train.make_arms_train_step(model, tx, configs, [0] * n, mesh, vectorize)
             state = jax.device_put(jax.tree.map(lambda *x: jnp.stack(x), *[s for _, _, s in built]), repl)
-            key = jax.device_put(jnp.stack([make_key(i) for i in range(n)]), repl)
-            batch = jax.device_put(batch[None], sharding.stacked(sharding.batch_sharding(mesh)))
-        per_arm = images_per_s(step, jax.device_put(state, repl), batch, key, b, args.steps)
-        print(f"{n:>5}{per_arm:>18,.0f}{per_arm * n:>16,.0f}", flush=True)
+            per_arm = images_per_s(step, state, batch, key, b, args.steps)
+            print(f"{n:>5}{program:>10}{per_arm:>18,.0f}{per_arm * n:>16,.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,12 @@ def _quiet(message: str) -> None:
     pass
 
 
-def test_arms_match_the_same_arms_trained_alone(tmp_path):
+@pytest.mark.parametrize("vectorize", [True, False], ids=["vmapped", "unrolled"])
+def test_arms_match_the_same_arms_trained_alone(tmp_path, vectorize):
     base = C.load("tiny_vae_tiny_kl", [f"workdir={tmp_path / 'together'}", "train.epochs=2"])
     configs = arms.arm_configs(base, ["model.kl_weight=1e-6,1e-2", "data.task=reconstruct,denoise", "seed=0,3"])
     assert len(configs) == 8 and len({c.run_dir for c in configs}) == 8
-    together = train_together(configs, log=_quiet)
+    together = train_together(configs, log=_quiet, vectorize=vectorize)
     for config, result in list(zip(configs, together))[::3]:  # arms 0, 3, 6: every setting on either side
         solo = train(C.override(config, [f"workdir={tmp_path / 'solo'}"]), log=_quiet)
         np.testing.assert_allclose(result["eval_loss"], solo["eval_loss"], rtol=1e-4)
