@@ -254,14 +254,24 @@ def _slug(text: str) -> str:
 
 
 def judge_lines(root: str) -> list[str]:
-    """The judges the studies trained: held-out quality beside the trivial baseline, read from judge.json."""
+    """The judges whose scores the studies report (their judge.json digests in the judge evaluators' records):
+    held-out quality beside the trivial baseline, read from judge.json."""
+    from ae_jax.stages import file_digest
+
     lines = []
     for study in sorted(os.listdir(root)) if os.path.isdir(root) else []:
         folder = os.path.join(root, study)
-        for name in sorted(n for n in os.listdir(folder) if n.startswith("judge-")) if os.path.isdir(folder) else []:
-            info = _load(os.path.join(folder, name, "judge.json"))
-            if not info:
+        used = set()
+        for model in (_load(os.path.join(folder, "results.json")) or {}).get("models", []):
+            judge = model["evaluators"].get("judge")
+            record = _load(os.path.join(judge["folder"], "result.json")) if judge else None
+            if record:
+                used.add(record["inputs"]["judge"])
+        for name in sorted(n for n in os.listdir(folder) if n.startswith("judge-")) if used else []:
+            path = os.path.join(folder, name, "judge.json")
+            if not os.path.isfile(path) or file_digest(path) not in used:
                 continue
+            info = _load(path)
             metric = next(k[len("valid_") :] for k in info if k.startswith("valid_") and "curve" not in k)
             net = info["net"]
             lines.append(

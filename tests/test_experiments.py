@@ -91,12 +91,21 @@ def test_quick_demo_is_the_demo_study_and_writes_one_self_contained_page(tmp_pat
 
 
 def test_results_page_states_the_judge_against_its_baseline_and_references(tmp_path):
-    folder = tmp_path / "ae_vs_vae" / "judge-0123abcd"
-    folder.mkdir(parents=True)
+    from ae_jax.stages import file_digest
+
+    study = tmp_path / "ae_vs_vae"
     net = {"filters": [32, 64, 128], "convs_per_stage": 1, "pool": "flatten"}
-    info = {"dataset": "celeba", "epochs": 5, "net": net, "valid_accuracy": 0.893, "baseline_accuracy": 0.807}
-    (folder / "judge.json").write_text(json.dumps(info))
-    assert "held-out accuracy 0.893 against the trivial baseline's 0.807" in results_md.judge_lines(str(tmp_path))[-1]
+    for name, accuracy in (("judge-0123abcd", 0.893), ("judge-stale000", 0.5)):  # the second is no study's judge
+        (study / name).mkdir(parents=True)
+        info = {"dataset": "celeba", "epochs": 5, "net": net, "valid_accuracy": accuracy, "baseline_accuracy": 0.807}
+        (study / name / "judge.json").write_text(json.dumps(info))
+    (study / "case1" / "judge").mkdir(parents=True)
+    record = {"inputs": {"judge": file_digest(str(study / "judge-0123abcd" / "judge.json"))}}
+    (study / "case1" / "judge" / "result.json").write_text(json.dumps(record))
+    model = {"evaluators": {"judge": {"folder": str(study / "case1" / "judge")}}}
+    (study / "results.json").write_text(json.dumps({"models": [model]}))
+    lines = results_md.judge_lines(str(tmp_path))
+    assert len(lines) == 4 and "held-out accuracy 0.893 against the trivial baseline's 0.807" in lines[-1]
     sweep = {
         "results": [
             {"label": "full", "sampler": "full", "judge_frechet": 2.0, "judge_precision": 0.9},
