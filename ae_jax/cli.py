@@ -205,10 +205,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The `ae-jax` console script: main() in a process that runs with huge pages (ae_jax.hugepages)."""
-    from ae_jax.hugepages import restart_with_hugepages
+    """The `ae-jax` console script: main() in a process with the tuned malloc (ae_jax.allocator)."""
+    from ae_jax.allocator import restart_tuned
 
-    restart_with_hugepages("ae_jax.cli")
+    restart_tuned("ae_jax.cli")
     sys.exit(main())
 
 

@@ -229,9 +229,9 @@ def _tensorboardx_or_stub() -> None:
 
 
 def _env() -> dict:
-    from ae_jax import hugepages  # CPU dry runs: the same allocator setting as train_bench.py
+    from ae_jax import allocator  # CPU dry runs: the same malloc settings as train_bench.py
 
-    env = hugepages.hugepage_env(dict(os.environ))
+    env = allocator.tuned_env(dict(os.environ))
     env["PYTHONPATH"] = os.pathsep.join([ROOT, HERE, *filter(None, [env.get("PYTHONPATH")])])
     return env
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from ae_jax import hugepages
+from ae_jax import allocator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFERENCES = {"pytorch": ("torch", "torch_reference.py"), "keras": ("keras", "keras_reference.py")}
@@ -50,9 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--cpus", default="", help="pin every framework to these CPU ids, e.g. 1 or 0,1 (Linux)")
     p.add_argument(
-        "--no-hugepages",
+        "--default-malloc",
         action="store_true",
-        help=f"do not set GLIBC_TUNABLES={hugepages.TUNABLE} (set for every framework by default)",
+        help=f"do not set GLIBC_TUNABLES={':'.join(allocator.TUNABLES)} (set for every framework by default)",
     )
     p.add_argument("--worker", choices=("ae_jax", "peak"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -235,7 +235,7 @@ def main(argv=None) -> None:
         print(json.dumps(ae_jax_worker(args)))
         return
 
-    env = hugepages.hugepage_env(dict(os.environ), on=not args.no_hugepages)
+    env = allocator.tuned_env(dict(os.environ), on=not args.default_malloc)
     chosen = args.only.split(",")
     print(
         f"config {args.config}, batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up, "

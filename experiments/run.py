@@ -11,9 +11,9 @@ import argparse
 import sys
 
 if __name__ == "__main__":  # first, before importing JAX: the restart replaces this process
-    from ae_jax.hugepages import restart_with_hugepages
+    from ae_jax.allocator import restart_tuned
 
-    restart_with_hugepages("experiments.run")
+    restart_tuned("experiments.run")
 
 from experiments.studies import STUDIES, run_study  # noqa: E402
 
