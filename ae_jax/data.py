@@ -162,11 +162,13 @@ def _base_key(cfg: DataConfig, split: str, **source) -> dict:
 
 
 def _file_signature(paths: Sequence[str]) -> str:
-    """A hash of the names, sizes and modification times of `paths`: changes when any file does."""
+    """A hash of the names, sizes and contents of `paths`: changes when any file's bytes do (not its times)."""
     digest = hashlib.sha256()
     for path in paths:
-        stat = os.stat(path)
-        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        with open(path, "rb") as f:
+            digest.update(f"{path}\0{os.fstat(f.fileno()).st_size}\0".encode())
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
     return digest.hexdigest()
 
 

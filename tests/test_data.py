@@ -129,7 +129,7 @@ def test_bad_image_raises_naming_the_file_or_is_skipped_and_counted(tmp_path, ki
     assert "skipped 1 bad images" in capsys.readouterr().out
 
 
-def test_cache_is_reused_until_a_file_changes(tmp_path, cache, monkeypatch):
+def test_cache_is_reused_until_a_files_bytes_change(tmp_path, cache, monkeypatch):
     _make_celeba(tmp_path / "celeba")
     config = _celeba_config(tmp_path / "celeba")
     first = data.load_split(config, "train")
@@ -146,7 +146,13 @@ def test_cache_is_reused_until_a_file_changes(tmp_path, cache, monkeypatch):
     assert (first.found, first.skipped, first.source) == (second.found, second.skipped, second.source)
     assert sorted(p.suffix for p in cache.iterdir()) == [".npy", ".npz"]  # no temporary files left
     changed = tmp_path / "celeba" / "img_align_celeba" / "000001.jpg"
-    os.utime(changed, ns=(0, os.stat(changed).st_mtime_ns + 10**9))
+    before = os.stat(changed)
+    os.utime(changed, ns=(0, before.st_mtime_ns + 10**9))  # a newer time alone is no change
+    data.load_split(config, "train")
+    flipped = bytearray(changed.read_bytes())
+    flipped[-3] ^= 0xFF  # same size, same time, other bytes
+    changed.write_bytes(bytes(flipped))
+    os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns))
     with pytest.raises(AssertionError, match="decoded"):
         data.load_split(config, "train")
 
