@@ -5,16 +5,15 @@ XLA:CPU computes the kernel gradient of a convolution as a convolution with a hu
 convolution, like the forward pass of a transposed one, as an input-dilated convolution (slower still).
 Here those are matmuls between an image's kernel taps and the flattened kernel:
 
-- `gather_taps` copies, for each output point, the k*k input pixels its kernel taps read (im2col);
+- `gather_taps` copies, for each output point, the k*k input pixels its kernel taps read (im2col), as one gather;
 - `overlap_add` adds each input point's k*k kernel-tap products into the output pixels they land on (col2im).
 
-The two are exact adjoints of each other and are written so that autodiff turns one into the other:
-the image is split into its stride**2 phases (reshape + `split`), and each tap is a unit-stride shifted
-window of one phase. Every transposed op is then a slice, an edge pad, a concatenation or a sum, never a
-strided scatter. A convolution is `gather_taps` then a matmul; a transposed one is a matmul then `overlap_add`
-(no multiplies by the zeros of an input dilation). Plain autodiff then makes every gradient a matmul too.
-XLA's own forward convolution (YNNPACK) is 1.5x faster than im2col on one core but barely uses a second one,
-so on two cores im2col wins for training (+8% images/s) and encoding (+7%) alike (benchmarks/README.md).
+The two are exact adjoints. `gather_taps` is a primitive whose transpose is `overlap_add`; `overlap_add` splits
+the image into its stride**2 phases (reshape + `split`) and adds each tap as a unit-stride shifted window of one
+phase, so its autodiff transpose is slices, edge pads and a concatenation, never a strided scatter. A convolution
+is `gather_taps` then a matmul; a transposed one is a matmul then `overlap_add` (no multiplies by the zeros of an
+input dilation), and every gradient is a matmul too. Why im2col beats XLA's own convolutions on two cores, and
+what each piece costs: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -25,7 +24,11 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
+from jax.core import ShapedArray
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
 
 PADDINGS = ("SAME", "VALID")
 CONV_IMPLS = ("auto", "matmul", "flax")
@@ -64,19 +67,6 @@ class AxisTaps:
         return self.offsets[t] % self.stride, self.shifts[t] - self.first_shift
 
 
-def _to_phases(image: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> list[list[jnp.ndarray]]:
-    """(n, H, W, c) image -> phases[r][q] (n, Lr, Lc, c) = frame[:, s*i + r, s*j + q] (space-to-depth)."""
-    n, c = image.shape[0], image.shape[-1]
-    frame = lax.pad(
-        image, jnp.zeros((), image.dtype), ((0, 0, 0), (*rows.frame_pads(), 0), (*cols.frame_pads(), 0), (0, 0, 0))
-    )
-    frame = frame.reshape(n, rows.phase_len, rows.stride, cols.phase_len, cols.stride, c)
-    return [
-        [q.reshape(n, rows.phase_len, cols.phase_len, c) for q in jnp.split(r, cols.stride, axis=4)]
-        for r in jnp.split(frame, rows.stride, axis=2)
-    ]
-
-
 def _from_phases(phases: list[list[jnp.ndarray]], rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
     """Inverse of `_to_phases`: interleave the phases (depth-to-space) and crop the frame to the image."""
     frame = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)  # (n, Lr, s, Lc, s, c)
@@ -86,21 +76,54 @@ def _from_phases(phases: list[list[jnp.ndarray]], rows: AxisTaps, cols: AxisTaps
     return lax.pad(frame, jnp.zeros((), frame.dtype), ((0, 0, 0), (-rl, -rh, 0), (-cl, -ch, 0), (0, 0, 0)))
 
 
+def _tap_pixels(rows: AxisTaps, cols: AxisTaps) -> tuple[np.ndarray, np.ndarray]:
+    """Per tap in patch order (p, q, a, b): the flat index (row * width + col) of the pixel it reads, and whether
+    that pixel lies inside the image (taps outside it read zero)."""
+    r = rows.stride * np.arange(rows.grid)[:, None, None, None] + np.array(rows.offsets)[None, None, :, None]
+    c = cols.stride * np.arange(cols.grid)[None, :, None, None] + np.array(cols.offsets)[None, None, None, :]
+    inside = (r >= 0) & (r < rows.image) & (c >= 0) & (c < cols.image)
+    return np.where(inside, r * cols.image + c, 0).reshape(-1), inside.reshape(-1)
+
+
+def _gather_pixels(image: jnp.ndarray, *, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
+    """`gather_taps` as one XLA gather of c-long pixel rows per image (one pass; slices + concatenate took three)."""
+    n, h, w, c = image.shape
+    index, inside = _tap_pixels(rows, cols)
+
+    def one_image(pixels: jnp.ndarray) -> jnp.ndarray:  # (h * w, c) -> (taps, c)
+        return jnp.where(inside[:, None], pixels.at[index].get(mode="promise_in_bounds"), 0)
+
+    return jax.vmap(one_image)(image.reshape(n, h * w, c)).reshape(n, rows.grid, cols.grid, -1)
+
+
+def _gather_taps_batched(args, dims, *, rows: AxisTaps, cols: AxisTaps):
+    """vmap rule: fold the mapped axis into the batch axis."""
+    (image,), (dim,) = args, dims
+    image = jnp.moveaxis(image, dim, 0)
+    patches = gather_taps_p.bind(image.reshape(-1, *image.shape[2:]), rows=rows, cols=cols)
+    return patches.reshape(*image.shape[:2], *patches.shape[1:]), 0
+
+
+# A primitive, not a jnp function, so that its transpose is `overlap_add` (autodiff would scatter-add, 1.5x slower
+# per layer) while forward mode (jvp: the gather of the tangent) keeps working, which a custom_vjp would refuse.
+gather_taps_p = Primitive("gather_taps")
+gather_taps_p.def_impl(_gather_pixels)
+gather_taps_p.def_abstract_eval(
+    lambda image, *, rows, cols: ShapedArray(
+        (image.shape[0], rows.grid, cols.grid, len(rows.offsets) * len(cols.offsets) * image.shape[-1]), image.dtype
+    )
+)
+mlir.register_lowering(gather_taps_p, mlir.lower_fun(_gather_pixels, multiple_results=False))
+ad.deflinear2(gather_taps_p, lambda patches, image, *, rows, cols: [overlap_add(patches, rows, cols)])
+batching.primitive_batchers[gather_taps_p] = _gather_taps_batched
+
+
 def gather_taps(image: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
     """(n, H, W, c) image -> (n, P, Q, taps * c) patches (im2col), zero outside the image:
 
     patches[:, p, q, (a, b, :)] = image[:, stride * p + rows.offsets[a], stride * q + cols.offsets[b], :].
     """
-    phases = _to_phases(image, rows, cols)
-    windows = []
-    for a in range(len(rows.offsets)):
-        r, i = rows.window(a)
-        for b in range(len(cols.offsets)):
-            q, j = cols.window(b)
-            windows.append(
-                lax.slice_in_dim(lax.slice_in_dim(phases[r][q], i, i + rows.grid, axis=1), j, j + cols.grid, axis=2)
-            )
-    return jnp.concatenate(windows, axis=-1)
+    return gather_taps_p.bind(image, rows=rows, cols=cols)
 
 
 def overlap_add(patches: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:

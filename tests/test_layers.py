@@ -74,6 +74,22 @@ def test_gather_and_overlap_add_are_adjoint(case):
     np.testing.assert_allclose(forward, adjoint, rtol=1e-5)
 
 
+def test_gather_taps_transposes_to_overlap_add_and_maps_under_vmap():
+    """The gather's reverse-mode derivative is `overlap_add` (no scatter in the program), and vmap over a leading
+    axis equals gathering each slice."""
+    rows, cols = layers.conv_taps(6, 3, 2, "SAME"), layers.conv_taps(7, 3, 2, "SAME")
+    x = jax.random.normal(jax.random.key(0), (3, 2, 6, 7, 4))
+    z = jax.random.normal(jax.random.key(1), (2, rows.grid, cols.grid, 9 * 4))
+
+    def pullback(x):
+        return jax.vjp(lambda x: layers.gather_taps(x, rows, cols), x)[1](z)[0]
+
+    assert "scatter" not in str(jax.make_jaxpr(pullback)(x[0]))
+    np.testing.assert_allclose(pullback(x[0]), layers.overlap_add(z, rows, cols), rtol=1e-6)
+    mapped = jax.vmap(lambda x: layers.gather_taps(x, rows, cols), in_axes=1, out_axes=1)(x.swapaxes(0, 1))
+    np.testing.assert_array_equal(mapped.swapaxes(0, 1), [layers.gather_taps(xi, rows, cols) for xi in x])
+
+
 @pytest.mark.parametrize("transpose", [False, True], ids=["conv", "conv_transpose"])
 def test_forward_mode_matches_flax(transpose):
     """jvp works (no custom_vjp, e.g. for decoder Jacobians) and equals the stock layer's, params and input."""
