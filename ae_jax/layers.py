@@ -104,8 +104,8 @@ def _gather_taps_batched(args, dims, *, rows: AxisTaps, cols: AxisTaps):
     return patches.reshape(*image.shape[:2], *patches.shape[1:]), 0
 
 
-# A primitive, not a jnp function, so that its transpose is `overlap_add` (autodiff would scatter-add, 1.5x slower
-# per layer) while forward mode (jvp: the gather of the tangent) keeps working, which a custom_vjp would refuse.
+# A primitive, not a jnp function, so that its transpose is `overlap_add` (autodiff of a gather scatter-adds, slower
+# on CPUs) while forward mode (jvp: the gather of the tangent) keeps working, which a custom_vjp would refuse.
 gather_taps_p = Primitive("gather_taps")
 gather_taps_p.def_impl(_gather_pixels)
 gather_taps_p.def_abstract_eval(

@@ -1,4 +1,4 @@
-"""Interleaved A/B of the ae_jax train step between two checkouts: is a change faster on a machine whose speed drifts?
+"""Interleaved A/B of ae_jax's train step (or encoder) between two checkouts: is a change faster on a drifting machine?
 
 Each checkout runs in its own worker process (its own `ae_jax`, ae_jax.allocator's malloc settings, the same config,
 batch and step function); once both have compiled and warmed up they take turns, A then B (B then A every other
@@ -9,6 +9,7 @@ quartiles and win count are printed with each side's best and median ms/step:
     git worktree add /tmp/ae_jax_before HEAD~1
     python benchmarks/step_ab.py /tmp/ae_jax_before .             # A: the commit before, B: this tree
     python benchmarks/step_ab.py . . --rounds 20                  # A/A: the harness's own noise
+    python benchmarks/step_ab.py /tmp/ae_jax_before . --part encode --batch 256   # the encoder forward instead
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("b", help="checkout B, the change")
     p.add_argument("--config", default="case1", help="ae_jax preset or JSON config (default: case1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, both sides")
+    p.add_argument("--part", choices=("train", "encode"), default="train", help="train step or encoder forward")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--rounds", type=int, default=40, help="A/B rounds (default 40)")
     p.add_argument("--steps", type=int, default=2, help="timed steps per side per round (default 2)")
@@ -59,9 +61,10 @@ def _import_ae_jax(root: str) -> None:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    """Compile and warm up, print 'ready', then for each line `k` on stdin run k steps and print their seconds."""
+    """Compile and warm up, print 'ready', then for each line `k` on stdin make k calls and print their seconds."""
     _import_ae_jax(args.worker)
     import jax
+    import jax.numpy as jnp
     import numpy as np
 
     from ae_jax import config as config_lib
@@ -71,19 +74,31 @@ def _worker(args: argparse.Namespace) -> None:
     mesh = sharding.data_mesh()
     model, tx, state = train.create_train_state(config, jax.random.key(config.seed))
     state = jax.device_put(state, sharding.replicated(mesh))
-    step = train.make_train_step(model, tx, config, mesh)
-    batch = np.random.default_rng(0).integers(0, 256, (args.batch, *train.image_shape(config)), np.uint8)
-    batch = jax.device_put(batch, sharding.batch_sharding(mesh))
+    images = np.random.default_rng(0).integers(0, 256, (args.batch, *train.image_shape(config)), np.uint8)
+    images = jax.device_put(images, sharding.batch_sharding(mesh))
     key = jax.random.key(1)
+    if args.part == "train":
+        step = train.make_train_step(model, tx, config, mesh)
+
+        def run():
+            nonlocal state
+            state, metrics = step(state, images, key)
+            return metrics["loss"]
+    else:
+        encode = jax.jit(lambda params, x: model.apply({"params": params}, x / 255.0, method=model.encode))
+
+        def run():
+            return encode(state.params, images)
+
     for _ in range(args.warmup):
-        state, metrics = step(state, batch, key)
-    jax.block_until_ready(metrics)
-    print(f"ready {float(metrics['loss']):.6g}", flush=True)
+        out = run()
+    jax.block_until_ready(out)
+    print(f"ready {float(jnp.sum(out)):.6g}", flush=True)
     for line in sys.stdin:
         start = time.perf_counter()
         for _ in range(int(line)):
-            state, metrics = step(state, batch, key)
-        jax.block_until_ready(metrics)
+            out = run()
+        jax.block_until_ready(out)
         print(time.perf_counter() - start, flush=True)
 
 
@@ -92,7 +107,7 @@ def main(argv=None) -> None:
     if args.worker:
         return _worker(args)
     env = allocator.tuned_env(dict(os.environ))
-    common = ["--config", args.config, "--batch", str(args.batch), "--warmup", str(args.warmup)]
+    common = ["--config", args.config, "--part", args.part, "--batch", str(args.batch), "--warmup", str(args.warmup)]
     common += [f"--set={s}" for s in args.set]
     workers = {}
     for side in ("a", "b"):
@@ -102,7 +117,7 @@ def main(argv=None) -> None:
         ready = workers[side].stdout.readline().split()
         if not ready or ready[0] != "ready":
             sys.exit(f"worker {side.upper()} ({root}) failed before its first step; its error is above")
-        print(f"{side.upper()}: {os.path.abspath(root)} (loss after {args.warmup} warm-up steps: {ready[1]})")
+        print(f"{side.upper()}: {os.path.abspath(root)} (output sum after warm-up: {ready[1]})")
     times = {"a": [], "b": []}
     for r in range(args.rounds):
         for side in ("a", "b") if r % 2 == 0 else ("b", "a"):
@@ -112,9 +127,10 @@ def main(argv=None) -> None:
     for w in workers.values():
         w.stdin.close()
         w.wait()
-    print(f"{args.config}, batch {args.batch}: {args.rounds} rounds of {args.steps} steps per side, alternating")
+    what = "train steps" if args.part == "train" else "encoder passes"
+    print(f"{args.config}, batch {args.batch}: {args.rounds} rounds of {args.steps} {what} per side, alternating")
     for side in ("a", "b"):
-        print(f"{side.upper()}: best {min(times[side]):6.1f}  median {statistics.median(times[side]):6.1f} ms/step")
+        print(f"{side.upper()}: best {min(times[side]):6.1f}  median {statistics.median(times[side]):6.1f} ms per call")
     ratios = sorted(b / a for a, b in zip(times["a"], times["b"]))
     q1, q2, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
     wins = sum(r < 1 for r in ratios)
