@@ -68,7 +68,8 @@ class AxisTaps:
 
 
 def _from_phases(phases: list[list[jnp.ndarray]], rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
-    """Inverse of `_to_phases`: interleave the phases (depth-to-space) and crop the frame to the image."""
+    """phases[r][q] (n, Lr, Lc, c), the frame's pixels (s*i + r, s*j + q), interleaved (depth-to-space) into the
+    frame, which is cropped to the image."""
     frame = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)  # (n, Lr, s, Lc, s, c)
     n, c = frame.shape[0], frame.shape[-1]
     frame = frame.reshape(n, rows.phase_len * rows.stride, cols.phase_len * cols.stride, c)
@@ -86,7 +87,7 @@ def _tap_pixels(rows: AxisTaps, cols: AxisTaps) -> tuple[np.ndarray, np.ndarray]
 
 
 def _gather_pixels(image: jnp.ndarray, *, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
-    """`gather_taps` as one XLA gather of c-long pixel rows per image (one pass; slices + concatenate took three)."""
+    """`gather_taps` as one XLA gather of c-long pixel rows per image (one pass; slices + a concatenate make three)."""
     n, h, w, c = image.shape
     index, inside = _tap_pixels(rows, cols)
 
