@@ -54,9 +54,10 @@ def needs_restart(env: dict[str, str]) -> bool:
     )
 
 
-def restart_tuned(module: str) -> None:
-    """Replace this process by `python -m module <same arguments>` with the tuned malloc (returns if not
-    needed). Call it first thing in a command-line entry point, before JAX allocates anything."""
+def restart_tuned(module: str | None = None) -> None:
+    """Replace this process by `python -m module <same arguments>` (module None: the same script) with the tuned
+    malloc (returns if not needed). Call it first thing in an entry point, before JAX allocates anything."""
     if needs_restart(dict(os.environ)):
         sys.stdout.flush()
-        os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], tuned_env(dict(os.environ)))
+        program = ["-m", module] if module else [sys.argv[0]]
+        os.execve(sys.executable, [sys.executable, *program, *sys.argv[1:]], tuned_env(dict(os.environ)))

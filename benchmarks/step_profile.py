@@ -80,8 +80,7 @@ def _union_ms(intervals: list[tuple[float, float]]) -> float:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if allocator.needs_restart(dict(os.environ)):
-        os.execve(sys.executable, [sys.executable, *sys.argv], allocator.tuned_env(dict(os.environ)))
+    allocator.restart_tuned()
     import jax
     import numpy as np
 

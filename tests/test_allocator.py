@@ -41,6 +41,19 @@ def test_restarted_process_runs_with_the_tunables(tmp_path):
 
 
 @pytest.mark.skipif(not allocator.needs_restart({}), reason="no Linux glibc >= 2.35 here")
+def test_restarted_script_keeps_its_arguments(tmp_path):
+    """Without a module, the script itself starts again, with its arguments and the tunables."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import os, sys; from ae_jax.allocator import restart_tuned; restart_tuned(); "
+        "print(sys.argv[1:], os.environ.get('GLIBC_TUNABLES'))\n"
+    )
+    env = allocator.tuned_env(dict(os.environ), on=False)
+    out = subprocess.run([sys.executable, str(script), "--x", "1"], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [f"['--x', '1'] {TUNED}"]
+
+
+@pytest.mark.skipif(not allocator.needs_restart({}), reason="no Linux glibc >= 2.35 here")
 def test_tuned_process_does_not_fault_in_a_freed_block_again():
     """A 256 MB block allocated from a worker thread and freed comes back without page faults; with glibc's
     defaults it is mapped again each time (at least 128 faults even with numpy's 2 MiB pages)."""
