@@ -8,10 +8,10 @@ Here those are matmuls between an image's kernel taps and the flattened kernel:
 - `gather_taps` copies, for each output point, the k*k input pixels its kernel taps read (im2col), as one gather;
 - `overlap_add` adds each input point's k*k kernel-tap products into the output pixels they land on (col2im).
 
-The two are exact adjoints. `gather_taps` is a primitive whose transpose is `overlap_add`; `overlap_add` splits
-the image into its stride**2 phases (reshape + `split`) and adds each tap as a unit-stride shifted window of one
-phase, so its autodiff transpose is slices, edge pads and a concatenation, never a strided scatter. A convolution
-is `gather_taps` then a matmul; a transposed one is a matmul then `overlap_add` (no multiplies by the zeros of an
+The two are exact adjoints, and each is a primitive whose transpose is the other: the gather is one pass over
+its output, where autodiff would scatter-add (into the gather) or pad, slice and concatenate (into `overlap_add`,
+which adds each tap as a unit-stride shifted window of one of the image's stride**2 phases). A convolution is
+`gather_taps` then a matmul; a transposed one is a matmul then `overlap_add` (no multiplies by the zeros of an
 input dilation), and every gradient is a matmul too. Why im2col beats XLA's own convolutions on two cores, and
 what each piece costs: benchmarks/README.md.
 """
@@ -97,38 +97,8 @@ def _gather_pixels(image: jnp.ndarray, *, rows: AxisTaps, cols: AxisTaps) -> jnp
     return jax.vmap(one_image)(image.reshape(n, h * w, c)).reshape(n, rows.grid, cols.grid, -1)
 
 
-def _gather_taps_batched(args, dims, *, rows: AxisTaps, cols: AxisTaps):
-    """vmap rule: fold the mapped axis into the batch axis."""
-    (image,), (dim,) = args, dims
-    image = jnp.moveaxis(image, dim, 0)
-    patches = gather_taps_p.bind(image.reshape(-1, *image.shape[2:]), rows=rows, cols=cols)
-    return patches.reshape(*image.shape[:2], *patches.shape[1:]), 0
-
-
-# A primitive, not a jnp function, so that its transpose is `overlap_add` (autodiff of a gather scatter-adds, slower
-# on CPUs) while forward mode (jvp: the gather of the tangent) keeps working, which a custom_vjp would refuse.
-gather_taps_p = Primitive("gather_taps")
-gather_taps_p.def_impl(_gather_pixels)
-gather_taps_p.def_abstract_eval(
-    lambda image, *, rows, cols: ShapedArray(
-        (image.shape[0], rows.grid, cols.grid, len(rows.offsets) * len(cols.offsets) * image.shape[-1]), image.dtype
-    )
-)
-mlir.register_lowering(gather_taps_p, mlir.lower_fun(_gather_pixels, multiple_results=False))
-ad.deflinear2(gather_taps_p, lambda patches, image, *, rows, cols: [overlap_add(patches, rows, cols)])
-batching.primitive_batchers[gather_taps_p] = _gather_taps_batched
-
-
-def gather_taps(image: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
-    """(n, H, W, c) image -> (n, P, Q, taps * c) patches (im2col), zero outside the image:
-
-    patches[:, p, q, (a, b, :)] = image[:, stride * p + rows.offsets[a], stride * q + cols.offsets[b], :].
-    """
-    return gather_taps_p.bind(image, rows=rows, cols=cols)
-
-
-def overlap_add(patches: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
-    """The adjoint of `gather_taps`: (n, P, Q, taps * c) -> (n, H, W, c), summing every tap into its pixel."""
+def _add_windows(patches: jnp.ndarray, *, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
+    """`overlap_add` as one unit-stride shifted window per tap, summed within the image's stride**2 phases."""
     n, c = patches.shape[0], patches.shape[-1] // (len(rows.offsets) * len(cols.offsets))
     taps = iter(jnp.split(patches, len(rows.offsets) * len(cols.offsets), axis=-1))
     terms = [[[] for _ in range(cols.stride)] for _ in range(rows.stride)]
@@ -145,6 +115,59 @@ def overlap_add(patches: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.nda
             terms[r][q].append(lax.pad(next(taps), jnp.zeros((), patches.dtype), pads))
     zeros = jnp.zeros((n, rows.phase_len, cols.phase_len, c), patches.dtype)
     return _from_phases([[sum(t[1:], t[0]) if t else zeros for t in row] for row in terms], rows, cols)
+
+
+def _fold_mapped_axis(primitive):
+    """vmap rule of a per-image primitive: fold the mapped axis into the batch axis."""
+
+    def batched(args, dims, **params):
+        (x,), (dim,) = args, dims
+        x = jnp.moveaxis(x, dim, 0)
+        out = primitive.bind(x.reshape(-1, *x.shape[2:]), **params)
+        return out.reshape(*x.shape[:2], *out.shape[1:]), 0
+
+    return batched
+
+
+def _define_linear(primitive, impl, out_shape, transpose):
+    """Register a linear per-image primitive: implementation, shape, lowering, transpose (its jvp is itself), vmap."""
+    primitive.def_impl(impl)
+    primitive.def_abstract_eval(lambda x, *, rows, cols: ShapedArray(out_shape(x.shape, rows, cols), x.dtype))
+    mlir.register_lowering(primitive, mlir.lower_fun(impl, multiple_results=False))
+    ad.deflinear2(primitive, lambda ct, x, *, rows, cols: [transpose(ct, rows, cols)])
+    batching.primitive_batchers[primitive] = _fold_mapped_axis(primitive)
+
+
+# Primitives, not jnp functions, so that each one's transpose is the other (autodiff of a gather scatter-adds, and
+# autodiff of the overlap-add's windows is pads, slices and a concatenate: three passes where a gather makes one),
+# while forward mode (jvp: the same op on the tangent) keeps working, which a custom_vjp would refuse.
+gather_taps_p = Primitive("gather_taps")
+overlap_add_p = Primitive("overlap_add")
+_define_linear(
+    gather_taps_p,
+    _gather_pixels,
+    lambda shape, rows, cols: (shape[0], rows.grid, cols.grid, len(rows.offsets) * len(cols.offsets) * shape[-1]),
+    lambda ct, rows, cols: overlap_add(ct, rows, cols),
+)
+_define_linear(
+    overlap_add_p,
+    _add_windows,
+    lambda shape, rows, cols: (shape[0], rows.image, cols.image, shape[-1] // (len(rows.offsets) * len(cols.offsets))),
+    lambda ct, rows, cols: gather_taps(ct, rows, cols),
+)
+
+
+def gather_taps(image: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
+    """(n, H, W, c) image -> (n, P, Q, taps * c) patches (im2col), zero outside the image:
+
+    patches[:, p, q, (a, b, :)] = image[:, stride * p + rows.offsets[a], stride * q + cols.offsets[b], :].
+    """
+    return gather_taps_p.bind(image, rows=rows, cols=cols)
+
+
+def overlap_add(patches: jnp.ndarray, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
+    """The adjoint of `gather_taps`: (n, P, Q, taps * c) -> (n, H, W, c), summing every tap into its pixel."""
+    return overlap_add_p.bind(patches, rows=rows, cols=cols)
 
 
 def conv_taps(size: int, kernel_size: int, stride: int, padding: str) -> AxisTaps:
@@ -196,7 +219,10 @@ def matmul_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: str, 
         return lax.dot_general(gather_taps(x, rows, cols), weights, (((3,), (1,)), ((), ())))
     rows, cols = conv_transpose_taps(h, k, stride, padding), conv_transpose_taps(w, k, stride, padding)
     weights = kernel.transpose(0, 1, 3, 2).reshape(k * k * f, c)  # [(tap row, tap col, out), in]
-    return overlap_add(lax.dot_general(x, weights, (((3,), (1,)), ((), ()))), rows, cols)
+    # A 2-d matmul, so that the kernel gradient contracts the flattened pixels of the gathered output gradient
+    # in place (4-d, XLA copied them transposed for it first).
+    taps = lax.dot_general(x.reshape(-1, c), weights, (((1,), (1,)), ((), ())))
+    return overlap_add(taps.reshape(*x.shape[:3], -1), rows, cols)
 
 
 class MatmulConv(nn.Module):
