@@ -32,6 +32,7 @@ from jax.interpreters import ad, batching, mlir
 
 PADDINGS = ("SAME", "VALID")
 CONV_IMPLS = ("auto", "matmul", "flax")
+THIN_INPUT_CHANNELS = 4  # convolutions with this few input channels contract their patches as a 2-d matrix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,21 +208,29 @@ def conv_transpose_taps(size: int, kernel_size: int, stride: int, padding: str) 
 def matmul_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: str, transpose: bool) -> jnp.ndarray:
     """Equals lax.conv_general_dilated (transpose False) or lax.conv_transpose (True); NHWC x, HWIO kernel.
 
-    A convolution is im2col then one matmul, a transposed one a matmul then col2im. Each kernel enters its
-    matmul as a matrix made by a 4-d transpose, with its output channels first: its gradient is then a matmul
-    XLA:CPU hands to YNNPACK (an (in, out) matrix gets a 2-d transpose folded into an Eigen dot 2x slower).
+    A convolution is im2col then one matmul, a transposed one a matmul then col2im. The operand shapes decide
+    how XLA:CPU runs each kernel gradient, the matmul that contracts over every pixel of the batch:
+    - a convolution's kernel is an [out, (taps, in)] matrix: its gradient then copies the output gradient
+      transposed and runs on YNNPACK (an (in, out) matrix got an Eigen dot 2x slower). With at most
+      THIN_INPUT_CHANNELS input channels (an image's first layer) the gradient is tiny and its contraction long,
+      and YNNPACK is slow at that shape: the patches are contracted as a 2-d matrix, an Eigen dot that reads
+      both operands in place;
+    - a transposed convolution's kernel is an [in, (taps, out)] matrix and x a 2-d matrix: its gradient is an
+      Eigen dot of x and the gathered output gradient in place, neither copied.
     """
     _, h, w, c = x.shape
     k, f = kernel.shape[0], kernel.shape[-1]
     if not transpose:
         rows, cols = conv_taps(h, k, stride, padding), conv_taps(w, k, stride, padding)
         weights = kernel.transpose(3, 0, 1, 2).reshape(f, k * k * c)  # [out, (tap row, tap col, in)]
-        return lax.dot_general(gather_taps(x, rows, cols), weights, (((3,), (1,)), ((), ())))
+        patches = gather_taps(x, rows, cols)
+        if c > THIN_INPUT_CHANNELS:
+            return lax.dot_general(patches, weights, (((3,), (1,)), ((), ())))
+        out = lax.dot_general(patches.reshape(-1, k * k * c), weights, (((1,), (1,)), ((), ())))
+        return out.reshape(*patches.shape[:3], f)
     rows, cols = conv_transpose_taps(h, k, stride, padding), conv_transpose_taps(w, k, stride, padding)
-    weights = kernel.transpose(0, 1, 3, 2).reshape(k * k * f, c)  # [(tap row, tap col, out), in]
-    # A 2-d matmul, so that the kernel gradient contracts the flattened pixels of the gathered output gradient
-    # in place (4-d, XLA copied them transposed for it first).
-    taps = lax.dot_general(x.reshape(-1, c), weights, (((1,), (1,)), ((), ())))
+    weights = kernel.transpose(2, 0, 1, 3).reshape(c, k * k * f)  # [in, (tap row, tap col, out)]
+    taps = lax.dot_general(x.reshape(-1, c), weights, (((1,), (0,)), ((), ())))
     return overlap_add(taps.reshape(*x.shape[:3], -1), rows, cols)
 
 
