@@ -78,6 +78,10 @@ def _from_phases(phases: list[list[jnp.ndarray]], rows: AxisTaps, cols: AxisTaps
     return lax.pad(frame, jnp.zeros((), frame.dtype), ((0, 0, 0), (-rl, -rh, 0), (-cl, -ch, 0), (0, 0, 0)))
 
 
+def _tap_count(rows: AxisTaps, cols: AxisTaps) -> int:
+    return len(rows.offsets) * len(cols.offsets)
+
+
 def _tap_pixels(rows: AxisTaps, cols: AxisTaps) -> tuple[np.ndarray, np.ndarray]:
     """Per tap in patch order (p, q, a, b): the flat index (row * width + col) of the pixel it reads, and whether
     that pixel lies inside the image (taps outside it read zero)."""
@@ -100,8 +104,8 @@ def _gather_pixels(image: jnp.ndarray, *, rows: AxisTaps, cols: AxisTaps) -> jnp
 
 def _add_windows(patches: jnp.ndarray, *, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
     """`overlap_add` as one unit-stride shifted window per tap, summed within the image's stride**2 phases."""
-    n, c = patches.shape[0], patches.shape[-1] // (len(rows.offsets) * len(cols.offsets))
-    taps = iter(jnp.split(patches, len(rows.offsets) * len(cols.offsets), axis=-1))
+    n, c = patches.shape[0], patches.shape[-1] // _tap_count(rows, cols)
+    taps = iter(jnp.split(patches, _tap_count(rows, cols), axis=-1))
     terms = [[[] for _ in range(cols.stride)] for _ in range(rows.stride)]
     for a in range(len(rows.offsets)):
         r, i = rows.window(a)
@@ -131,11 +135,12 @@ def _fold_mapped_axis(primitive):
 
 
 def _define_linear(primitive, impl, out_shape, transpose):
-    """Register a linear per-image primitive: implementation, shape, lowering, transpose (its jvp is itself), vmap."""
+    """Register a linear per-image primitive: implementation, shape, lowering, its transpose (another such
+    primitive; its jvp is itself), vmap."""
     primitive.def_impl(impl)
     primitive.def_abstract_eval(lambda x, *, rows, cols: ShapedArray(out_shape(x.shape, rows, cols), x.dtype))
     mlir.register_lowering(primitive, mlir.lower_fun(impl, multiple_results=False))
-    ad.deflinear2(primitive, lambda ct, x, *, rows, cols: [transpose(ct, rows, cols)])
+    ad.deflinear2(primitive, lambda ct, x, *, rows, cols: [transpose.bind(ct, rows=rows, cols=cols)])
     batching.primitive_batchers[primitive] = _fold_mapped_axis(primitive)
 
 
@@ -147,14 +152,14 @@ overlap_add_p = Primitive("overlap_add")
 _define_linear(
     gather_taps_p,
     _gather_pixels,
-    lambda shape, rows, cols: (shape[0], rows.grid, cols.grid, len(rows.offsets) * len(cols.offsets) * shape[-1]),
-    lambda ct, rows, cols: overlap_add(ct, rows, cols),
+    lambda shape, rows, cols: (shape[0], rows.grid, cols.grid, _tap_count(rows, cols) * shape[-1]),
+    overlap_add_p,
 )
 _define_linear(
     overlap_add_p,
     _add_windows,
-    lambda shape, rows, cols: (shape[0], rows.image, cols.image, shape[-1] // (len(rows.offsets) * len(cols.offsets))),
-    lambda ct, rows, cols: gather_taps(ct, rows, cols),
+    lambda shape, rows, cols: (shape[0], rows.image, cols.image, shape[-1] // _tap_count(rows, cols)),
+    gather_taps_p,
 )
 
 

@@ -84,10 +84,8 @@ def test_each_primitive_transposes_to_the_other_and_maps_under_vmap(forward):
     rows, cols = layers.conv_taps(6, 3, 2, "SAME"), layers.conv_taps(7, 3, 2, "SAME")
     image = jax.random.normal(jax.random.key(0), (3, 2, 6, 7, 4))
     patches = jax.random.normal(jax.random.key(1), (3, 2, rows.grid, cols.grid, 9 * 4))
-    op, adjoint = (
-        getattr(layers, forward),
-        getattr(layers, "overlap_add" if forward == "gather_taps" else "gather_taps"),
-    )
+    other = {"gather_taps": "overlap_add", "overlap_add": "gather_taps"}[forward]
+    op, adjoint = getattr(layers, forward), getattr(layers, other)
     x, ct = (image, patches) if forward == "gather_taps" else (patches, image)
 
     def pullback(x):
