@@ -35,7 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--rounds", type=int, default=40, help="A/B rounds (default 40)")
     p.add_argument("--steps", type=int, default=2, help="timed steps per side per round (default 2)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps per side first")
+    p.add_argument(
+        "--warmup", type=int, default=50, help="untimed steps per side first (the allocator's heap grows ~40 steps)"
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     for side in ("a", "b"):
