@@ -10,6 +10,8 @@ def reference_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--config", default="case1", help="ae_jax preset or JSON config")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=20, help="timed steps")
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument(
+        "--warmup", type=int, default=3, help="untimed steps first, at least (PyTorch: until memory stops growing)"
+    )
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: all cores)")
     return p

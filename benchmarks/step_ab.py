@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+import steady  # benchmarks/ is on sys.path when run as a script
+
 from ae_jax import allocator
 
 
@@ -36,7 +38,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=40, help="A/B rounds (default 40)")
     p.add_argument("--steps", type=int, default=2, help="timed steps per side per round (default 2)")
     p.add_argument(
-        "--warmup", type=int, default=50, help="untimed steps per side first (the allocator's heap grows ~40 steps)"
+        "--warmup",
+        type=int,
+        default=50,
+        help="untimed steps per side first, at least: then until its memory stops growing (benchmarks/steady.py)",
     )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -92,10 +97,8 @@ def _worker(args: argparse.Namespace) -> None:
         def run():
             return encode(state.params, images)
 
-    for _ in range(args.warmup):
-        out = run()
-    jax.block_until_ready(out)
-    print(f"ready {float(jnp.sum(out)):.6g}", flush=True)
+    steady.warm_up(run, jax.block_until_ready, args.warmup)
+    print(f"ready {float(jnp.sum(run())):.6g}", flush=True)
     for line in sys.stdin:
         start = time.perf_counter()
         for _ in range(int(line)):

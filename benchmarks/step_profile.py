@@ -26,6 +26,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+import steady  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 from ae_jax import allocator  # noqa: E402
 
 NOT_OPS = ("ThunkExecutor", "$", "Slinky", "ThreadpoolListener", "end:", "Wait for", "PjitFunction", "Common", "Parse")
@@ -37,7 +39,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], help="config override key=value (repeatable)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=5, help="timed, then profiled steps")
-    p.add_argument("--warmup", type=int, default=50, help="untimed steps first (the allocator's heap grows ~40 steps)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=50,
+        help="untimed steps first, at least: then until memory stops growing (benchmarks/steady.py)",
+    )
     p.add_argument("--top", type=int, default=40, help="rows to print, longest first")
     return p.parse_args(argv)
 
@@ -93,27 +100,33 @@ def main(argv=None) -> None:
     mesh = sharding.data_mesh()
     model, tx, state = train.create_train_state(config, jax.random.key(config.seed))
     state = jax.device_put(state, sharding.replicated(mesh))
-    step = train.make_train_step(model, tx, config, mesh)
+    train_step = train.make_train_step(model, tx, config, mesh)
     rng = np.random.default_rng(0)
     batch = rng.integers(0, 256, (args.batch, *train.image_shape(config)), np.uint8)
     batch = jax.device_put(batch, sharding.batch_sharding(mesh))
     key = jax.random.key(1)
-    ops = _hlo_ops(step.lower(state, batch, key).compile().as_text())
+    ops = _hlo_ops(train_step.lower(state, batch, key).compile().as_text())
 
-    def run_steps(state, steps: int):
+    def step():
+        nonlocal state
+        state, metrics = train_step(state, batch, key)
+        return metrics
+
+    def run_steps(steps: int) -> float:
+        """ms per step over `steps` steps."""
         tic = time.perf_counter()
         for _ in range(steps):
-            state, metrics = step(state, batch, key)
+            metrics = step()
         jax.block_until_ready(metrics)
-        return state, (time.perf_counter() - tic) / steps * 1e3
+        return (time.perf_counter() - tic) / steps * 1e3
 
-    state, _ = run_steps(state, args.warmup)
-    state, unprofiled = run_steps(state, args.steps)
+    steady.warm_up(step, jax.block_until_ready, args.warmup)
+    unprofiled = run_steps(args.steps)
     options = jax.profiler.ProfileOptions()
     options.python_tracer_level, options.host_tracer_level = 0, 1
     with tempfile.TemporaryDirectory() as trace_dir:
         with jax.profiler.trace(trace_dir, profiler_options=options):
-            state, wall = run_steps(state, args.steps)
+            wall = run_steps(args.steps)
         (trace,) = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True)
         with gzip.open(trace) as f:
             events = [

@@ -17,8 +17,9 @@ import math
 import time
 
 import numpy as np
+import steady  # benchmarks/ is on sys.path when run as a script
 import torch
-from reference_args import reference_parser  # benchmarks/ is on sys.path when run as a script
+from reference_args import reference_parser
 from torch import nn
 
 from ae_jax import config as config_lib
@@ -97,12 +98,11 @@ def main(argv=None) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    for i in range(args.warmup):
-        step(pool[i % len(pool)])
-    synchronize()
+    batches = (pool[i % len(pool)] for i in range(10**9))
+    warmup_steps = steady.warm_up(lambda: step(next(batches)), lambda loss: synchronize(), args.warmup)
     wall, cpu = time.perf_counter(), time.process_time()
-    for i in range(args.steps):
-        loss = step(pool[i % len(pool)])
+    for _ in range(args.steps):
+        loss = step(next(batches))
     synchronize()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     how = ["compiled" if args.compile else "eager", "channels_last"] + (["bf16 autocast"] if args.amp == "bf16" else [])
@@ -112,6 +112,7 @@ def main(argv=None) -> dict:
         "ms_per_step": 1e3 * wall / args.steps,
         "cpu_ms_per_step": 1e3 * cpu / args.steps,
         "threads": torch.get_num_threads(),
+        "warmup_steps": warmup_steps,
         "loss": loss.item(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
