@@ -9,6 +9,7 @@ it: timed steps must come after the last growth, for every framework alike.
 
 from __future__ import annotations
 
+import argparse
 import resource
 import sys
 from collections.abc import Callable
@@ -21,6 +22,17 @@ def peak_rss_bytes() -> int:
     """The process's peak resident set (getrusage reports bytes on macOS, KiB elsewhere)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
+
+
+def add_warmup_argument(parser: argparse.ArgumentParser, default: int = 50) -> None:
+    """The benchmarks' shared `--warmup` option: the least number of untimed steps before `warm_up` may stop."""
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=default,
+        help=f"untimed steps first (default {default}): at least this many, then, where the benchmark uses "
+        "benchmarks/steady.py, more until the process's memory stops growing",
+    )
 
 
 def warm_up(
@@ -39,8 +51,8 @@ def warm_up(
             out = step()
         sync(out)
         steps += check_every
-        if peak_rss_bytes() > peak + GROWTH_BYTES:
-            peak, last_growth = peak_rss_bytes(), steps
+        if (now := peak_rss_bytes()) > peak + GROWTH_BYTES:
+            peak, last_growth = now, steps
         if steps >= min_steps and steps - last_growth >= quiet_steps:
             break
     return steps

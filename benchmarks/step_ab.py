@@ -37,12 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--rounds", type=int, default=40, help="A/B rounds (default 40)")
     p.add_argument("--steps", type=int, default=2, help="timed steps per side per round (default 2)")
-    p.add_argument(
-        "--warmup",
-        type=int,
-        default=50,
-        help="untimed steps per side first, at least: then until its memory stops growing (benchmarks/steady.py)",
-    )
+    steady.add_warmup_argument(p)
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     for side in ("a", "b"):

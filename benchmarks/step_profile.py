@@ -39,12 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], help="config override key=value (repeatable)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=5, help="timed, then profiled steps")
-    p.add_argument(
-        "--warmup",
-        type=int,
-        default=50,
-        help="untimed steps first, at least: then until memory stops growing (benchmarks/steady.py)",
-    )
+    steady.add_warmup_argument(p)
     p.add_argument("--top", type=int, default=40, help="rows to print, longest first")
     return p.parse_args(argv)
 

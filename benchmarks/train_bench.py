@@ -37,12 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="ae_jax config override")
     p.add_argument("--batch", type=int, default=64, help="training batch size")
     p.add_argument("--steps", type=int, default=20, help="timed training steps per framework")
-    p.add_argument(
-        "--warmup",
-        type=int,
-        default=50,
-        help="untimed steps first, at least: then more until the process's memory stops growing (benchmarks/steady.py)",
-    )
+    steady.add_warmup_argument(p)
     p.add_argument(
         "--rounds",
         type=int,
