@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 GROWTH_BYTES = 4 << 20  # peak-RSS rises smaller than this are Python's own bookkeeping, not the heap growing
+QUIET_STEPS = 50  # steps without growth after which the heap is taken to have settled
 
 
 def peak_rss_bytes() -> int:
@@ -39,7 +40,7 @@ def warm_up(
     step: Callable[[], Any],
     sync: Callable[[Any], Any],
     min_steps: int,
-    quiet_steps: int = 50,
+    quiet_steps: int = QUIET_STEPS,
     max_steps: int = 1000,
     check_every: int = 10,
 ) -> int:

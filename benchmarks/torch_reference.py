@@ -100,7 +100,7 @@ def main(argv=None) -> dict:
 
     batches = (pool[i % len(pool)] for i in range(10**9))
     # The host heap's growth is a CPU matter: on a GPU just --warmup steps, rounded up to tens (device_check's budget).
-    quiet = 50 if device.type == "cpu" else 0
+    quiet = steady.QUIET_STEPS if device.type == "cpu" else 0
     warmup_steps = steady.warm_up(lambda: step(next(batches)), lambda loss: synchronize(), args.warmup, quiet)
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(args.steps):
