@@ -13,8 +13,8 @@ import sys
 
 def _train(args) -> int:
     from ae_jax import config as config_lib
-    from ae_jax.arms import arm_configs
-    from ae_jax.train import train_together
+    from ae_jax.train.arms import arm_configs
+    from ae_jax.train.loop import train_together
 
     config = config_lib.load(args.config, args.set)
     configs = arm_configs(config, args.arms) if args.arms else [config]
@@ -26,8 +26,8 @@ def _train(args) -> int:
 
 def _encode(args) -> int:
     from ae_jax import config as config_lib
-    from ae_jax.encode import encode_run
-    from ae_jax.train import load_run
+    from ae_jax.evaluators.encode import encode_run
+    from ae_jax.train.loop import load_run
 
     trained = config_lib.load_run_config(args.run)
     data_overrides = config_lib.parse_overrides(args.set).get("data")
@@ -50,7 +50,7 @@ def _encode(args) -> int:
 def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
     """Run evaluators on a run folder (or on --z z-points) into args.out, and say where each result is."""
     from ae_jax import config as config_lib
-    from ae_jax import evaluators
+    from ae_jax.evaluators import registry
 
     overrides = list(args.set) + list(extra)
     if args.run:
@@ -65,10 +65,10 @@ def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
         raise ValueError("give a run folder or --z FILE.npy")
     names = names or config.eval.names
     judge_dir = getattr(args, "judge", None)
-    evaluators.check(config, names, bool(args.run), bool(judge_dir))
+    registry.check(config, names, bool(args.run), bool(judge_dir))
     out = args.out or os.path.join(args.run, "eval")
-    ctx = evaluators.RunContext(config, out, run_dir=args.run, z_file=args.z, judge_dir=judge_dir)
-    for name, result in evaluators.run(ctx, names).items():
+    ctx = registry.RunContext(config, out, run_dir=args.run, z_file=args.z, judge_dir=judge_dir)
+    for name, result in registry.run(ctx, names).items():
         state = "reused" if result.reused else "written"
         print(f"{name}: {state} in {result.folder} (result.json, {len(result.figures)} figures)")
     return 0
@@ -84,7 +84,7 @@ def _analyze(args) -> int:
 
 
 def _sample(args) -> int:
-    from ae_jax.sample import spec
+    from ae_jax.evaluators.generators import spec
 
     extra = [f"generators.specs={spec(args.sampler, args.param)}"] if args.sampler else []
     return _evaluate(args, ("generators",) + (("judge",) if args.judge else ()), extra)
@@ -92,14 +92,14 @@ def _sample(args) -> int:
 
 def _judge(args) -> int:
     from ae_jax import config as config_lib
-    from ae_jax.judge import train_judge
+    from ae_jax.train.judge import train_judge
 
     train_judge(config_lib.load(args.config, args.set), args.out)
     return 0
 
 
 def _demo(args) -> int:
-    from ae_jax.study import run_study
+    from ae_jax.studies.framework import run_study
 
     page = run_study("demo", full=not args.quick, out_dir=args.out, overrides=args.set)
     print(f"results page: {page}")
@@ -194,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ae-jax {args.command}: error: {e}", file=sys.stderr)
         return 2
     from ae_jax.config import ConfigError
-    from ae_jax.data import DataError
-    from ae_jax.train import TrainingError
+    from ae_jax.data.datasets import DataError
+    from ae_jax.train.loop import TrainingError
 
     try:
         return args.func(args)

@@ -98,7 +98,7 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DistributionConfig:
-    """The distribution analysis of z-points (ae_jax.analyze)."""
+    """The distribution analysis of z-points (ae_jax.evaluators.distribution)."""
 
     bin_width: float = 0.25  # component histograms
     hist_range: tuple[float, ...] = ()  # (lo, hi); empty: the data's range rounded out to whole bins
@@ -125,7 +125,7 @@ class DistributionConfig:
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorsConfig:
-    """Generated z-points (ae_jax.sample): which generators, how many points, which data boxes."""
+    """Generated z-points (ae_jax.evaluators.generators): which generators, how many points, which data boxes."""
 
     specs: tuple[str, ...] = (
         *(f"uniform bound={b:g}" for b in (1, 1.5, 2, 3, 5, 10, 12)),
@@ -144,7 +144,7 @@ class GeneratorsConfig:
 
 @dataclasses.dataclass(frozen=True)
 class JudgeConfig:
-    """The feature network that scores decoded images (ae_jax.judge), trained on data's labels."""
+    """The feature network that scores decoded images (ae_jax.train.judge), trained on data's labels."""
 
     epochs: int = 20  # what the faces need at batch 16, with a margin; CelebA plateaus after 3 (the studies set 5)
     batch_size: int = 16  # small batches: more steps per epoch, which the faces' factors need
@@ -160,7 +160,7 @@ class JudgeConfig:
 
 @dataclasses.dataclass(frozen=True)
 class IntrinsicConfig:
-    """TwoNN intrinsic dimension vs scale (ae_jax.intrinsic) of z-points and of a fitted Gaussian null."""
+    """TwoNN intrinsic dimension vs scale (evaluators.intrinsic_dimension) of z-points and of a fitted Gaussian null."""
 
     min_points: int = 32  # the smallest subset (largest scale)
     max_points: int = 20_000

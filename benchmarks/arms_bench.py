@@ -1,4 +1,4 @@
-"""Training throughput of ablation arms trained as one program (ae_jax.train.make_arms_train_step, vmapped
+"""Training throughput of ablation arms trained as one program (ae_jax.train.loop.make_arms_train_step, vmapped
 and unrolled) against one model (make_train_step): images/s per arm and in total for 1, 2, 4 and 8 arms.
 
     python benchmarks/arms_bench.py [--config faces] [--arms 1,2,4,8] [--steps 10] [--set key=value ...]
@@ -16,9 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import arms, sharding, train
 from ae_jax import config as config_lib
+from ae_jax import sharding
 from ae_jax.runtime import make_key
+from ae_jax.train import arms, loop
 
 
 def images_per_s(step, state, batch, key, batch_size: int, steps: int) -> float:
@@ -48,11 +49,11 @@ def main() -> None:
     for n in map(int, args.arms.split(",")):
         rates = ",".join(f"{base.train.learning_rate * (1 + i / 10):g}" for i in range(n))
         configs = arms.arm_configs(base, [f"train.learning_rate={rates}"]) if n > 1 else [base]
-        built = [train.create_train_state(c, make_key(c.seed)) for c in configs]
+        built = [loop.create_train_state(c, make_key(c.seed)) for c in configs]
         model, tx = built[0][0], built[0][1]
         batch = np.random.default_rng(0).integers(0, 256, shape, np.uint8)
         if n == 1:
-            step, state = train.make_train_step(model, tx, base, mesh), jax.device_put(built[0][2], repl)
+            step, state = loop.make_train_step(model, tx, base, mesh), jax.device_put(built[0][2], repl)
             placed = jax.device_put(batch, sharding.batch_sharding(mesh))
             per_arm = images_per_s(step, state, placed, make_key(1), b, args.steps)
             print(f"{n:>5}{'one model':>10}{per_arm:>18,.0f}{per_arm:>16,.0f}", flush=True)
@@ -60,7 +61,7 @@ def main() -> None:
         key = jax.device_put(jnp.stack([make_key(i) for i in range(n)]), repl)
         batch = jax.device_put(batch[None], sharding.stacked(sharding.batch_sharding(mesh)))
         for program, vectorize in (("vmapped", True), ("unrolled", False)):
-            step = train.make_arms_train_step(model, tx, configs, [0] * n, mesh, vectorize)
+            step = loop.make_arms_train_step(model, tx, configs, [0] * n, mesh, vectorize)
             state = jax.device_put(jax.tree.map(lambda *x: jnp.stack(x), *[s for _, _, s in built]), repl)
             per_arm = images_per_s(step, state, batch, key, b, args.steps)
             print(f"{n:>5}{program:>10}{per_arm:>18,.0f}{per_arm * n:>16,.0f}", flush=True)

@@ -4,11 +4,11 @@ One command (`bash benchmarks/device_check.sh OUTDIR [--tiny]`) measures, each p
 JAX's and PyTorch's device memory pools do not meet):
 
 - jax: case1 train step images/s at batch 256 and 1024, float32 and bfloat16 (model.dtype), ae_jax's real
-  step (`train.make_train_step`, conv_impl auto: Flax convolutions on a GPU) on batches already on the device;
+  step (`loop.make_train_step`, conv_impl auto: Flax convolutions on a GPU) on batches already on the device;
   encoder forward images/s; matmul peaks of the device in both dtypes; FLOPs per image from XLA's cost analysis;
 - torch: the same network in PyTorch (benchmarks/torch_reference.py) on the same device: eager channels_last
   in float32 and with bf16 autocast, and torch.compile;
-- loop: the full training loop (`ae_jax.train.train`: feeder, per-step metrics, checkpoints, held-out
+- loop: the full training loop (`ae_jax.train.loop.train`: feeder, per-step metrics, checkpoints, held-out
   evaluation) on embedded faces at 96 px, against the bare step above: does the host hold the device back?
 - stats: benchmarks/stats_bench.py on 1,000,000 x 256 z-points.
 
@@ -88,7 +88,8 @@ def part_jax(size: dict) -> dict:
     import numpy as np
 
     from ae_jax import config as config_lib
-    from ae_jax import sharding, train
+    from ae_jax import sharding
+    from ae_jax.train import loop
 
     def best_seconds(fn, args: tuple, repeats: int) -> float:
         jax.block_until_ready(fn(*args))
@@ -117,10 +118,10 @@ def part_jax(size: dict) -> dict:
     for dtype in DTYPES:
         for batch in size["batches"]:
             config = config_lib.load("case1", [f"train.batch_size={batch}", f"model.dtype={dtype}"])
-            model, tx, state = train.create_train_state(config, jax.random.key(config.seed))
+            model, tx, state = loop.create_train_state(config, jax.random.key(config.seed))
             state = jax.device_put(state, sharding.replicated(mesh))
-            step = train.make_train_step(model, tx, config, mesh)
-            shape = (batch, *train.image_shape(config))
+            step = loop.make_train_step(model, tx, config, mesh)
+            shape = (batch, *loop.image_shape(config))
             rng = np.random.default_rng(0)
             placed = sharding.batch_sharding(mesh)
             pool = [jax.device_put(rng.integers(0, 256, shape, np.uint8), placed) for _ in range(2)]
@@ -159,7 +160,7 @@ def part_jax(size: dict) -> dict:
 
 
 def part_loop(size: dict, out_dir: str) -> dict:
-    """`ae_jax.train.train` on embedded faces at 96 px; images/s per epoch from its metrics.jsonl.
+    """`ae_jax.train.loop.train` on embedded faces at 96 px; images/s per epoch from its metrics.jsonl.
 
     The run folder and the decoded-image cache (about 1 GB at full size) go to a temporary folder, removed
     afterwards; the run's metrics.jsonl is copied to OUTDIR/loop_metrics.jsonl."""
@@ -167,7 +168,7 @@ def part_loop(size: dict, out_dir: str) -> dict:
     import tempfile
 
     from ae_jax import config as config_lib
-    from ae_jax import train
+    from ae_jax.train import loop
 
     with tempfile.TemporaryDirectory(prefix="ae_jax_device_check_") as scratch:
         overrides = [
@@ -184,7 +185,7 @@ def part_loop(size: dict, out_dir: str) -> dict:
         config = config_lib.load("case1", overrides)
         _tensorboardx_or_stub()
         tic = time.perf_counter()
-        last = train.train(config, log=lambda line: print(line, file=sys.stderr, flush=True))
+        last = loop.train(config, log=lambda line: print(line, file=sys.stderr, flush=True))
         total = time.perf_counter() - tic
         metrics_path = os.path.join(out_dir, "loop_metrics.jsonl")
         shutil.copyfile(os.path.join(config.run_dir, "metrics.jsonl"), metrics_path)

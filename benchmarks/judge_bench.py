@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from ae_jax import config as config_lib
-from ae_jax.judge import train_judge
+from ae_jax.train.judge import train_judge
 
 # Every variant pins what it varies (batch size, augmentation) so that its row keeps its meaning when defaults move.
 B64 = "judge.batch_size=64"  # the default before batch 16

@@ -22,7 +22,7 @@ from ae_jax import config as config_lib  # noqa: E402
 
 
 def build_model(m: config_lib.ModelConfig, image_size: int, channels: int) -> keras.Model:
-    """uint8 images -> logits, as ae_jax.models (AE)."""
+    """uint8 images -> logits, as ae_jax.model.models (AE)."""
     if m.act != "leaky_relu":
         raise ValueError("the Keras reference implements leaky_relu only")
     images = keras.Input((image_size, image_size, channels), dtype="uint8")

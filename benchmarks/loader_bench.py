@@ -1,5 +1,5 @@
 """Loader throughput: uint8 images/s from a memory-mapped cache to the device, per process, for ae_jax's
-feeder (ae_jax.data.train_batches: a permuted fancy-index gather per batch, prefetched on a thread) and for
+feeder (ae_jax.data.datasets.train_batches: a permuted fancy-index gather per batch, prefetched on a thread) and for
 grain's DataLoader (IndexSampler sharded by JAX process, Batch), at several batch sizes.
 
     python benchmarks/loader_bench.py [--images 20000] [--size 96] [--batches 64,256,1024] [--workers 0,2]
@@ -18,7 +18,8 @@ import time
 import jax
 import numpy as np
 
-from ae_jax import data, sharding
+from ae_jax import sharding
+from ae_jax.data import datasets
 
 
 def make_cache(folder: str, n: int, size: int) -> np.ndarray:
@@ -44,7 +45,7 @@ def timed(batches, steps: int, batch_size: int) -> float:
 
 
 def feeder(images, batch_size: int, mesh):
-    return data.train_batches(images, batch_size, seed=0, epoch=0, sharding=sharding.batch_sharding(mesh))
+    return datasets.train_batches(images, batch_size, seed=0, epoch=0, sharding=sharding.batch_sharding(mesh))
 
 
 def grain_loader(images, batch_size: int, mesh, workers: int):

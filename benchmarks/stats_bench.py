@@ -1,4 +1,4 @@
-"""Latent statistics suite: jitted JAX (ae_jax.stats) against plain numpy, and scikit-learn for the PCA.
+"""Latent statistics suite: jitted JAX (ae_jax.numerics.stats) against plain numpy, and scikit-learn for the PCA.
 
 Steps: component histograms, half-widths, radii + radius histograms (0.5 and 0.05), covariance, correlation,
 PCA, on synthetic z-points (default 200,000 x 256, per-component Gaussians with assorted mu and sigma).
@@ -22,7 +22,7 @@ import time
 import jax
 import numpy as np
 
-from ae_jax import stats
+from ae_jax.numerics import stats
 
 BIN_WIDTH, LO, HI = 0.25, -12.0, 12.0
 RADIUS_BIN_WIDTHS = (0.5, 0.05)

@@ -70,17 +70,18 @@ def _worker(args: argparse.Namespace) -> None:
     import numpy as np
 
     from ae_jax import config as config_lib
-    from ae_jax import sharding, train
+    from ae_jax import sharding
+    from ae_jax.train import loop
 
     config = config_lib.load(args.config, [*args.set, f"train.batch_size={args.batch}"])
     mesh = sharding.data_mesh()
-    model, tx, state = train.create_train_state(config, jax.random.key(config.seed))
+    model, tx, state = loop.create_train_state(config, jax.random.key(config.seed))
     state = jax.device_put(state, sharding.replicated(mesh))
-    images = np.random.default_rng(0).integers(0, 256, (args.batch, *train.image_shape(config)), np.uint8)
+    images = np.random.default_rng(0).integers(0, 256, (args.batch, *loop.image_shape(config)), np.uint8)
     images = jax.device_put(images, sharding.batch_sharding(mesh))
     key = jax.random.key(1)
     if args.part == "train":
-        step = train.make_train_step(model, tx, config, mesh)
+        step = loop.make_train_step(model, tx, config, mesh)
 
         def run():
             nonlocal state

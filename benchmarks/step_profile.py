@@ -89,15 +89,16 @@ def main(argv=None) -> None:
     import numpy as np
 
     from ae_jax import config as config_lib
-    from ae_jax import sharding, train
+    from ae_jax import sharding
+    from ae_jax.train import loop
 
     config = config_lib.load(args.config, [*args.set, f"train.batch_size={args.batch}"])
     mesh = sharding.data_mesh()
-    model, tx, state = train.create_train_state(config, jax.random.key(config.seed))
+    model, tx, state = loop.create_train_state(config, jax.random.key(config.seed))
     state = jax.device_put(state, sharding.replicated(mesh))
-    train_step = train.make_train_step(model, tx, config, mesh)
+    train_step = loop.make_train_step(model, tx, config, mesh)
     rng = np.random.default_rng(0)
-    batch = rng.integers(0, 256, (args.batch, *train.image_shape(config)), np.uint8)
+    batch = rng.integers(0, 256, (args.batch, *loop.image_shape(config)), np.uint8)
     batch = jax.device_put(batch, sharding.batch_sharding(mesh))
     key = jax.random.key(1)
     ops = _hlo_ops(train_step.lower(state, batch, key).compile().as_text())

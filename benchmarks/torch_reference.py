@@ -32,7 +32,7 @@ def same_conv_transpose_padding(k: int, s: int) -> tuple[int, int]:
 
 
 class Autoencoder(nn.Module):
-    """Conv encoder -> Dense(z) -> Dense -> ConvTranspose decoder producing logits, as ae_jax.models (AE)."""
+    """Conv encoder -> Dense(z) -> Dense -> ConvTranspose decoder producing logits, as ae_jax.model.models (AE)."""
 
     def __init__(self, m: config_lib.ModelConfig, image_size: int, channels: int):
         super().__init__()

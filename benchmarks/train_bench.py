@@ -109,16 +109,17 @@ def ae_jax_worker(args: argparse.Namespace) -> dict:
     import numpy as np
 
     from ae_jax import config as config_lib
-    from ae_jax import sharding, train
+    from ae_jax import sharding
+    from ae_jax.train import loop
 
     overrides = [*args.set, f"train.batch_size={args.batch}"] + (["model.dtype=bfloat16"] if args.bf16 else [])
     config = config_lib.load(args.config, overrides)
     mesh = sharding.data_mesh()
     sharding.check_batch_size(args.batch, mesh, "--batch")
-    model, tx, state = train.create_train_state(config, jax.random.key(config.seed))
+    model, tx, state = loop.create_train_state(config, jax.random.key(config.seed))
     state = jax.device_put(state, sharding.replicated(mesh))
-    train_step = train.make_train_step(model, tx, config, mesh)
-    shape = train.image_shape(config)
+    train_step = loop.make_train_step(model, tx, config, mesh)
+    shape = loop.image_shape(config)
     rng = np.random.default_rng(0)
     pool = [rng.integers(0, 256, (args.batch, *shape), np.uint8) for _ in range(4)]  # fresh batch every step
     batches = (jax.device_put(pool[i % len(pool)], sharding.batch_sharding(mesh)) for i in range(10**9))

@@ -1,4 +1,4 @@
-"""t-SNE wall time against the number of z-points: ae_jax.stats.tsne (openTSNE) and scikit-learn's TSNE.
+"""t-SNE wall time against the number of z-points: ae_jax.numerics.stats.tsne (openTSNE) and scikit-learn's TSNE.
 
 Points are a random subset of a z-point file (--z, e.g. a run's z_train.npy) or synthetic Gaussian z-points
 (--d components). Each size runs once on raw z and once after PCA to --pca components; scikit-learn
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from ae_jax import stats
+from ae_jax.numerics import stats
 
 N_ITER, EXAGGERATION_ITER = 500, 250  # openTSNE's defaults, passed to both libraries
 

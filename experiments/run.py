@@ -15,7 +15,7 @@ if __name__ == "__main__":  # first, before importing JAX: the restart replaces 
 
     restart_tuned("experiments.run")
 
-from experiments.studies import STUDIES, run_study  # noqa: E402
+from ae_jax.studies.catalogue import STUDIES, run_study  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from ae_jax import config as C
-from ae_jax.analyze import analyze, axis_pairs_within
-from ae_jax.encode import load_z
+from ae_jax.evaluators.distribution import analyze, axis_pairs_within
+from ae_jax.evaluators.encode import load_z
 
 PLANTED = {3: (2.0, 0.3), 11: (-1.0, 1.2), 27: (0.0, 2.0)}  # component: (mu, sigma); the rest N(0, 0.3^2)
 FAST = C.load(

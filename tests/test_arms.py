@@ -10,12 +10,12 @@ import jax
 import numpy as np
 import pytest
 
-from ae_jax import arms
 from ae_jax import config as C
 from ae_jax.cli import main
 from ae_jax.config import ConfigError
-from ae_jax.encode import encode_run
-from ae_jax.train import load_run, train, train_together
+from ae_jax.evaluators.encode import encode_run
+from ae_jax.train import arms
+from ae_jax.train.loop import load_run, train, train_together
 
 
 def _quiet(message: str) -> None:

@@ -357,9 +357,9 @@ def test_skip_mode_counts_bad_images(tmp_path, capsys):
 def test_annotations_naming_missing_images_report_what_was_found(tmp_path, capsys):
     root = _celeba(str(tmp_path / "celeba"), listed_extra=5)
     from ae_jax import config as C
-    from ae_jax import data
+    from ae_jax.data import datasets
 
-    ds = data.load_split(C.load("case1", [f"data.dir={root}"]).data, "train")
+    ds = datasets.load_split(C.load("case1", [f"data.dir={root}"]).data, "train")
     assert len(ds.images) == 6
     assert "6 of 11" in capsys.readouterr().out
 

@@ -12,8 +12,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from ae_jax import data, faces
 from ae_jax.config import DataConfig
+from ae_jax.data import datasets, faces
 
 CELEBA_WIDTH, CELEBA_HEIGHT, CROP = 178, 218, 148
 ATTRIBUTES = tuple(f"Attribute_{i}" for i in range(40))
@@ -67,7 +67,7 @@ def _celeba_config(root, **overrides) -> DataConfig:
 
 def test_celeba_folder_takes_the_present_images_of_each_split(tmp_path):
     names, table = _make_celeba(tmp_path / "celeba")
-    train = data.load_split(_celeba_config(tmp_path / "celeba"), "train")
+    train = datasets.load_split(_celeba_config(tmp_path / "celeba"), "train")
     assert train.images.shape == (4, 16, 16, 3) and train.images.dtype == np.uint8
     assert list(train.ids) == names[:4] and train.found == 4 and train.skipped == 0
     assert "4 of 6" in train.source
@@ -79,27 +79,27 @@ def test_celeba_folder_takes_the_present_images_of_each_split(tmp_path):
     for i, image in enumerate(train.images, start=1):
         assert np.abs(image.astype(int) - _colour(i)).max() <= 20
     for split, index in (("valid", 5), ("test", 6)):
-        held_out = data.load_split(_celeba_config(tmp_path / "celeba"), split)
+        held_out = datasets.load_split(_celeba_config(tmp_path / "celeba"), split)
         assert list(held_out.ids) == [names[index - 1]] and "1 of 2" in held_out.source
 
 
 def test_celeba_cap_and_missing_attribute_file(tmp_path):
     names, _ = _make_celeba(tmp_path / "celeba", attributes=False)
-    capped = data.load_split(_celeba_config(tmp_path / "celeba", num_images=3), "train")
+    capped = datasets.load_split(_celeba_config(tmp_path / "celeba", num_images=3), "train")
     assert list(capped.ids) == names[:3] and capped.found == 4
     assert capped.labels is None and capped.label_names == ()
 
 
 def test_celeba_errors_name_what_is_missing(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(data.DataError, match="empty.*img_align_celeba"):
-        data.load_split(_celeba_config(tmp_path / "empty"), "train")
+    with pytest.raises(datasets.DataError, match="empty.*img_align_celeba"):
+        datasets.load_split(_celeba_config(tmp_path / "empty"), "train")
     _make_celeba(tmp_path / "celeba")
     os.remove(tmp_path / "celeba" / "list_eval_partition.txt")
-    with pytest.raises(data.DataError, match="list_eval_partition.txt"):
-        data.load_split(_celeba_config(tmp_path / "celeba"), "train")
-    with pytest.raises(data.DataError, match="no such folder"):
-        data.load_split(_celeba_config(tmp_path / "absent"), "train")
+    with pytest.raises(datasets.DataError, match="list_eval_partition.txt"):
+        datasets.load_split(_celeba_config(tmp_path / "celeba"), "train")
+    with pytest.raises(datasets.DataError, match="no such folder"):
+        datasets.load_split(_celeba_config(tmp_path / "absent"), "train")
 
 
 def _truncated_jpeg(path) -> None:
@@ -121,9 +121,9 @@ def test_bad_image_raises_naming_the_file_or_is_skipped_and_counted(tmp_path, ki
     names, _ = _make_celeba(tmp_path / "celeba")
     write_bad, problem = BAD_IMAGES[kind]
     write_bad(tmp_path / "celeba" / "img_align_celeba" / names[1])
-    with pytest.raises(data.DataError, match=f"{names[1]}: .*{problem}"):
-        data.load_split(_celeba_config(tmp_path / "celeba"), "train")
-    skipped = data.load_split(_celeba_config(tmp_path / "celeba", on_bad_image="skip"), "train")
+    with pytest.raises(datasets.DataError, match=f"{names[1]}: .*{problem}"):
+        datasets.load_split(_celeba_config(tmp_path / "celeba"), "train")
+    skipped = datasets.load_split(_celeba_config(tmp_path / "celeba", on_bad_image="skip"), "train")
     assert skipped.skipped == 1 and list(skipped.ids) == [names[0]] + names[2:4]
     assert len(skipped.labels) == len(skipped.images) == 3
     assert "skipped 1 bad images" in capsys.readouterr().out
@@ -132,13 +132,13 @@ def test_bad_image_raises_naming_the_file_or_is_skipped_and_counted(tmp_path, ki
 def test_cache_is_reused_until_a_files_bytes_change(tmp_path, cache, monkeypatch):
     _make_celeba(tmp_path / "celeba")
     config = _celeba_config(tmp_path / "celeba")
-    first = data.load_split(config, "train")
+    first = datasets.load_split(config, "train")
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded although the cache holds this split")
 
-    monkeypatch.setattr(data, "decode_image", no_decoding)
-    second = data.load_split(config, "train")
+    monkeypatch.setattr(datasets, "decode_image", no_decoding)
+    second = datasets.load_split(config, "train")
     assert isinstance(second.images, np.memmap)
     np.testing.assert_array_equal(first.images, second.images)
     np.testing.assert_array_equal(first.ids, second.ids)
@@ -148,18 +148,18 @@ def test_cache_is_reused_until_a_files_bytes_change(tmp_path, cache, monkeypatch
     changed = tmp_path / "celeba" / "img_align_celeba" / "000001.jpg"
     before = os.stat(changed)
     os.utime(changed, ns=(0, before.st_mtime_ns + 10**9))  # a newer time alone is no change
-    data.load_split(config, "train")
+    datasets.load_split(config, "train")
     flipped = bytearray(changed.read_bytes())
     flipped[-3] ^= 0xFF  # same size, same time, other bytes
     changed.write_bytes(bytes(flipped))
     os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns))
     with pytest.raises(AssertionError, match="decoded"):
-        data.load_split(config, "train")
+        datasets.load_split(config, "train")
 
 
 def test_cache_dir_setting_overrides_the_environment(tmp_path, cache):
     _make_celeba(tmp_path / "celeba")
-    data.load_split(_celeba_config(tmp_path / "celeba", cache_dir=str(tmp_path / "mine")), "test")
+    datasets.load_split(_celeba_config(tmp_path / "celeba", cache_dir=str(tmp_path / "mine")), "test")
     assert not cache.exists() and len(list((tmp_path / "mine").iterdir())) == 2
 
 
@@ -191,13 +191,13 @@ def test_idx_folder_round_trips_with_valid_carved_from_train(tmp_path):
     config = DataConfig(name="mnist", dir=str(tmp_path / "mnist"), image_size=28, valid_fraction=0.2)
     expected_rows = {"train": ("train", slice(0, 8)), "valid": ("train", slice(8, 10)), "test": ("t10k", slice(0, 4))}
     for split, (prefix, rows) in expected_rows.items():
-        loaded = data.load_split(config, split)
+        loaded = datasets.load_split(config, split)
         np.testing.assert_array_equal(loaded.images[..., 0], arrays[prefix][0][rows])
         np.testing.assert_array_equal(loaded.labels, arrays[prefix][1][rows])
-        assert loaded.ids[0] == f"{prefix}[{rows.start}]" and loaded.label_names == data.CLASS_NAMES["mnist"]
-    resized = data.load_split(DataConfig(name="fashion_mnist", dir=str(tmp_path / "mnist"), image_size=14), "test")
+        assert loaded.ids[0] == f"{prefix}[{rows.start}]" and loaded.label_names == datasets.CLASS_NAMES["mnist"]
+    resized = datasets.load_split(DataConfig(name="fashion_mnist", dir=str(tmp_path / "mnist"), image_size=14), "test")
     assert resized.images.shape == (4, 14, 14, 1)
-    assert resized.label_names == data.CLASS_NAMES["fashion_mnist"]
+    assert resized.label_names == datasets.CLASS_NAMES["fashion_mnist"]
     downsampled = arrays["t10k"][0].reshape(4, 14, 2, 14, 2).mean((2, 4))
     assert np.abs(resized.images[..., 0] - downsampled).mean() < 40  # a resize, not another image
 
@@ -208,14 +208,14 @@ def test_truncated_idx_raises_naming_the_file(tmp_path, file):
     path = tmp_path / "mnist" / file
     path.write_bytes(path.read_bytes()[:-7])
     split = "train" if file.startswith("train") else "test"
-    with pytest.raises(data.DataError, match=file):
-        data.load_split(DataConfig(name="mnist", dir=str(tmp_path / "mnist"), image_size=28), split)
+    with pytest.raises(datasets.DataError, match=file):
+        datasets.load_split(DataConfig(name="mnist", dir=str(tmp_path / "mnist"), image_size=28), split)
 
 
 def test_idx_folder_without_files_names_what_is_expected(tmp_path):
     (tmp_path / "mnist").mkdir()
-    with pytest.raises(data.DataError, match="mnist: expected the IDX file train-images-idx3-ubyte"):
-        data.load_split(DataConfig(name="mnist", dir=str(tmp_path / "mnist"), image_size=28), "train")
+    with pytest.raises(datasets.DataError, match="mnist: expected the IDX file train-images-idx3-ubyte"):
+        datasets.load_split(DataConfig(name="mnist", dir=str(tmp_path / "mnist"), image_size=28), "train")
 
 
 def test_image_folder_is_recursive_and_split_by_path(tmp_path):
@@ -227,7 +227,7 @@ def test_image_folder_is_recursive_and_split_by_path(tmp_path):
         Image.fromarray(_framed_image(width, height, 30, _colour(i % 5), 255 - _colour(i % 5))).save(root / relative)
     (root / "notes.txt").write_text("not an image")
     config = DataConfig(name="images", dir=str(root), image_size=10, valid_fraction=0.5)
-    splits = {split: data.load_split(config, split) for split in data.SPLITS}
+    splits = {split: datasets.load_split(config, split) for split in datasets.SPLITS}
     ids = [i for split in splits.values() for i in split.ids]
     assert sorted(ids) == sorted(paths) and all(len(split) > 0 for split in splits.values())
     for split in splits.values():
@@ -239,8 +239,8 @@ def test_image_folder_is_recursive_and_split_by_path(tmp_path):
 
 def test_empty_image_folder_raises_naming_it(tmp_path):
     (tmp_path / "nothing" / "sub").mkdir(parents=True)
-    with pytest.raises(data.DataError, match="nothing: no images found"):
-        data.load_split(DataConfig(name="images", dir=str(tmp_path / "nothing")), "train")
+    with pytest.raises(datasets.DataError, match="nothing: no images found"):
+        datasets.load_split(DataConfig(name="images", dir=str(tmp_path / "nothing")), "train")
 
 
 def _mixed_folder(root, mode: str, odd_mode: str, n: int = 12) -> list[str]:
@@ -254,7 +254,7 @@ def _mixed_folder(root, mode: str, odd_mode: str, n: int = 12) -> list[str]:
 
 
 def _train_names(names, config: DataConfig) -> list[str]:
-    return sorted(name for name in names if data._hash_split(name, config.valid_fraction) == "train")
+    return sorted(name for name in names if datasets._hash_split(name, config.valid_fraction) == "train")
 
 
 @pytest.mark.parametrize("mode, odd_mode, channels", [("RGB", "L", 0), ("L", "RGB", 1)])
@@ -263,9 +263,9 @@ def test_image_of_the_other_kind_is_refused_naming_it_or_converted(tmp_path, mod
     config = DataConfig(name="images", dir=str(tmp_path / "pictures"), image_size=12, channels=channels)
     assert names[0] in _train_names(names, config)
     kind = "greyscale" if odd_mode == "L" else "colour"
-    with pytest.raises(data.DataError, match=f"img0.png: is {kind} .*data.convert_mode=true"):
-        data.load_split(config, "train")
-    converted = data.load_split(dataclasses.replace(config, convert_mode=True), "train")
+    with pytest.raises(datasets.DataError, match=f"img0.png: is {kind} .*data.convert_mode=true"):
+        datasets.load_split(config, "train")
+    converted = datasets.load_split(dataclasses.replace(config, convert_mode=True), "train")
     assert list(converted.ids) == _train_names(names, config)
     assert converted.images.shape[1:] == (12, 12, 3 if mode == "RGB" else 1)
     with Image.open(tmp_path / "pictures" / "img0.png") as odd:
@@ -276,11 +276,11 @@ def test_image_of_the_other_kind_is_refused_naming_it_or_converted(tmp_path, mod
 def test_grey_folder_is_read_at_one_channel_with_data_channels(tmp_path, cache):
     names = _mixed_folder(tmp_path / "grey", "L", "L")
     rgb = DataConfig(name="images", dir=str(tmp_path / "grey"), image_size=12)
-    grey = data.load_split(dataclasses.replace(rgb, channels=1), "train")
+    grey = datasets.load_split(dataclasses.replace(rgb, channels=1), "train")
     assert grey.images.shape == (len(_train_names(names, rgb)), 12, 12, 1)
     with Image.open(tmp_path / "grey" / grey.ids[0]) as first:
         np.testing.assert_array_equal(grey.images[0, ..., 0], np.asarray(first))
-    converted = data.load_split(dataclasses.replace(rgb, convert_mode=True), "train")
+    converted = datasets.load_split(dataclasses.replace(rgb, convert_mode=True), "train")
     assert converted.images.shape[-1] == 3 and converted.key != grey.key
     assert len(list(cache.glob("*.npy"))) == 2  # channels and convert_mode are part of the cache key
 
@@ -311,25 +311,25 @@ DAMAGE = {
 def test_damaged_cache_is_reported_by_path_and_rebuilt(tmp_path, cache, capsys, kind):
     _make_celeba(tmp_path / "celeba")
     config = _celeba_config(tmp_path / "celeba")
-    original = np.array(data.load_split(config, "train").images)
+    original = np.array(datasets.load_split(config, "train").images)
     which, damage, problem = DAMAGE[kind]
     damaged = _cache_files(cache)[which]
     damage(damaged)
     capsys.readouterr()
-    reloaded = data.load_split(config, "train")
+    reloaded = datasets.load_split(config, "train")
     message = capsys.readouterr().out
     assert f"{damaged}: damaged cache file (" in message and problem in message and "rebuilding it" in message
     np.testing.assert_array_equal(reloaded.images, original)
     assert list(reloaded.ids) == [f"{i:06d}.jpg" for i in range(1, 5)]
     capsys.readouterr()
-    data.load_split(config, "train")
+    datasets.load_split(config, "train")
     assert "damaged cache file" not in capsys.readouterr().out  # the rebuilt cache is whole
 
 
 def test_faces_split_images_are_renders_of_their_factors():
     config = DataConfig(name="faces", image_size=16, num_images=20)
-    train, valid = (data.load_split(config, split) for split in ("train", "valid"))
-    other_seed = data.load_split(config, "train", seed=1)
+    train, valid = (datasets.load_split(config, split) for split in ("train", "valid"))
+    other_seed = datasets.load_split(config, "train", seed=1)
     assert len(train) == 20 and len(valid) == 2 and train.labels.shape == (20, len(faces.FACE_FACTORS))
     assert train.label_names == faces.FACE_FACTORS
     rendered = np.round(np.asarray(faces.render_faces(train.labels, 16)) * 255)
@@ -342,10 +342,10 @@ def test_tfds_mnist_through_mock_data_carves_valid_from_train():
     config = DataConfig(name="mnist", image_size=28, valid_fraction=0.2)
     with tfds.testing.mock_data(num_examples=10):
         reference = tfds.data_source("mnist", split="train")
-        splits = {split: data.load_split(config, split) for split in data.SPLITS}
+        splits = {split: datasets.load_split(config, split) for split in datasets.SPLITS}
         expected = np.stack([reference[i]["image"] for i in range(10)])
         expected_labels = np.array([reference[i]["label"] for i in range(10)])
-    assert [len(splits[s]) for s in data.SPLITS] == [8, 2, 10]
+    assert [len(splits[s]) for s in datasets.SPLITS] == [8, 2, 10]
     np.testing.assert_array_equal(splits["train"].images, expected[:8])
     np.testing.assert_array_equal(splits["valid"].images, expected[8:])
     np.testing.assert_array_equal(splits["valid"].labels, expected_labels[8:])
@@ -354,29 +354,29 @@ def test_tfds_mnist_through_mock_data_carves_valid_from_train():
 
 def test_tfds_celeba_through_mock_data_crops_and_keeps_attributes():
     with tfds.testing.mock_data(num_examples=3):
-        loaded = data.load_split(DataConfig(name="celeba", image_size=16), "valid")
+        loaded = datasets.load_split(DataConfig(name="celeba", image_size=16), "valid")
         example = tfds.data_source("celeb_a", split="validation")[0]
     assert loaded.images.shape == (3, 16, 16, 3)
     names = tuple(example["attributes"])
     assert loaded.label_names == names
     np.testing.assert_array_equal(loaded.labels[0], [1 if example["attributes"][a] else -1 for a in names])
-    expected = data.crop_and_resize(np.asarray(example["image"]), CROP, 16)
+    expected = datasets.crop_and_resize(np.asarray(example["image"]), CROP, 16)
     np.testing.assert_array_equal(loaded.images[0], expected)
 
 
 def test_tfds_not_prepared_says_how_to_prepare(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_tensorflow_installed", lambda: False)
+    monkeypatch.setattr(datasets, "_tensorflow_installed", lambda: False)
     config = DataConfig(name="cifar10", tfds_data_dir=str(tmp_path / "tfds"))
-    with pytest.raises(data.DataError, match=r"not prepared.*pip install ae_jax\[tfprepare\]"):
-        data.load_split(config, "train")
+    with pytest.raises(datasets.DataError, match=r"not prepared.*pip install ae_jax\[tfprepare\]"):
+        datasets.load_split(config, "train")
 
 
 def test_epoch_permutation_is_deterministic_and_differs_across_epochs():
-    first = data.epoch_permutation(50, seed=0, epoch=0)
-    np.testing.assert_array_equal(first, data.epoch_permutation(50, seed=0, epoch=0))
+    first = datasets.epoch_permutation(50, seed=0, epoch=0)
+    np.testing.assert_array_equal(first, datasets.epoch_permutation(50, seed=0, epoch=0))
     np.testing.assert_array_equal(np.sort(first), np.arange(50))
-    assert not np.array_equal(first, data.epoch_permutation(50, seed=0, epoch=1))
-    assert not np.array_equal(first, data.epoch_permutation(50, seed=1, epoch=0))
+    assert not np.array_equal(first, datasets.epoch_permutation(50, seed=0, epoch=1))
+    assert not np.array_equal(first, datasets.epoch_permutation(50, seed=1, epoch=0))
 
 
 def _indexed_images(n: int) -> np.ndarray:
@@ -386,22 +386,22 @@ def _indexed_images(n: int) -> np.ndarray:
 
 def test_train_batches_follow_the_permutation_and_resume_mid_epoch():
     images = _indexed_images(23)
-    batches = [np.asarray(b) for b in data.train_batches(images, 5, seed=3, epoch=2)]
-    assert len(batches) == data.steps_per_epoch(23, 5) == 4
+    batches = [np.asarray(b) for b in datasets.train_batches(images, 5, seed=3, epoch=2)]
+    assert len(batches) == datasets.steps_per_epoch(23, 5) == 4
     assert all(isinstance(b, np.ndarray) and b.dtype == np.uint8 and b.shape == (5, 2, 2, 1) for b in batches)
-    order = data.epoch_permutation(23, seed=3, epoch=2)
+    order = datasets.epoch_permutation(23, seed=3, epoch=2)
     np.testing.assert_array_equal(np.concatenate(batches)[:, 0, 0, 0], order[:20])
-    resumed = [np.asarray(b) for b in data.train_batches(images, 5, seed=3, epoch=2, start_batch=2, prefetch=1)]
+    resumed = [np.asarray(b) for b in datasets.train_batches(images, 5, seed=3, epoch=2, start_batch=2, prefetch=1)]
     np.testing.assert_array_equal(resumed, batches[2:])
     with pytest.raises(ValueError, match="batch_size 24 is larger than the 23"):
-        data.train_batches(images, 24, seed=0, epoch=0)
+        datasets.train_batches(images, 24, seed=0, epoch=0)
     with pytest.raises(ValueError, match="start_batch 5"):
-        data.train_batches(images, 5, seed=0, epoch=0, start_batch=5)
+        datasets.train_batches(images, 5, seed=0, epoch=0, start_batch=5)
 
 
 def test_train_batches_are_placed_with_the_sharding_and_can_stop_early():
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    batches = data.train_batches(_indexed_images(40), 4, seed=0, epoch=0, sharding=sharding)
+    batches = datasets.train_batches(_indexed_images(40), 4, seed=0, epoch=0, sharding=sharding)
     first = next(batches)
     assert isinstance(first, jax.Array) and first.sharding == sharding
     batches.close()  # stops the background thread without draining the epoch
@@ -416,12 +416,12 @@ def test_errors_while_gathering_reach_the_consumer():
             raise OSError("disk gone")
 
     with pytest.raises(OSError, match="disk gone"):
-        list(data.train_batches(Failing(), 4, seed=0, epoch=0))
+        list(datasets.train_batches(Failing(), 4, seed=0, epoch=0))
 
 
 def test_ordered_batches_cover_every_image_once_with_zero_padding():
     images = _indexed_images(23) + 1  # no image is all zeros, so padding is recognisable
-    batches = list(data.ordered_batches(images, 5))
+    batches = list(datasets.ordered_batches(images, 5))
     assert [n for _, n in batches] == [5, 5, 5, 5, 3]
     assert all(batch.shape == (5, 2, 2, 1) for batch, _ in batches)
     valid = np.concatenate([np.asarray(batch)[:n] for batch, n in batches])
@@ -430,14 +430,14 @@ def test_ordered_batches_cover_every_image_once_with_zero_padding():
 
 
 def test_make_inputs_for_each_task():
-    make_inputs = jax.jit(data.make_inputs, static_argnames="task")
+    make_inputs = jax.jit(datasets.make_inputs, static_argnames="task")
     key = jax.random.key(0)
     targets = jnp.asarray(np.random.default_rng(1).uniform(0.2, 0.8, (8, 32, 32, 3)), jnp.float32)
     np.testing.assert_array_equal(make_inputs(key, targets, "reconstruct", 0.1, 0.0), targets)
 
     grey = np.asarray(make_inputs(key, targets, "recolor", 0.1, 0.0))
     np.testing.assert_allclose(
-        grey, np.broadcast_to((np.asarray(targets) @ data.LUMA_WEIGHTS)[..., None], targets.shape), rtol=1e-6
+        grey, np.broadcast_to((np.asarray(targets) @ datasets.LUMA_WEIGHTS)[..., None], targets.shape), rtol=1e-6
     )
 
     noisy = np.asarray(make_inputs(key, targets, "denoise", 0.1, 0.0))
@@ -451,6 +451,6 @@ def test_make_inputs_for_each_task():
     tolerance = 4 * np.sqrt(drop_rate * (1 - drop_rate) / zero_pixels.size)
     assert abs(zero_pixels.mean() - drop_rate) < tolerance
     with pytest.raises(ValueError, match="recolor needs RGB"):
-        data.make_inputs(key, targets[..., :1], "recolor", 0.1, 0.0)
+        datasets.make_inputs(key, targets[..., :1], "recolor", 0.1, 0.0)
     with pytest.raises(ValueError, match="task 'paint'"):
-        data.make_inputs(key, targets, "paint", 0.1, 0.0)
+        datasets.make_inputs(key, targets, "paint", 0.1, 0.0)

@@ -21,8 +21,8 @@ sharding.initialize_distributed()
 runtime.enable_compilation_cache()  # as the CLI does: the resumed run reuses the first run's programs
 import jax, numpy as np
 from ae_jax import config as C
-from ae_jax.encode import encode_run
-from ae_jax.train import load_run, train
+from ae_jax.evaluators.encode import encode_run
+from ae_jax.train.loop import load_run, train
 overrides = json.loads(sys.argv[1])
 assert jax.device_count() == 4, jax.devices()
 first = train(C.load("tiny", overrides + ["train.epochs=1"]), log=lambda s: None)

@@ -8,8 +8,10 @@ import pytest
 from PIL import Image
 
 from ae_jax import config as config_lib
-from ae_jax import data, encode, train
 from ae_jax.cli import main
+from ae_jax.data import datasets
+from ae_jax.evaluators import encode
+from ae_jax.train import loop
 
 
 def _png_folder(root, n: int, mode: str, seed: int) -> list[str]:
@@ -24,7 +26,7 @@ def _png_folder(root, n: int, mode: str, seed: int) -> list[str]:
 
 
 def _in_split(names, split: str, valid_fraction: float = 0.1) -> list[str]:
-    return [name for name in names if data._hash_split(name, valid_fraction) == split]
+    return [name for name in names if datasets._hash_split(name, valid_fraction) == split]
 
 
 def _encode_folder(run_dir, folder, out, split, *extra) -> int:
@@ -34,7 +36,7 @@ def _encode_folder(run_dir, folder, out, split, *extra) -> int:
 
 def test_encode_a_folder_of_images_with_a_run_trained_on_faces(tmp_path):
     config = config_lib.load("tiny", [f"workdir={tmp_path}"])
-    train.train(config)
+    loop.train(config)
     folder = str(tmp_path / "other")
     names = _png_folder(folder, 40, "RGB", seed=0)
     out = str(tmp_path / "z" / "other.npy")
@@ -69,7 +71,7 @@ def test_grey_folder_trains_and_encodes_colour_images_with_convert_mode(tmp_path
             "model.decoder_conv_t_filters=8,1",
         ],
     )
-    assert train.train(config)["status"] == "complete"
+    assert loop.train(config)["status"] == "complete"
     colour = str(tmp_path / "colour")
     names = _png_folder(colour, 40, "RGB", seed=2)
     out = str(tmp_path / "colour.npy")

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from experiments import results_md
-from experiments.studies import STUDIES, run_study
+from ae_jax.studies import results_md
+from ae_jax.studies.catalogue import STUDIES, run_study
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from ae_jax import faces
+from ae_jax.data import faces
 
 NUM_FACTORS = len(faces.FACE_FACTORS)
 SWEEP_SIZE = 32

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ae_jax import hits as H
-from ae_jax import plots, stats
-from ae_jax import sample_plots as P
-from ae_jax import samplers as S
+from ae_jax.evaluators import generators_plots as P
+from ae_jax.numerics import hits as H
+from ae_jax.numerics import samplers as S
+from ae_jax.numerics import stats
+from ae_jax.report import plots
 
 KEY = jax.random.PRNGKey(0)
 
@@ -255,10 +256,10 @@ def test_figures_are_written(tmp_path):
 def test_save_figure_writes_atomically_and_closes(tmp_path):
     import matplotlib.pyplot as plt
 
-    from ae_jax import analysis_plots
+    from ae_jax.evaluators import distribution_plots
 
     folder = tmp_path / "new" / "folder"
-    path = analysis_plots.histogram(np.array([1, 3, 2]), np.array([0.0, 1, 2, 3]), str(folder / "h.png"), "x", "t")
+    path = distribution_plots.histogram(np.array([1, 3, 2]), np.array([0.0, 1, 2, 3]), str(folder / "h.png"), "x", "t")
     assert min(_png_size(path)) > 100 and os.listdir(folder) == ["h.png"] and not plt.get_fignums()
     fig, ax = plt.subplots()
     ax.set(xlabel="x", ylabel="y")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ae_jax.intrinsic import dimension_vs_scale, two_nn_dimension
+from ae_jax.evaluators.intrinsic_dimension import dimension_vs_scale, two_nn_dimension
 
 
 @pytest.mark.parametrize("d", [2, 5])

@@ -3,7 +3,7 @@ import pytest
 import scipy.linalg
 
 from ae_jax import config as C
-from ae_jax.judge import augmentation, frechet_distance, label_task, load_judge, train_judge
+from ae_jax.train.judge import augmentation, frechet_distance, label_task, load_judge, train_judge
 
 
 def test_frechet_distance_matches_the_scipy_formula():
@@ -42,10 +42,10 @@ def test_judge_learns_the_faces_factors_and_separates_noise(tmp_path):
     assert info["valid_curve_r2"][-1] > info["valid_curve_r2"][0]
     assert abs(info["baseline_r2"]) < 0.05  # predicting the training mean explains nothing
     features = load_judge(str(tmp_path))
-    from ae_jax import data
+    from ae_jax.data import datasets
 
-    real = data.load_split(config.data, "valid").images
-    more = data.load_split(config.data, "train").images[: len(real) * 4]
+    real = datasets.load_split(config.data, "valid").images
+    more = datasets.load_split(config.data, "train").images[: len(real) * 4]
     noise = np.random.default_rng(0).random((len(more), 16, 16, 3)).astype(np.float32)
     f_real, f_more, f_noise = features(real), features(more), features(noise)
     assert f_real.shape == (len(real), 128)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax import layers
+from ae_jax.model import layers
 
 # (input size, kernel, stride, padding): odd/even sizes, kernels smaller than, equal to and larger than the stride.
 CASES = [

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from ae_jax import config as C
-from ae_jax import models as M
-from ae_jax.train import image_shape
+from ae_jax.model import models as M
+from ae_jax.train.loop import image_shape
 
 
 def _shapes(name, **model_overrides):
@@ -82,7 +82,7 @@ def test_losses_match_direct_formulas():
 def test_keras_init_draws_glorot_uniform_kernels_and_zero_biases():
     import math
 
-    from ae_jax.models import build_model, init_params
+    from ae_jax.model.models import build_model, init_params
 
     for impl in ("matmul", "flax"):
         config = C.load("tiny", ["model.init=keras", f"model.conv_impl={impl}"])

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax import samplers as S
+from ae_jax.numerics import samplers as S
 
 KEY = jax.random.PRNGKey(0)
 FLOAT32_TOL = 50 * np.finfo(np.float32).eps

@@ -9,8 +9,10 @@ import pytest
 from PIL import Image
 
 from ae_jax import config as C
-from ae_jax import evaluators, pipeline, stages
+from ae_jax import stages
 from ae_jax.cli import main
+from ae_jax.evaluators import registry
+from ae_jax.studies import pipeline
 
 
 def _study(tmp_path, *overrides, names=("distribution",), log=None):
@@ -52,7 +54,7 @@ def test_a_changed_training_setting_trains_a_new_run(change, tmp_path):
 
 def test_the_stale_reuse_sequence_now_uses_the_new_z_dim(tmp_path):
     """`random_points`, then the same with model.z_dim=8 (the tiny preset's is 4): a new run and its z-points."""
-    from experiments.studies import run_study
+    from ae_jax.studies.catalogue import run_study
 
     run_study("random_points", False, str(tmp_path))
     run_study("random_points", False, str(tmp_path), ["model.z_dim=8"])
@@ -97,15 +99,15 @@ def test_a_retrained_run_encodes_again(tmp_path):
     record = stages.read_json(os.path.join(m.config.run_dir, "z_train.json"))
     stages.write_json(os.path.join(m.config.run_dir, "z_train.json"), {**record, "key": "stale"})
     messages = []
-    ctx = evaluators.RunContext(m.config, str(tmp_path / "o"), run_dir=m.config.run_dir, log=messages.append)
+    ctx = registry.RunContext(m.config, str(tmp_path / "o"), run_dir=m.config.run_dir, log=messages.append)
     assert ctx.z_path() == z_file and any("z-points" in x and "recomputing" in x for x in messages)
 
 
 def test_every_evaluator_runs_on_the_tiny_preset(tmp_path):
     config = C.load("tiny", [f"workdir={tmp_path}/runs"])
     judge_dir = pipeline.ensure_judge(config, str(tmp_path), log=lambda s: None)
-    m = pipeline.study_model(config, str(tmp_path / "out"), tuple(evaluators.EVALUATORS), judge_dir, lambda s: None)
-    assert set(m.results) == set(evaluators.EVALUATORS)
+    m = pipeline.study_model(config, str(tmp_path / "out"), tuple(registry.EVALUATORS), judge_dir, lambda s: None)
+    assert set(m.results) == set(registry.EVALUATORS)
     for name, result in m.results.items():
         assert os.path.isfile(os.path.join(result.folder, "config.json")), name
         assert C.from_dict(json.load(open(os.path.join(result.folder, "config.json")))) == m.config
@@ -158,7 +160,7 @@ def test_eval_command_runs_a_subset_on_a_finished_run(tmp_path, capsys):
 def test_a_run_folder_holding_another_config_is_refused_naming_the_keys(tmp_path):
     import shutil
 
-    from ae_jax.train import TrainingError
+    from ae_jax.train.loop import TrainingError
 
     trained = _study(tmp_path)
     other, _ = pipeline.keyed_run(C.load("tiny", [f"workdir={tmp_path}/runs", "model.z_dim=6"]))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ae_jax import stats
+from ae_jax.numerics import stats
 
 GAUSSIAN_FWHM = 2 * sqrt(2 * np.log(2))  # 2.3548 sigma
 

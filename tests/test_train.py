@@ -11,7 +11,7 @@ import pytest
 
 from ae_jax import config as C
 from ae_jax.cli import main
-from ae_jax.train import TrainingError, load_run, train
+from ae_jax.train.loop import TrainingError, load_run, train
 
 
 def tiny(tmp_path, *overrides):
@@ -178,7 +178,7 @@ def test_cli_refuses_bad_keys_before_work(tmp_path, capsys):
 EIGHT_DEVICES = """
 import json, sys, jax, numpy as np
 from ae_jax import config as C
-from ae_jax.train import train, load_run
+from ae_jax.train.loop import train, load_run
 assert jax.device_count() == 8, jax.devices()
 config = C.load("tiny", json.loads(sys.argv[1]))
 result = train(config, log=lambda s: None)
@@ -214,7 +214,7 @@ def test_eight_simulated_devices_match_one_device(tmp_path):
 
 def test_batch_size_must_divide_by_the_device_count(tmp_path):
     code = (
-        "from ae_jax import config as C; from ae_jax.train import train; "
+        "from ae_jax import config as C; from ae_jax.train.loop import train; "
         f"train(C.load('tiny', {[f'workdir={tmp_path}', 'train.batch_size=12']!r}))"
     )
     out = subprocess.run(

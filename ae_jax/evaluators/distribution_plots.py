@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ae_jax.plots import save_figure  # noqa: E402
+from ae_jax.report.plots import save_figure  # noqa: E402
 
 
 def component_histograms(

@@ -1,5 +1,5 @@
-"""Latent-space analysis of z-points (N, D) under a `DistributionConfig`: statistics (ae_jax.stats), figures
-(ae_jax.analysis_plots), and the summary the distribution evaluator records.
+"""Latent-space analysis of z-points (N, D) under a `DistributionConfig`: statistics (ae_jax.numerics.stats), figures
+(ae_jax.evaluators.distribution_plots), and the summary the distribution evaluator records.
 
     summary = analyze(z, "out/distribution", config.distribution)
 """
@@ -16,8 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from ae_jax import analysis_plots, stats
 from ae_jax.config import DistributionConfig
+from ae_jax.evaluators import distribution_plots
+from ae_jax.numerics import stats
 
 
 @jax.jit
@@ -175,13 +176,13 @@ def _figures(
     figures = [
         (
             "components_all.png",
-            lambda p: analysis_plots.component_histograms(
+            lambda p: distribution_plots.component_histograms(
                 counts, edges, p, title=f"all {d} latent components ({n:,} z-points)"
             ),
         ),
         (
             "components_dominant.png",
-            lambda p: analysis_plots.component_histograms(
+            lambda p: distribution_plots.component_histograms(
                 counts,
                 edges,
                 p,
@@ -193,7 +194,7 @@ def _figures(
         *[
             (
                 f"radius_hist_{w:g}.png",
-                lambda p, w=w: analysis_plots.histogram(
+                lambda p, w=w: distribution_plots.histogram(
                     *m["radius_hists"][w],
                     p,
                     "radius |z|",
@@ -206,11 +207,11 @@ def _figures(
         ],
         (
             "correlation.png",
-            lambda p: analysis_plots.heatmap(corr, p, f"correlation of the {d} latent components"),
+            lambda p: distribution_plots.heatmap(corr, p, f"correlation of the {d} latent components"),
         ),
         (
             "dominant_pair_scatter.png",
-            lambda p: analysis_plots.scatter(
+            lambda p: distribution_plots.scatter(
                 np.asarray(stats.project(z, pair)),
                 p,
                 f"z[{pair[0]}]",
@@ -218,14 +219,17 @@ def _figures(
                 f"dominant components {pair[0]} and {pair[1]} (correlation {corr[pair]:+.2f})",
             ),
         ),
-        ("pca_explained_variance.png", lambda p: analysis_plots.explained_variance(pca.explained_variance_ratio, p)),
+        (
+            "pca_explained_variance.png",
+            lambda p: distribution_plots.explained_variance(pca.explained_variance_ratio, p),
+        ),
         *[(f"pca_1_2_zoom_{w['half_side']:g}.png", lambda p, w=w: _pca_zoom(m["plane"], w, p)) for w in m["zooms"]],
     ]
     pairs, skipped = axis_pairs_within(cfg.pca_axis_pairs, d)
     figures += [
         (
             f"pca_{a}_{b}.png",
-            lambda p, a=a, b=b: analysis_plots.scatter(
+            lambda p, a=a, b=b: distribution_plots.scatter(
                 np.asarray(stats.project(z, (a - 1, b - 1), pca)),
                 p,
                 f"PC {a}",
@@ -238,7 +242,7 @@ def _figures(
     figures += [
         (
             "original_axes_dominant.png",
-            lambda p: analysis_plots.scatter(
+            lambda p: distribution_plots.scatter(
                 np.asarray(stats.project(z, axes)),
                 p,
                 f"z[{axes[0]}]",
@@ -248,7 +252,7 @@ def _figures(
         ),
         (
             "nn_distance_hist.png",
-            lambda p: analysis_plots.histogram(
+            lambda p: distribution_plots.histogram(
                 *m["nn_hist"],
                 p,
                 "distance to the nearest other z-point",
@@ -356,7 +360,7 @@ def _pca_zoom(plane: np.ndarray, w: dict, path: str) -> str:
     """The PCA 1-2 plane inside one `_zoom_window`."""
     h, hx, hy = w["half_side"], w["half_x"], w["half_y"]
     scale = f"+-{h:g} std (+-{hx:.3g}, +-{hy:.3g})" if w["units"] == "std" else f"+-{h:g}"
-    return analysis_plots.scatter(
+    return distribution_plots.scatter(
         plane[w["inside"]],
         path,
         "PC 1",
@@ -381,7 +385,7 @@ def _tsne_figure(
     )
     embeddings[name] = embedding
     source = "raw z" if not n_pca else f"{n_pca} principal components"
-    return analysis_plots.scatter(
+    return distribution_plots.scatter(
         embedding,
         path,
         "t-SNE 1",

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from ae_jax.config import ModelConfig, feature_map_sizes
-from ae_jax.layers import make_conv
+from ae_jax.model.layers import make_conv
 
 ACTIVATIONS = {"leaky_relu": nn.leaky_relu, "relu": nn.relu, "selu": nn.selu}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

@@ -15,10 +15,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import hits, plots, sample_plots, stats
 from ae_jax.config import GeneratorsConfig
+from ae_jax.evaluators import generators_plots
+from ae_jax.numerics import hits, stats
+from ae_jax.numerics.samplers import Sampler, check_params, make_sampler
+from ae_jax.report import plots
 from ae_jax.runtime import make_key
-from ae_jax.samplers import Sampler, check_params, make_sampler
 
 Decode = Callable[[np.ndarray], np.ndarray]  # z-points (n, D) -> images (n, H, W, C) in [0, 1]
 
@@ -130,7 +132,7 @@ def sweep(
             + f"; radius {result['radius']['mean']:.2f} (analytic {result['radius']['analytic_mean']:.2f})"
         )
     figures = {
-        "radius": sample_plots.radius_plot(
+        "radius": generators_plots.radius_plot(
             real_radii,
             radii_by_label,
             os.path.join(out_dir, "radius_vs_data.png"),
@@ -147,7 +149,7 @@ def sweep(
         dict(h, bound=r["params"]["bound"]) for r in results if r["sampler"] == "uniform" for h in r["hits"]
     ]
     if len({r["bound"] for r in uniform_rows}) > 1:
-        figures["hits_vs_bound"] = sample_plots.hit_fraction_plot(
+        figures["hits_vs_bound"] = generators_plots.hit_fraction_plot(
             uniform_rows, os.path.join(out_dir, "hits_vs_bound.png")
         )
     write_sweep_csv(results, os.path.join(out_dir, "sweep.csv"), cfg.precision_k)
@@ -175,7 +177,7 @@ def judge_scores(
     """Frechet distance and k-NN precision/recall, in the judge's feature space, of cfg.judge_images decoded
     points of every generator (the same points `sweep` drew) against held-out images, with two reference rows:
     reconstructions (the decoder at its best) and the next held-out images (real vs real: the floor)."""
-    from ae_jax.judge import frechet_distance
+    from ae_jax.train.judge import frechet_distance
 
     z = stats.as_points(z, "z-points", min_points=2)
     n = min(cfg.judge_images, len(real_images) // 2)

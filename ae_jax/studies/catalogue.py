@@ -1,4 +1,4 @@
-"""The research studies, registered beside the demo (ae_jax.study): each a smoke and a full setting and one
+"""The research studies, registered beside the demo (ae_jax.studies.framework): each a smoke and a full setting and one
 function that composes evaluators over its models; `run.py` runs them.
 
 Smoke settings use the tiny preset (embedded faces at 16px) and finish in seconds, so the test suite runs every
@@ -12,10 +12,12 @@ import os
 
 import numpy as np
 
-from ae_jax import hits, pipeline, report
+from ae_jax.numerics import hits
+from ae_jax.numerics.samplers import UniformBoxSampler
+from ae_jax.report import pages
 from ae_jax.runtime import make_key
-from ae_jax.samplers import UniformBoxSampler
-from ae_jax.study import STUDIES, Study, StudyOutput, model_config, register, run_study
+from ae_jax.studies import pipeline, views
+from ae_jax.studies.framework import STUDIES, Study, StudyOutput, model_config, register, run_study
 
 __all__ = ["STUDIES", "run_study"]
 
@@ -30,13 +32,13 @@ def random_points(settings: dict, out: str, overrides: list[str], log=print) -> 
     """Study 1: decode uniform z-points of growing bound from a plain AE, beside reconstructions."""
     config = model_config(settings["ae"], settings, overrides)
     m = pipeline.study_model(config, out, MODEL_EVALUATORS, log=log)
-    rows = [row for k in config.eval.report_ks for row in pipeline.sweep_rows(m, k)]
+    rows = [row for k in config.eval.report_ks for row in views.sweep_rows(m, k)]
     grid = m.results["generators"].figures["decoded_grid"]
     text = f"{m.label}, {config.train.epochs} epochs; uniform z in [-b, b]^{config.model.z_dim}"
     section = [
-        report.paragraph(text),
-        report.figure(grid, "decoded uniform points and reconstructions"),
-        report.table(rows),
+        pages.paragraph(text),
+        pages.figure(grid, "decoded uniform points and reconstructions"),
+        pages.table(rows),
     ]
     return StudyOutput([("Random points in a plain AE's latent space", section)], [m], {"random_points": rows})
 
@@ -47,10 +49,10 @@ def component_distributions(settings: dict, out: str, overrides: list[str], log=
     for preset in settings["architectures"]:
         config = model_config(preset, settings, overrides)
         models.append(pipeline.study_model(config, os.path.join(out, config.name), MODEL_EVALUATORS, log=log))
-    rows = [pipeline.headline(m) for m in models]
-    sections = [s for m in models for s in pipeline.model_sections(m, m.config.eval.report_ks)]
+    rows = [views.headline(m) for m in models]
+    sections = [s for m in models for s in views.model_sections(m, m.config.eval.report_ks)]
     return StudyOutput(
-        [("Component number distributions: summary", [report.table(rows)])] + sections, models, {"summary_counts": rows}
+        [("Component number distributions: summary", [pages.table(rows)])] + sections, models, {"summary_counts": rows}
     )
 
 
@@ -69,10 +71,10 @@ def filaments(settings: dict, out: str, overrides: list[str], log=print) -> Stud
     for m in models + [main]:
         a = m.results["distribution"]
         points = a.numbers["tsne"]["points"]
-        parts.append(report.paragraph(f"t-SNE on {points} points; radius peak {a.numbers['radius']['peak']:.3f}"))
+        parts.append(pages.paragraph(f"t-SNE on {points} points; radius peak {a.numbers['radius']['peak']:.3f}"))
         keep = ("tsne", "pca_1_2_zoom", "radius", "original_axes")
-        parts += [report.figure(p, f"{f} ({points} points)") for f, p in a.figures.items() if f.startswith(keep)]
-    dimension = pipeline.model_sections(main, ())[-1]
+        parts += [pages.figure(p, f"{f} ({points} points)") for f, p in a.figures.items() if f.startswith(keep)]
+    dimension = views.model_sections(main, ())[-1]
     return StudyOutput([("Filaments and voids", parts), dimension], [main, *models], {})
 
 
@@ -83,10 +85,10 @@ def ae_vs_vae(settings: dict, out: str, overrides: list[str], log=print) -> Stud
     names = MODEL_EVALUATORS + (("judge",) if judge_dir else ())
     models = [pipeline.study_model(c, os.path.join(out, c.name), names, judge_dir, log) for c in configs]
     ks = configs[0].eval.report_ks
-    side = [pipeline.headline(m) for m in models]
-    sweep = [row for m in models for k in ks for row in pipeline.sweep_rows(m, k)]
-    sections = [("AE vs tiny-KL VAE", [report.table(side), report.table(sweep)])]
-    sections += [s for m in models for s in pipeline.model_sections(m, ks)]
+    side = [views.headline(m) for m in models]
+    sweep = [row for m in models for k in ks for row in views.sweep_rows(m, k)]
+    sections = [("AE vs tiny-KL VAE", [pages.table(side), pages.table(sweep)])]
+    sections += [s for m in models for s in views.model_sections(m, ks)]
     return StudyOutput(sections, models, {"ae_vs_vae": side, "ae_vs_vae_generators": sweep})
 
 
@@ -112,14 +114,14 @@ def ablations(settings: dict, out: str, overrides: list[str], log=print) -> Stud
                     axis: json.dumps(value) if isinstance(value, dict) else value,
                     "preset": preset,
                     "config hash": m.key[:8],
-                    **{k: v for k, v in pipeline.headline(m).items() if k != "model"},
+                    **{k: v for k, v in views.headline(m).items() if k != "model"},
                     "median half-width": float(np.median(m.results["distribution"].numbers["half_width"])),
                     **uniform_hits(m, bound),
                 }
             )
         stem = f"ablation_{axis.replace('.', '_')}"
         tables[stem] = rows
-        sections.append((f"Ablation over {axis}", [report.table(rows)]))
+        sections.append((f"Ablation over {axis}", [pages.table(rows)]))
     return StudyOutput(sections, models, tables)
 
 
@@ -136,7 +138,7 @@ def intrinsic_dimension(settings: dict, out: str, overrides: list[str], log=prin
     """Study 6: TwoNN dimension vs scale of the z-points, checked on the faces' known factors first."""
     config = model_config(settings["ae"], settings, overrides)
     m = pipeline.study_model(config, out, ("intrinsic_dimension",), log=log)
-    return StudyOutput(pipeline.model_sections(m, ()), [m], {})
+    return StudyOutput(views.model_sections(m, ()), [m], {})
 
 
 # ---------------------------------------------------------------------------------------------

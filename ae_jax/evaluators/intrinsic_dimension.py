@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ae_jax import plots, stats
 from ae_jax.config import IntrinsicConfig
+from ae_jax.numerics import stats
+from ae_jax.report import plots
 
 
 def two_nn_dimension(points) -> tuple[float, float]:
@@ -43,8 +44,8 @@ def dimension_vs_scale(points, min_points: int = 64, seed: int = 0, max_points: 
 def dimension_rows(z, cfg: IntrinsicConfig, seed: int) -> dict[str, list[dict]]:
     """Dimension vs scale of the z-points and of as many points of a Gaussian with their fitted full
     covariance: the null, a space-filling cloud of the same spread; filaments show as a lower dimension."""
+    from ae_jax.numerics.samplers import FullGaussianSampler
     from ae_jax.runtime import make_key
-    from ae_jax.samplers import FullGaussianSampler
 
     null = FullGaussianSampler.fit(z).sample(make_key(seed), len(z))
     return {

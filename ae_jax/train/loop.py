@@ -21,12 +21,16 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from ae_jax import arms, data, models, plots, sharding, stages
 from ae_jax import config as config_lib
-from ae_jax.checkpoint import CheckpointStore
+from ae_jax import sharding, stages
 from ae_jax.config import Config
-from ae_jax.metrics import MetricWriter
+from ae_jax.data import datasets
+from ae_jax.model import models
+from ae_jax.report import plots
 from ae_jax.runtime import make_key
+from ae_jax.train import arms
+from ae_jax.train.checkpoint import CheckpointStore
+from ae_jax.train.metrics import MetricWriter
 
 METRICS = ("loss", "recon", "kl", "mse", "psnr")
 TRAINING_FORMAT = 1  # bump when the same config would train different parameters
@@ -79,7 +83,7 @@ def task_inputs(config: Config, batch: jax.Array, key: jax.Array, sample_z: bool
     targets = batch.astype(jnp.float32) / 255.0
     input_key, z_key = jax.random.split(key)
     d, m = config.data, config.model
-    inputs = data.make_inputs(input_key, targets, d.task, d.noise_std, d.drop_rate)
+    inputs = datasets.make_inputs(input_key, targets, d.task, d.noise_std, d.drop_rate)
     noise = jax.random.normal(z_key, (len(batch), m.z_dim)) if sample_z and m.variational else None
     return targets, inputs, noise
 
@@ -185,7 +189,7 @@ def make_eval_step(model, config: Config, mesh) -> Callable:
 def evaluate(eval_step, params, images: np.ndarray, batch_size: int, key: jax.Array, mesh) -> dict[str, float]:
     """Mean per-image metrics over `images` (deterministic: the task's input noise uses fixed keys)."""
     sums, count = None, 0
-    for i, (batch, n_valid) in enumerate(data.ordered_batches(images, batch_size, sharding.batch_sharding(mesh))):
+    for i, (batch, n_valid) in enumerate(datasets.ordered_batches(images, batch_size, sharding.batch_sharding(mesh))):
         out = eval_step(params, batch, n_valid, jax.random.fold_in(key, i))
         sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
         count += n_valid
@@ -199,7 +203,7 @@ def make_reconstruct_fn(model, config: Config) -> Callable:
     @jax.jit
     def reconstruct(params, images, key):
         targets = images.astype(jnp.float32) / 255.0
-        inputs = data.make_inputs(key, targets, d.task, d.noise_std, d.drop_rate)
+        inputs = datasets.make_inputs(key, targets, d.task, d.noise_std, d.drop_rate)
         return targets, inputs, model.apply({"params": params}, inputs, method=lambda m, x: m.decode(m.encode(x)))
 
     return reconstruct
@@ -271,7 +275,7 @@ def _flush(writers: Sequence[MetricWriter], window: list[dict], first_step: int,
 NOT_TRAINING_KEYS = (
     "name",
     "workdir",
-    "data.cache_dir",
+    "datasets.cache_dir",
     "train.checkpoint_every_steps",
     "train.keep_checkpoints",
     "train.prefetch",
@@ -338,7 +342,7 @@ def _restore_together(stores: Sequence[CheckpointStore], states: list, log) -> t
 def train_together(
     configs: Sequence[Config], resume: bool = False, log: Callable[[str], None] = print, vectorize: bool | None = None
 ) -> list[dict]:
-    """Train each config into its run folder; several (arms: see ae_jax.arms) as one program over data loaded
+    """Train each config into its run folder; several (arms: see ae_jax.train.arms) as one program over data loaded
     once (`vectorize`: see make_arms_train_step). Returns each run's last epoch's metrics (and how the run
     ended). In a multi-process job every process calls it; process 0 logs and writes metrics, grids and
     config.json."""
@@ -358,8 +362,8 @@ def train_together(
     seeds = sorted({c.seed for c in configs})  # one data group per seed: its order (and rendered faces)
     groups = [seeds.index(c.seed) for c in configs]
     leads = [configs[groups.index(g)] for g in range(len(seeds))]
-    train_sets = [data.load_split(c.data, "train", c.seed) for c in leads]
-    valid_sets = [data.load_split(c.data, "valid", c.seed) for c in leads]
+    train_sets = [datasets.load_split(c.data, "train", c.seed) for c in leads]
+    valid_sets = [datasets.load_split(c.data, "valid", c.seed) for c in leads]
     for ds in train_sets + valid_sets:
         log(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
     n_train = min(len(ds.images) for ds in train_sets)
@@ -389,7 +393,7 @@ def train_together(
     del states, built
     eval_steps = [make_eval_step(model, c, mesh) for c in configs]
     reconstruct_fns = [make_reconstruct_fn(model, c) for c in configs]
-    batches_per_epoch = data.steps_per_epoch(n_train, t.batch_size)
+    batches_per_epoch = datasets.steps_per_epoch(n_train, t.batch_size)
     per_epoch = min(t.steps_per_epoch or batches_per_epoch, batches_per_epoch)
     writers = [MetricWriter(c.run_dir, active=main) for c in configs]
     lasts: list[dict] = [{"status": "complete", "step": start_step} for _ in configs]
@@ -409,7 +413,7 @@ def train_together(
         for epoch in range(start_step // per_epoch, t.epochs):
             first_batch = start_step % per_epoch if epoch == start_step // per_epoch else 0
             step = epoch * per_epoch + first_batch
-            batches = data.stacked_train_batches(
+            batches = datasets.stacked_train_batches(
                 [(ds.images, seed) for ds, seed in zip(train_sets, seeds)],
                 t.batch_size,
                 epoch,

@@ -59,7 +59,7 @@ class RunContext:
 
     def run(self):
         """(config, model, params) of the trained run."""
-        from ae_jax.train import load_run
+        from ae_jax.train.loop import load_run
 
         if not self.run_dir:
             raise ValueError("this evaluator needs a trained run folder; only z-points were given")
@@ -72,7 +72,7 @@ class RunContext:
 
     def z_path(self) -> str:
         """The z-points file: z_file, or the run's split (config eval.split), encoded if its record is stale."""
-        from ae_jax import encode
+        from ae_jax.evaluators import encode
 
         if self.z_file:
             return self.z_file
@@ -81,7 +81,7 @@ class RunContext:
         )
 
     def z(self) -> np.ndarray:
-        from ae_jax.encode import load_z
+        from ae_jax.evaluators.encode import load_z
 
         return self._once("z", lambda: load_z(self.z_path()))
 
@@ -94,10 +94,12 @@ class RunContext:
         return np.load(path) if os.path.isfile(path) else None
 
     def components(self) -> dict:
-        """Per-component statistics of the z-points under the distribution settings (analyze.components)."""
-        from ae_jax import analyze
+        """Per-component statistics of the z-points under the distribution settings (distribution.components)."""
+        from ae_jax.evaluators import distribution
 
-        return self._once("components", lambda: jax.device_get(analyze.components(self.z(), self.config.distribution)))
+        return self._once(
+            "components", lambda: jax.device_get(distribution.components(self.z(), self.config.distribution))
+        )
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         """Images in [0, 1] decoded from z-points, in batches."""
@@ -120,12 +122,12 @@ class RunContext:
 
     def real_images(self) -> np.ndarray:
         """The held-out (valid) images of the run's data, uint8."""
-        from ae_jax import data
+        from ae_jax.data import datasets
 
-        return self._once("valid", lambda: data.load_split(self.config.data, "valid", self.config.seed).images)
+        return self._once("valid", lambda: datasets.load_split(self.config.data, "valid", self.config.seed).images)
 
     def judge(self) -> Callable[[np.ndarray], np.ndarray]:
-        from ae_jax.judge import load_judge
+        from ae_jax.train.judge import load_judge
 
         if not self.judge_dir:
             raise ValueError("the judge evaluator needs a judge folder (--judge DIR, from `ae-jax judge`)")
@@ -138,18 +140,19 @@ class RunContext:
 
 def reconstruction(ctx: RunContext, folder: str) -> tuple[dict, dict]:
     """Held-out reconstruction metrics (per-image means over train.eval_images valid images) and a grid."""
-    from ae_jax import sharding, train
+    from ae_jax import sharding
+    from ae_jax.train import loop
 
     config, model, params = ctx.run()
     mesh = sharding.data_mesh()
     _, _, eval_key = jax.random.split(make_key(config.seed), 3)  # the key train() evaluates with
     t = ctx.config.train
     images = ctx.real_images()
-    metrics = train.evaluate(
-        train.make_eval_step(model, config, mesh), params, images[: t.eval_images or None], t.batch_size, eval_key, mesh
+    metrics = loop.evaluate(
+        loop.make_eval_step(model, config, mesh), params, images[: t.eval_images or None], t.batch_size, eval_key, mesh
     )
-    grid = train.reconstruction_grid(
-        train.make_reconstruct_fn(model, config),
+    grid = loop.reconstruction_grid(
+        loop.make_reconstruct_fn(model, config),
         config,
         params,
         np.asarray(images[: t.grid_images]),
@@ -171,16 +174,16 @@ def encode_points(ctx: RunContext, folder: str) -> tuple[dict, dict]:
 
 
 def distribution(ctx: RunContext, folder: str) -> tuple[dict, dict]:
-    """Per-component distributions, radii, covariance, PCA and t-SNE of the z-points (ae_jax.analyze)."""
-    from ae_jax.analyze import analyze
+    """Per-component distributions, radii, covariance, PCA and t-SNE of the z-points."""
+    from ae_jax.evaluators.distribution import analyze
 
     summary = analyze(ctx.z(), folder, ctx.config.distribution, ctx.ids(), ctx.config.seed, ctx.components(), ctx.log)
     return summary, {name: os.path.join(folder, name) for name in summary["figures"]}
 
 
 def generators(ctx: RunContext, folder: str) -> tuple[dict, dict]:
-    """Generated z-points against the data's box and k-NN manifold, their radii, decoded grids (ae_jax.sample)."""
-    from ae_jax.sample import sweep
+    """Generated z-points against the data's box and k-NN manifold, their radii, decoded grids."""
+    from ae_jax.evaluators.generators import sweep
 
     decoding = (
         dict(decode=ctx.decode, real_images=ctx.real_images(), reconstruct=ctx.reconstruct) if ctx.run_dir else {}
@@ -191,9 +194,10 @@ def generators(ctx: RunContext, folder: str) -> tuple[dict, dict]:
 
 def judge_scores(ctx: RunContext, folder: str) -> tuple[dict, dict]:
     """Judge-feature Frechet distance and k-NN precision/recall of each generator's decoded points."""
-    from ae_jax import report, sample
+    from ae_jax.evaluators import generators
+    from ae_jax.report import pages
 
-    rows = sample.judge_scores(
+    rows = generators.judge_scores(
         ctx.z(),
         ctx.config.generators,
         ctx.config.seed,
@@ -203,26 +207,28 @@ def judge_scores(ctx: RunContext, folder: str) -> tuple[dict, dict]:
         ctx.reconstruct,
         ctx.config.judge.precision_k,
     )
-    report.write_csv(rows, os.path.join(folder, "judge_scores.csv"))
+    pages.write_csv(rows, os.path.join(folder, "judge_scores.csv"))
     return {"rows": rows}, {}
 
 
 def intrinsic_dimension(ctx: RunContext, folder: str) -> tuple[dict, dict]:
     """TwoNN dimension vs scale of the z-points, of a Gaussian with their full covariance (the space-filling
     null), and of the true factors when the data has them (the embedded faces)."""
-    from ae_jax import data, intrinsic, report
+    from ae_jax.data import datasets
+    from ae_jax.evaluators import intrinsic_dimension
+    from ae_jax.report import pages
 
     cfg = ctx.config
-    rows = intrinsic.dimension_rows(ctx.z(), cfg.intrinsic, cfg.seed)
+    rows = intrinsic_dimension.dimension_rows(ctx.z(), cfg.intrinsic, cfg.seed)
     n_factors = None
     if cfg.data.name == "faces":
-        labels = data.load_split(cfg.data, "train", cfg.seed).labels
-        rows["true factors"] = intrinsic.dimension_vs_scale(
+        labels = datasets.load_split(cfg.data, "train", cfg.seed).labels
+        rows["true factors"] = intrinsic_dimension.dimension_vs_scale(
             labels, cfg.intrinsic.min_points, cfg.seed, cfg.intrinsic.max_points
         )
         n_factors = labels.shape[1]
-    png = intrinsic.dimension_figure(rows, n_factors, os.path.join(folder, "intrinsic_dimension.png"))
-    report.write_csv(
+    png = intrinsic_dimension.dimension_figure(rows, n_factors, os.path.join(folder, "intrinsic_dimension.png"))
+    pages.write_csv(
         [dict(set=k, **r) for k, rs in rows.items() for r in rs], os.path.join(folder, "intrinsic_dimension.csv")
     )
     return {"rows": rows, "n_factors": n_factors}, {"intrinsic_dimension": png}
@@ -245,7 +251,7 @@ def _histogram(ctx: RunContext) -> dict:
 
 
 def _data(ctx: RunContext) -> dict:
-    from ae_jax.train import training_inputs
+    from ae_jax.train.loop import training_inputs
 
     return {k: v for k, v in training_inputs(ctx.config).items() if k.startswith("data.")}
 
@@ -308,7 +314,7 @@ EVALUATORS: dict[str, Evaluator] = {
 def check(config: Config, names: Sequence[str], has_run: bool = True, has_judge: bool = True) -> None:
     """Refuse, before any work, unknown evaluator names, bad generator specs, and evaluators whose inputs are
     missing (a run to decode with, a judge)."""
-    from ae_jax.sample import parse_spec
+    from ae_jax.evaluators.generators import parse_spec
 
     unknown = [n for n in names if n not in EVALUATORS]
     if unknown:

@@ -15,7 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from ae_jax import data, sharding, stages, stats
+from ae_jax import sharding, stages
+from ae_jax.data import datasets
+from ae_jax.numerics import stats
 
 SPLITS = ("train", "valid", "test")
 
@@ -48,7 +50,7 @@ def encode_images(
     z = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.float32, shape=(len(images), z_dim)) if main else None
     done = 0
     with tqdm(total=len(images), desc=desc, unit="img", dynamic_ncols=True, disable=not main) as bar:
-        for batch, n_valid in data.ordered_batches(images, batch_size, sharding.batch_sharding(mesh)):
+        for batch, n_valid in datasets.ordered_batches(images, batch_size, sharding.batch_sharding(mesh)):
             points = encode_fn(batch)
             if main:
                 z[done : done + n_valid] = np.asarray(points.addressable_data(0))[:n_valid]
@@ -81,7 +83,7 @@ def load_z(path: str) -> np.ndarray:
 
 def encode_inputs(config, params, split: str) -> dict:
     """What a split's z-points depend on: the parameters' digest, the model and data settings, the split."""
-    from ae_jax.train import training_inputs
+    from ae_jax.train.loop import training_inputs
 
     data_inputs = {k: v for k, v in training_inputs(config).items() if k.startswith(("data.", "model.", "seed"))}
     leaves = jax.tree.leaves(jax.device_get(params))
@@ -99,7 +101,7 @@ def encode_run(
     """Encode a split ("train", "valid", "test" or "all") of a trained run (its (config, model, params) as
     `run` if loaded, whose data section may name another dataset); returns the written paths, each with its
     stage record beside it: the data settings in its inputs, the source, counts and content key of the images."""
-    from ae_jax.train import load_run
+    from ae_jax.train.loop import load_run
 
     if split not in SPLITS + ("all",):
         raise ValueError(f"--split {split!r} is not one of {', '.join(SPLITS + ('all',))}")
@@ -110,7 +112,7 @@ def encode_run(
     encode_fn = make_encode_fn(model, params, mesh)
     written = {}
     for name in SPLITS if split == "all" else (split,):
-        ds = data.load_split(config.data, name, config.seed)
+        ds = datasets.load_split(config.data, name, config.seed)
         log(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
         path = out if (out and split != "all") else z_path(run_dir, name)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

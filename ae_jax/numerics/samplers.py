@@ -27,7 +27,7 @@ from flax import struct
 from jax import lax
 from jax.scipy.special import log_ndtr, logsumexp
 
-from ae_jax import stats
+from ae_jax.numerics import stats
 
 MAX_GRID_POINTS = 10**7
 JITTERS = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # relative to the mean variance; first that factorises wins

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ae_jax.plots import save_figure  # noqa: E402
+from ae_jax.report.plots import save_figure  # noqa: E402
 
 
 def _finite(values, name: str) -> np.ndarray:

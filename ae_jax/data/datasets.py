@@ -30,9 +30,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ae_jax import faces, stages
 from ae_jax import sharding as sharding_lib
+from ae_jax import stages
 from ae_jax.config import DataConfig
+from ae_jax.data import faces
 from ae_jax.runtime import make_key
 
 SPLITS = ("train", "valid", "test")

@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable
 
 from ae_jax import config as config_lib
-from ae_jax import pipeline, report, stages
+from ae_jax import stages
 from ae_jax.config import Config
-from ae_jax.faces import FACE_FACTORS
+from ae_jax.data.faces import FACE_FACTORS
+from ae_jax.report import pages
+from ae_jax.studies import pipeline, views
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +68,7 @@ def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), lo
     start = time.perf_counter()
     output = study.run(settings, out, overrides, log)
     for stem, rows in output.tables.items():
-        report.write_csv(rows, os.path.join(out, f"{stem}.csv"))
+        pages.write_csv(rows, os.path.join(out, f"{stem}.csv"))
     stages.write_json(
         os.path.join(out, "results.json"),
         {
@@ -78,15 +80,15 @@ def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), lo
             "tables": output.tables,
         },
     )
-    sentences, figures = pipeline.findings(output.models, output.models[0].config.eval.report_ks[0])
+    sentences, figures = views.findings(output.models, output.models[0].config.eval.report_ks[0])
     first = [
         (
             "Findings",
-            [report.paragraph(s) for s in sentences] + [report.figure(p, "decoded z-points") for p in figures],
+            [pages.paragraph(s) for s in sentences] + [pages.figure(p, "decoded z-points") for p in figures],
         ),
-        ("Study", [report.paragraph(" ".join(study.description.split()))]),
+        ("Study", [pages.paragraph(" ".join(study.description.split()))]),
     ]
-    return report.write_page(os.path.join(out, "index.html"), f"ae_jax study: {name}", first + output.sections)
+    return pages.write_page(os.path.join(out, "index.html"), f"ae_jax study: {name}", first + output.sections)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,8 +118,8 @@ def demo(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutp
     timings.append({"stage": "total", "seconds": sum(t["seconds"] for t in timings)})
     ae, vae = configs
     ks = ae.eval.report_ks
-    side = [pipeline.headline(m) for m in models]
-    generators = [row for m in models for k in ks for row in pipeline.sweep_rows(m, k)]
+    side = [views.headline(m) for m in models]
+    generators = [row for m in models for k in ks for row in views.sweep_rows(m, k)]
     what = (
         f"A plain autoencoder and a VAE whose KL term weighs kl_weight={vae.model.kl_weight:g} of the per-image "
         f"reconstruction loss, trained on {ae.data.num_images} procedurally rendered faces ({ae.data.image_size}px, "
@@ -128,10 +130,10 @@ def demo(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutp
         "against real held-out faces."
     )
     sections = [
-        ("What this is", [report.paragraph(what)]),
-        ("AE vs tiny-KL VAE", [report.table(side), report.table(generators)]),
-        *[section for m in models for section in pipeline.model_sections(m, ks)],
-        ("Timings (this machine)", [report.table(timings)]),
+        ("What this is", [pages.paragraph(what)]),
+        ("AE vs tiny-KL VAE", [pages.table(side), pages.table(generators)]),
+        *[section for m in models for section in views.model_sections(m, ks)],
+        ("Timings (this machine)", [pages.table(timings)]),
     ]
     return StudyOutput(sections, models, {"ae_vs_vae": side, "generators": generators, "timings": timings})
 

@@ -22,8 +22,8 @@ import jax.numpy as jnp
 from jax import lax
 from tqdm import tqdm
 
-from ae_jax.samplers import Sampler
-from ae_jax.stats import as_points, is_concrete
+from ae_jax.numerics.samplers import Sampler
+from ae_jax.numerics.stats import as_points, is_concrete
 
 LOG10 = math.log(10.0)
 

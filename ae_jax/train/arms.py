@@ -1,5 +1,5 @@
 """Ablation arms trained as one program: `ae-jax train --config X --arms KEY=V1,V2 [--arms KEY2=...]` trains
-every combination as a vmapped stack of models over data loaded once (ae_jax.train.train_together), each
+every combination as a vmapped stack of models over data loaded once (ae_jax.train.loop.train_together), each
 into an ordinary run folder of its own.
 
 Arms may differ only in settings that keep the program's shapes and code: the seed, the KL weight, the

@@ -19,10 +19,11 @@ import optax
 from tqdm.auto import tqdm
 
 from ae_jax import config as config_lib
-from ae_jax import data, stats
-from ae_jax.checkpoint import CheckpointStore
 from ae_jax.config import Config
+from ae_jax.data import datasets
+from ae_jax.numerics import stats
 from ae_jax.runtime import make_key
+from ae_jax.train.checkpoint import CheckpointStore
 
 FLIP_INVARIANT = ("celeba", "cifar10")  # datasets whose labels survive a left-right mirror (augment "auto")
 
@@ -104,11 +105,11 @@ def train_judge(config: Config, out_dir: str, log=print, curve: bool = False) ->
     `out_dir`. `curve` also records the held-out score after every epoch (`valid_curve_<metric>`; a pass each)."""
     j = config.judge
     epochs, batch_size = j.epochs, j.batch_size
-    train_set = data.load_split(config.data, "train", config.seed)
-    valid_set = data.load_split(config.data, "valid", config.seed)
+    train_set = datasets.load_split(config.data, "train", config.seed)
+    valid_set = datasets.load_split(config.data, "valid", config.seed)
     task, n_outputs = label_task(train_set.labels, train_set.source)
     augment = augmentation(j.augment, config.data.name)
-    n_steps = data.steps_per_epoch(len(train_set.images), batch_size)
+    n_steps = datasets.steps_per_epoch(len(train_set.images), batch_size)
     schedule = optax.cosine_decay_schedule(j.learning_rate, epochs * n_steps)  # anneals to 0 at the end
     tx = optax.adamw(schedule, weight_decay=j.weight_decay) if j.weight_decay else optax.adam(schedule)
     net = _net(n_outputs, config_lib.to_dict(config)["judge"])
@@ -138,9 +139,9 @@ def train_judge(config: Config, out_dir: str, log=print, curve: bool = False) ->
 
     key, valid_curve = jax.random.fold_in(make_key(config.seed), 1), []
     for epoch in range(epochs):
-        order = data.epoch_permutation(len(train_set.images), config.seed, epoch)
+        order = datasets.epoch_permutation(len(train_set.images), config.seed, epoch)
         with tqdm(total=n_steps, desc=f"judge epoch {epoch + 1}/{epochs}", leave=False) as bar:
-            for i, images in enumerate(data.train_batches(train_set.images, batch_size, config.seed, epoch)):
+            for i, images in enumerate(datasets.train_batches(train_set.images, batch_size, config.seed, epoch)):
                 idx = order[i * batch_size : (i + 1) * batch_size]
                 step_key = jax.random.fold_in(key, epoch * n_steps + i)
                 params, opt_state, loss = step(params, opt_state, images, labels[idx], step_key)
@@ -180,7 +181,7 @@ def train_judge(config: Config, out_dir: str, log=print, curve: bool = False) ->
 
 def _apply_batches(net, params, images, head: bool = False, batch_size: int = 256):
     fn = jax.jit(lambda p, x: net.apply({"params": p}, x.astype(jnp.float32) / 255.0)[1 if head else 0])
-    for batch, n_valid in data.ordered_batches(images, batch_size):
+    for batch, n_valid in datasets.ordered_batches(images, batch_size):
         yield fn(params, batch)[:n_valid]
 
 

@@ -1,0 +1,1 @@
+"""Datasets as uint8 image arrays: TFDS sources, image folders, MNIST IDX, the embedded procedural faces."""

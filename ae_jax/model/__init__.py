@@ -1,0 +1,1 @@
+"""The autoencoders: Keras-compatible conv layers and the AE/VAE modules."""

@@ -1,0 +1,1 @@
+"""Rendering: HTML pages, CSV tables and the shared figure helpers."""

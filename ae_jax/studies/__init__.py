@@ -1,0 +1,1 @@
+"""Studies: named experiments composing evaluators over their models, and their results pages."""
