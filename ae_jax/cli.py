@@ -28,8 +28,9 @@ def _encode(args) -> int:
     from ae_jax import config as config_lib
     from ae_jax.evaluators.encode import encode_run
     from ae_jax.train.loop import load_run
+    from ae_jax.train.runs import load_run_config
 
-    trained = config_lib.load_run_config(args.run)
+    trained = load_run_config(args.run)
     data_overrides = config_lib.parse_overrides(args.set).get("data")
     # A folder of images is read at the run's channel count (and its image size, unless set otherwise).
     pinned = (
@@ -39,7 +40,7 @@ def _encode(args) -> int:
         and "channels" not in data_overrides
         else []
     )
-    config = config_lib.load_run_config(args.run, pinned + list(args.set))
+    config = load_run_config(args.run, pinned + list(args.set))
     if config.data != trained.data and (not args.out or args.split == "all"):
         raise ValueError("--set changes the run's data: give one --split and --out for z-points of another dataset")
     _, model, params = load_run(args.run)
@@ -51,10 +52,11 @@ def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
     """Run evaluators on a run folder (or on --z z-points) into args.out, and say where each result is."""
     from ae_jax import config as config_lib
     from ae_jax.evaluators import registry
+    from ae_jax.train.runs import load_run_config
 
     overrides = list(args.set) + list(extra)
     if args.run:
-        config = config_lib.load_run_config(args.run, overrides)
+        config = load_run_config(args.run, overrides)
     elif args.z:
         config = (
             config_lib.load(args.config, overrides)

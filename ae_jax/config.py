@@ -386,26 +386,6 @@ def override(config: Config, overrides: list[str] = ()) -> Config:
     return config
 
 
-def load_run_config(run_dir: str, overrides: list[str] = ()) -> Config:
-    """A trained run's config.json with overrides of the settings after training (distribution, generators,
-    ...); an override that would describe another trained model (model, train, seed) is refused."""
-    from ae_jax.stages import read_json
-
-    path = os.path.join(run_dir, "config.json")
-    saved = read_json(path)
-    if saved is None:
-        raise FileNotFoundError(f"{run_dir} is not a run folder: {path} is missing or unreadable")
-    config = from_dict(saved)
-    updated = override(config, overrides)
-    fixed = [k for k in ("seed", "model", "train") if getattr(config, k) != getattr(updated, k)]
-    if fixed:
-        raise ConfigError(
-            f"--set changes {', '.join(fixed)} of the trained run in {run_dir}; those describe how it was trained "
-            "(train another run to change them)"
-        )
-    return updated
-
-
 def save(config: Config, path: str) -> None:
     """config.json: every setting, written atomically."""
     from ae_jax.stages import write_json

@@ -14,7 +14,7 @@ from ae_jax import config as C
 from ae_jax.cli import main
 from ae_jax.config import ConfigError
 from ae_jax.evaluators.encode import encode_run
-from ae_jax.train import arms
+from ae_jax.train import arms, runs
 from ae_jax.train.loop import load_run, train, train_together
 
 
@@ -32,7 +32,7 @@ def test_arms_match_the_same_arms_trained_alone(tmp_path, vectorize):
         solo = train(C.override(config, [f"workdir={tmp_path / 'solo'}"]), log=_quiet)
         np.testing.assert_allclose(result["eval_loss"], solo["eval_loss"], rtol=1e-4)
         np.testing.assert_allclose(result["train_loss"], solo["train_loss"], rtol=1e-4)
-        saved = C.load_run_config(config.run_dir)
+        saved = runs.load_run_config(config.run_dir)
         assert (saved.model.kl_weight, saved.data.task, saved.seed) == (
             config.model.kl_weight,
             config.data.task,
@@ -79,6 +79,6 @@ def test_cli_trains_arms_into_run_folders(tmp_path, capsys):
     out = capsys.readouterr().out
     for seed in (0, 1):
         assert f"run folder: {tmp_path}/tiny-seed={seed}" in out
-        assert C.load_run_config(str(tmp_path / f"tiny-seed={seed}")).seed == seed
+        assert runs.load_run_config(str(tmp_path / f"tiny-seed={seed}")).seed == seed
     assert main(["train", "--config", "tiny", "--set", f"workdir={tmp_path}", "--arms", "model.z_dim=4,8"]) == 2
     assert "model.z_dim changes the program" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from ae_jax import stages
 from ae_jax.cli import main
 from ae_jax.evaluators import registry
 from ae_jax.studies import pipeline
+from ae_jax.train import runs
 
 
 def _study(tmp_path, *overrides, names=("distribution",), log=None):
@@ -163,7 +164,7 @@ def test_a_run_folder_holding_another_config_is_refused_naming_the_keys(tmp_path
     from ae_jax.train.loop import TrainingError
 
     trained = _study(tmp_path)
-    other, _ = pipeline.keyed_run(C.load("tiny", [f"workdir={tmp_path}/runs", "model.z_dim=6"]))
+    other, _ = runs.keyed_run(C.load("tiny", [f"workdir={tmp_path}/runs", "model.z_dim=6"]))
     shutil.copytree(trained.config.run_dir, other.run_dir)  # a folder renamed by hand
     with pytest.raises(TrainingError, match="was trained with another config: model.z_dim: 4 -> 6"):
         _study(tmp_path, "model.z_dim=6")

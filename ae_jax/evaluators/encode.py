@@ -83,9 +83,9 @@ def load_z(path: str) -> np.ndarray:
 
 def encode_inputs(config, params, split: str) -> dict:
     """What a split's z-points depend on: the parameters' digest, the model and data settings, the split."""
-    from ae_jax.train.loop import training_inputs
+    from ae_jax.train.runs import training_inputs_of
 
-    data_inputs = {k: v for k, v in training_inputs(config).items() if k.startswith(("data.", "model.", "seed"))}
+    data_inputs = training_inputs_of(config, "data", "model", "seed")
     leaves = jax.tree.leaves(jax.device_get(params))
     return {"format": ENCODE_FORMAT, "params": stages.arrays_digest(leaves), "split": split, **data_inputs}
 

@@ -251,9 +251,9 @@ def _histogram(ctx: RunContext) -> dict:
 
 
 def _data(ctx: RunContext) -> dict:
-    from ae_jax.train.loop import training_inputs
+    from ae_jax.train.runs import training_inputs_of
 
-    return {k: v for k, v in training_inputs(ctx.config).items() if k.startswith("data.")}
+    return training_inputs_of(ctx.config, "data")
 
 
 EVALUATORS: dict[str, Evaluator] = {

@@ -6,7 +6,6 @@ rng is `fold_in(key, step)`, so a run resumed from a checkpoint ends exactly whe
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -22,22 +21,18 @@ import optax
 from tqdm.auto import tqdm
 
 from ae_jax import config as config_lib
-from ae_jax import sharding, stages
+from ae_jax import sharding
 from ae_jax.config import Config
 from ae_jax.data import datasets
 from ae_jax.model import models
 from ae_jax.report import plots
 from ae_jax.runtime import make_key
-from ae_jax.train import arms
+from ae_jax.train import arms, runs
 from ae_jax.train.checkpoint import CheckpointStore
 from ae_jax.train.metrics import MetricWriter
+from ae_jax.train.runs import TrainingError
 
 METRICS = ("loss", "recon", "kl", "mse", "psnr")
-TRAINING_FORMAT = 1  # bump when the same config would train different parameters
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss, a run folder in the way); the message says why and what to do."""
 
 
 @flax.struct.dataclass
@@ -272,58 +267,6 @@ def _flush(writers: Sequence[MetricWriter], window: list[dict], first_step: int,
     return losses
 
 
-NOT_TRAINING_KEYS = (
-    "name",
-    "workdir",
-    "datasets.cache_dir",
-    "train.checkpoint_every_steps",
-    "train.keep_checkpoints",
-    "train.prefetch",
-    "train.eval_images",
-    "train.grid_images",
-)
-
-
-# Settings added after runs were keyed enter the key only when set: a run keyed before they existed behaved as
-# their default, so it keeps its key.
-ADDED_LATER = {"data.channels": 0, "data.convert_mode": False, "model.init": "flax"}
-
-
-def training_inputs(config: Config) -> dict:
-    """Every setting the trained parameters depend on, flattened: seed, data, model and train sections, less
-    where outputs go and how often checkpoints are kept; data.dir as an absolute path."""
-    d = config_lib.to_dict(config)
-    flat = stages.flatten({k: d[k] for k in ("seed", "data", "model", "train")})
-    flat["data.dir"] = os.path.abspath(flat["data.dir"]) if flat["data.dir"] else ""
-    return {
-        k: v for k, v in flat.items() if k not in NOT_TRAINING_KEYS and not (k in ADDED_LATER and v == ADDED_LATER[k])
-    }
-
-
-def training_key(config: Config) -> str:
-    """The hash of `training_inputs`: two configs with the same key train the same parameters."""
-    return stages.digest({"format": TRAINING_FORMAT, **training_inputs(config)})
-
-
-def _prepare_run_dir(config: Config, resume: bool) -> None:
-    ckpt_dir, config_path = os.path.join(config.run_dir, "ckpt"), os.path.join(config.run_dir, "config.json")
-    if not resume and os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):
-        raise TrainingError(
-            f"{config.run_dir} already holds checkpoints; pass --resume to continue it, "
-            "or choose another run name with --set name=..."
-        )
-    if resume and os.path.exists(config_path):
-        saved = config_lib.from_dict(stages.read_json(config_path) or {})
-        old, new = training_inputs(saved), training_inputs(config)
-        changed = [k for k in stages.changed_keys(old, new) if not k.startswith("train.epochs:")]
-        if changed:
-            raise TrainingError(f"--resume with a config that differs from {config_path} in: {'; '.join(changed)}")
-    sharding.barrier("run folder checked")  # every process has looked before the main one writes
-    if sharding.is_main():
-        os.makedirs(config.run_dir, exist_ok=True)
-        config_lib.save(config, config_path)
-
-
 def train(config: Config, resume: bool = False, log: Callable[[str], None] = print) -> dict:
     """Train per `config` into `config.run_dir`; returns the last epoch's metrics (and how the run ended)."""
     return train_together([config], resume, log)[0]
@@ -354,7 +297,7 @@ def train_together(
     main = sharding.is_main()
     log = log if main else (lambda message: None)
     for config in configs:
-        _prepare_run_dir(config, resume)
+        runs.prepare_run_dir(config, resume)
     t = configs[0].train
     mesh = sharding.data_mesh()
     repl = sharding.replicated(mesh)
@@ -509,12 +452,7 @@ def train_together(
 
 def load_run(run_dir: str):
     """(config, model, params) of a run folder's latest readable checkpoint."""
-    config_path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(config_path):
-        raise FileNotFoundError(f"{run_dir} is not a run folder: {config_path} is missing")
-    with open(config_path) as f:
-        config = config_lib.from_dict(json.load(f))
-    config_lib.validate(config)
+    config = runs.load_run_config(run_dir)
     model = models.build_model(config.model, image_shape(config))
     shapes = jax.eval_shape(lambda: init_state(model, make_optimizer(config), make_key(0)))
     replicated = sharding.replicated(sharding.data_mesh())

@@ -1,0 +1,148 @@
+"""Who a run is: its training key, its folder (located, reused or refused) and its saved config.
+
+A run folder holds config.json (every setting), ckpt/ (checkpoints), metrics.jsonl and the grids. Two configs
+with the same training key train the same parameters, so a run trains under `<name>-<first 8 hex of its key>`
+and a folder holding another config's run is refused naming the settings that differ. The training loop
+(ae_jax.train.loop) imports this module, never the reverse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from ae_jax import config as config_lib
+from ae_jax import sharding, stages
+from ae_jax.config import Config, ConfigError
+
+TRAINING_FORMAT = 1  # bump when the same config would train different parameters
+
+NOT_TRAINING_KEYS = (
+    "name",
+    "workdir",
+    "datasets.cache_dir",
+    "train.checkpoint_every_steps",
+    "train.keep_checkpoints",
+    "train.prefetch",
+    "train.eval_images",
+    "train.grid_images",
+)
+
+# Settings added after runs were keyed enter the key only when set: a run keyed before they existed behaved as
+# their default, so it keeps its key.
+ADDED_LATER = {"data.channels": 0, "data.convert_mode": False, "model.init": "flax"}
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, a run folder in the way); the message says why and what to do."""
+
+
+def training_inputs(config: Config) -> dict:
+    """Every setting the trained parameters depend on, flattened: seed, data, model and train sections, less
+    where outputs go and how often checkpoints are kept; data.dir as an absolute path."""
+    d = config_lib.to_dict(config)
+    flat = stages.flatten({k: d[k] for k in ("seed", "data", "model", "train")})
+    flat["data.dir"] = os.path.abspath(flat["data.dir"]) if flat["data.dir"] else ""
+    return {
+        k: v for k, v in flat.items() if k not in NOT_TRAINING_KEYS and not (k in ADDED_LATER and v == ADDED_LATER[k])
+    }
+
+
+def training_inputs_of(config: Config, *sections: str) -> dict:
+    """The training inputs of some sections only (e.g. "data", "seed"): what a stage keyed on the run's data
+    (the judge, the encoded z-points, an evaluator) depends on."""
+    return {k: v for k, v in training_inputs(config).items() if k.split(".")[0] in sections}
+
+
+def training_key(config: Config) -> str:
+    """The hash of `training_inputs`: two configs with the same key train the same parameters."""
+    return stages.digest({"format": TRAINING_FORMAT, **training_inputs(config)})
+
+
+def keyed_run(config: Config) -> tuple[Config, str]:
+    """The config renamed to `<name>-<key8>` (its run folder), and its training key."""
+    key = training_key(config)
+    return dataclasses.replace(config, name=f"{config.name}-{key[:8]}"), key
+
+
+def saved_config(run_dir: str) -> Config | None:
+    """The config a run folder was trained with (its config.json), or None when it has none (or a damaged one)."""
+    saved = stages.read_json(os.path.join(run_dir, "config.json"))
+    return None if saved is None else config_lib.from_dict(saved)
+
+
+def load_run_config(run_dir: str, overrides: list[str] = ()) -> Config:
+    """A trained run's config.json with overrides of the settings after training (distribution, generators,
+    ...); an override that would describe another trained model (model, train, seed) is refused."""
+    config = saved_config(run_dir)
+    if config is None:
+        raise FileNotFoundError(
+            f"{run_dir} is not a run folder: {os.path.join(run_dir, 'config.json')} is missing or unreadable"
+        )
+    updated = config_lib.override(config, overrides)
+    fixed = [k for k in ("seed", "model", "train") if getattr(config, k) != getattr(updated, k)]
+    if fixed:
+        raise ConfigError(
+            f"--set changes {', '.join(fixed)} of the trained run in {run_dir}; those describe how it was trained "
+            "(train another run to change them)"
+        )
+    return updated
+
+
+def has_checkpoints(run_dir: str) -> bool:
+    ckpt = os.path.join(run_dir, "ckpt")
+    return os.path.isdir(ckpt) and any(s.isdigit() for s in os.listdir(ckpt))
+
+
+def refuse_another_config(config: Config, run_dir: str, may_differ: tuple[str, ...] = ()) -> None:
+    """Refuse a run folder whose config.json trains other parameters than `config`, naming the settings."""
+    saved = saved_config(run_dir)
+    if saved is None:
+        return
+    changes = stages.changed_keys(training_inputs(saved), training_inputs(config))
+    changes = [c for c in changes if c.split(":")[0] not in may_differ]
+    if changes:
+        raise TrainingError(f"{run_dir} was trained with another config: {'; '.join(changes)}")
+
+
+def prepare_run_dir(config: Config, resume: bool) -> None:
+    """Check the run folder before training into it (checkpoints only with --resume, of the same config but for
+    train.epochs), then write config.json."""
+    if not resume and has_checkpoints(config.run_dir):
+        raise TrainingError(
+            f"{config.run_dir} already holds checkpoints; pass --resume to continue it, "
+            "or choose another run name with --set name=..."
+        )
+    if resume:
+        refuse_another_config(config, config.run_dir, may_differ=("train.epochs",))
+    sharding.barrier("run folder checked")  # every process has looked before the main one writes
+    if sharding.is_main():
+        os.makedirs(config.run_dir, exist_ok=True)
+        config_lib.save(config, os.path.join(config.run_dir, "config.json"))
+
+
+def locate(config: Config, log) -> tuple[Config, str, dict | None]:
+    """(keyed config, training key, last epoch's metrics if it holds train.epochs epochs, else None)."""
+    run_config, key = keyed_run(config)
+    if not os.path.isdir(run_config.run_dir):
+        run_config = _same_run_under_another_name(run_config, key, log)
+    refuse_another_config(config, run_config.run_dir)
+    lines = stages.read_jsonl(os.path.join(run_config.run_dir, "metrics.jsonl")) or []
+    return run_config, key, lines[-1] if lines and lines[-1].get("epoch") == config.train.epochs else None
+
+
+def _same_run_under_another_name(run_config: Config, key: str, log) -> Config:
+    """A run of workdir with the same training key under another name (an ablation arm equal to the baseline),
+    if there is one, else run_config: a config is trained once whatever its name."""
+    suffix = f"-{key[:8]}"
+    names = (
+        sorted(n for n in os.listdir(run_config.workdir) if n.endswith(suffix))
+        if os.path.isdir(run_config.workdir)
+        else []
+    )
+    for name in names:
+        saved = saved_config(os.path.join(run_config.workdir, name))
+        if saved is not None and training_key(saved) == key:
+            log(f"{run_config.run_dir}: the same training key as {name}; using that run")
+            return dataclasses.replace(run_config, name=name)
+    return run_config
