@@ -1,4 +1,4 @@
-"""`ae-jax`: train, encode, eval (analyze, sample), judge and demo from the command line.
+"""`ae-jax`: train, encode, eval (analyze, sample), judge and the studies (study, demo) from the command line.
 
 Every command takes `--set section.key=value` overrides; evaluation commands read a run's config.json and
 override only the settings after training (distribution, generators, judge, intrinsic, eval).
@@ -100,16 +100,28 @@ def _judge(args) -> int:
     return 0
 
 
-def _demo(args) -> int:
-    from ae_jax.studies.framework import run_study
+def _study(args) -> int:
+    """Run the named study (or all of them) after refusing, before any work, an unknown name or unused --set key."""
+    from ae_jax.studies.catalogue import check_overrides, overrides_for, run_study, studies_named
 
-    page = run_study("demo", full=not args.quick, out_dir=args.out, overrides=args.set)
-    print(f"results page: {page}")
+    studies = studies_named(args.name)
+    check_overrides(studies, args.set)
+    for study in studies:
+        print(f"{study.name}: {run_study(study.name, args.full, args.out, overrides_for(study, args.set))}")
     return 0
+
+
+def _demo(args) -> int:
+    """`ae-jax demo` is `ae-jax study demo --full`; --quick is the smoke size."""
+    return _study(argparse.Namespace(name="demo", full=not args.quick, out=args.out, set=args.set))
 
 
 def _with_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.z_dim=64")
+
+
+def _with_out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="results", help="the page goes to <out>/<study>/index.html, runs to <out>/runs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,9 +188,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder for the judge's checkpoint")
     p.set_defaults(func=_judge)
 
+    p = sub.add_parser(
+        "study",
+        help="run a study (or all): its models, evaluators and results page",
+        description="Without --full a study runs at smoke size on the embedded faces (seconds); with --full at the "
+        "study's size (--set data.dir=/path/to/celeba for the CelebA studies). Finished stages are reused, so "
+        "running a study again resumes it. Studies: see docs/studies.md.",
+    )
+    p.add_argument("name", help="a study (demo, random_points, ablations, ...) or all")
+    p.add_argument("--full", action="store_true", help="the study's real size instead of the smoke size")
+    _with_out(p)
+    _with_settings(p)
+    p.set_defaults(func=_study)
+
     p = sub.add_parser("demo", help="the demo study: embedded faces -> AE and tiny-KL VAE -> every evaluator -> page")
-    p.add_argument("--out", default="results", help="the page goes to <out>/demo/index.html, runs to <out>/runs")
     p.add_argument("--quick", action="store_true", help="the tiny preset (seconds), as the tests run it")
+    _with_out(p)
     _with_settings(p)
     p.set_defaults(func=_demo)
     return parser

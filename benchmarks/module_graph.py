@@ -1,6 +1,6 @@
 """Print the package's module graph: modules, import levels, cycles and the longest functions.
 
-`python benchmarks/module_graph.py [ROOT ...]` (default: ae_jax experiments). A module's level is 0 when it
+`python benchmarks/module_graph.py [ROOT ...]` (default: ae_jax). A module's level is 0 when it
 imports nothing of the package, else one more than the highest level it imports; modules in a cycle share
 a level and are listed as a cycle. Imports inside functions count: they are dependencies all the same.
 """
@@ -91,7 +91,7 @@ def function_lengths(known: dict[str, str]) -> list[tuple[int, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("roots", nargs="*", default=["ae_jax", "experiments"])
+    parser.add_argument("roots", nargs="*", default=["ae_jax"])
     parser.add_argument("--longest", type=int, default=5)
     args = parser.parse_args()
     known = modules(args.roots)

@@ -285,6 +285,21 @@ CASES = [
         "10^64",
     ),
     ("encode a folder that is not a run", lambda d: ["encode", d], "config.json is missing"),
+    (
+        "unknown study",
+        lambda d: ["study", "nope", "--out", d],
+        "unknown study 'nope'; studies: demo, random_points, component_distributions, filaments, ae_vs_vae",
+    ),
+    (
+        "a setting the study's models do not use",
+        lambda d: ["study", "filaments", "--out", d, "--set", "judge.epochs=3"],
+        "--set judge.epochs: not used by study 'filaments'; sections used: name, seed, workdir, data, model, train",
+    ),
+    (
+        "unknown key for every study",
+        lambda d: ["study", "all", "--out", d, "--set", "judge.epoch=3"],
+        "unknown config key 'judge.epoch'",
+    ),
 ]
 
 
@@ -324,6 +339,13 @@ def test_bad_input_gives_a_clear_error(what, build, fragment, tmp_path):
     assert code == 2, message
     assert fragment.replace("{d}", str(tmp_path)) in message, message
     assert "Traceback" not in message
+
+
+@pytest.mark.parametrize("name", ["filaments", "all"])
+def test_a_study_refuses_bad_settings_before_writing_anything(name, tmp_path):
+    bad = "judge.epochs=3" if name == "filaments" else "judge.epoch=3"
+    code, message = run_case(lambda d: ["study", name, "--out", f"{d}/out", "--set", bad], str(tmp_path))
+    assert code == 2 and "judge.epoch" in message and not os.path.exists(tmp_path / "out")
 
 
 def test_skip_mode_counts_bad_images(tmp_path, capsys):

@@ -1,5 +1,5 @@
-"""The research studies, registered beside the demo (ae_jax.studies.framework): each a smoke and a full setting and one
-function that composes evaluators over its models; `run.py` runs them.
+"""The research studies, registered beside the demo (ae_jax.studies.framework): each a smoke and a full setting, the
+evaluators its models run and one function that composes them over its models; `ae-jax study NAME` runs them.
 
 Smoke settings use the tiny preset (embedded faces at 16px) and finish in seconds, so the test suite runs every
 study; full settings are the study's real ones (CelebA via `--set data.dir=...`, several epochs, all points).
@@ -17,9 +17,19 @@ from ae_jax.numerics.samplers import UniformBoxSampler
 from ae_jax.report import pages
 from ae_jax.runtime import make_key
 from ae_jax.studies import pipeline, views
-from ae_jax.studies.framework import STUDIES, Study, StudyOutput, model_config, register, run_study
+from ae_jax.studies.framework import (
+    STUDIES,
+    Study,
+    StudyOutput,
+    check_overrides,
+    model_config,
+    overrides_for,
+    register,
+    run_study,
+    studies_named,
+)
 
-__all__ = ["STUDIES", "run_study"]
+__all__ = ["STUDIES", "check_overrides", "overrides_for", "run_study", "studies_named"]
 
 MODEL_EVALUATORS = ("reconstruction", "distribution", "generators")
 
@@ -156,6 +166,7 @@ for study in [
         random_points,
         smoke=dict(_SMOKE, overrides=[_uniform_specs((1, 20))]),
         full=dict(_FULL_CELEBA, overrides=_FULL + [_uniform_specs((1, 2, 3, 5, 10, 20))]),
+        evaluators=MODEL_EVALUATORS,
     ),
     Study(
         "component_distributions",
@@ -165,6 +176,7 @@ for study in [
             _SMOKE, architectures=("tiny",), overrides=[_uniform_specs((1, 3)) + ",isotropic mu=0 sigma=1,diagonal"]
         ),
         full=dict(_FULL_CELEBA, architectures=("case1", "case2"), overrides=_FULL + [_STUDY2_SPECS]),
+        evaluators=MODEL_EVALUATORS,
     ),
     Study(
         "filaments",
@@ -172,8 +184,16 @@ for study in [
         filaments,
         smoke=dict(_SMOKE, tsne_points=(128,), overrides=["distribution.tsne=true", "distribution.tsne_inputs=0,2"]),
         full=dict(_FULL_CELEBA, tsne_points=(20_000, 80_000, 0)),
+        evaluators=("distribution", "intrinsic_dimension"),
     ),
-    Study("ae_vs_vae", ae_vs_vae.__doc__, ae_vs_vae, smoke=dict(_SMOKE, judge=False), full=dict(_FULL_CELEBA)),
+    Study(
+        "ae_vs_vae",
+        ae_vs_vae.__doc__,
+        ae_vs_vae,
+        smoke=dict(_SMOKE, judge=False),
+        full=dict(_FULL_CELEBA),
+        evaluators=(*MODEL_EVALUATORS, "judge"),
+    ),
     Study(
         "ablations",
         ablations.__doc__,
@@ -196,6 +216,7 @@ for study in [
                 "model.init": ("flax", "keras"),
             },
         ),
+        evaluators=("reconstruction", "distribution"),
     ),
     Study(
         "intrinsic_dimension",
@@ -203,6 +224,7 @@ for study in [
         intrinsic_dimension,
         smoke=dict(_SMOKE),
         full=dict(ae="faces", overrides=["data.num_images=20000", "train.epochs=15"]),
+        evaluators=("intrinsic_dimension",),
     ),
 ]:
     register(study)

@@ -4,7 +4,8 @@ evaluators and returns report sections and tables.
 
 `run_study` writes into <out>/<study>/: index.html, one CSV per table, config.json (the study's settings) and
 results.json (each model's measured numbers, config and config hash, and the tables). The demo is a study;
-experiments/studies.py registers the research studies.
+ae_jax.studies.catalogue registers the research studies. A study's `--set` keys must be of config sections its
+models read: every model's (MODEL_SECTIONS) and those of the evaluators it declares.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ae_jax import config as config_lib
 from ae_jax import stages
 from ae_jax.config import Config
 from ae_jax.data.faces import FACE_FACTORS
+from ae_jax.evaluators import registry
 from ae_jax.report import pages
 from ae_jax.studies import pipeline, views
 
@@ -36,9 +38,11 @@ class Study:
     run: Callable[[dict, str, list[str], Callable], StudyOutput]  # (settings, out dir, overrides, log)
     smoke: dict  # settings: presets ("ae", "vae", ...), "overrides" (config --set items) and study parameters
     full: dict
+    evaluators: tuple[str, ...]  # every evaluator its models may run: their config sections are the ones it reads
 
 
 STUDIES: dict[str, Study] = {}
+MODEL_SECTIONS = ("seed", "name", "workdir", "data", "model", "train", "eval")  # the config sections every model reads
 
 
 def register(study: Study) -> Study:
@@ -52,11 +56,51 @@ def model_config(preset: str, settings: dict, overrides: list[str], **extra: str
     return config_lib.load(preset, items)
 
 
+def study_named(name: str) -> Study:
+    """The registered study `name`; an unknown name is refused naming the allowed ones."""
+    if name not in STUDIES:
+        raise ValueError(f"unknown study {name!r}; studies: {', '.join(STUDIES)}, all")
+    return STUDIES[name]
+
+
+def studies_named(name: str) -> list[Study]:
+    """The studies a command line names: one, or every one for 'all'."""
+    return list(STUDIES.values()) if name == "all" else [study_named(name)]
+
+
+def sections_read(study: Study) -> set[str]:
+    """The config sections the study's models read: every model's and those of the evaluators it declares."""
+    return {*MODEL_SECTIONS, *(s for name in study.evaluators for s in registry.EVALUATORS[name].sections)}
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].strip()
+
+
+def _section(override: str) -> str:
+    return _key(override).split(".")[0]
+
+
+def overrides_for(study: Study, overrides: list[str]) -> list[str]:
+    """The overrides whose section the study reads (with `all`, each study takes the --set keys it uses)."""
+    return [o for o in overrides if _section(o) in sections_read(study)]
+
+
+def check_overrides(studies: list[Study], overrides: list[str]) -> None:
+    """Refuse, before any work, an unknown key or bad value, and a key of a section none of `studies` reads."""
+    config_lib.from_dict(config_lib.parse_overrides(list(overrides)))
+    read = set().union(*map(sections_read, studies))
+    unused = [_key(o) for o in overrides if _section(o) not in read]
+    if unused:
+        who = f"study {studies[0].name!r}" if len(studies) == 1 else "any study"
+        sections = [f.name for f in dataclasses.fields(Config) if f.name in read]
+        raise config_lib.ConfigError(f"--set {unused[0]}: not used by {who}; sections used: {', '.join(sections)}")
+
+
 def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), log=print) -> str:
     """Run one study into out_dir/<name>/; returns the path of its page."""
-    if name not in STUDIES:
-        raise ValueError(f"unknown study {name!r}; studies: {', '.join(STUDIES)}")
-    study = STUDIES[name]
+    study = study_named(name)
+    check_overrides([study], overrides)
     settings = study.full if full else study.smoke
     out = os.path.join(out_dir, name)
     overrides = [f"workdir={os.path.join(out_dir, 'runs')}"] + list(overrides)
@@ -153,5 +197,6 @@ register(
         demo,
         smoke=dict(ae="tiny", vae="tiny_vae_tiny_kl", overrides=[]),
         full=dict(ae="faces", vae="faces_vae_tiny_kl", overrides=_DEMO_FULL),
+        evaluators=DEMO_EVALUATORS,
     )
 )

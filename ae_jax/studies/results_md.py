@@ -1,7 +1,7 @@
 """Write docs/results.md from the studies' output files: every number is read from a results file, and
 each verdict (reproduced / refuted / not yet measured) follows from a rule stated next to it.
 
-    python -m ae_jax.studies.results_md --results results/experiments --out docs/results.md
+    python -m ae_jax.studies.results_md --results results --out docs/results.md
 """
 
 from __future__ import annotations
@@ -285,7 +285,7 @@ def judge_lines(root: str) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", default="results/experiments")
+    parser.add_argument("--results", default="results")
     parser.add_argument("--out", default="docs/results.md")
     parser.add_argument("--title", default="Results on the CelebA subset")
     parser.add_argument("--setting", default="", help="one line saying how the studies were run")
