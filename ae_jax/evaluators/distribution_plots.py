@@ -9,8 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from ae_jax.report.plots import save_figure  # noqa: E402
+from ae_jax.report.plots import legend_outside, save_figure, series_colours  # noqa: E402
 
 
 def component_histograms(
@@ -27,19 +28,21 @@ def component_histograms(
     density = counts / np.maximum(counts.sum(axis=0), 1) / np.diff(edges)[:, None]
     many = len(components) > 12
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    colours = series_colours(counts.shape[1])  # by component index: z[j] has one colour in every figure
     for j in components:
         ax.stairs(
             density[:, j],
             edges,
+            color=colours[j],
             lw=0.6 if many else 1.4,
             alpha=0.35 if many else 0.9,
             label=None if many else f"z[{j}]",
         )
-    ax.set_xlabel("component value")
+    ax.set_xlabel("component value (latent units)")
     ax.set_ylabel("density")
     ax.set_title(title or f"distribution of {len(components)} latent components")
     if legend and not many:
-        ax.legend(fontsize=8, ncol=2)
+        legend_outside(ax)
     return save_figure(fig, path)
 
 
@@ -57,7 +60,7 @@ def histogram(
     ax.stairs(np.asarray(counts), np.asarray(edges), fill=True, alpha=0.75)
     if marker is not None:
         ax.axvline(marker, color="crimson", lw=1.2, label=marker_label)
-        ax.legend(fontsize=8)
+        legend_outside(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
     ax.set_title(title)
@@ -69,6 +72,8 @@ def heatmap(matrix: np.ndarray, path: str, title: str, label: str = "correlation
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     image = ax.imshow(np.asarray(matrix), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     fig.colorbar(image, ax=ax, label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("component")
     ax.set_ylabel("component")
     ax.set_title(title)
@@ -110,11 +115,12 @@ def explained_variance(ratio: np.ndarray, path: str, title: str = "PCA explained
     ratio = np.asarray(ratio)
     index = np.arange(1, len(ratio) + 1)
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.bar(index, ratio, width=1.0, alpha=0.7, label="per component")
+    ax.bar(index, ratio, width=0.8, alpha=0.7, label="per component")
     ax.plot(index, np.cumsum(ratio), color="crimson", lw=1.2, label="cumulative")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("principal component")
     ax.set_ylabel("explained variance ratio")
     ax.set_ylim(0, 1.02)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     return save_figure(fig, path)

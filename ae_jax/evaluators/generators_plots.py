@@ -7,6 +7,7 @@ Non-finite inputs raise ValueError instead of producing empty or NaN figures.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -14,8 +15,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
-from ae_jax.report.plots import save_figure  # noqa: E402
+from ae_jax.report.plots import legend_outside, plain_log_ticks, save_figure, series_colours  # noqa: E402
+
+PARAMETER_LABELS = {"bound": "uniform bound b: each component in [-b, b] (latent units)"}
 
 
 def _finite(values, name: str) -> np.ndarray:
@@ -23,6 +27,41 @@ def _finite(values, name: str) -> np.ndarray:
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise ValueError(f"{name} must be a non-empty array of finite values")
     return values
+
+
+def _sweep(labels: Sequence[str]) -> list[str]:
+    """The labels of the largest family of one sampler ("uniform(bound=1)", "uniform(bound=2)", ...), sorted by
+    their parameter values: an ordered sweep; [] when no sampler appears twice."""
+    families: dict[str, list[str]] = {}
+    for label in labels:
+        families.setdefault(label.partition("(")[0], []).append(label)
+    family = max(families.values(), key=len, default=[])
+    values = [tuple(float(v) for v in re.findall(r"=([-+]?\d+(?:\.\d*)?(?:e[-+]?\d+)?)", label)) for label in family]
+    return [label for _, label in sorted(zip(values, family))] if len(family) > 1 else []
+
+
+def _generator_colours(labels: Sequence[str]) -> dict[str, str]:
+    """One colour per generator: a sequential map along the sweep (e.g. the uniform bound), qualitative ones for
+    the rest."""
+    sweep = _sweep(labels)
+    others = [label for label in labels if label not in sweep]
+    colours = series_colours(len(sweep), ordered=True) + series_colours(len(others), beside_sweep=bool(sweep))
+    return dict(zip(sweep + others, colours))
+
+
+def _radius_bins(radii: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """(bin edges, their widths on the x axis, the axis scale): log-spaced when all radii are positive, so that
+    generators whose radii differ by orders of magnitude are each resolved; linear otherwise."""
+    if radii.min() > 0:
+        edges = np.geomspace(radii.min(), radii.max() * (1 + 1e-9), bins + 1)
+        return edges, np.diff(np.log10(edges)), "log"
+    edges = np.histogram_bin_edges(radii, bins)
+    return edges, np.diff(edges), "linear"
+
+
+def _density(radii: np.ndarray, edges: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Share of the radii in each bin per unit of bin width on the x axis: the histogram integrates to 1."""
+    return np.histogram(radii, edges)[0] / len(radii) / widths
 
 
 def radius_plot(
@@ -33,52 +72,74 @@ def radius_plot(
     bins: int = 100,
     title: str = "Radius |z| of generated points vs the data",
 ) -> str:
-    """Histograms (densities) of |z| for the data and each generator; analytic mean +- std as line and band."""
+    """Densities of |z| (per unit of the x axis) for the data and each generator, one colour per generator;
+    analytic mean +- std as a dashed line and a band in the generator's colour."""
     data_radii = _finite(data_radii, "data_radii")
     generated = {label: _finite(r, f"generated_radii[{label!r}]") for label, r in generated_radii.items()}
-    edges = np.histogram_bin_edges(np.concatenate([data_radii, *generated.values()]), bins)
+    edges, widths, scale = _radius_bins(np.concatenate([data_radii, *generated.values()]), bins)
+    colours = _generator_colours(list(generated))
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.hist(data_radii, edges, density=True, color="0.7", label="data")
-    for i, (label, radii) in enumerate(generated.items()):
-        color = f"C{i}"
-        ax.hist(radii, edges, density=True, histtype="step", lw=1.5, color=color, label=label)
+    ax.stairs(_density(data_radii, edges, widths), edges, fill=True, color="0.75", label="data")
+    for label, radii in generated.items():
+        ax.stairs(_density(radii, edges, widths), edges, lw=1.5, color=colours[label], label=label)
         if analytic and label in analytic:
             mean, std = analytic[label]
-            ax.axvline(mean, color=color, ls="--", lw=1, label=f"{label}: analytic mean ± std")
-            ax.axvspan(mean - std, mean + std, color=color, alpha=0.12)
-    ax.set(xlabel="radius |z|", ylabel="density", title=title)
-    ax.legend(fontsize=8)
+            ax.axvline(mean, color=colours[label], ls="--", lw=1)
+            ax.axvspan(mean - std, mean + std, color=colours[label], alpha=0.08, lw=0)
+    handles, labels = ax.get_legend_handles_labels()
+    if analytic:
+        handles.append(Line2D([], [], color="k", ls="--", lw=1))
+        labels.append("analytic mean (dashed) ± std (band), in the generator's colour")
+    ylabel = "density per unit log10 |z|" if scale == "log" else "density"
+    ax.set(xscale=scale, xlabel="radius |z| (latent units)", ylabel=ylabel, title=title)
+    if scale == "log":
+        plain_log_ticks(ax.xaxis)
+    legend_outside(ax, handles, labels)
     return save_figure(fig, path)
 
 
 def hit_fraction_plot(
     rows: Sequence[dict], path: str, x: str = "bound", title: str = "Share of generated points inside the data box"
 ) -> str:
-    """log10 hit probability against the parameter `x` of `hit_table` rows, one colour per k.
+    """log10 hit probability against the parameter `x` of `hit_table` rows, one colour per k (a sequential map).
 
     Analytic values are lines, Monte Carlo fractions markers; MC with no hits is drawn as a downward triangle at
     its resolution log10(1 / samples).
     """
     if not rows or any(x not in r for r in rows):
         raise ValueError(f"rows must be non-empty hit_table rows that all have the parameter {x!r}")
+    ks = sorted({r["k"] for r in rows})
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, k in enumerate(sorted({r["k"] for r in rows})):
+    for k, colour in zip(ks, series_colours(len(ks), ordered=True)):
         group = sorted((r for r in rows if r["k"] == k), key=lambda r: r[x])
-        color = f"C{i}"
         analytic = [
             (r[x], r["log10_analytic"])
             for r in group
             if r["log10_analytic"] is not None and math.isfinite(r["log10_analytic"])
         ]
         if analytic:
-            ax.plot(*zip(*analytic), color=color, label=f"k={k:g} analytic")
+            ax.plot(*zip(*analytic), color=colour)
         hits = [(r[x], math.log10(r["mc_fraction"])) for r in group if r["mc_hits"] > 0]
         misses = [(r[x], -math.log10(r["mc_samples"])) for r in group if r["mc_hits"] == 0]
         if hits:
-            ax.plot(*zip(*hits), "o", color=color, mfc="none", label=f"k={k:g} Monte Carlo")
+            ax.plot(*zip(*hits), "o", color=colour, mfc="none")
         if misses:
-            ax.plot(*zip(*misses), "v", color=color, label=f"k={k:g} MC: no hits (below)")
-    ax.set(xlabel=x, ylabel="log10 P(point inside box)", title=title)
+            ax.plot(*zip(*misses), "v", color=colour)
+    ax.set(xlabel=PARAMETER_LABELS.get(x, x), ylabel="log10 P(point inside the data box)", title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend_outside(ax, *_hit_legend(ks), title="data box: mean ± k half-widths")
     return save_figure(fig, path)
+
+
+def _hit_legend(ks: Sequence[float]) -> tuple[list, list[str]]:
+    """Legend entries: one colour per k (the box half-width multiple), then one black entry per mark."""
+    colours = series_colours(len(ks), ordered=True)
+    handles = [Line2D([], [], color=c, lw=2) for c in colours]
+    labels = [f"k={k:g}" for k in ks]
+    handles += [
+        Line2D([], [], color="k"),
+        Line2D([], [], color="k", ls="", marker="o", mfc="none"),
+        Line2D([], [], color="k", ls="", marker="v"),
+    ]
+    labels += ["analytic", "Monte Carlo", "Monte Carlo, no hits: below this resolution"]
+    return handles, labels

@@ -59,15 +59,16 @@ def dimension_figure(rows_by_label: dict[str, list[dict]], n_factors: int | None
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for label, rows in rows_by_label.items():
-        ax.plot([r["scale_r2"] for r in rows], [r["dimension"] for r in rows], "o-", label=label)
+    for (label, rows), colour in zip(rows_by_label.items(), plots.series_colours(len(rows_by_label))):
+        ax.plot([r["scale_r2"] for r in rows], [r["dimension"] for r in rows], "o-", color=colour, label=label)
     if n_factors is not None:
         ax.axhline(n_factors, color="k", ls="--", lw=1, label=f"true number of factors ({n_factors})")
     ax.set(
         xscale="log",
-        xlabel="scale: median 2nd-neighbour distance (subsets N, N/2, N/4, ...)",
+        xlabel="scale: median 2nd-neighbour distance (subsets N, N/2, N/4, ...; units of the point set)",
         ylabel="TwoNN intrinsic dimension",
         title="Intrinsic dimension vs scale",
     )
-    ax.legend(fontsize=8)
+    plots.plain_log_ticks(ax.xaxis)
+    plots.legend_outside(ax)
     return plots.save_figure(fig, path)
