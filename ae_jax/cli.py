@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ae_jax.runtime import enable_compilation_cache
+    from ae_jax.runtime import configure_logging, enable_compilation_cache
     from ae_jax.sharding import DistributedError, initialize_distributed
 
     enable_compilation_cache()
@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     except DistributedError as e:
         print(f"ae-jax {args.command}: error: {e}", file=sys.stderr)
         return 2
+    configure_logging()
     from ae_jax.config import ConfigError
     from ae_jax.data.datasets import DataError
     from ae_jax.train.loop import TrainingError

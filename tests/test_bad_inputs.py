@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from ae_jax.cli import main
+from ae_jax.runtime import configure_logging
 
 TINY = ["--config", "tiny", "--set", "train.batch_size=4"]
 GREY = ["--set", "data.name=images", "--set", "data.channels=1", "--set", "model.decoder_conv_t_filters=8,1"]
@@ -377,13 +378,14 @@ def test_skip_mode_counts_bad_images(tmp_path, capsys):
 
 
 def test_annotations_naming_missing_images_report_what_was_found(tmp_path, capsys):
+    configure_logging()
     root = _celeba(str(tmp_path / "celeba"), listed_extra=5)
     from ae_jax import config as C
     from ae_jax.data import datasets
 
     ds = datasets.load_split(C.load("case1", [f"data.dir={root}"]).data, "train")
     assert len(ds.images) == 6
-    assert "6 of 11" in capsys.readouterr().out
+    assert "6 of 11" in capsys.readouterr().err
 
 
 if __name__ == "__main__":

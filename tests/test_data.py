@@ -14,6 +14,7 @@ from PIL import Image
 
 from ae_jax.config import DataConfig
 from ae_jax.data import datasets, faces
+from ae_jax.runtime import configure_logging
 
 CELEBA_WIDTH, CELEBA_HEIGHT, CROP = 178, 218, 148
 ATTRIBUTES = tuple(f"Attribute_{i}" for i in range(40))
@@ -118,6 +119,7 @@ BAD_IMAGES = {
 
 @pytest.mark.parametrize("kind", BAD_IMAGES)
 def test_bad_image_raises_naming_the_file_or_is_skipped_and_counted(tmp_path, kind, capsys):
+    configure_logging()
     names, _ = _make_celeba(tmp_path / "celeba")
     write_bad, problem = BAD_IMAGES[kind]
     write_bad(tmp_path / "celeba" / "img_align_celeba" / names[1])
@@ -126,7 +128,7 @@ def test_bad_image_raises_naming_the_file_or_is_skipped_and_counted(tmp_path, ki
     skipped = datasets.load_split(_celeba_config(tmp_path / "celeba", on_bad_image="skip"), "train")
     assert skipped.skipped == 1 and list(skipped.ids) == [names[0]] + names[2:4]
     assert len(skipped.labels) == len(skipped.images) == 3
-    assert "skipped 1 bad images" in capsys.readouterr().out
+    assert "skipped 1 bad images" in capsys.readouterr().err
 
 
 def test_cache_is_reused_until_a_files_bytes_change(tmp_path, cache, monkeypatch):
@@ -309,6 +311,7 @@ DAMAGE = {
 
 @pytest.mark.parametrize("kind", DAMAGE)
 def test_damaged_cache_is_reported_by_path_and_rebuilt(tmp_path, cache, capsys, kind):
+    configure_logging()
     _make_celeba(tmp_path / "celeba")
     config = _celeba_config(tmp_path / "celeba")
     original = np.array(datasets.load_split(config, "train").images)
@@ -317,13 +320,13 @@ def test_damaged_cache_is_reported_by_path_and_rebuilt(tmp_path, cache, capsys, 
     damage(damaged)
     capsys.readouterr()
     reloaded = datasets.load_split(config, "train")
-    message = capsys.readouterr().out
+    message = capsys.readouterr().err
     assert f"{damaged}: damaged cache file (" in message and problem in message and "rebuilding it" in message
     np.testing.assert_array_equal(reloaded.images, original)
     assert list(reloaded.ids) == [f"{i:06d}.jpg" for i in range(1, 5)]
     capsys.readouterr()
     datasets.load_split(config, "train")
-    assert "damaged cache file" not in capsys.readouterr().out  # the rebuilt cache is whole
+    assert "damaged cache file" not in capsys.readouterr().err  # the rebuilt cache is whole
 
 
 def test_faces_split_images_are_renders_of_their_factors():

@@ -4,15 +4,17 @@ gloo collectives over 127.0.0.1) train, checkpoint, resume and encode like one p
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
-from ae_jax import sharding
+from ae_jax import runtime, sharding
 
 JOB = """
 import json, sys
@@ -119,3 +121,14 @@ def test_launch_variables_are_checked(monkeypatch, variables, message):
         monkeypatch.setenv(name, value)
     with pytest.raises(sharding.DistributedError, match=message):
         sharding.initialize_distributed()
+
+
+def test_only_process_zero_logs(monkeypatch, capsys):
+    runtime.configure_logging()
+    runtime.configure_logging()  # once per process: a second call adds no second handler
+    logger = logging.getLogger("ae_jax.data.datasets")
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    logger.info("from process 1")
+    monkeypatch.setattr(jax, "process_index", lambda: 0)
+    logger.info("from process 0")
+    assert capsys.readouterr().err == "from process 0\n"

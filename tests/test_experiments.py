@@ -8,7 +8,7 @@ import pytest
 
 from ae_jax.cli import main
 from ae_jax.studies import results_md
-from ae_jax.studies.catalogue import STUDIES, run_study
+from ae_jax.studies.catalogue import STUDIES, check_overrides, overrides_for, run_study, studies_named
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,14 @@ def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
 def test_unknown_study_is_refused(out_dir):
     with pytest.raises(ValueError, match="unknown study 'nope'"):
         run_study("nope", full=False, out_dir=out_dir)
+
+
+def test_all_gives_each_study_the_settings_its_models_read():
+    studies = {study.name: study for study in studies_named("all")}
+    settings = ["judge.epochs=1", "data.num_images=64"]
+    check_overrides(list(studies.values()), settings)  # the demo trains a judge: accepted for `all`
+    assert overrides_for(studies["filaments"], settings) == ["data.num_images=64"]
+    assert overrides_for(studies["demo"], settings) == settings
 
 
 def test_quick_demo_is_the_demo_study_and_writes_one_self_contained_page(tmp_path):

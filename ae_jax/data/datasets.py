@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import importlib.util
 import json
+import logging
 import math
 import os
 import queue
@@ -35,6 +36,8 @@ from ae_jax import stages
 from ae_jax.config import DataConfig
 from ae_jax.data import faces
 from ae_jax.runtime import make_key
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -99,7 +102,7 @@ def load_split(cfg: DataConfig, split: str, seed: int = 0) -> Dataset:
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
     dataset = _cached(cfg, split, _plan(cfg, split, seed))
-    print(dataset.source + (f"; skipped {dataset.skipped} bad images" if dataset.skipped else ""))
+    logger.info(dataset.source + (f"; skipped {dataset.skipped} bad images" if dataset.skipped else ""))
     return dataset
 
 
@@ -618,7 +621,7 @@ def _cached(cfg: DataConfig, split: str, plan: _Plan) -> Dataset:
             return _open_cache(images_path, meta_path, cfg, digest)
         except _DamagedCache as e:
             path, problem = e.args
-            print(f"{path}: damaged cache file ({problem}); rebuilding it")
+            logger.warning(f"{path}: damaged cache file ({problem}); rebuilding it")
     dataset = plan.build()
     os.makedirs(os.path.dirname(stem), exist_ok=True)
     meta = dict(
