@@ -86,9 +86,7 @@ def _analyze(args) -> int:
 
 
 def _sample(args) -> int:
-    from ae_jax.evaluators.generators import spec
-
-    extra = [f"generators.specs={spec(args.sampler, args.param)}"] if args.sampler else []
+    extra = [f"generators.specs={' '.join([args.sampler, *args.param])}"] if args.sampler else []
     return _evaluate(args, ("generators",) + (("judge",) if args.judge else ()), extra)
 
 

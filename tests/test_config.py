@@ -9,15 +9,15 @@ from ae_jax import config as C
 
 @pytest.mark.parametrize("name", sorted(C.PRESETS))
 def test_presets_validate(name):
-    C.validate(C.PRESETS[name]())
+    C.validate(C.PRESETS[name])
 
 
 def test_case_presets_match_the_seed():
-    case1, case2 = C.PRESETS["case1"]().model, C.PRESETS["case2"]().model
+    case1, case2 = C.PRESETS["case1"].model, C.PRESETS["case2"].model
     assert case1.encoder_conv_filters == (32, 64, 128, 256) and case1.decoder_conv_t_filters == (128, 64, 32, 3)
     assert case2.encoder_conv_kernel_size == (5, 5, 3, 3) and case2.decoder_conv_t_kernel_size == (3, 3, 5, 5)
     assert case1.z_dim == case2.z_dim == 256
-    tiny = C.PRESETS["case1_vae_tiny_kl"]().model
+    tiny = C.PRESETS["case1_vae_tiny_kl"].model
     assert tiny.variational and 0 < tiny.kl_weight < 1e-4
 
 
@@ -106,3 +106,61 @@ def test_stride_divisibility_is_checked_before_work(size, n_layers):
     else:
         with pytest.raises(C.ConfigError, match="divide"):
             C.load("faces", overrides)
+
+
+# The generator specs as they were written before specs were typed: config.json files and stage keys hold these.
+OLD_DEFAULT_SPECS = [
+    "uniform bound=1",
+    "uniform bound=1.5",
+    "uniform bound=2",
+    "uniform bound=3",
+    "uniform bound=5",
+    "uniform bound=10",
+    "uniform bound=12",
+    "isotropic mu=0 sigma=1",
+    "diagonal",
+    "full",
+    "mixture n_components=10",
+]
+
+
+def test_generator_specs_are_typed_and_write_their_old_text(tmp_path):
+    specs = C.Config().generators.specs
+    assert all(isinstance(s, C.GeneratorSpec) for s in specs)
+    assert C.to_dict(C.Config())["generators"]["specs"] == tuple(OLD_DEFAULT_SPECS)
+    assert [C.GeneratorSpec.parse(text) for text in OLD_DEFAULT_SPECS] == list(specs)
+    assert C.GeneratorSpec.parse("mixture n_components=3 covariance=diag") == C.GeneratorSpec.of(
+        "mixture", n_components=3, covariance="diag"
+    )
+    old = tmp_path / "config.json"  # a config.json written before specs were typed
+    old.write_text(json.dumps({**C.to_dict(C.load("tiny")), "generators": {"specs": ["uniform bound=0.5", "full"]}}))
+    loaded = C.load(str(old))
+    assert loaded.generators.specs == (C.GeneratorSpec.of("uniform", bound=0.5), C.GeneratorSpec("full"))
+    assert C.to_dict(loaded)["generators"]["specs"] == ("uniform bound=0.5", "full")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("magic bound=1", "generators.specs 'magic bound=1': unknown sampler 'magic'; allowed: grid, uniform"),
+        ("uniform width=1", "generators.specs 'uniform width=1': unknown parameter.* width .*allowed: bound"),
+        ("uniform bound", "generators.specs 'uniform bound': 'bound' must look like key=value"),
+    ],
+)
+def test_bad_generator_specs_are_refused_at_load_naming_the_spec(text, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.load("tiny", [f"generators.specs=diagonal,{text}"])
+    with pytest.raises(C.ConfigError, match=message):
+        C.load("tiny", updates={"generators.specs": (text,)})
+
+
+def test_typed_updates_equal_their_text_and_refuse_unknown_keys():
+    text = C.load("tiny", ["generators.specs=uniform bound=1.5,diagonal", "model.z_dim=8", "distribution.tsne=true"])
+    specs = (C.GeneratorSpec.of("uniform", bound=1.5), C.GeneratorSpec("diagonal"))
+    typed = C.load("tiny", updates={"generators.specs": specs, "model.z_dim": 8, "distribution.tsne": True})
+    assert typed == text
+    assert C.load("tiny", ["model.z_dim=6"], {"model.z_dim": 8}).model.z_dim == 6  # --set comes last
+    with pytest.raises(C.ConfigError, match="unknown config key 'model.zdim'"):
+        C.load("tiny", updates={"model.zdim": 8})
+    with pytest.raises(C.ConfigError, match="model.z_dim: 2.5 is not a valid int"):
+        C.load("tiny", updates={"model.z_dim": 2.5})

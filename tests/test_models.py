@@ -9,7 +9,7 @@ from ae_jax.train.loop import image_shape
 
 
 def _shapes(name, **model_overrides):
-    config = C.PRESETS[name]()
+    config = C.PRESETS[name]
     model = M.build_model(config.model.__class__(**{**config.model.__dict__, **model_overrides}), image_shape(config))
     shape = image_shape(config)
     params = jax.eval_shape(lambda: M.init_params(model, jax.random.key(0)))

@@ -1,7 +1,7 @@
 """Generated z-points under a `GeneratorsConfig`: where they land against the encoded data, their radii
 against theory, decoded image grids, and their judge scores.
 
-A generator is a spec string "<sampler> key=value ...", e.g. "uniform bound=1.5" or "mixture n_components=10";
+A generator is a GeneratorSpec of the config, e.g. the one written "uniform bound=1.5" or "mixture n_components=10";
 generator i draws with fold_in(key(seed), i), so the generators and judge evaluators see the same points.
 """
 
@@ -9,57 +9,28 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax.config import GeneratorsConfig
+from ae_jax.config import GeneratorsConfig, GeneratorSpec
 from ae_jax.evaluators import generators_plots
 from ae_jax.numerics import hits, stats
-from ae_jax.numerics.samplers import Sampler, check_params, make_sampler
+from ae_jax.numerics.samplers import Sampler, make_sampler
 from ae_jax.report import plots
 from ae_jax.runtime import make_key
 
 Decode = Callable[[np.ndarray], np.ndarray]  # z-points (n, D) -> images (n, H, W, C) in [0, 1]
 
 
-def _number(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_spec(spec: str) -> tuple[str, dict]:
-    """'uniform bound=1.5' -> ('uniform', {'bound': 1.5}); refuses unknown samplers and parameters."""
-    name, *items = spec.split() or [""]
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"generators.specs {spec!r}: {item!r} must look like key=value (e.g. bound=1.5)")
-        params[key] = _number(value)
-    try:
-        check_params(name, params)
-    except ValueError as e:
-        raise ValueError(f"generators.specs {spec!r}: {e}") from None
-    return name, params
-
-
-def spec(sampler: str, params: Sequence[str]) -> str:
-    """The spec string of `ae-jax sample --sampler NAME --param key=value ...`."""
-    return " ".join([sampler, *params])
-
-
-def generate(z: jax.Array, spec_index: int, spec_text: str, n: int, seed: int) -> tuple[Sampler, np.ndarray, jax.Array]:
+def generate(
+    z: jax.Array, spec_index: int, spec: GeneratorSpec, n: int, seed: int
+) -> tuple[Sampler, np.ndarray, jax.Array]:
     """Generator `spec_index` fitted to z (where it is fitted) and its n points; also the key for its tables."""
-    name, params = parse_spec(spec_text)
     fit_key, sample_key, table_key = jax.random.split(jax.random.fold_in(make_key(seed), spec_index), 3)
-    sampler = make_sampler(name, z=z, key=fit_key, **params)
+    sampler = make_sampler(spec.sampler, z=z, key=fit_key, **dict(spec.params))
     return sampler, np.asarray(sampler.sample(sample_key, n)), table_key
 
 
@@ -109,8 +80,6 @@ def sweep(
 ) -> dict:
     """Every generator of cfg.specs against z-points z (with `comp`, their analyze.components): box hits,
     radii, k-NN precision; decoded grids when `decode` is given. Writes sweep.csv and figures to out_dir."""
-    for s in cfg.specs:
-        parse_spec(s)
     z = stats.as_points(z, "z-points", min_points=2)
     check_region(comp)
     os.makedirs(out_dir, exist_ok=True)

@@ -312,17 +312,13 @@ EVALUATORS: dict[str, Evaluator] = {
 
 
 def check(config: Config, names: Sequence[str], has_run: bool = True, has_judge: bool = True) -> None:
-    """Refuse, before any work, unknown evaluator names, bad generator specs, and evaluators whose inputs are
-    missing (a run to decode with, a judge)."""
-    from ae_jax.evaluators.generators import parse_spec
-
+    """Refuse, before any work, unknown evaluator names and evaluators whose inputs are missing (a run to decode
+    with, a judge); the config's generator specs were checked when it was read."""
     unknown = [n for n in names if n not in EVALUATORS]
     if unknown:
         raise config_lib.ConfigError(
             f"unknown evaluator(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(EVALUATORS)}"
         )
-    for s in config.generators.specs:
-        parse_spec(s)
     for n in names:
         if EVALUATORS[n].needs_run and not has_run:
             raise ValueError(f"evaluator {n!r} needs a trained run folder, not z-points alone")

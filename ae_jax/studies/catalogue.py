@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from ae_jax.config import GeneratorSpec
 from ae_jax.numerics import hits
 from ae_jax.numerics.samplers import UniformBoxSampler
 from ae_jax.report import pages
@@ -34,8 +35,8 @@ __all__ = ["STUDIES", "check_overrides", "overrides_for", "run_study", "studies_
 MODEL_EVALUATORS = ("reconstruction", "distribution", "generators")
 
 
-def _uniform_specs(bounds) -> str:
-    return "generators.specs=" + ",".join(f"uniform bound={b:g}" for b in bounds)
+def _uniform_specs(bounds) -> tuple[GeneratorSpec, ...]:
+    return tuple(GeneratorSpec.of("uniform", bound=b) for b in bounds)
 
 
 def random_points(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutput:
@@ -153,19 +154,25 @@ def intrinsic_dimension(settings: dict, out: str, overrides: list[str], log=prin
 
 # ---------------------------------------------------------------------------------------------
 
-_SMOKE = dict(ae="tiny", vae="tiny_vae_tiny_kl", overrides=[])
-_FULL = ["train.epochs=10", "generators.n=100000", "judge.epochs=5", "eval.report_ks=2,3,12", "distribution.tsne=true"]
+_SMOKE = dict(ae="tiny", vae="tiny_vae_tiny_kl", overrides={})
+_FULL = {
+    "train.epochs": 10,
+    "generators.n": 100_000,
+    "judge.epochs": 5,
+    "eval.report_ks": (2.0, 3.0, 12.0),
+    "distribution.tsne": True,
+}
 _FULL_CELEBA = dict(ae="case1", vae="case1_vae_tiny_kl", overrides=_FULL)
+_GAUSSIANS = (GeneratorSpec.of("isotropic", mu=0, sigma=1), GeneratorSpec("diagonal"))
 _STUDY2_BOUNDS = (1, 1.5, 2, 3, 5, 10, 12)
-_STUDY2_SPECS = _uniform_specs(_STUDY2_BOUNDS) + ",isotropic mu=0 sigma=1,diagonal"
 
 for study in [
     Study(
         "random_points",
         random_points.__doc__,
         random_points,
-        smoke=dict(_SMOKE, overrides=[_uniform_specs((1, 20))]),
-        full=dict(_FULL_CELEBA, overrides=_FULL + [_uniform_specs((1, 2, 3, 5, 10, 20))]),
+        smoke=dict(_SMOKE, overrides={"generators.specs": _uniform_specs((1, 20))}),
+        full=dict(_FULL_CELEBA, overrides={**_FULL, "generators.specs": _uniform_specs((1, 2, 3, 5, 10, 20))}),
         evaluators=MODEL_EVALUATORS,
     ),
     Study(
@@ -173,16 +180,22 @@ for study in [
         component_distributions.__doc__,
         component_distributions,
         smoke=dict(
-            _SMOKE, architectures=("tiny",), overrides=[_uniform_specs((1, 3)) + ",isotropic mu=0 sigma=1,diagonal"]
+            _SMOKE, architectures=("tiny",), overrides={"generators.specs": _uniform_specs((1, 3)) + _GAUSSIANS}
         ),
-        full=dict(_FULL_CELEBA, architectures=("case1", "case2"), overrides=_FULL + [_STUDY2_SPECS]),
+        full=dict(
+            _FULL_CELEBA,
+            architectures=("case1", "case2"),
+            overrides={**_FULL, "generators.specs": _uniform_specs(_STUDY2_BOUNDS) + _GAUSSIANS},
+        ),
         evaluators=MODEL_EVALUATORS,
     ),
     Study(
         "filaments",
         filaments.__doc__,
         filaments,
-        smoke=dict(_SMOKE, tsne_points=(128,), overrides=["distribution.tsne=true", "distribution.tsne_inputs=0,2"]),
+        smoke=dict(
+            _SMOKE, tsne_points=(128,), overrides={"distribution.tsne": True, "distribution.tsne_inputs": (0, 2)}
+        ),
         full=dict(_FULL_CELEBA, tsne_points=(20_000, 80_000, 0)),
         evaluators=("distribution", "intrinsic_dimension"),
     ),
@@ -203,12 +216,12 @@ for study in [
             _FULL_CELEBA,
             # 3 epochs per arm (the epochs axis aside): a size that finishes on a 2-core CPU; every arm's
             # distribution, without its t-SNE maps
-            overrides=_FULL + ["train.epochs=3", "distribution.tsne=false"],
+            overrides={**_FULL, "train.epochs": 3, "distribution.tsne": False},
             ablation_bound=1.5,
             sweeps={
                 "model.z_dim": (16, 64, 256, 512),
                 "model.kl_weight": tuple(
-                    {"model.variational": "true", "model.kl_weight": w} for w in (0, 1e-6, 1e-4, 1e-2, 1)
+                    {"model.variational": True, "model.kl_weight": w} for w in (0, 1e-6, 1e-4, 1e-2, 1)
                 ),
                 "train.epochs": (1, 3, 10),
                 "architecture": ({"preset": "case1"}, {"preset": "case2"}),
@@ -223,7 +236,7 @@ for study in [
         intrinsic_dimension.__doc__,
         intrinsic_dimension,
         smoke=dict(_SMOKE),
-        full=dict(ae="faces", overrides=["data.num_images=20000", "train.epochs=15"]),
+        full=dict(ae="faces", overrides={"data.num_images": 20_000, "train.epochs": 15}),
         evaluators=("intrinsic_dimension",),
     ),
 ]:

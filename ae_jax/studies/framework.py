@@ -36,7 +36,7 @@ class Study:
     name: str
     description: str
     run: Callable[[dict, str, list[str], Callable], StudyOutput]  # (settings, out dir, overrides, log)
-    smoke: dict  # settings: presets ("ae", "vae", ...), "overrides" (config --set items) and study parameters
+    smoke: dict  # settings: presets ("ae", "vae", ...), "overrides" ({config key: typed value}), study parameters
     full: dict
     evaluators: tuple[str, ...]  # every evaluator its models may run: their config sections are the ones it reads
 
@@ -50,10 +50,9 @@ def register(study: Study) -> Study:
     return study
 
 
-def model_config(preset: str, settings: dict, overrides: list[str], **extra: str) -> Config:
-    """The preset with the study's overrides, then `extra` (e.g. an ablation arm), then the user's."""
-    items = list(settings.get("overrides", ())) + [f"{k}={v}" for k, v in extra.items()] + list(overrides)
-    return config_lib.load(preset, items)
+def model_config(preset: str, settings: dict, overrides: list[str], **extra) -> Config:
+    """The preset with the study's typed overrides, then `extra` (e.g. an ablation arm), then the user's --set."""
+    return config_lib.load(preset, overrides, {**settings.get("overrides", {}), **extra})
 
 
 def study_named(name: str) -> Study:
@@ -107,7 +106,12 @@ def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), lo
     os.makedirs(out, exist_ok=True)
     stages.write_json(
         os.path.join(out, "config.json"),
-        {"study": name, "size": "full" if full else "smoke", "settings": settings, "overrides": overrides},
+        {
+            "study": name,
+            "size": "full" if full else "smoke",
+            "settings": config_lib.plain(settings),
+            "overrides": overrides,
+        },
     )
     start = time.perf_counter()
     output = study.run(settings, out, overrides, log)
@@ -182,20 +186,20 @@ def demo(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutp
     return StudyOutput(sections, models, {"ae_vs_vae": side, "generators": generators, "timings": timings})
 
 
-_DEMO_FULL = [
-    "data.num_images=4096",
-    "train.epochs=12",
-    "distribution.tsne=true",
-    "distribution.tsne_points=2048",
-    "distribution.tsne_inputs=0,10",
-    "generators.n=20000",
-]
+_DEMO_FULL = {
+    "data.num_images": 4096,
+    "train.epochs": 12,
+    "distribution.tsne": True,
+    "distribution.tsne_points": 2048,
+    "distribution.tsne_inputs": (0, 10),
+    "generators.n": 20_000,
+}
 register(
     Study(
         "demo",
         demo.__doc__,
         demo,
-        smoke=dict(ae="tiny", vae="tiny_vae_tiny_kl", overrides=[]),
+        smoke=dict(ae="tiny", vae="tiny_vae_tiny_kl", overrides={}),
         full=dict(ae="faces", vae="faces_vae_tiny_kl", overrides=_DEMO_FULL),
         evaluators=DEMO_EVALUATORS,
     )
