@@ -121,7 +121,7 @@ def train_judge(config: Config, out_dir: str, log=print, curve: bool = False) ->
 
     @jax.jit
     def step(params, opt_state, images, targets, key):
-        images = images.astype(jnp.float32) / 255.0
+        images = datasets.to_unit(images)
         if augment == "flip":
             mirror = jax.random.bernoulli(key, 0.5, (images.shape[0], 1, 1, 1))
             images = jnp.where(mirror, images[:, :, ::-1], images)
@@ -180,7 +180,7 @@ def train_judge(config: Config, out_dir: str, log=print, curve: bool = False) ->
 
 
 def _apply_batches(net, params, images, head: bool = False, batch_size: int = 256):
-    fn = jax.jit(lambda p, x: net.apply({"params": p}, x.astype(jnp.float32) / 255.0)[1 if head else 0])
+    fn = jax.jit(lambda p, x: net.apply({"params": p}, datasets.to_unit(x))[1 if head else 0])
     for batch, n_valid in datasets.ordered_batches(images, batch_size):
         yield fn(params, batch)[:n_valid]
 
