@@ -1,7 +1,10 @@
 """Training: a jitted pure train step, per-epoch held-out metrics, atomic checkpoints, resume.
 
-The step is deterministic from one seed: the data order is a function of (seed, epoch) and the step's
-rng is `fold_in(key, step)`, so a run resumed from a checkpoint ends exactly where an uninterrupted one does.
+One loop trains one or several models (arms; a plain run is one): `_set_up` (run folders, data, states,
+program), `_run_epoch` (steps, step records, checkpoints within the epoch), `_record_epoch` (held-out metrics,
+grid, metrics.jsonl line), then the checkpoint that ends the epoch. The step is deterministic from one seed:
+the data order is a function of (seed, epoch) and the step's rng is `fold_in(key, step)`, so a run resumed
+from a checkpoint ends exactly where an uninterrupted one does. Who a run is (its key, its folder): runs.py.
 """
 
 from __future__ import annotations
