@@ -136,6 +136,50 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+KILLED_AT_A_SAVE = """
+import os, sys
+from ae_jax import config as C
+from ae_jax.train import checkpoint, loop
+
+workdir, when, step = sys.argv[1], sys.argv[2], int(sys.argv[3])
+save = checkpoint.CheckpointStore.save
+
+
+def dying_save(self, at, state):
+    if at == step and when == "before":
+        os._exit(9)
+    save(self, at, state)
+    if at == step:
+        self.wait()
+        os._exit(9)
+
+
+checkpoint.CheckpointStore.save = dying_save
+loop.train(C.load("tiny", [f"workdir={workdir}", *sys.argv[4:]]), log=lambda s: None)
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_run_killed_at_the_epoch_end_checkpoint_records_every_epoch_once_after_resume(tmp_path, when):
+    """Killed as it saves epoch 2's checkpoint (step 12 of 6-step epochs; one at step 8 within the epoch), before or
+    after the save, then resumed: metrics.jsonl, steps.jsonl and the grids hold every epoch and step once."""
+    settings = ["train.epochs=3", "train.checkpoint_every_steps=4"]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_A_SAVE, str(tmp_path), when, "12", *settings],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == 9, killed.stderr[-3000:]
+    config = tiny(tmp_path, *settings)
+    assert train(config, resume=True, log=lambda s: None)["epoch"] == 3
+    epochs = [json.loads(x) for x in open(os.path.join(config.run_dir, "metrics.jsonl"))]
+    steps = [json.loads(x)["step"] for x in open(os.path.join(config.run_dir, "steps.jsonl"))]
+    assert [(e["epoch"], e["step"]) for e in epochs] == [(1, 6), (2, 12), (3, 18)] and steps == list(range(1, 19))
+    for epoch in (1, 2, 3):
+        assert os.path.isfile(os.path.join(config.run_dir, f"reconstructions_epoch{epoch:03d}.png"))
+
+
 @pytest.mark.parametrize("arms", [[], ["--arms", "seed=0,1"]], ids=["one run", "two arms"])
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, arms):
     args = [

@@ -754,6 +754,11 @@ def ordered_batches(
     return ((batch, min(batch_size, len(images) - start)) for batch, start in zip(device_batches, starts))
 
 
+def to_unit(images):
+    """uint8 images -> float32 in [0, 1], the scale the networks read (a numpy array stays numpy, a jax one jax)."""
+    return images.astype(np.float32) / 255.0
+
+
 def make_inputs(key: jax.Array, targets: jax.Array, task: str, noise_std: float, drop_rate: float) -> jax.Array:
     """The network input for `task` from float targets in [0, 1] (jittable with `task` static).
 

@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -34,7 +33,7 @@ def make_encode_fn(model, params, mesh) -> Callable:
     params = jax.device_put(params, replicated)
 
     def encode(params, batch):
-        return model.apply({"params": params}, batch.astype(jnp.float32) / 255.0, method=lambda m, x: m.encode(x))
+        return model.apply({"params": params}, datasets.to_unit(batch), method=lambda m, x: m.encode(x))
 
     encode = jax.jit(encode, in_shardings=(replicated, sharding.batch_sharding(mesh)), out_shardings=replicated)
     return lambda batch: encode(params, batch)

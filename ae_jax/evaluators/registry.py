@@ -24,7 +24,6 @@ import numpy as np
 from ae_jax import config as config_lib
 from ae_jax import stages
 from ae_jax.config import Config
-from ae_jax.runtime import make_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,27 +143,19 @@ def reconstruction(ctx: RunContext, folder: str) -> tuple[dict, dict]:
     from ae_jax.train import loop
 
     config, model, params = ctx.run()
-    mesh = sharding.data_mesh()
-    _, _, eval_key = jax.random.split(make_key(config.seed), 3)  # the key train() evaluates with
     t = ctx.config.train
     images = ctx.real_images()
-    metrics = loop.evaluate(
-        loop.make_eval_step(model, config, mesh), params, images[: t.eval_images or None], t.batch_size, eval_key, mesh
-    )
+    metrics = loop.make_held_out_metrics(model, config, sharding.data_mesh())(params, images[: t.eval_images or None])
     grid = loop.reconstruction_grid(
         loop.make_reconstruct_fn(model, config),
         config,
         params,
         np.asarray(images[: t.grid_images]),
-        eval_key,
         os.path.join(folder, "reconstructions.png"),
         f"{config.name}: held-out images",
     )
-    kl_share = config.model.kl_weight * metrics["kl"] / metrics["recon"] if config.model.variational else 0.0
     n = min(len(images), t.eval_images or len(images))
-    return {**{f"eval_{k}": v for k, v in metrics.items()}, "kl_share": kl_share, "eval_images": n}, {
-        "reconstructions": grid
-    }
+    return {**metrics, "eval_images": n}, {"reconstructions": grid}
 
 
 def encode_points(ctx: RunContext, folder: str) -> tuple[dict, dict]:

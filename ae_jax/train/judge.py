@@ -100,28 +100,13 @@ def augmentation(augment: str, dataset: str) -> str:
     return "flip" if dataset in FLIP_INVARIANT else "none"
 
 
-def train_judge(config: Config, out_dir: str, log=print, curve: bool = False) -> dict:
-    """Train the judge on the config's dataset under config.judge; writes `judge.json` and the params under
-    `out_dir`. `curve` also records the held-out score after every epoch (`valid_curve_<metric>`; a pass each)."""
-    j = config.judge
-    epochs, batch_size = j.epochs, j.batch_size
-    train_set = datasets.load_split(config.data, "train", config.seed)
-    valid_set = datasets.load_split(config.data, "valid", config.seed)
-    task, n_outputs = label_task(train_set.labels, train_set.source)
-    augment = augmentation(j.augment, config.data.name)
-    n_steps = datasets.steps_per_epoch(len(train_set.images), batch_size)
-    schedule = optax.cosine_decay_schedule(j.learning_rate, epochs * n_steps)  # anneals to 0 at the end
-    tx = optax.adamw(schedule, weight_decay=j.weight_decay) if j.weight_decay else optax.adam(schedule)
-    net = _net(n_outputs, config_lib.to_dict(config)["judge"])
-    shape = train_set.images.shape[1:]
-    params = jax.jit(net.init)(make_key(config.seed), jnp.zeros((1, *shape)))["params"]
-    opt_state = tx.init(params)
-    labels = jnp.asarray(train_set.labels)
-    targets = np.asarray(valid_set.labels)
+def _make_step(net, tx, task: str, augment: str) -> Callable:
+    """Jitted (params, opt_state, uint8 images, labels, key) -> (params, opt_state, loss): one step on a batch,
+    mirrored at random when `augment` is 'flip'."""
 
     @jax.jit
     def step(params, opt_state, images, targets, key):
-        images = images.astype(jnp.float32) / 255.0
+        images = datasets.to_unit(images)
         if augment == "flip":
             mirror = jax.random.bernoulli(key, 0.5, (images.shape[0], 1, 1, 1))
             images = jnp.where(mirror, images[:, :, ::-1], images)
@@ -133,45 +118,70 @@ def train_judge(config: Config, out_dir: str, log=print, curve: bool = False) ->
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
+    return step
+
+
+def _fit(config: Config, net, task: str, train_set, held_out: Callable, curve: bool) -> tuple[dict, list[float]]:
+    """(trained params, the held-out score after each epoch if `curve`): judge.epochs epochs of Adam(W) with a
+    cosine schedule to 0, over the data order training uses."""
+    j = config.judge
+    n_steps = datasets.steps_per_epoch(len(train_set.images), j.batch_size)
+    schedule = optax.cosine_decay_schedule(j.learning_rate, j.epochs * n_steps)  # anneals to 0 at the end
+    tx = optax.adamw(schedule, weight_decay=j.weight_decay) if j.weight_decay else optax.adam(schedule)
+    params = jax.jit(net.init)(make_key(config.seed), jnp.zeros((1, *train_set.images.shape[1:])))["params"]
+    opt_state, labels = tx.init(params), jnp.asarray(train_set.labels)
+    step = _make_step(net, tx, task, augmentation(j.augment, config.data.name))
+    key, valid_curve = jax.random.fold_in(make_key(config.seed), 1), []
+    for epoch in range(j.epochs):
+        order = datasets.epoch_permutation(len(train_set.images), config.seed, epoch)
+        with tqdm(total=n_steps, desc=f"judge epoch {epoch + 1}/{j.epochs}", leave=False) as bar:
+            for i, images in enumerate(datasets.train_batches(train_set.images, j.batch_size, config.seed, epoch)):
+                idx = order[i * j.batch_size : (i + 1) * j.batch_size]
+                step_key = jax.random.fold_in(key, epoch * n_steps + i)
+                params, opt_state, _ = step(params, opt_state, images, labels[idx], step_key)
+                bar.update(1)
+        if curve:
+            valid_curve.append(round(held_out(params)[1], 4))
+    return params, valid_curve
+
+
+def train_judge(config: Config, out_dir: str, log=print, curve: bool = False) -> dict:
+    """Train the judge on the config's dataset under config.judge; writes `judge.json` and the params under
+    `out_dir`. `curve` also records the held-out score after every epoch (`valid_curve_<metric>`; a pass each).
+
+    The judge does not train through ae_jax.train.loop: it is a supervised regressor (or classifier) of the
+    dataset's labels with its own loss, learning-rate schedule and augmentation, trained in one go without
+    checkpoints, resume, arms or per-epoch records; its loop (`_fit`) is shorter than the hooks the autoencoder
+    loop would need to host it."""
+    j = config.judge
+    train_set = datasets.load_split(config.data, "train", config.seed)
+    valid_set = datasets.load_split(config.data, "valid", config.seed)
+    task, n_outputs = label_task(train_set.labels, train_set.source)
+    net = _net(n_outputs, config_lib.to_dict(config)["judge"])
+    targets = np.asarray(valid_set.labels)
+
     def held_out(params):
         outputs = np.concatenate([np.asarray(o) for o in _apply_batches(net, params, valid_set.images, head=True)])
         return _score(task, outputs, targets)
 
-    key, valid_curve = jax.random.fold_in(make_key(config.seed), 1), []
-    for epoch in range(epochs):
-        order = datasets.epoch_permutation(len(train_set.images), config.seed, epoch)
-        with tqdm(total=n_steps, desc=f"judge epoch {epoch + 1}/{epochs}", leave=False) as bar:
-            for i, images in enumerate(datasets.train_batches(train_set.images, batch_size, config.seed, epoch)):
-                idx = order[i * batch_size : (i + 1) * batch_size]
-                step_key = jax.random.fold_in(key, epoch * n_steps + i)
-                params, opt_state, loss = step(params, opt_state, images, labels[idx], step_key)
-                bar.update(1)
-        if curve:
-            valid_curve.append(round(held_out(params)[1], 4))
+    params, valid_curve = _fit(config, net, task, train_set, held_out, curve)
     metric, value = held_out(params)
     _, baseline = _score(task, _baseline_outputs(task, train_set.labels, len(targets)), targets)
-    os.makedirs(out_dir, exist_ok=True)
-    store = CheckpointStore(os.path.join(out_dir, "params"), keep=1)
-    store.save(0, params)
-    store.wait()
     info = {
         "task": task,
         "n_outputs": n_outputs,
-        "image_shape": list(shape),
+        "image_shape": list(train_set.images.shape[1:]),
         "dataset": train_set.source,
         "label_names": list(train_set.label_names),
-        "epochs": epochs,
-        "augment": augment,
+        "epochs": j.epochs,
+        "augment": augmentation(j.augment, config.data.name),
         "weight_decay": j.weight_decay,
         "net": {k: config_lib.to_dict(config)["judge"][k] for k in ("filters", "convs_per_stage", "pool", "features")},
         f"valid_{metric}": value,
         f"baseline_{metric}": baseline,  # the trivial judge's score (see _baseline_outputs): the scale of the above
+        **({f"valid_curve_{metric}": valid_curve} if curve else {}),  # after each epoch
     }
-    if curve:
-        info[f"valid_curve_{metric}"] = valid_curve  # after each epoch
-    config_lib.save(config, os.path.join(out_dir, "config.json"))
-    with open(os.path.join(out_dir, "judge.json"), "w") as f:
-        json.dump(info, f, indent=2)
+    _save_judge(config, out_dir, params, info)
     log(
         f"judge trained on {train_set.source}: held-out {metric} {value:.3f} (trivial baseline {baseline:.3f}); "
         f"saved in {out_dir}"
@@ -179,8 +189,19 @@ def train_judge(config: Config, out_dir: str, log=print, curve: bool = False) ->
     return info
 
 
+def _save_judge(config: Config, out_dir: str, params, info: dict) -> None:
+    """The judge's params, config.json and judge.json under out_dir."""
+    os.makedirs(out_dir, exist_ok=True)
+    store = CheckpointStore(os.path.join(out_dir, "params"), keep=1)
+    store.save(0, params)
+    store.wait()
+    config_lib.save(config, os.path.join(out_dir, "config.json"))
+    with open(os.path.join(out_dir, "judge.json"), "w") as f:
+        json.dump(info, f, indent=2)
+
+
 def _apply_batches(net, params, images, head: bool = False, batch_size: int = 256):
-    fn = jax.jit(lambda p, x: net.apply({"params": p}, x.astype(jnp.float32) / 255.0)[1 if head else 0])
+    fn = jax.jit(lambda p, x: net.apply({"params": p}, datasets.to_unit(x))[1 if head else 0])
     for batch, n_valid in datasets.ordered_batches(images, batch_size):
         yield fn(params, batch)[:n_valid]
 

@@ -1,11 +1,16 @@
 """Training: a jitted pure train step, per-epoch held-out metrics, atomic checkpoints, resume.
 
-The step is deterministic from one seed: the data order is a function of (seed, epoch) and the step's
-rng is `fold_in(key, step)`, so a run resumed from a checkpoint ends exactly where an uninterrupted one does.
+One loop trains one or several models (arms; a plain run is one): `_set_up` (run folders, data, states,
+program), `_run_epoch` (steps, step records, checkpoints within the epoch), `_record_epoch` (held-out metrics,
+grid, metrics.jsonl line), then the checkpoint that ends the epoch. The step is deterministic from one seed:
+the data order is a function of (seed, epoch) and the step's rng is `fold_in(key, step)`, so a run resumed
+from a checkpoint ends exactly where an uninterrupted one does. Who a run is (its key, its folder): runs.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import os
 import signal
@@ -75,7 +80,7 @@ def create_train_state(config: Config, key: jax.Array):
 
 def task_inputs(config: Config, batch: jax.Array, key: jax.Array, sample_z: bool):
     """(targets, the task's inputs, a VAE's reparameterisation noise or None) for a uint8 batch and a step key."""
-    targets = batch.astype(jnp.float32) / 255.0
+    targets = datasets.to_unit(batch)
     input_key, z_key = jax.random.split(key)
     d, m = config.data, config.model
     inputs = datasets.make_inputs(input_key, targets, d.task, d.noise_std, d.drop_rate)
@@ -191,24 +196,43 @@ def evaluate(eval_step, params, images: np.ndarray, batch_size: int, key: jax.Ar
     return {k: float(v) / count for k, v in jax.device_get(sums).items()}
 
 
+def run_keys(config: Config) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """A run's (initialisation, training, held-out) keys, all from its seed."""
+    init, train, held_out = jax.random.split(make_key(config.seed), 3)
+    return init, train, held_out
+
+
+def make_held_out_metrics(model, config: Config, mesh) -> Callable[[Any, np.ndarray], dict[str, float]]:
+    """(params, uint8 held-out images) -> their mean per-image metrics as `eval_<metric>`, and kl_share (the
+    weighted KL term over the reconstruction term, 0 for a plain autoencoder): what each epoch records and the
+    reconstruction evaluator reports, computed one way."""
+    eval_step, key = make_eval_step(model, config, mesh), run_keys(config)[2]
+
+    def held_out_metrics(params, images: np.ndarray) -> dict[str, float]:
+        metrics = evaluate(eval_step, params, images, config.train.batch_size, key, mesh)
+        kl_share = config.model.kl_weight * metrics["kl"] / metrics["recon"] if config.model.variational else 0.0
+        return {**{f"eval_{k}": v for k, v in metrics.items()}, "kl_share": kl_share}
+
+    return held_out_metrics
+
+
 def make_reconstruct_fn(model, config: Config) -> Callable:
     """Jitted (params, uint8 images, key) -> (targets, the task's inputs, reconstructions), floats in [0, 1]."""
     d = config.data
 
     @jax.jit
     def reconstruct(params, images, key):
-        targets = images.astype(jnp.float32) / 255.0
+        targets = datasets.to_unit(images)
         inputs = datasets.make_inputs(key, targets, d.task, d.noise_std, d.drop_rate)
         return targets, inputs, model.apply({"params": params}, inputs, method=lambda m, x: m.decode(m.encode(x)))
 
     return reconstruct
 
 
-def reconstruction_grid(
-    reconstruct_fn, config: Config, params, images: np.ndarray, key: jax.Array, path: str, title: str
-) -> str:
-    """Save originals, the task's inputs (if not plain reconstruction) and reconstructions as a PNG grid."""
-    targets, inputs, recon = jax.device_get(reconstruct_fn(params, images, key))
+def reconstruction_grid(reconstruct_fn, config: Config, params, images: np.ndarray, path: str, title: str) -> str:
+    """Save originals, the task's inputs (if not plain reconstruction) and reconstructions as a PNG grid (the
+    task's inputs drawn with the held-out key)."""
+    targets, inputs, recon = jax.device_get(reconstruct_fn(params, images, run_keys(config)[2]))
     d = config.data
     rows, labels = [np.asarray(targets)], ["original"]
     if d.task != "reconstruct":
@@ -248,28 +272,53 @@ def _of_arm(tree, i: int, stacked: bool):
     return jax.tree.map(lambda x: x[i], tree) if stacked else tree
 
 
-def _flush(writers: Sequence[MetricWriter], window: list[dict], first_step: int, stacked: bool) -> list[list[float]]:
-    """Bring a window of step metrics to the host, stop at the first non-finite loss naming its run and step,
-    log them; returns each arm's losses."""
-    host = jax.device_get(window)
-    losses = []
-    for i, writer in enumerate(writers):
-        arm = [_of_arm(m, i, stacked) for m in host]
-        for j, m in enumerate(arm):
-            if not np.isfinite(m["loss"]):
-                raise TrainingError(
-                    f"{writer.run_dir}: non-finite loss ({m['loss']}) at step {first_step + j}; the last good "
-                    "checkpoint is kept. Likely causes: learning rate too high (try train.learning_rate smaller "
-                    "by 10x), inputs outside [0, 1], or model.recon_loss=bce with targets outside [0, 1]."
-                )
-        writer.steps(first_step, arm)
-        losses.append([float(m["loss"]) for m in arm])
-    return losses
-
-
 def train(config: Config, resume: bool = False, log: Callable[[str], None] = print) -> dict:
     """Train per `config` into `config.run_dir`; returns the last epoch's metrics (and how the run ended)."""
     return train_together([config], resume, log)[0]
+
+
+@dataclasses.dataclass
+class _Training:
+    """The models train_together trains (arms; a plain run is one) and what set-up built for them once."""
+
+    configs: Sequence[Config]
+    groups: list[int]  # arm i reads the batches of data group groups[i]: one group per seed
+    seeds: list[int]
+    train_sets: list[datasets.Dataset]
+    valid_sets: list[datasets.Dataset]
+    mesh: Any
+    state: TrainState  # the arms' states, stacked along a leading axis when there are several
+    train_key: jax.Array
+    train_step: Callable
+    held_out_metrics: list[Callable]
+    reconstruct_fns: list[Callable]
+    stores: list[CheckpointStore]
+    writers: list[MetricWriter]
+    per_epoch: int
+    start_step: int
+    log: Callable[[str], None]
+
+    @property
+    def stacked(self) -> bool:
+        return len(self.configs) > 1
+
+    @property
+    def settings(self):
+        """The train section the arms share."""
+        return self.configs[0].train
+
+
+def _load_data(configs: Sequence[Config], log) -> tuple[list[int], list[int], list, list]:
+    """(seeds, each arm's data group, train sets, valid sets): one data group per seed (its order and its
+    rendered faces), loaded once."""
+    seeds = sorted({c.seed for c in configs})
+    groups = [seeds.index(c.seed) for c in configs]
+    leads = [configs[groups.index(g)] for g in range(len(seeds))]
+    train_sets = [datasets.load_split(c.data, "train", c.seed) for c in leads]
+    valid_sets = [datasets.load_split(c.data, "valid", c.seed) for c in leads]
+    for ds in train_sets + valid_sets:
+        log(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
+    return seeds, groups, train_sets, valid_sets
 
 
 def _restore_together(stores: Sequence[CheckpointStore], states: list, log) -> tuple[list, int] | None:
@@ -282,171 +331,212 @@ def _restore_together(stores: Sequence[CheckpointStore], states: list, log) -> t
     return None
 
 
+def _initial_states(configs: Sequence[Config], stores, resume: bool, mesh, log) -> tuple[Any, Any, list, int]:
+    """(model, optimizer, each arm's state, the step they start from): initialised, or restored with --resume."""
+    built = [create_train_state(c, run_keys(c)[0]) for c in configs]
+    model, tx = built[0][0], built[0][1]  # arms share the program: only their initialisers may differ
+    states = [jax.device_put(b[2], sharding.replicated(mesh)) for b in built]
+    restored = _restore_together(stores, states, log) if resume else None
+    runs_named = ", ".join(c.run_dir for c in configs)
+    if resume and restored is None:
+        log(f"--resume: no readable checkpoint common to {runs_named}; from step 0")
+    if restored is None:
+        return model, tx, states, 0
+    log(f"resumed {runs_named} from step {restored[1]}")
+    return model, tx, *restored
+
+
+def _program(model, tx, configs: Sequence[Config], groups, states: list, mesh, vectorize) -> tuple:
+    """(train step, the arms' state, their training keys): one arm's own step, or the arms' states stacked
+    under one step."""
+    train_keys = [run_keys(c)[1] for c in configs]
+    if len(configs) == 1:
+        return make_train_step(model, tx, configs[0], mesh), states[0], train_keys[0]
+    repl = sharding.replicated(mesh)
+    state = jax.device_put(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states), repl)
+    step = make_arms_train_step(model, tx, configs, groups, mesh, vectorize)
+    return step, state, jax.device_put(jnp.stack(train_keys), repl)
+
+
+def _set_up(configs: Sequence[Config], resume: bool, log, vectorize: bool | None) -> _Training:
+    """Check the configs and run folders, load the data once, build or restore the arms' states and program."""
+    for config in configs:
+        config_lib.validate(config)
+    if len(configs) > 1:
+        arms.check_same_program(configs)
+    for config in configs:
+        runs.prepare_run_dir(config, resume)
+    t, mesh = configs[0].train, sharding.data_mesh()
+    sharding.check_batch_size(t.batch_size, mesh)
+    seeds, groups, train_sets, valid_sets = _load_data(configs, log)
+    n_train = min(len(ds.images) for ds in train_sets)
+    if n_train < t.batch_size:
+        raise TrainingError(f"train.batch_size={t.batch_size} exceeds the {n_train} training images")
+    stores = [CheckpointStore(os.path.join(c.run_dir, "ckpt"), t.keep_checkpoints) for c in configs]
+    model, tx, states, start_step = _initial_states(configs, stores, resume, mesh, log)
+    train_step, state, train_key = _program(model, tx, configs, groups, states, mesh, vectorize)
+    batches_per_epoch = datasets.steps_per_epoch(n_train, t.batch_size)
+    return _Training(
+        configs,
+        groups,
+        seeds,
+        train_sets,
+        valid_sets,
+        mesh,
+        state,
+        train_key,
+        train_step,
+        held_out_metrics=[make_held_out_metrics(model, c, mesh) for c in configs],
+        reconstruct_fns=[make_reconstruct_fn(model, c) for c in configs],
+        stores=stores,
+        writers=[MetricWriter(c.run_dir, sharding.is_main(), start_step) for c in configs],
+        per_epoch=min(t.steps_per_epoch or batches_per_epoch, batches_per_epoch),
+        start_step=start_step,
+        log=log,
+    )
+
+
+def _flush(training: _Training, window: list[dict], first_step: int, losses: list[list[float]]) -> None:
+    """Bring a window of step metrics to the host, stop at the first non-finite loss naming its run and step,
+    log them and add them to each arm's losses."""
+    host = jax.device_get(window)
+    for i, writer in enumerate(training.writers):
+        arm = [_of_arm(m, i, training.stacked) for m in host]
+        for j, m in enumerate(arm):
+            if not np.isfinite(m["loss"]):
+                raise TrainingError(
+                    f"{writer.run_dir}: non-finite loss ({m['loss']}) at step {first_step + j}; the last good "
+                    "checkpoint is kept. Likely causes: learning rate too high (try train.learning_rate smaller "
+                    "by 10x), inputs outside [0, 1], or model.recon_loss=bce with targets outside [0, 1]."
+                )
+        writer.steps(first_step, arm)
+        losses[i] += [float(m["loss"]) for m in arm]
+
+
+def _save(training: _Training, step: int) -> None:
+    for i, store in enumerate(training.stores):
+        store.save(step, _of_arm(training.state, i, training.stacked))
+
+
+def _close(training: _Training) -> None:
+    for store in training.stores:
+        store.wait()
+        store.close()
+    for writer in training.writers:
+        writer.close()
+
+
+def _run_epoch(training: _Training, epoch: int, stop: _StopSignal) -> tuple[int, list[list[float]], float, bool]:
+    """Train one epoch (the first from the step resumed at); returns the step reached, each arm's step losses,
+    images per second and whether a stop signal ended it. Checkpoints every train.checkpoint_every_steps
+    within the epoch; the one that ends it is left to the caller, after the epoch's record."""
+    t, end = training.settings, (epoch + 1) * training.per_epoch
+    first_batch = max(training.start_step - epoch * training.per_epoch, 0)
+    step = window_start = epoch * training.per_epoch + first_batch
+    groups = [(ds.images, seed) for ds, seed in zip(training.train_sets, training.seeds)]
+    batch_sharding = sharding.batch_sharding(training.mesh)
+    batches = datasets.stacked_train_batches(
+        groups, t.batch_size, epoch, first_batch, batch_sharding, t.prefetch, stacked=training.stacked
+    )
+    losses, window, tic, timed_images, stopping = [[] for _ in training.configs], [], None, 0, False
+    with _progress_bar(training, epoch, first_batch) as bar:
+        for batch in itertools.islice(batches, end - step):
+            training.state, metrics = training.train_step(training.state, batch, training.train_key)
+            step += 1
+            window.append(metrics)
+            if tic is None:  # time from the second step on: the first one compiles
+                jax.block_until_ready(metrics)
+                tic = time.perf_counter()
+            else:
+                timed_images += t.batch_size
+            bar.update(1)
+            checkpoint_due = step % t.checkpoint_every_steps == 0
+            stopping = stop.requested(len(window) == 20 or checkpoint_due)
+            if len(window) == 20 or checkpoint_due or stopping:
+                _flush(training, window, window_start + 1, losses)
+                window, window_start = [], step
+                rate = timed_images / max(time.perf_counter() - tic, 1e-9)
+                bar.set_postfix(loss=f"{losses[0][-1]:.4g}", img_s=f"{rate:.0f}")
+            if (checkpoint_due or stopping) and step < end:
+                _save(training, step)
+            if stopping:
+                break
+    _flush(training, window, window_start + 1, losses)
+    elapsed = time.perf_counter() - tic if tic else 0.0
+    return step, losses, timed_images / elapsed if elapsed else math.nan, stopping
+
+
+def _progress_bar(training: _Training, epoch: int, first_batch: int) -> tqdm:
+    arms_note = f" ({len(training.configs)} arms)" if training.stacked else ""
+    return tqdm(
+        total=training.per_epoch,
+        initial=first_batch,
+        desc=f"epoch {epoch + 1}/{training.settings.epochs}{arms_note}",
+        unit="step",
+        dynamic_ncols=True,
+        leave=False,
+        disable=not sharding.is_main(),
+    )
+
+
+def _record_epoch(training: _Training, i: int, epoch: int, step: int, losses: list[float], rate: float) -> dict:
+    """Arm i's record of an epoch: held-out metrics, reconstruction grid, metrics.jsonl line and TensorBoard
+    scalars (process 0 writes them); returns the line."""
+    config, t = training.configs[i], training.settings
+    params = _of_arm(training.state.params, i, training.stacked)
+    valid = training.valid_sets[training.groups[i]].images
+    held_out = training.held_out_metrics[i](params, valid[: t.eval_images or None])
+    grid = os.path.join(config.run_dir, f"reconstructions_epoch{epoch + 1:03d}.png")
+    if sharding.is_main():  # on this process's devices, from a host copy of the (replicated) parameters
+        title = f"{config.name}: held-out images after epoch {epoch + 1}"
+        host = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
+        reconstruction_grid(training.reconstruct_fns[i], config, host, np.asarray(valid[: t.grid_images]), grid, title)
+    record = {
+        "status": "complete",
+        "epoch": epoch + 1,
+        "step": step,
+        "train_loss": float(np.mean(losses)) if losses else math.nan,
+        "images_per_s": rate,
+        **held_out,
+        "reconstruction_grid": grid,
+    }
+    training.writers[i].epoch(record)
+    training.log(
+        f"{config.name + ': ' if training.stacked else ''}epoch {epoch + 1}/{t.epochs} step {step}: train loss "
+        f"{record['train_loss']:.5g}, held-out mse {record['eval_mse']:.5f}, psnr {record['eval_psnr']:.2f} dB, "
+        f"{rate:.0f} images/s"
+    )
+    return record
+
+
+def _interrupted(training: _Training, stop: _StopSignal, step: int, lasts: list[dict]) -> list[dict]:
+    name = signal.Signals(stop.received).name if stop.received else "stop signal (another process)"
+    run_dirs = ", ".join(c.run_dir for c in training.configs)
+    training.log(f"{name} received: checkpoint saved at step {step} in {run_dirs}; continue with --resume")
+    return [{**last, "status": f"interrupted by {name}", "step": step} for last in lasts]
+
+
 def train_together(
     configs: Sequence[Config], resume: bool = False, log: Callable[[str], None] = print, vectorize: bool | None = None
 ) -> list[dict]:
     """Train each config into its run folder; several (arms: see ae_jax.train.arms) as one program over data loaded
     once (`vectorize`: see make_arms_train_step). Returns each run's last epoch's metrics (and how the run
     ended). In a multi-process job every process calls it; process 0 logs and writes metrics, grids and
-    config.json."""
-    for config in configs:
-        config_lib.validate(config)
-    stacked = len(configs) > 1
-    if stacked:
-        arms.check_same_program(configs)
-    main = sharding.is_main()
-    log = log if main else (lambda message: None)
-    for config in configs:
-        runs.prepare_run_dir(config, resume)
-    t = configs[0].train
-    mesh = sharding.data_mesh()
-    repl = sharding.replicated(mesh)
-    sharding.check_batch_size(t.batch_size, mesh)
-    seeds = sorted({c.seed for c in configs})  # one data group per seed: its order (and rendered faces)
-    groups = [seeds.index(c.seed) for c in configs]
-    leads = [configs[groups.index(g)] for g in range(len(seeds))]
-    train_sets = [datasets.load_split(c.data, "train", c.seed) for c in leads]
-    valid_sets = [datasets.load_split(c.data, "valid", c.seed) for c in leads]
-    for ds in train_sets + valid_sets:
-        log(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
-    n_train = min(len(ds.images) for ds in train_sets)
-    if n_train < t.batch_size:
-        raise TrainingError(f"train.batch_size={t.batch_size} exceeds the {n_train} training images")
-
-    keys = [jax.random.split(make_key(c.seed), 3) for c in configs]  # init, train, eval
-    built = [create_train_state(c, k[0]) for c, k in zip(configs, keys)]
-    model, tx = built[0][0], built[0][1]  # arms share the program: only their initialisers may differ
-    states = [jax.device_put(b[2], repl) for b in built]
-    stores = [CheckpointStore(os.path.join(c.run_dir, "ckpt"), t.keep_checkpoints) for c in configs]
-    start_step = 0
-    if resume:
-        restored = _restore_together(stores, states, log)
-        if restored is None:
-            log(f"--resume: no readable checkpoint common to {', '.join(c.run_dir for c in configs)}; from step 0")
-        else:
-            states, start_step = restored
-            log(f"resumed {', '.join(c.run_dir for c in configs)} from step {start_step}")
-    if stacked:
-        state = jax.device_put(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states), repl)
-        train_key = jax.device_put(jnp.stack([k[1] for k in keys]), repl)
-        train_step = make_arms_train_step(model, tx, configs, groups, mesh, vectorize)
-    else:
-        state, train_key = states[0], keys[0][1]
-        train_step = make_train_step(model, tx, configs[0], mesh)
-    del states, built
-    eval_steps = [make_eval_step(model, c, mesh) for c in configs]
-    reconstruct_fns = [make_reconstruct_fn(model, c) for c in configs]
-    batches_per_epoch = datasets.steps_per_epoch(n_train, t.batch_size)
-    per_epoch = min(t.steps_per_epoch or batches_per_epoch, batches_per_epoch)
-    writers = [MetricWriter(c.run_dir, active=main) for c in configs]
-    lasts: list[dict] = [{"status": "complete", "step": start_step} for _ in configs]
-
-    def save(step: int) -> None:
-        for i, store in enumerate(stores):
-            store.save(step, _of_arm(state, i, stacked))
-
-    def close() -> None:
-        for store in stores:
-            store.wait()
-            store.close()
-        for writer in writers:
-            writer.close()
-
+    config.json. An epoch's record is written before the checkpoint that ends it, so a run killed anywhere and
+    resumed records every epoch once (ae_jax.train.metrics drops the records past the checkpoint resumed from)."""
+    log = log if sharding.is_main() else (lambda message: None)
+    training = _set_up(configs, resume, log, vectorize)
+    lasts = [{"status": "complete", "step": training.start_step} for _ in configs]
     with _StopSignal() as stop:
-        for epoch in range(start_step // per_epoch, t.epochs):
-            first_batch = start_step % per_epoch if epoch == start_step // per_epoch else 0
-            step = epoch * per_epoch + first_batch
-            batches = datasets.stacked_train_batches(
-                [(ds.images, seed) for ds, seed in zip(train_sets, seeds)],
-                t.batch_size,
-                epoch,
-                first_batch,
-                sharding.batch_sharding(mesh),
-                t.prefetch,
-                stacked=stacked,
-            )
-            losses, window, window_start = [[] for _ in configs], [], step
-            tic, timed_images, stopping = None, 0, False
-            with tqdm(
-                total=per_epoch,
-                initial=first_batch,
-                desc=f"epoch {epoch + 1}/{t.epochs}" + (f" ({len(configs)} arms)" if stacked else ""),
-                unit="step",
-                dynamic_ncols=True,
-                leave=False,
-                disable=not main,
-            ) as bar:
-                for batch in batches:
-                    if step >= (epoch + 1) * per_epoch:
-                        break
-                    state, metrics = train_step(state, batch, train_key)
-                    step += 1
-                    window.append(metrics)
-                    if tic is None:  # time from the second step on: the first one compiles
-                        jax.block_until_ready(metrics)
-                        tic = time.perf_counter()
-                    else:
-                        timed_images += t.batch_size
-                    bar.update(1)
-                    checkpoint_due = step % t.checkpoint_every_steps == 0
-                    stopping = stop.requested(len(window) == 20 or checkpoint_due)
-                    if len(window) == 20 or checkpoint_due or stopping:
-                        for arm_losses, new in zip(losses, _flush(writers, window, window_start + 1, stacked)):
-                            arm_losses += new
-                        window, window_start = [], step
-                        rate = timed_images / max(time.perf_counter() - tic, 1e-9)
-                        bar.set_postfix(loss=f"{losses[0][-1]:.4g}", img_s=f"{rate:.0f}")
-                    if checkpoint_due or stopping:
-                        save(step)
-                    if stopping:
-                        break
-            for arm_losses, new in zip(losses, _flush(writers, window, window_start + 1, stacked)):
-                arm_losses += new
-            elapsed = time.perf_counter() - tic if tic else 0.0
+        for epoch in range(training.start_step // training.per_epoch, training.settings.epochs):
+            step, losses, rate, stopping = _run_epoch(training, epoch, stop)
+            if step == (epoch + 1) * training.per_epoch:
+                lasts = [_record_epoch(training, i, epoch, step, losses[i], rate) for i in range(len(configs))]
+            _save(training, step)
             if stopping:
-                save(step)
-                close()
-                name = signal.Signals(stop.received).name if stop.received else "stop signal (another process)"
-                log(
-                    f"{name} received: checkpoint saved at step {step} in {', '.join(c.run_dir for c in configs)}; "
-                    "continue with --resume"
-                )
-                return [{**last, "status": f"interrupted by {name}", "step": step} for last in lasts]
-            save(step)
-            for i, config in enumerate(configs):
-                params = _of_arm(state.params, i, stacked)
-                valid = valid_sets[groups[i]].images
-                eval_metrics = evaluate(
-                    eval_steps[i], params, valid[: t.eval_images or None], t.batch_size, keys[i][2], mesh
-                )
-                grid = os.path.join(config.run_dir, f"reconstructions_epoch{epoch + 1:03d}.png")
-                if main:  # on this process's devices, from a host copy of the (replicated) parameters
-                    title = f"{config.name}: held-out images after epoch {epoch + 1}"
-                    host = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
-                    reconstruction_grid(
-                        reconstruct_fns[i], config, host, np.asarray(valid[: t.grid_images]), keys[i][2], grid, title
-                    )
-                lasts[i] = {
-                    "status": "complete",
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "train_loss": float(np.mean(losses[i])) if losses[i] else math.nan,
-                    "images_per_s": timed_images / elapsed if elapsed else math.nan,
-                    **{f"eval_{k}": v for k, v in eval_metrics.items()},
-                    "kl_share": (
-                        config.model.kl_weight * eval_metrics["kl"] / eval_metrics["recon"]
-                        if config.model.variational
-                        else 0.0
-                    ),
-                    "reconstruction_grid": grid,
-                }
-                writers[i].epoch(lasts[i])
-                log(
-                    f"{config.name if stacked else ''}{': ' if stacked else ''}epoch {epoch + 1}/{t.epochs} "
-                    f"step {step}: train loss {lasts[i]['train_loss']:.5g}, held-out mse {eval_metrics['mse']:.5f}, "
-                    f"psnr {eval_metrics['psnr']:.2f} dB, {lasts[i]['images_per_s']:.0f} images/s"
-                )
-    close()
+                _close(training)
+                return _interrupted(training, stop, step, lasts)
+    _close(training)
     return lasts
 
 

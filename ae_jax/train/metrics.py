@@ -1,6 +1,10 @@
 """A run's metrics, written where researchers look for them: per-epoch lines in metrics.jsonl (the file every
 tool here reads), per-step scalars in steps.jsonl, and both plus the reconstruction grids as TensorBoard event
-files under <run>/tensorboard (`tensorboard --logdir checkpoints`), through tensorboardX: no TensorFlow."""
+files under <run>/tensorboard (`tensorboard --logdir checkpoints`), through tensorboardX: no TensorFlow.
+
+A run that starts from a checkpoint drops the records written after it (a killed run may have written them
+before the checkpoint that would have followed) and writes them again, so every step and epoch is recorded
+once."""
 
 from __future__ import annotations
 
@@ -11,15 +15,42 @@ import os
 import numpy as np
 from PIL import Image
 
+from ae_jax import stages
+
+
+def _step_of(line: str) -> int | None:
+    """The step of a jsonl record, or None for a line cut short by a kill."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def keep_records_until(path: str, step: int) -> None:
+    """Rewrite a jsonl file of records keeping those up to `step` (none when step is 0)."""
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    kept = [line for line in lines if (s := _step_of(line)) is not None and s <= step]
+    if kept != lines:
+        stages.write_atomically(path, lambda f: f.write("".join(line + "\n" for line in kept)), mode="w")
+
 
 class MetricWriter:
-    """Writes in the main process only (`active`); elsewhere every method does nothing."""
+    """Writes in the main process only (`active`); elsewhere every method does nothing. `start_step`: the step
+    the run starts from; records of later steps are dropped (TensorBoard's are purged)."""
 
-    def __init__(self, run_dir: str, active: bool = True):
+    def __init__(self, run_dir: str, active: bool = True, start_step: int = 0):
         from tensorboardX import SummaryWriter
 
         self.run_dir, self.active = run_dir, active
-        self._board = SummaryWriter(os.path.join(run_dir, "tensorboard")) if active else None
+        if not active:
+            self._board = None
+            return
+        for name in ("metrics.jsonl", "steps.jsonl"):
+            keep_records_until(os.path.join(run_dir, name), start_step)
+        self._board = SummaryWriter(os.path.join(run_dir, "tensorboard"), purge_step=start_step + 1)
 
     def _append(self, name: str, line: dict) -> None:
         with open(os.path.join(self.run_dir, name), "a") as f:

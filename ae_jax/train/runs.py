@@ -128,7 +128,9 @@ def locate(config: Config, log) -> tuple[Config, str, dict | None]:
         run_config = _same_run_under_another_name(run_config, key, log)
     refuse_another_config(config, run_config.run_dir)
     lines = stages.read_jsonl(os.path.join(run_config.run_dir, "metrics.jsonl")) or []
-    return run_config, key, lines[-1] if lines and lines[-1].get("epoch") == config.train.epochs else None
+    last = lines[-1] if lines else {}
+    saved = os.path.isdir(os.path.join(run_config.run_dir, "ckpt", str(last.get("step"))))  # written after the line
+    return run_config, key, last if last.get("epoch") == config.train.epochs and saved else None
 
 
 def _same_run_under_another_name(run_config: Config, key: str, log) -> Config:
