@@ -122,10 +122,8 @@ def _with_out(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="results", help="the page goes to <out>/<study>/index.html, runs to <out>/runs")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ae-jax", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_train(sub) -> None:
+    """`ae-jax train`: a preset or JSON config, --set overrides, --resume, and --arms grids."""
     p = sub.add_parser("train", help="train an AE or VAE from a preset or JSON config")
     p.add_argument("--config", default="faces", help="preset name or JSON file (may name a 'base' preset)")
     _with_settings(p)
@@ -140,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_train)
 
+
+def _add_encode(sub) -> None:
+    """`ae-jax encode`: a run folder, the split, the output file and the batch size."""
     p = sub.add_parser(
         "encode",
         help="encode a split of a trained run (or, with --set data.* and --out, of another dataset) into z-points",
@@ -160,32 +161,43 @@ def build_parser() -> argparse.ArgumentParser:
     _with_settings(p)
     p.set_defaults(func=_encode)
 
-    for name, func, help_text in (
-        ("eval", _eval, "run evaluators (eval.names, or --evals) on a trained run"),
-        ("analyze", _analyze, "the distribution evaluator: z-point statistics and figures"),
-        ("sample", _sample, "the generators evaluator: generated z-points' hits, radii, decoded grids"),
-    ):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("run", nargs="?", help="run folder (its eval.split is encoded when needed)")
-        p.add_argument("--z", help="z-points .npy instead of a run folder (no decoding)")
-        p.add_argument("--config", help="with --z: preset or JSON file for the settings (default: the defaults)")
-        p.add_argument("--out", required=name != "eval", help="output folder (eval: default <run>/eval)")
-        _with_settings(p)
-        p.set_defaults(func=func)
-        if name == "eval":
-            p.add_argument("--evals", help="comma-separated evaluators, e.g. distribution,generators")
-        if name in ("eval", "sample"):
-            p.add_argument("--judge", help="judge folder (from `ae-jax judge`) to score decoded images")
-        if name == "sample":
-            p.add_argument("--sampler", help="one generator instead of generators.specs: grid, uniform, isotropic, ...")
-            p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="e.g. bound=1.5")
 
+_EVALUATOR_COMMANDS = (
+    ("eval", _eval, "run evaluators (eval.names, or --evals) on a trained run"),
+    ("analyze", _analyze, "the distribution evaluator: z-point statistics and figures"),
+    ("sample", _sample, "the generators evaluator: generated z-points' hits, radii, decoded grids"),
+)
+
+
+def _add_evaluator_command(sub, name: str, func, help_text: str) -> None:
+    """One evaluator command (eval, analyze, sample): a run folder or --z points, plus its own options."""
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("run", nargs="?", help="run folder (its eval.split is encoded when needed)")
+    p.add_argument("--z", help="z-points .npy instead of a run folder (no decoding)")
+    p.add_argument("--config", help="with --z: preset or JSON file for the settings (default: the defaults)")
+    p.add_argument("--out", required=name != "eval", help="output folder (eval: default <run>/eval)")
+    _with_settings(p)
+    p.set_defaults(func=func)
+    if name == "eval":
+        p.add_argument("--evals", help="comma-separated evaluators, e.g. distribution,generators")
+    if name in ("eval", "sample"):
+        p.add_argument("--judge", help="judge folder (from `ae-jax judge`) to score decoded images")
+    if name == "sample":
+        p.add_argument("--sampler", help="one generator instead of generators.specs: grid, uniform, isotropic, ...")
+        p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="e.g. bound=1.5")
+
+
+def _add_judge(sub) -> None:
+    """`ae-jax judge`: a config and the output folder for the judge's checkpoint."""
     p = sub.add_parser("judge", help="train the in-project feature network used to score generated images")
     p.add_argument("--config", default="faces")
     _with_settings(p)
     p.add_argument("--out", required=True, help="output folder for the judge's checkpoint")
     p.set_defaults(func=_judge)
 
+
+def _add_study(sub) -> None:
+    """`ae-jax study`: a study name (or all), smoke or --full size, the results folder."""
     p = sub.add_parser(
         "study",
         help="run a study (or all): its models, evaluators and results page",
@@ -199,11 +211,27 @@ def build_parser() -> argparse.ArgumentParser:
     _with_settings(p)
     p.set_defaults(func=_study)
 
+
+def _add_demo(sub) -> None:
+    """`ae-jax demo`: the demo study, --quick for the tiny preset."""
     p = sub.add_parser("demo", help="the demo study: embedded faces -> AE and tiny-KL VAE -> every evaluator -> page")
     p.add_argument("--quick", action="store_true", help="the tiny preset (seconds), as the tests run it")
     _with_out(p)
     _with_settings(p)
     p.set_defaults(func=_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `ae-jax` command line: one sub-command per stage (train, encode, evaluators, judge, study, demo)."""
+    parser = argparse.ArgumentParser(prog="ae-jax", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_encode(sub)
+    for name, func, help_text in _EVALUATOR_COMMANDS:
+        _add_evaluator_command(sub, name, func, help_text)
+    _add_judge(sub)
+    _add_study(sub)
+    _add_demo(sub)
     return parser
 
 

@@ -243,12 +243,27 @@ def decoder_sizes(size: int, strides, kernels, padding: str) -> list[int]:
 
 
 def validate(config: Config) -> None:
+    """Refuse a config before any work starts, naming the first bad key (sections in a fixed order)."""
+    _check_choices(config)
+    _check(bool(config.name) and "/" not in config.name, "name", "must be a non-empty name without '/'")
+    _check_data(config.data)
+    _check_model_sizes(config.model)
+    _check_conv_lists(config.model)
+    _check_shapes(config.data, config.model)
+    _check_train(config.train)
+    _check_analysis(config)
+
+
+def _check_choices(config: Config) -> None:
+    """Every enumerated setting (CHOICES) holds one of its allowed values."""
     for key, allowed in CHOICES.items():
         section, field = key.split(".")
         value = getattr(getattr(config, section), field)
         _check(value in allowed, key, f"{value!r} is not one of {', '.join(map(str, allowed))}")
-    d, m, t = config.data, config.model, config.train
-    _check(bool(config.name) and "/" not in config.name, "name", "must be a non-empty name without '/'")
+
+
+def _check_data(d: DataConfig) -> None:
+    """The data section: positive sizes, fractions in range, channels and task the dataset can serve."""
     _check(d.image_size > 0, "data.image_size", "must be > 0")
     _check(d.crop_size > 0, "data.crop_size", "must be > 0")
     _check(d.num_images >= 0, "data.num_images", "must be >= 0 (0: all)")
@@ -267,19 +282,28 @@ def validate(config: Config) -> None:
         "data.task",
         f"recolor needs RGB images, data.name={d.name} is read with {d.image_channels} channel (data.channels)",
     )
+
+
+def _check_model_sizes(m: ModelConfig) -> None:
+    """A positive latent size, and a KL weight only where the model is variational."""
     _check(m.z_dim > 0, "model.z_dim", f"must be > 0, got {m.z_dim}")
     _check(m.kl_weight >= 0, "model.kl_weight", f"must be >= 0, got {m.kl_weight}")
     _check(not (m.kl_weight > 0 and not m.variational), "model.kl_weight", "is only used with model.variational=true")
-    for prefix, names in (
-        ("encoder_conv", ("filters", "kernel_size", "strides")),
-        ("decoder_conv_t", ("filters", "kernel_size", "strides")),
-    ):
-        lists = {n: getattr(m, f"{prefix}_{n}") for n in names}
+
+
+def _check_conv_lists(m: ModelConfig) -> None:
+    """Encoder and decoder per-layer lists: non-empty, equally long, positive entries."""
+    for prefix in ("encoder_conv", "decoder_conv_t"):
+        lists = {n: getattr(m, f"{prefix}_{n}") for n in ("filters", "kernel_size", "strides")}
         n0 = len(lists["filters"])
         _check(n0 > 0, f"model.{prefix}_filters", "needs at least one layer")
         for n, v in lists.items():
             _check(len(v) == n0, f"model.{prefix}_{n}", f"has {len(v)} entries but {prefix}_filters has {n0}")
             _check(all(x > 0 for x in v), f"model.{prefix}_{n}", f"entries must be > 0, got {v}")
+
+
+def _check_shapes(d: DataConfig, m: ModelConfig) -> None:
+    """The decoder ends in the image's channels and, after the encoder, returns to the image's size."""
     _check(
         m.decoder_conv_t_filters[-1] == d.image_channels,
         "model.decoder_conv_t_filters",
@@ -301,30 +325,48 @@ def validate(config: Config) -> None:
         "model.decoder_conv_t_strides",
         f"decoder output size {dec[-1]} (sizes {dec}) differs from data.image_size={d.image_size}",
     )
+
+
+def _check_train(t: TrainConfig) -> None:
+    """The train section: positive counts and learning rate; 0 allowed where it means 'all'."""
     for key in ("batch_size", "epochs", "checkpoint_every_steps", "keep_checkpoints", "grid_images", "prefetch"):
         _check(getattr(t, key) > 0, f"train.{key}", "must be > 0")
     for key in ("steps_per_epoch", "eval_images"):
         _check(getattr(t, key) >= 0, f"train.{key}", "must be >= 0")
     _check(t.learning_rate > 0, "train.learning_rate", "must be > 0")
-    _check_analysis(config)
 
 
 def _check_analysis(config: Config) -> None:
     """The sections after training: positive sizes and widths, ranges in order."""
-    a, g, j, i = config.distribution, config.generators, config.judge, config.intrinsic
+    _check_distribution(config.distribution)
+    _check_generators(config.generators, config.judge)
+    _check_judge(config.judge)
+    i = config.intrinsic
+    _check(3 <= i.min_points <= i.max_points, "intrinsic.min_points", "must be in 3..intrinsic.max_points")
+    _check(all(k > 0 for k in config.eval.report_ks), "eval.report_ks", "entries must be > 0")
+
+
+def _check_hist_range(a: DistributionConfig) -> None:
+    """An explicit histogram range is lo,hi with hi > lo spanning a whole number of bins."""
+    if not a.hist_range:
+        return
+    _check(
+        len(a.hist_range) == 2 and a.hist_range[1] > a.hist_range[0],
+        "distribution.hist_range",
+        f"must be empty (from the data) or lo,hi with hi > lo, got {a.hist_range}",
+    )
+    bins = (a.hist_range[1] - a.hist_range[0]) / a.bin_width
+    _check(
+        math.isclose(bins, round(bins), rel_tol=1e-9),
+        "distribution.hist_range",
+        f"hi - lo = {a.hist_range[1] - a.hist_range[0]:g} is not a whole number of bins of {a.bin_width:g}",
+    )
+
+
+def _check_distribution(a: DistributionConfig) -> None:
+    """The distribution section: bin widths and ranges, positive widths and counts, valid axis pairs."""
     _check(a.bin_width > 0, "distribution.bin_width", "must be > 0")
-    if a.hist_range:
-        _check(
-            len(a.hist_range) == 2 and a.hist_range[1] > a.hist_range[0],
-            "distribution.hist_range",
-            f"must be empty (from the data) or lo,hi with hi > lo, got {a.hist_range}",
-        )
-        bins = (a.hist_range[1] - a.hist_range[0]) / a.bin_width
-        _check(
-            math.isclose(bins, round(bins), rel_tol=1e-9),
-            "distribution.hist_range",
-            f"hi - lo = {a.hist_range[1] - a.hist_range[0]:g} is not a whole number of bins of {a.bin_width:g}",
-        )
+    _check_hist_range(a)
     for key in ("radius_bin_widths", "zoom_half_sides", "count_mu", "count_half_width"):
         values = getattr(a, key)
         _check(all(v > 0 for v in values), f"distribution.{key}", f"entries must be > 0, got {values}")
@@ -346,6 +388,10 @@ def _check_analysis(config: Config) -> None:
         f"pairs of two different 1-based axes, e.g. 1:18,8:35, got {a.pca_axis_pairs}",
     )
     _check(all(k >= 0 for k in a.tsne_inputs), "distribution.tsne_inputs", "0 (raw z) or a number of components")
+
+
+def _check_generators(g: GeneratorsConfig, j: JudgeConfig) -> None:
+    """The generators section: known samplers, positive sizes, more points than neighbours."""
     _check(len(g.specs) > 0, "generators.specs", "needs at least one generator")
     for spec in g.specs:
         _check_spec(spec)
@@ -355,14 +401,16 @@ def _check_analysis(config: Config) -> None:
     _check(g.precision_points > g.precision_k, "generators.precision_points", "must exceed generators.precision_k")
     _check(g.grid_images > 0, "generators.grid_images", "must be > 0")
     _check(g.judge_images > j.precision_k, "generators.judge_images", "must exceed judge.precision_k")
+
+
+def _check_judge(j: JudgeConfig) -> None:
+    """The judge section: positive training sizes, a non-negative weight decay, positive filters."""
     for key in ("epochs", "batch_size", "learning_rate", "precision_k", "features", "convs_per_stage"):
         _check(getattr(j, key) > 0, f"judge.{key}", "must be > 0")
     _check(j.weight_decay >= 0, "judge.weight_decay", "must be >= 0")
     _check(
         len(j.filters) > 0 and all(f > 0 for f in j.filters), "judge.filters", f"entries must be > 0, got {j.filters}"
     )
-    _check(3 <= i.min_points <= i.max_points, "intrinsic.min_points", "must be in 3..intrinsic.max_points")
-    _check(all(k > 0 for k in config.eval.report_ks), "eval.report_ks", "entries must be > 0")
 
 
 def _check_spec(spec: GeneratorSpec) -> None:

@@ -8,6 +8,7 @@ their signed distance in pixel units, so any resolution renders the same face.
 from __future__ import annotations
 
 import functools
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -69,56 +70,88 @@ def _paint(canvas: jax.Array, color: jax.Array, coverage: jax.Array) -> jax.Arra
     return canvas + (color - canvas) * coverage[..., None]
 
 
-def _render_face(factors: jax.Array, x: jax.Array, y: jax.Array, pixel_size: float) -> jax.Array:
-    """One face (H, W, 3) in [0, 1] from one factor vector; x, y are the (H, W) pixel-centre coordinates."""
-    f = dict(zip(FACE_FACTORS, factors))
-    centre_x, centre_y = _lerp(0.40, 0.60, f["head_x"]), _lerp(0.46, 0.58, f["head_y"])
-    half_height = _lerp(0.26, 0.35, f["head_size"])
-    half_width = half_height * _lerp(0.70, 0.90, f["head_aspect"])
+class _Head(typing.NamedTuple):
+    """Where the head ellipse sits: its centre and half-axes in [0, 1] image coordinates."""
 
+    centre_x: jax.Array
+    centre_y: jax.Array
+    half_width: jax.Array
+    half_height: jax.Array
+
+
+def _head_geometry(f: dict[str, jax.Array]) -> _Head:
+    """The head's centre and half-axes from the position, size and aspect factors."""
+    half_height = _lerp(0.26, 0.35, f["head_size"])
+    return _Head(
+        centre_x=_lerp(0.40, 0.60, f["head_x"]),
+        centre_y=_lerp(0.46, 0.58, f["head_y"]),
+        half_width=half_height * _lerp(0.70, 0.90, f["head_aspect"]),
+        half_height=half_height,
+    )
+
+
+def _face_colors(f: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(background, skin, hair) RGB colours from the colour factors."""
     hue = 2 * jnp.pi * (0.8 * f["background_hue"] + jnp.array([0.0, 1 / 3, 2 / 3]))  # not a full turn: 0 and 1 differ
     background = _lerp(0.25, 0.95, f["background_brightness"]) * (0.55 + 0.45 * jnp.cos(hue))
     skin = jnp.clip(_lerp(_LIGHT_SKIN, _DARK_SKIN, f["skin_tone"]) + _WARM_SHIFT * f["skin_warmth"], 0, 1)
     palette_position = jnp.linspace(0, 1, len(_HAIR_PALETTE))
     hair = jax.vmap(jnp.interp, in_axes=(None, None, 1))(f["hair_color"], palette_position, _HAIR_PALETTE)
+    return background, skin, hair
 
-    def coverage(distance):
-        return _coverage(distance, pixel_size)
 
-    head = coverage(_ellipse_distance(x, y, centre_x, centre_y, half_width, half_height))
-    # Hair behind the head reaches further down the sides with more hair; the fringe covers the forehead.
+def _hair_layers(f, x, y, h: _Head, head: jax.Array, pixel_size: float) -> tuple[jax.Array, jax.Array]:
+    """(back hair, fringe) coverage: more hair reaches further down the sides; the fringe covers the forehead."""
+    centre_x, centre_y, half_width, half_height = h
     hair_amount = _lerp(0.15, 1.0, f["hair_amount"])
-    back_hair = coverage(
-        _ellipse_distance(x, y, centre_x, centre_y - 0.12 * half_height, 1.12 * half_width, 1.02 * half_height)
+    back_hair = _coverage(
+        _ellipse_distance(x, y, centre_x, centre_y - 0.12 * half_height, 1.12 * half_width, 1.02 * half_height),
+        pixel_size,
     )
-    back_hair = back_hair * coverage(y - (centre_y - 0.3 * half_height + 0.9 * hair_amount * half_height))
+    back_hair = back_hair * _coverage(y - (centre_y - 0.3 * half_height + 0.9 * hair_amount * half_height), pixel_size)
     hairline = (
         centre_y
         - half_height
         + _lerp(0.15, 0.6, hair_amount) * half_height
         + 0.35 * half_height * ((x - centre_x) / half_width) ** 2
     )
-    fringe = head * coverage(y - hairline)
+    return back_hair, head * _coverage(y - hairline, pixel_size)
 
-    eye_y = centre_y - 0.08 * half_height
-    eye_radius = _lerp(0.10, 0.20, f["eye_size"]) * half_width
-    eye_offset = _lerp(0.28, 0.50, f["eye_spacing"]) * half_width
-    eye_whites = sum(
-        coverage(_ellipse_distance(x, y, centre_x + side * eye_offset, eye_y, eye_radius, 0.75 * eye_radius))
-        for side in (-1, 1)
-    )
-    pupils = sum(
-        coverage(_ellipse_distance(x, y, centre_x + side * eye_offset, eye_y, 0.5 * eye_radius, 0.5 * eye_radius))
-        for side in (-1, 1)
-    )
 
-    # The mouth is a band around a parabola whose centre dips below its corners when smiling.
-    mouth_y = centre_y + 0.5 * half_height
-    mouth_half_width = _lerp(0.18, 0.50, f["mouth_width"]) * half_width
-    along = (x - centre_x) / mouth_half_width
-    curve_y = mouth_y + _lerp(-0.14, 0.14, f["mouth_curvature"]) * half_height * (1 - along**2)
-    mouth = coverage(jnp.maximum(jnp.abs(y - curve_y) - 0.035 * half_height, jnp.abs(x - centre_x) - mouth_half_width))
+def _eye_layers(f, x, y, h: _Head, pixel_size: float) -> tuple[jax.Array, jax.Array]:
+    """(eye whites, pupils) coverage of the two eyes, placed symmetrically about the head's centre."""
+    eye_y = h.centre_y - 0.08 * h.half_height
+    eye_radius = _lerp(0.10, 0.20, f["eye_size"]) * h.half_width
+    eye_offset = _lerp(0.28, 0.50, f["eye_spacing"]) * h.half_width
 
+    def both_eyes(radius_x, radius_y):
+        return sum(
+            _coverage(_ellipse_distance(x, y, h.centre_x + side * eye_offset, eye_y, radius_x, radius_y), pixel_size)
+            for side in (-1, 1)
+        )
+
+    return both_eyes(eye_radius, 0.75 * eye_radius), both_eyes(0.5 * eye_radius, 0.5 * eye_radius)
+
+
+def _mouth_layer(f, x, y, h: _Head, pixel_size: float) -> jax.Array:
+    """Mouth coverage: a band around a parabola whose centre dips below its corners when smiling."""
+    mouth_y = h.centre_y + 0.5 * h.half_height
+    mouth_half_width = _lerp(0.18, 0.50, f["mouth_width"]) * h.half_width
+    along = (x - h.centre_x) / mouth_half_width
+    curve_y = mouth_y + _lerp(-0.14, 0.14, f["mouth_curvature"]) * h.half_height * (1 - along**2)
+    band = jnp.maximum(jnp.abs(y - curve_y) - 0.035 * h.half_height, jnp.abs(x - h.centre_x) - mouth_half_width)
+    return _coverage(band, pixel_size)
+
+
+def _render_face(factors: jax.Array, x: jax.Array, y: jax.Array, pixel_size: float) -> jax.Array:
+    """One face (H, W, 3) in [0, 1] from one factor vector; x, y are the (H, W) pixel-centre coordinates."""
+    f = dict(zip(FACE_FACTORS, factors))
+    h = _head_geometry(f)
+    background, skin, hair = _face_colors(f)
+    head = _coverage(_ellipse_distance(x, y, h.centre_x, h.centre_y, h.half_width, h.half_height), pixel_size)
+    back_hair, fringe = _hair_layers(f, x, y, h, head, pixel_size)
+    eye_whites, pupils = _eye_layers(f, x, y, h, pixel_size)
+    mouth = _mouth_layer(f, x, y, h, pixel_size)
     canvas = jnp.broadcast_to(background, x.shape + (3,))
     for color, layer in (
         (hair, back_hair),
