@@ -9,15 +9,20 @@ are first asked for, so a new module is found without editing another file.
 
 `run` refuses unknown names before any work, then runs each evaluator unless the result.json in its folder
 was made from the same inputs (its config sections and the digests of the artefacts it reads), and writes
-config.json beside every result. To add one (tests/test_toy_evaluator.py does this):
+config.json beside every result. To add one, write a module here (or, as tests/test_toy_evaluator.py does,
+anywhere that is imported before the run):
 
-    def measure(ctx, folder):
-        return {"mean": float(encode.points(ctx).mean())}, {}
+    def measure(ctx, folder):  # -> (JSON-ready numbers, {figure name: PNG path in folder})
+        z = encode.points(ctx)
+        return {"max_abs": float(abs(z).max())}, {}
 
     def view(result, label, ks):
-        return View(headline={"z mean": result.numbers["mean"]}, findings=[f"{label}: z mean {...:.3g}."])
+        n = result.numbers
+        return View(headline={"max |z|": n["max_abs"]}, findings=[f"{label}: max |z| {n['max_abs']:.3g}."])
 
-    register(Evaluator("z_mean", measure, view, inputs=lambda ctx: {"z": encode.points_digest(ctx)}))
+    register(Evaluator("max_abs", measure, view, inputs=lambda ctx: {"z": encode.points_digest(ctx)}))
+
+and name it in `eval.names`, `ae-jax eval --evals` or a study's evaluators.
 """
 
 from __future__ import annotations
