@@ -216,6 +216,12 @@ def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
     return numbers, numbers.pop("figures")
 
 
+def check_specs(config) -> None:
+    """Refuse a generator spec that names an unknown sampler or parameter."""
+    for s in config.generators.specs:
+        parse_spec(s)
+
+
 def short_label(row: dict) -> str:
     """A generator's label, or for fitted ones (whose labels list fitted values) its sampler's name."""
     return row["label"] if row["sampler"] in ("grid", "uniform", "isotropic") else f"fitted {row['sampler']}"
@@ -275,5 +281,6 @@ registry.register(
             "data": registry.data_inputs(c) if c.run_dir else None,
         },
         sections=("generators",),
+        check=check_specs,
     )
 )

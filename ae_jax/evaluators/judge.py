@@ -110,6 +110,7 @@ registry.register(
         title="judge scores",
         needs_run=True,
         needs_judge=True,
+        check=generators.check_specs,
         format=2,  # 2: the real-vs-real reference row
     )
 )

@@ -152,6 +152,7 @@ class Evaluator:
     needs_run: bool = False
     needs_judge: bool = False
     format: int = 1  # bump when the same inputs would give other numbers
+    check: Callable[[Config], None] = lambda config: None  # refuses settings it cannot use, before any work
 
 
 EVALUATORS: dict[str, Evaluator] = {}
@@ -193,19 +194,16 @@ def title(name: str) -> str:
 
 
 def check(config: Config, names: Sequence[str], has_run: bool = True, has_judge: bool = True) -> None:
-    """Refuse, before any work, unknown evaluator names, bad generator specs, and evaluators whose inputs are
-    missing (a run to decode with, a judge)."""
-    from ae_jax.evaluators.generators import parse_spec
-
+    """Refuse, before any work, unknown evaluator names, settings an evaluator cannot use (its `check`), and
+    evaluators whose inputs are missing (a run to decode with, a judge)."""
     known = evaluators()
     unknown = [n for n in names if n not in known]
     if unknown:
         raise config_lib.ConfigError(
             f"unknown evaluator(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(known))}"
         )
-    for s in config.generators.specs:
-        parse_spec(s)
     for n in names:
+        known[n].check(config)
         if known[n].needs_run and not has_run:
             raise ValueError(f"evaluator {n!r} needs a trained run folder, not z-points alone")
         if known[n].needs_judge and not has_judge:
