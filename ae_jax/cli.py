@@ -49,9 +49,11 @@ def _encode(args) -> int:
 
 
 def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
-    """Run evaluators on a run folder (or on --z z-points) into args.out, and say where each result is."""
+    """Run evaluators on a run folder (or on --z z-points) into args.out; say where each result is, its headline
+    numbers and what it found."""
     from ae_jax import config as config_lib
     from ae_jax.evaluators import registry
+    from ae_jax.report import pages
     from ae_jax.train.runs import load_run_config
 
     overrides = list(args.set) + list(extra)
@@ -73,6 +75,11 @@ def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
     for name, result in registry.run(ctx, names).items():
         state = "reused" if result.reused else "written"
         print(f"{name}: {state} in {result.folder} (result.json, {len(result.figures)} figures)")
+        view = registry.view(result, config.name, config.eval.report_ks)
+        if view.headline:
+            print("  " + "; ".join(f"{k}: {pages.cell_text(v)}" for k, v in view.headline.items()))
+        for sentence in view.findings:
+            print(f"  {sentence}")
     return 0
 
 

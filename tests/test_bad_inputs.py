@@ -226,7 +226,7 @@ CASES = [
     (
         "unknown evaluator",
         lambda d: ["eval", "--z", _z_file(d, _nan_z()), "--out", f"{d}/e", "--evals", "distribution,magic"],
-        "unknown evaluator(s) 'magic'; allowed: reconstruction, encode, distribution, generators, judge",
+        "unknown evaluator(s) 'magic'; allowed: distribution, encode, generators, intrinsic_dimension, judge",
     ),
     (
         "unknown key of an evaluator's section",

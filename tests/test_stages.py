@@ -11,7 +11,7 @@ from PIL import Image
 from ae_jax import config as C
 from ae_jax import stages
 from ae_jax.cli import main
-from ae_jax.evaluators import registry
+from ae_jax.evaluators import encode, registry
 from ae_jax.studies import pipeline
 from ae_jax.train import runs
 
@@ -101,14 +101,14 @@ def test_a_retrained_run_encodes_again(tmp_path):
     stages.write_json(os.path.join(m.config.run_dir, "z_train.json"), {**record, "key": "stale"})
     messages = []
     ctx = registry.RunContext(m.config, str(tmp_path / "o"), run_dir=m.config.run_dir, log=messages.append)
-    assert ctx.z_path() == z_file and any("z-points" in x and "recomputing" in x for x in messages)
+    assert encode.points_file(ctx) == z_file and any("z-points" in x and "recomputing" in x for x in messages)
 
 
 def test_every_evaluator_runs_on_the_tiny_preset(tmp_path):
     config = C.load("tiny", [f"workdir={tmp_path}/runs"])
     judge_dir = pipeline.ensure_judge(config, str(tmp_path), log=lambda s: None)
-    m = pipeline.study_model(config, str(tmp_path / "out"), tuple(registry.EVALUATORS), judge_dir, lambda s: None)
-    assert set(m.results) == set(registry.EVALUATORS)
+    m = pipeline.study_model(config, str(tmp_path / "out"), tuple(registry.evaluators()), judge_dir, lambda s: None)
+    assert set(m.results) == set(registry.evaluators())
     for name, result in m.results.items():
         assert os.path.isfile(os.path.join(result.folder, "config.json")), name
         assert C.from_dict(json.load(open(os.path.join(result.folder, "config.json")))) == m.config

@@ -17,8 +17,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ae_jax.config import DistributionConfig
-from ae_jax.evaluators import distribution_plots
+from ae_jax.evaluators import distribution_plots, encode, registry
 from ae_jax.numerics import stats
+from ae_jax.report.pages import Share
 
 
 @jax.jit
@@ -394,3 +395,68 @@ def _tsne_figure(
         colour=colour,
         colour_label="radius |z|",
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The distribution evaluator.
+
+
+def components_of(ctx: registry.RunContext) -> dict:
+    """`components` of the context's z-points under its distribution settings, computed once per context."""
+    return ctx.memo("components", lambda: jax.device_get(components(encode.points(ctx), ctx.config.distribution)))
+
+
+def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
+    """Per-component distributions, radii, covariance, PCA and t-SNE of the z-points."""
+    cfg = ctx.config
+    summary = analyze(
+        encode.points(ctx), folder, cfg.distribution, encode.point_ids(ctx), cfg.seed, components_of(ctx), ctx.log
+    )
+    return summary, {name: os.path.join(folder, name) for name in summary["figures"]}
+
+
+def view(result: registry.Result, label: str, ks) -> registry.View:
+    """Dominant components, radius, and how many components pass each count threshold (in rows: shares of
+    z_dim)."""
+    a = result.numbers
+    d = a["z_dim"]
+    counts = {k: v for k, v in a["counts"].items() if isinstance(v, int)}  # components past each threshold
+    headline = {
+        "dominant components": len(a["dominant_components"]),
+        "radius peak": a["radius"]["peak"],
+        "radius mean": a["radius"]["mean"],
+        **counts,
+    }
+    outside = sum(a["histogram"]["points_outside"])
+    row = {
+        "z-points": a["n_points"],
+        "z_dim": d,
+        "dominant components": Share(len(a["dominant_components"]), d),
+        "radius peak": a["radius"]["peak"],
+        "radius mean": a["radius"]["mean"],
+        **{k: Share(v, d) for k, v in counts.items()},
+        "radius std": a["radius"]["std"],
+        "values outside the histogram": Share(outside, a["n_points"] * d),
+    }
+    return registry.View(
+        headline=headline,
+        rows=[row],
+        figures=result.figures,
+        findings=[
+            f"{label}: {len(a['dominant_components'])} of {d} components are dominant; the radius |z| peaks at "
+            f"{a['radius']['peak']:.3g} (mean {a['radius']['mean']:.3g})."
+        ],
+    )
+
+
+registry.register(
+    registry.Evaluator(
+        "distribution",
+        measure,
+        view,
+        lambda c: {"z": encode.points_digest(c), "seed": c.config.seed},
+        sections=("distribution",),
+        title="z-point distribution",
+        per_run=True,
+    )
+)

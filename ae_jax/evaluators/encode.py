@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ae_jax import sharding, stages
 from ae_jax.data import datasets
+from ae_jax.evaluators import registry
 from ae_jax.numerics import stats
 
 SPLITS = ("train", "valid", "test")
@@ -150,3 +151,59 @@ def ensure_encoded(run_dir: str, split: str, run, log=print) -> str:
     ):
         encode_run(run_dir, split, log=log, run=run)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The z-points an evaluation reads, and the encode evaluator.
+
+
+def points_file(ctx: registry.RunContext) -> str:
+    """The z-points file: ctx.z_file, or the run's split (config eval.split), encoded if its record is stale."""
+    if ctx.z_file:
+        return ctx.z_file
+    return ctx.memo("z_path", lambda: ensure_encoded(ctx.run_dir, ctx.config.eval.split, ctx.run(), ctx.log))
+
+
+def points(ctx: registry.RunContext) -> np.ndarray:
+    """The z-points (N, D) every evaluator of the context reads, loaded once."""
+    return ctx.memo("z", lambda: load_z(points_file(ctx)))
+
+
+def points_digest(ctx: registry.RunContext) -> str:
+    return ctx.memo("z_digest", lambda: stages.file_digest(points_file(ctx)))
+
+
+def point_ids(ctx: registry.RunContext):
+    """The ids (file names) of the z-points' images, when written beside them."""
+    path = os.path.splitext(points_file(ctx))[0] + "_ids.npy"
+    return np.load(path) if os.path.isfile(path) else None
+
+
+def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
+    """The z-points of the split (encoded once per parameters): where they are, how many, their digest."""
+    z = points(ctx)
+    numbers = {"path": points_file(ctx), "n_points": int(z.shape[0]), "z_dim": int(z.shape[1])}
+    return {**numbers, "sha256": points_digest(ctx)}, {}
+
+
+def view(result: registry.Result, label: str, ks) -> registry.View:
+    """How many z-points of what dimension, and where they are."""
+    n = result.numbers
+    row = {"z-points": n["n_points"], "z_dim": n["z_dim"], "file": n["path"], "sha256": n["sha256"][:12]}
+    return registry.View(
+        headline={"z-points": n["n_points"], "z_dim": n["z_dim"]},
+        rows=[row],
+        findings=[f"{label}: {n['n_points']:,} z-points of {n['z_dim']} components."],
+    )
+
+
+registry.register(
+    registry.Evaluator(
+        "encode",
+        measure,
+        view,
+        lambda c: {"z": points_digest(c), "split": c.config.eval.split},
+        title="z-points",
+        per_run=True,
+    )
+)

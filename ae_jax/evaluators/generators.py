@@ -1,25 +1,28 @@
-"""Generated z-points under a `GeneratorsConfig`: where they land against the encoded data, their radii
-against theory, decoded image grids, and their judge scores.
+"""The generators evaluator: generated z-points under a `GeneratorsConfig`, where they land against the encoded
+data, their radii against theory, and decoded image grids.
 
 A generator is a GeneratorSpec of the config, e.g. the one written "uniform bound=1.5" or "mixture n_components=10";
-generator i draws with fold_in(key(seed), i), so the generators and judge evaluators see the same points.
+generator i draws with fold_in(key(seed), i), once per evaluation (`draws`): the generators and judge
+evaluators read the same points.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ae_jax.config import GeneratorsConfig, GeneratorSpec
-from ae_jax.evaluators import generators_plots
+from ae_jax.data import datasets
+from ae_jax.evaluators import distribution, encode, generators_plots, registry
 from ae_jax.numerics import hits, stats
 from ae_jax.numerics.samplers import Sampler, make_sampler
 from ae_jax.report import plots
+from ae_jax.report.pages import Share
 from ae_jax.runtime import make_key
 
 Decode = Callable[[np.ndarray], np.ndarray]  # z-points (n, D) -> images (n, H, W, C) in [0, 1]
@@ -67,19 +70,25 @@ def _measure(sampler: Sampler, points: np.ndarray, table_key, region, support, c
     }
 
 
+def draw(z, cfg: GeneratorsConfig, seed: int) -> list[tuple[Sampler, np.ndarray, jax.Array]]:
+    """Every generator of cfg.specs fitted to z (where it is fitted) with its cfg.n points and table key."""
+    z = stats.as_points(z, "z-points", min_points=2)
+    return [generate(z, i, s, cfg.n, seed) for i, s in enumerate(cfg.specs)]
+
+
 def sweep(
     z,
     comp: dict,
     cfg: GeneratorsConfig,
     out_dir: str,
-    seed: int,
+    draws: Sequence[tuple[Sampler, np.ndarray, jax.Array]],
     decode: Decode | None = None,
     real_images: np.ndarray | None = None,
     reconstruct: Decode | None = None,
     log=print,
 ) -> dict:
-    """Every generator of cfg.specs against z-points z (with `comp`, their analyze.components): box hits,
-    radii, k-NN precision; decoded grids when `decode` is given. Writes sweep.csv and figures to out_dir."""
+    """Every generator's `draws` (from `draw`) against z-points z (with `comp`, their analyze.components): box
+    hits, radii, k-NN precision; decoded grids when `decode` is given. Writes sweep.csv and figures to out_dir."""
     z = stats.as_points(z, "z-points", min_points=2)
     check_region(comp)
     os.makedirs(out_dir, exist_ok=True)
@@ -88,8 +97,7 @@ def sweep(
     support = (support, stats.knn_distances(support, cfg.precision_k))
     real_radii = np.asarray(stats.radii(z))
     results, radii_by_label, image_rows = [], {}, []
-    for i, s in enumerate(cfg.specs):
-        sampler, points, table_key = generate(z, i, s, cfg.n, seed)
+    for sampler, points, table_key in draws:
         result = _measure(sampler, points, table_key, region, support, cfg)
         radii_by_label[result["label"]] = np.linalg.norm(points, axis=1)
         if decode is not None:
@@ -100,27 +108,7 @@ def sweep(
             + ", ".join(f"k={h['k']:g}: {h['mc_fraction']:.3g}" for h in result["hits"])
             + f"; radius {result['radius']['mean']:.2f} (analytic {result['radius']['analytic_mean']:.2f})"
         )
-    figures = {
-        "radius": generators_plots.radius_plot(
-            real_radii,
-            radii_by_label,
-            os.path.join(out_dir, "radius_vs_data.png"),
-            analytic={r["label"]: (r["radius"]["analytic_mean"], r["radius"]["analytic_std"]) for r in results},
-        )
-    }
-    if decode is not None:
-        real = real_images[: cfg.grid_images]
-        rows = image_rows + [("held-out originals", real / 255.0), ("reconstructions", reconstruct(real))]
-        figures["decoded_grid"] = plots.image_rows_png(
-            rows, os.path.join(out_dir, "decoded_grid.png"), "decoded z-points per generator"
-        )
-    uniform_rows = [
-        dict(h, bound=r["params"]["bound"]) for r in results if r["sampler"] == "uniform" for h in r["hits"]
-    ]
-    if len({r["bound"] for r in uniform_rows}) > 1:
-        figures["hits_vs_bound"] = generators_plots.hit_fraction_plot(
-            uniform_rows, os.path.join(out_dir, "hits_vs_bound.png")
-        )
+    figures = _sweep_figures(results, real_radii, radii_by_label, image_rows, cfg, out_dir, real_images, reconstruct)
     write_sweep_csv(results, os.path.join(out_dir, "sweep.csv"), cfg.precision_k)
     return {
         "n_data_points": int(z.shape[0]),
@@ -133,43 +121,30 @@ def sweep(
     }
 
 
-def judge_scores(
-    z,
-    cfg: GeneratorsConfig,
-    seed: int,
-    decode: Decode,
-    features: Callable,
-    real_images: np.ndarray,
-    reconstruct: Decode,
-    k: int,
-) -> list[dict]:
-    """Frechet distance and k-NN precision/recall, in the judge's feature space, of cfg.judge_images decoded
-    points of every generator (the same points `sweep` drew) against held-out images, with two reference rows:
-    reconstructions (the decoder at its best) and the next held-out images (real vs real: the floor)."""
-    from ae_jax.train.judge import frechet_distance
-
-    z = stats.as_points(z, "z-points", min_points=2)
-    n = min(cfg.judge_images, len(real_images) // 2)
-    f_real = features(real_images[:n])
-    real_radii = stats.knn_distances(f_real, k)
-
-    def scores(label: str, images: np.ndarray) -> dict:
-        f_gen = features(images[:n])
-        return {
-            "label": label,
-            "judge_frechet": float(frechet_distance(f_real, f_gen)),
-            "judge_precision": float(hits.manifold_precision(f_real, real_radii, f_gen)),
-            "judge_recall": float(hits.manifold_recall(f_gen, stats.knn_distances(f_gen, k), f_real)),
-            "judge_images": n,
-        }
-
-    rows = []
-    for i, s in enumerate(cfg.specs):
-        sampler, points, _ = generate(z, i, s, cfg.n, seed)
-        rows.append(scores(sampler.label, decode(points[:n])))
-    rows.append(scores("reconstructions", reconstruct(real_images[:n])))
-    rows.append(scores("real vs real", np.asarray(real_images[n : 2 * n])))
-    return rows
+def _sweep_figures(results, real_radii, radii_by_label, image_rows, cfg, out_dir, real_images, reconstruct) -> dict:
+    """The radius figure, the decoded grid (when decoded) and the hit fraction against the uniform bound."""
+    figures = {
+        "radius": generators_plots.radius_plot(
+            real_radii,
+            radii_by_label,
+            os.path.join(out_dir, "radius_vs_data.png"),
+            analytic={r["label"]: (r["radius"]["analytic_mean"], r["radius"]["analytic_std"]) for r in results},
+        )
+    }
+    if image_rows:
+        real = real_images[: cfg.grid_images]
+        rows = image_rows + [("held-out originals", datasets.to_unit(real)), ("reconstructions", reconstruct(real))]
+        figures["decoded_grid"] = plots.image_rows_png(
+            rows, os.path.join(out_dir, "decoded_grid.png"), "decoded z-points per generator"
+        )
+    uniform_rows = [
+        dict(h, bound=r["params"]["bound"]) for r in results if r["sampler"] == "uniform" for h in r["hits"]
+    ]
+    if len({r["bound"] for r in uniform_rows}) > 1:
+        figures["hits_vs_bound"] = generators_plots.hit_fraction_plot(
+            uniform_rows, os.path.join(out_dir, "hits_vs_bound.png")
+        )
+    return figures
 
 
 def write_sweep_csv(results: list[dict], path: str, precision_k: int) -> None:
@@ -190,3 +165,87 @@ def write_sweep_csv(results: list[dict], path: str, precision_k: int) -> None:
                         precision: r[precision],
                     }
                 )
+
+
+# ---------------------------------------------------------------------------------------------
+# The generators evaluator.
+
+
+def draws(ctx: registry.RunContext) -> list[tuple[Sampler, np.ndarray, jax.Array]]:
+    """Every generator fitted and drawn once per context (`draw`), for the generators and judge evaluators."""
+    return ctx.memo("draws", lambda: draw(encode.points(ctx), ctx.config.generators, ctx.config.seed))
+
+
+def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
+    """Generated z-points against the data's box and k-NN manifold, their radii, decoded grids."""
+    comp = distribution.components_of(ctx)
+    check_region(comp)
+    decoding = (
+        dict(decode=ctx.decode, real_images=ctx.real_images(), reconstruct=ctx.reconstruct) if ctx.run_dir else {}
+    )
+    cfg = ctx.config
+    numbers = sweep(encode.points(ctx), comp, cfg.generators, folder, draws(ctx), log=ctx.log, **decoding)
+    return numbers, numbers.pop("figures")
+
+
+def short_label(row: dict) -> str:
+    """A generator's label, or for fitted ones (whose labels list fitted values) its sampler's name."""
+    return row["label"] if row["sampler"] in ("grid", "uniform", "isotropic") else f"fitted {row['sampler']}"
+
+
+def inside(row: dict, k: float) -> Share:
+    """The share of a generator's Monte Carlo points inside the data box at k half-widths."""
+    hit = next(h for h in row["hits"] if h["k"] == k)
+    return Share(hit["mc_hits"], hit["mc_samples"])
+
+
+def _row(r: dict, k: float) -> dict:
+    hit = next(h for h in r["hits"] if h["k"] == k)
+    precision = next(v for key, v in r.items() if key.startswith("manifold_precision"))
+    return {
+        "generator": r["label"],
+        "k": k,
+        "inside the data box": inside(r, k),
+        "log10 P analytic": "n/a" if hit["log10_analytic"] is None else hit["log10_analytic"],
+        "radius mean": r["radius"]["mean"],
+        "radius analytic": r["radius"]["analytic_mean"],
+        "k-NN precision": precision,
+    }
+
+
+def view(result: registry.Result, label: str, ks) -> registry.View:
+    """Per generator and report k: the share inside the data box, radii, k-NN precision; the decoded grid."""
+    rows = result.numbers["results"]
+    k = ks[0]
+    shares = {short_label(r): inside(r, k) for r in rows}
+    best = max(shares, key=shares.get)
+    outside = [name for name, share in shares.items() if share.count == 0]
+    finding = (
+        f"{label}: {sum(s >= 0.5 for s in shares.values())} of {len(shares)} generators put at least half their "
+        f"points inside the data box (each component within mu +- {k:g} half-widths); the most {best}, "
+        f"{shares[best].text()}" + (f"; none at all for {', '.join(outside)}." if outside else ".")
+    )
+    return registry.View(
+        headline={f"most inside at k={k:g}": best, "its share": shares[best]},
+        rows=[_row(r, k) for k in ks for r in rows],
+        figures=result.figures,
+        findings=[finding],
+        finding_figures=[result.figures["decoded_grid"]] if "decoded_grid" in result.figures else [],
+    )
+
+
+registry.register(
+    registry.Evaluator(
+        "generators",
+        measure,
+        view,
+        lambda c: {
+            "z": encode.points_digest(c),
+            "params": c.params_digest(),
+            "histogram": {"bin_width": c.config.distribution.bin_width, "hist_range": c.config.distribution.hist_range},
+            "seed": c.config.seed,
+            "data": registry.data_inputs(c) if c.run_dir else None,
+        },
+        sections=("generators",),
+    )
+)

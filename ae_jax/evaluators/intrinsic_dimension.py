@@ -1,4 +1,5 @@
-"""Intrinsic dimension of a point set as a function of scale: TwoNN (Facco et al. 2017) with decimation.
+"""The intrinsic_dimension evaluator: intrinsic dimension of a point set as a function of scale, TwoNN (Facco
+et al. 2017) with decimation.
 
 TwoNN uses only the ratio mu = r2 / r1 of each point's two nearest-neighbour distances; for points on a
 d-dimensional manifold mu follows a Pareto law with exponent d, whose maximum-likelihood estimate is
@@ -8,11 +9,14 @@ N / sum(log mu). Running it on random subsets of N, N/2, N/4, ... points probes 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ae_jax.config import IntrinsicConfig
+from ae_jax.evaluators import encode, registry
 from ae_jax.numerics import stats
-from ae_jax.report import plots
+from ae_jax.report import pages, plots
 
 
 def two_nn_dimension(points) -> tuple[float, float]:
@@ -72,3 +76,54 @@ def dimension_figure(rows_by_label: dict[str, list[dict]], n_factors: int | None
     plots.plain_log_ticks(ax.xaxis)
     plots.legend_outside(ax)
     return plots.save_figure(fig, path)
+
+
+def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
+    """TwoNN dimension vs scale of the z-points, of a Gaussian with their full covariance (the space-filling
+    null), and of the true factors when the data has them (the embedded faces)."""
+    from ae_jax.data import datasets
+
+    cfg = ctx.config
+    rows = dimension_rows(encode.points(ctx), cfg.intrinsic, cfg.seed)
+    n_factors = None
+    if cfg.data.name == "faces":
+        labels = datasets.load_split(cfg.data, "train", cfg.seed).labels
+        rows["true factors"] = dimension_vs_scale(labels, cfg.intrinsic.min_points, cfg.seed, cfg.intrinsic.max_points)
+        n_factors = labels.shape[1]
+    png = dimension_figure(rows, n_factors, os.path.join(folder, "intrinsic_dimension.png"))
+    pages.write_csv(
+        [dict(set=k, **r) for k, rs in rows.items() for r in rs], os.path.join(folder, "intrinsic_dimension.csv")
+    )
+    return {"rows": rows, "n_factors": n_factors}, {"intrinsic_dimension": png}
+
+
+def view(result: registry.Result, label: str, ks) -> registry.View:
+    """Dimension against scale per point set; the z-points' and the null's at the smallest scale."""
+    rows = result.numbers["rows"]
+    z, null = rows["z-points"][0], rows["fitted full Gaussian"][0]
+    return registry.View(
+        headline={"TwoNN dimension": z["dimension"], "of the Gaussian null": null["dimension"]},
+        rows=[dict(set=k, **r) for k, rs in rows.items() for r in rs],
+        figures=result.figures,
+        findings=[
+            f"{label}: TwoNN intrinsic dimension of the z-points {z['dimension']:.3g} at the smallest scale, "
+            f"against {null['dimension']:.3g} for a Gaussian with their covariance."
+        ],
+    )
+
+
+registry.register(
+    registry.Evaluator(
+        "intrinsic_dimension",
+        measure,
+        view,
+        lambda c: {
+            "z": encode.points_digest(c),
+            "seed": c.config.seed,
+            "data": registry.data_inputs(c) if c.config.data.name == "faces" else None,
+        },
+        sections=("intrinsic",),
+        title="intrinsic dimension",
+        per_run=True,
+    )
+)

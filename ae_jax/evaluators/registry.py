@@ -1,19 +1,36 @@
 """Evaluators over a trained run, chosen by name (config `eval.names`, `ae-jax eval --evals`).
 
-Each evaluator is a function of a `RunContext` (config, the run's parameters and encode/decode functions,
-a split's z-points, real images, the judge) and an output folder; it writes its figures and returns
-(numbers, figures). `run` refuses unknown names before any work, then runs each evaluator unless the
-result.json in its folder was made from the same inputs (its config sections and the digests of the
-artefacts it reads), and writes config.json beside every result.
+Each evaluator is one module of this package: a function of a `RunContext` (config, the run's parameters
+and decode functions, real images, the judge; its modules add the z-points and the generators' draws) and
+an output folder that writes its figures and returns (numbers, figures); a view of its `Result` for reports
+(headline numbers, table rows, figures, findings sentences); and one `register(Evaluator(...))` call naming
+the config sections and artefacts it reads. Every module of the package is imported when the evaluators
+are first asked for, so a new module is found without editing another file.
 
-To add one: write `def my_eval(ctx, folder) -> (numbers, figures)` and register it in EVALUATORS with the
-config sections it reads and a function giving the digests of what else it reads.
+`run` refuses unknown names before any work, then runs each evaluator unless the result.json in its folder
+was made from the same inputs (its config sections and the digests of the artefacts it reads), and writes
+config.json beside every result. To add one, write a module here (or, as tests/test_toy_evaluator.py does,
+anywhere that is imported before the run):
+
+    def measure(ctx, folder):  # -> (JSON-ready numbers, {figure name: PNG path in folder})
+        z = encode.points(ctx)
+        return {"max_abs": float(abs(z).max())}, {}
+
+    def view(result, label, ks):
+        n = result.numbers
+        return View(headline={"max |z|": n["max_abs"]}, findings=[f"{label}: max |z| {n['max_abs']:.3g}."])
+
+    register(Evaluator("max_abs", measure, view, inputs=lambda ctx: {"z": encode.points_digest(ctx)}))
+
+and name it in `eval.names`, `ae-jax eval --evals` or a study's evaluators.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
+import pkgutil
 import shutil
 from collections.abc import Callable, Sequence
 
@@ -37,10 +54,30 @@ class Result:
     numbers: dict
     figures: dict[str, str]  # name -> path of a PNG
 
+    def to_json(self) -> dict:
+        return {"key": self.key, "folder": self.folder, "numbers": self.numbers, "figures": self.figures}
+
+    @classmethod
+    def from_json(cls, evaluator: str, record: dict) -> Result:
+        """A result as a study's results.json records it (ModelResult.to_json)."""
+        return cls(evaluator, record["folder"], record["key"], True, record["numbers"], record["figures"])
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """An evaluator's result as a report shows it: numbers for side-by-side tables, its own table rows, its
+    figures (name -> path), sentences saying what it found, and the figures that show that."""
+
+    headline: dict = dataclasses.field(default_factory=dict)
+    rows: list[dict] = dataclasses.field(default_factory=list)
+    figures: dict[str, str] = dataclasses.field(default_factory=dict)
+    findings: list[str] = dataclasses.field(default_factory=list)
+    finding_figures: list[str] = dataclasses.field(default_factory=list)
+
 
 @dataclasses.dataclass
 class RunContext:
-    """Everything an evaluator may read, each loaded once and only when first asked for."""
+    """Everything an evaluator may read, each loaded once (`memo`) and only when first asked for."""
 
     config: Config
     out_dir: str  # evaluators' outputs: out_dir/<evaluator>/
@@ -51,7 +88,8 @@ class RunContext:
     log: Callable[[str], None] = print
     _memo: dict = dataclasses.field(default_factory=dict, repr=False)
 
-    def _once(self, name: str, build: Callable):
+    def memo(self, name: str, build: Callable):
+        """build(), computed on the first call for `name` and kept for every evaluator of this context."""
         if name not in self._memo:
             self._memo[name] = build()
         return self._memo[name]
@@ -62,258 +100,111 @@ class RunContext:
 
         if not self.run_dir:
             raise ValueError("this evaluator needs a trained run folder; only z-points were given")
-        return self._once("run", lambda: load_run(self.run_dir))
+        return self.memo("run", lambda: load_run(self.run_dir))
 
     def params_digest(self) -> str | None:
         if not self.run_dir:
             return None
-        return self._once("params_digest", lambda: stages.arrays_digest(jax.tree.leaves(self.run()[2])))
-
-    def z_path(self) -> str:
-        """The z-points file: z_file, or the run's split (config eval.split), encoded if its record is stale."""
-        from ae_jax.evaluators import encode
-
-        if self.z_file:
-            return self.z_file
-        return self._once(
-            "z_path", lambda: encode.ensure_encoded(self.run_dir, self.config.eval.split, self.run(), self.log)
-        )
-
-    def z(self) -> np.ndarray:
-        from ae_jax.evaluators.encode import load_z
-
-        return self._once("z", lambda: load_z(self.z_path()))
-
-    def z_digest(self) -> str:
-        return self._once("z_digest", lambda: stages.file_digest(self.z_path()))
-
-    def ids(self):
-        """The ids (file names) of the z-points' images, when written beside them."""
-        path = os.path.splitext(self.z_path())[0] + "_ids.npy"
-        return np.load(path) if os.path.isfile(path) else None
-
-    def components(self) -> dict:
-        """Per-component statistics of the z-points under the distribution settings (distribution.components)."""
-        from ae_jax.evaluators import distribution
-
-        return self._once(
-            "components", lambda: jax.device_get(distribution.components(self.z(), self.config.distribution))
-        )
+        return self.memo("params_digest", lambda: stages.arrays_digest(jax.tree.leaves(self.run()[2])))
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         """Images in [0, 1] decoded from z-points, in batches."""
         _, model, params = self.run()
-        fn = self._once("decode_fn", lambda: jax.jit(lambda p, z: model.apply({"params": p}, z, method="decode")))
+        fn = self.memo("decode_fn", lambda: jax.jit(lambda p, z: model.apply({"params": p}, z, method="decode")))
         return np.concatenate([np.asarray(fn(params, jnp.asarray(z[i : i + 256]))) for i in range(0, len(z), 256)])
 
     def reconstruct(self, images: np.ndarray) -> np.ndarray:
         """Reconstructions in [0, 1] of uint8 images (decode after encode)."""
+        from ae_jax.data.datasets import to_unit
+
         _, model, params = self.run()
 
         def build():
             return jax.jit(
-                lambda p, x: model.apply(
-                    {"params": p}, x.astype(jnp.float32) / 255.0, method=lambda m, x: m.decode(m.encode(x))
-                )
+                lambda p, x: model.apply({"params": p}, to_unit(x), method=lambda m, x: m.decode(m.encode(x)))
             )
 
-        return np.asarray(self._once("reconstruct_fn", build)(params, jnp.asarray(images)))
+        return np.asarray(self.memo("reconstruct_fn", build)(params, jnp.asarray(images)))
 
     def real_images(self) -> np.ndarray:
         """The held-out (valid) images of the run's data, uint8."""
         from ae_jax.data import datasets
 
-        return self._once("valid", lambda: datasets.load_split(self.config.data, "valid", self.config.seed).images)
+        return self.memo("valid", lambda: datasets.load_split(self.config.data, "valid", self.config.seed).images)
 
     def judge(self) -> Callable[[np.ndarray], np.ndarray]:
         from ae_jax.train.judge import load_judge
 
         if not self.judge_dir:
             raise ValueError("the judge evaluator needs a judge folder (--judge DIR, from `ae-jax judge`)")
-        return self._once("judge", lambda: load_judge(self.judge_dir))
-
-
-# ---------------------------------------------------------------------------------------------
-# The evaluators.
-
-
-def reconstruction(ctx: RunContext, folder: str) -> tuple[dict, dict]:
-    """Held-out reconstruction metrics (per-image means over train.eval_images valid images) and a grid."""
-    from ae_jax import sharding
-    from ae_jax.train import loop
-
-    config, model, params = ctx.run()
-    t = ctx.config.train
-    images = ctx.real_images()
-    metrics = loop.make_held_out_metrics(model, config, sharding.data_mesh())(params, images[: t.eval_images or None])
-    grid = loop.reconstruction_grid(
-        loop.make_reconstruct_fn(model, config),
-        config,
-        params,
-        np.asarray(images[: t.grid_images]),
-        os.path.join(folder, "reconstructions.png"),
-        f"{config.name}: held-out images",
-    )
-    n = min(len(images), t.eval_images or len(images))
-    return {**metrics, "eval_images": n}, {"reconstructions": grid}
-
-
-def encode_points(ctx: RunContext, folder: str) -> tuple[dict, dict]:
-    """The z-points of the split (encoded once per parameters): where they are, how many, their digest."""
-    z = ctx.z()
-    return {"path": ctx.z_path(), "n_points": int(z.shape[0]), "z_dim": int(z.shape[1]), "sha256": ctx.z_digest()}, {}
-
-
-def distribution(ctx: RunContext, folder: str) -> tuple[dict, dict]:
-    """Per-component distributions, radii, covariance, PCA and t-SNE of the z-points."""
-    from ae_jax.evaluators.distribution import analyze
-
-    summary = analyze(ctx.z(), folder, ctx.config.distribution, ctx.ids(), ctx.config.seed, ctx.components(), ctx.log)
-    return summary, {name: os.path.join(folder, name) for name in summary["figures"]}
-
-
-def generators(ctx: RunContext, folder: str) -> tuple[dict, dict]:
-    """Generated z-points against the data's box and k-NN manifold, their radii, decoded grids."""
-    from ae_jax.evaluators.generators import sweep
-
-    decoding = (
-        dict(decode=ctx.decode, real_images=ctx.real_images(), reconstruct=ctx.reconstruct) if ctx.run_dir else {}
-    )
-    numbers = sweep(ctx.z(), ctx.components(), ctx.config.generators, folder, ctx.config.seed, log=ctx.log, **decoding)
-    return numbers, numbers.pop("figures")
-
-
-def judge_scores(ctx: RunContext, folder: str) -> tuple[dict, dict]:
-    """Judge-feature Frechet distance and k-NN precision/recall of each generator's decoded points."""
-    from ae_jax.evaluators import generators
-    from ae_jax.report import pages
-
-    rows = generators.judge_scores(
-        ctx.z(),
-        ctx.config.generators,
-        ctx.config.seed,
-        ctx.decode,
-        ctx.judge(),
-        ctx.real_images(),
-        ctx.reconstruct,
-        ctx.config.judge.precision_k,
-    )
-    pages.write_csv(rows, os.path.join(folder, "judge_scores.csv"))
-    return {"rows": rows}, {}
-
-
-def intrinsic_dimension(ctx: RunContext, folder: str) -> tuple[dict, dict]:
-    """TwoNN dimension vs scale of the z-points, of a Gaussian with their full covariance (the space-filling
-    null), and of the true factors when the data has them (the embedded faces)."""
-    from ae_jax.data import datasets
-    from ae_jax.evaluators import intrinsic_dimension
-    from ae_jax.report import pages
-
-    cfg = ctx.config
-    rows = intrinsic_dimension.dimension_rows(ctx.z(), cfg.intrinsic, cfg.seed)
-    n_factors = None
-    if cfg.data.name == "faces":
-        labels = datasets.load_split(cfg.data, "train", cfg.seed).labels
-        rows["true factors"] = intrinsic_dimension.dimension_vs_scale(
-            labels, cfg.intrinsic.min_points, cfg.seed, cfg.intrinsic.max_points
-        )
-        n_factors = labels.shape[1]
-    png = intrinsic_dimension.dimension_figure(rows, n_factors, os.path.join(folder, "intrinsic_dimension.png"))
-    pages.write_csv(
-        [dict(set=k, **r) for k, rs in rows.items() for r in rs], os.path.join(folder, "intrinsic_dimension.csv")
-    )
-    return {"rows": rows, "n_factors": n_factors}, {"intrinsic_dimension": png}
+        return self.memo("judge", lambda: load_judge(self.judge_dir))
 
 
 @dataclasses.dataclass(frozen=True)
 class Evaluator:
-    fn: Callable[[RunContext, str], tuple[dict, dict]]
-    sections: tuple[str, ...]  # the config sections it reads
+    name: str
+    fn: Callable[[RunContext, str], tuple[dict, dict]]  # (context, folder) -> (numbers, figures)
+    view: Callable[[Result, str, Sequence[float]], View]  # (result, model label, report ks) -> View
     inputs: Callable[[RunContext], dict]  # digests of the artefacts it reads
+    sections: tuple[str, ...] = ()  # the config sections it reads
+    title: str = ""  # its report heading (default: its name)
     per_run: bool = False  # its output depends on the run only, not on the study
     needs_run: bool = False
     needs_judge: bool = False
     format: int = 1  # bump when the same inputs would give other numbers
 
 
-def _histogram(ctx: RunContext) -> dict:
-    d = ctx.config.distribution
-    return {"bin_width": d.bin_width, "hist_range": d.hist_range}
+EVALUATORS: dict[str, Evaluator] = {}
 
 
-def _data(ctx: RunContext) -> dict:
+def register(evaluator: Evaluator) -> Evaluator:
+    """Make an evaluator runnable by its name (a module of this package calls this when imported)."""
+    EVALUATORS[evaluator.name] = evaluator
+    return evaluator
+
+
+def evaluators() -> dict[str, Evaluator]:
+    """Every registered evaluator, after importing each module of this package (each registers its own)."""
+    package = __name__.rpartition(".")[0]
+    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        importlib.import_module(f"{package}.{module.name}")
+    return EVALUATORS
+
+
+def data_inputs(ctx: RunContext) -> dict:
+    """The run's data settings (the training inputs under data.*), for evaluators that read its images."""
     from ae_jax.train.runs import training_inputs_of
 
     return training_inputs_of(ctx.config, "data")
 
 
-EVALUATORS: dict[str, Evaluator] = {
-    "reconstruction": Evaluator(
-        reconstruction,
-        (),
-        lambda c: {
-            "params": c.params_digest(),
-            "data": _data(c),
-            "seed": c.config.seed,
-            "train": {k: getattr(c.config.train, k) for k in ("eval_images", "grid_images", "batch_size")},
-        },
-        per_run=True,
-        needs_run=True,
-    ),
-    "encode": Evaluator(encode_points, (), lambda c: {"z": c.z_digest(), "split": c.config.eval.split}, per_run=True),
-    "distribution": Evaluator(
-        distribution, ("distribution",), lambda c: {"z": c.z_digest(), "seed": c.config.seed}, per_run=True
-    ),
-    "generators": Evaluator(
-        generators,
-        ("generators",),
-        lambda c: {
-            "z": c.z_digest(),
-            "params": c.params_digest(),
-            "histogram": _histogram(c),
-            "seed": c.config.seed,
-            "data": _data(c) if c.run_dir else None,
-        },
-    ),
-    "judge": Evaluator(
-        judge_scores,
-        ("generators", "judge"),
-        lambda c: {
-            "z": c.z_digest(),
-            "params": c.params_digest(),
-            "seed": c.config.seed,
-            "data": _data(c),
-            "judge": stages.file_digest(os.path.join(c.judge_dir, "judge.json")),
-        },
-        needs_run=True,
-        needs_judge=True,
-        format=2,  # 2: the real-vs-real reference row
-    ),
-    "intrinsic_dimension": Evaluator(
-        intrinsic_dimension,
-        ("intrinsic",),
-        lambda c: {
-            "z": c.z_digest(),
-            "seed": c.config.seed,
-            "data": _data(c) if c.config.data.name == "faces" else None,
-        },
-        per_run=True,
-    ),
-}
+def view(result: Result, label: str, ks: Sequence[float]) -> View:
+    """The report view of a result; for an evaluator no longer registered, its scalar numbers and figures."""
+    ev = evaluators().get(result.evaluator)
+    if ev is not None:
+        return ev.view(result, label, ks)
+    scalars = {k: v for k, v in result.numbers.items() if isinstance(v, (int, float, str))}
+    return View(headline=scalars, rows=[scalars], figures=result.figures)
+
+
+def title(name: str) -> str:
+    ev = evaluators().get(name)
+    return (ev.title if ev else "") or name
 
 
 def check(config: Config, names: Sequence[str], has_run: bool = True, has_judge: bool = True) -> None:
     """Refuse, before any work, unknown evaluator names and evaluators whose inputs are missing (a run to decode
     with, a judge); the config's generator specs were checked when it was read."""
-    unknown = [n for n in names if n not in EVALUATORS]
+    known = evaluators()
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise config_lib.ConfigError(
-            f"unknown evaluator(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(EVALUATORS)}"
+            f"unknown evaluator(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(known))}"
         )
     for n in names:
-        if EVALUATORS[n].needs_run and not has_run:
+        if known[n].needs_run and not has_run:
             raise ValueError(f"evaluator {n!r} needs a trained run folder, not z-points alone")
-        if EVALUATORS[n].needs_judge and not has_judge:
+        if known[n].needs_judge and not has_judge:
             raise ValueError(f"evaluator {n!r} needs a judge folder (--judge DIR, from `ae-jax judge`)")
 
 

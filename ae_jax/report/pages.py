@@ -10,10 +10,40 @@ import os
 from collections.abc import Sequence
 
 
-def _cell(value) -> str:
+class Share(float):
+    """A share of a count (its value: count / total) that reads as a percentage with its counts; JSON and CSV
+    files get the fraction at full precision."""
+
+    def __new__(cls, count: int, total: int):
+        share = super().__new__(cls, count / total if total else math.nan)
+        share.count, share.total = int(count), int(total)
+        return share
+
+    @classmethod
+    def of(cls, fraction: float, total: int) -> Share:
+        """The share `fraction` of `total` items (a fraction measured on exactly `total` items)."""
+        return cls(round(fraction * total), total)
+
+    def text(self) -> str:
+        return percent(self.count, self.total)
+
+
+def percent(count: int, total: int) -> str:
+    """'0.014% (14 of 100,000)': a share as a percentage (3 significant digits) with its counts."""
+    return f"{100 * count / total:.3g}% ({count:,} of {total:,})" if total else f"{count:,} of 0"
+
+
+def cell_text(value) -> str:
+    """A table cell as a reader sees it: 3 significant digits, shares as percentages with their counts."""
+    if isinstance(value, Share):
+        return value.text()
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.3g}"
-    return html.escape(str(value))
+    return str(value)
+
+
+def _cell(value) -> str:
+    return html.escape(cell_text(value))
 
 
 def table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:

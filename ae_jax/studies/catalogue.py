@@ -1,5 +1,6 @@
-"""The research studies, registered beside the demo (ae_jax.studies.framework): each a smoke and a full setting, the
-evaluators its models run and one function that composes them over its models; `ae-jax study NAME` runs them.
+"""The studies (the demo and the research studies), each a smoke and a full setting and one function that runs
+its models through the evaluators and composes their views (ae_jax.studies.views); ae_jax.studies.framework
+runs them (`ae-jax study NAME`).
 
 Smoke settings use the tiny preset (embedded faces at 16px) and finish in seconds, so the test suite runs every
 study; full settings are the study's real ones (CelebA via `--set data.dir=...`, several epochs, all points).
@@ -7,12 +8,13 @@ study; full settings are the study's real ones (CelebA via `--set data.dir=...`,
 
 from __future__ import annotations
 
-import json
 import os
+import time
 
 import numpy as np
 
 from ae_jax.config import GeneratorSpec
+from ae_jax.data.faces import FACE_FACTORS
 from ae_jax.numerics import hits
 from ae_jax.numerics.samplers import UniformBoxSampler
 from ae_jax.report import pages
@@ -43,7 +45,7 @@ def random_points(settings: dict, out: str, overrides: list[str], log=print) -> 
     """Study 1: decode uniform z-points of growing bound from a plain AE, beside reconstructions."""
     config = model_config(settings["ae"], settings, overrides)
     m = pipeline.study_model(config, out, MODEL_EVALUATORS, log=log)
-    rows = [row for k in config.eval.report_ks for row in views.sweep_rows(m, k)]
+    rows = views.rows(m, "generators")
     grid = m.results["generators"].figures["decoded_grid"]
     text = f"{m.label}, {config.train.epochs} epochs; uniform z in [-b, b]^{config.model.z_dim}"
     section = [
@@ -61,7 +63,7 @@ def component_distributions(settings: dict, out: str, overrides: list[str], log=
         config = model_config(preset, settings, overrides)
         models.append(pipeline.study_model(config, os.path.join(out, config.name), MODEL_EVALUATORS, log=log))
     rows = [views.headline(m) for m in models]
-    sections = [s for m in models for s in views.model_sections(m, m.config.eval.report_ks)]
+    sections = [s for m in models for s in views.model_sections(m)]
     return StudyOutput(
         [("Component number distributions: summary", [pages.table(rows)])] + sections, models, {"summary_counts": rows}
     )
@@ -85,7 +87,7 @@ def filaments(settings: dict, out: str, overrides: list[str], log=print) -> Stud
         parts.append(pages.paragraph(f"t-SNE on {points} points; radius peak {a.numbers['radius']['peak']:.3f}"))
         keep = ("tsne", "pca_1_2_zoom", "radius", "original_axes")
         parts += [pages.figure(p, f"{f} ({points} points)") for f, p in a.figures.items() if f.startswith(keep)]
-    dimension = views.model_sections(main, ())[-1]
+    dimension = views.model_sections(main)[-1]
     return StudyOutput([("Filaments and voids", parts), dimension], [main, *models], {})
 
 
@@ -95,12 +97,17 @@ def ae_vs_vae(settings: dict, out: str, overrides: list[str], log=print) -> Stud
     judge_dir = pipeline.ensure_judge(configs[0], out, log) if settings.get("judge", True) else None
     names = MODEL_EVALUATORS + (("judge",) if judge_dir else ())
     models = [pipeline.study_model(c, os.path.join(out, c.name), names, judge_dir, log) for c in configs]
-    ks = configs[0].eval.report_ks
     side = [views.headline(m) for m in models]
-    sweep = [row for m in models for k in ks for row in views.sweep_rows(m, k)]
-    sections = [("AE vs tiny-KL VAE", [pages.table(side), pages.table(sweep)])]
-    sections += [s for m in models for s in views.model_sections(m, ks)]
-    return StudyOutput(sections, models, {"ae_vs_vae": side, "ae_vs_vae_generators": sweep})
+    tables = {"ae_vs_vae": side, **_evaluator_tables(models, "ae_vs_vae_", ("generators", "judge"))}
+    sections = [("AE vs tiny-KL VAE", [pages.table(rows) for rows in tables.values()])]
+    sections += [s for m in models for s in views.model_sections(m)]
+    return StudyOutput(sections, models, tables)
+
+
+def _evaluator_tables(models, prefix: str, names) -> dict[str, list[dict]]:
+    """Each named evaluator's rows over the models (those that ran it), as tables <prefix><name>."""
+    tables = {prefix + name: [row for m in models for row in views.rows(m, name)] for name in names}
+    return {stem: rows for stem, rows in tables.items() if rows}
 
 
 def ablations(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutput:
@@ -110,19 +117,19 @@ def ablations(settings: dict, out: str, overrides: list[str], log=print) -> Stud
     bound = settings["ablation_bound"]
     for axis, values in settings["sweeps"].items():
         rows, arms = [], []
-        for value in values:
+        for value, label in zip(values, arm_names(axis, values)):
             extra = dict(value) if isinstance(value, dict) else {axis: value}
             preset = extra.pop("preset", settings["ae"])
             name = f"ablation_{axis.replace('.', '_')}_{'_'.join(str(v) for v in extra.values()) or preset}"
-            arms.append((value, preset, model_config(preset, settings, overrides, name=name, **extra)))
+            arms.append((label, preset, model_config(preset, settings, overrides, name=name, **extra)))
         pipeline.train_arms_together([config for _, _, config in arms], log)  # same-shape axes: one program
-        for value, preset, config in arms:
+        for label, preset, config in arms:
             evals = ("reconstruction", "distribution")
             m = pipeline.study_model(config, os.path.join(out, config.name), evals, log=log)
             models.append(m)
             rows.append(
                 {
-                    axis: json.dumps(value) if isinstance(value, dict) else value,
+                    axis: label,
                     "preset": preset,
                     "config hash": m.key[:8],
                     **{k: v for k, v in views.headline(m).items() if k != "model"},
@@ -136,20 +143,103 @@ def ablations(settings: dict, out: str, overrides: list[str], log=print) -> Stud
     return StudyOutput(sections, models, tables)
 
 
+def arm_names(axis: str, values) -> list[str]:
+    """Each arm named by the settings that differ between the axis's arms, e.g. "kl_weight=0.01" (a setting
+    is named by its last dotted part)."""
+    settings = [dict(v) if isinstance(v, dict) else {axis: v} for v in values]
+    keys = dict.fromkeys(k for s in settings for k in s)
+    differing = [k for k in keys if len({repr(s.get(k)) for s in settings}) > 1] or list(keys)
+
+    def text(v):
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return [", ".join(f"{k.rpartition('.')[2]}={text(s[k])}" for k in differing if k in s) for s in settings]
+
+
+UNIFORM_HIT_POINTS = 20_000
+
+
 def uniform_hits(m: pipeline.ModelResult, bound: float, ks=(2.0, 3.0)) -> dict:
     """MC hit fractions of a uniform box generator at the given bound in the model's data box (the mu and
     half-widths its distribution evaluator measured)."""
     a = m.results["distribution"].numbers
     sampler = UniformBoxSampler(bound=bound, z_dim=a["z_dim"])
-    rows = hits.hit_table([sampler], a["mu"], a["half_width"], ks, make_key(m.config.seed), num_samples=20_000)
-    return {f"uniform b={bound:g} hits k={r['k']:g}": r["mc_fraction"] for r in rows}
+    rows = hits.hit_table(
+        [sampler], a["mu"], a["half_width"], ks, make_key(m.config.seed), num_samples=UNIFORM_HIT_POINTS
+    )
+    shares = {f"uniform b={bound:g} hits k={r['k']:g}": pages.Share(r["mc_hits"], r["mc_samples"]) for r in rows}
+    return {**shares, "uniform points": UNIFORM_HIT_POINTS}
 
 
 def intrinsic_dimension(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutput:
     """Study 6: TwoNN dimension vs scale of the z-points, checked on the faces' known factors first."""
     config = model_config(settings["ae"], settings, overrides)
     m = pipeline.study_model(config, out, ("intrinsic_dimension",), log=log)
-    return StudyOutput(views.model_sections(m, ()), [m], {})
+    return StudyOutput(views.model_sections(m), [m], {})
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo.
+
+DEMO_EVALUATORS = ("reconstruction", "distribution", "generators", "judge", "intrinsic_dimension")
+
+
+def demo(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutput:
+    """From nothing to one page on the embedded faces: a plain AE and a tiny-KL VAE, the judge trained on the
+    faces' known factors, and for both models every evaluator: reconstruction, z-point distribution,
+    generators with decoded grids and judge scores, intrinsic dimension against the true factors."""
+    configs = [model_config(settings[k], settings, overrides) for k in ("ae", "vae")]
+    timings = []
+
+    def timed(label, fn, *args, **kw):
+        t0 = time.perf_counter()
+        value = fn(*args, **kw)
+        timings.append({"stage": label, "seconds": time.perf_counter() - t0})
+        return value
+
+    judge_dir = timed("judge", pipeline.ensure_judge, configs[0], out, log)
+    models = [
+        timed(c.name, pipeline.study_model, c, os.path.join(out, c.name), DEMO_EVALUATORS, judge_dir, log)
+        for c in configs
+    ]
+    timings.append({"stage": "total", "seconds": sum(t["seconds"] for t in timings)})
+    ae, vae = configs
+    side = [views.headline(m) for m in models]
+    tables = {"ae_vs_vae": side, **_evaluator_tables(models, "", ("generators", "judge")), "timings": timings}
+    what = (
+        f"A plain autoencoder and a VAE whose KL term weighs kl_weight={vae.model.kl_weight:g} of the per-image "
+        f"reconstruction loss, trained on {ae.data.num_images} procedurally rendered faces ({ae.data.image_size}px, "
+        f"{len(FACE_FACTORS)} known factors: {', '.join(FACE_FACTORS)}). Both encode the training set into z-points "
+        "whose distribution is measured; random z-points from several generators are compared with the region the "
+        "encoder fills (each component within mean +- k half-widths) and decoded. The judge is a small conv net "
+        "trained on the faces' factors; its features give Frechet distances and k-NN precision of decoded samples "
+        "against real held-out faces."
+    )
+    sections = [
+        ("What this is", [pages.paragraph(what)]),
+        ("AE vs tiny-KL VAE", [pages.table(rows) for stem, rows in tables.items() if stem != "timings"]),
+        *[section for m in models for section in views.model_sections(m)],
+        ("Timings (this machine)", [pages.table(timings)]),
+    ]
+    return StudyOutput(sections, models, tables)
+
+
+_DEMO_FULL = {
+    "data.num_images": 4096,
+    "train.epochs": 12,
+    "distribution.tsne": True,
+    "distribution.tsne_points": 2048,
+    "distribution.tsne_inputs": (0, 10),
+    "generators.n": 20_000,
+}
+_DEMO = Study(
+    "demo",
+    demo.__doc__,
+    demo,
+    smoke=dict(ae="tiny", vae="tiny_vae_tiny_kl", overrides={}),
+    full=dict(ae="faces", vae="faces_vae_tiny_kl", overrides=_DEMO_FULL),
+    evaluators=DEMO_EVALUATORS,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,6 +257,7 @@ _GAUSSIANS = (GeneratorSpec.of("isotropic", mu=0, sigma=1), GeneratorSpec("diago
 _STUDY2_BOUNDS = (1, 1.5, 2, 3, 5, 10, 12)
 
 for study in [
+    _DEMO,
     Study(
         "random_points",
         random_points.__doc__,

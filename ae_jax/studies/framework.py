@@ -2,10 +2,11 @@
 full: the study's real setting) and a function that runs its models through `pipeline.study_model`, composes
 evaluators and returns report sections and tables.
 
-`run_study` writes into <out>/<study>/: index.html, one CSV per table, config.json (the study's settings) and
-results.json (each model's measured numbers, config and config hash, and the tables). The demo is a study;
-ae_jax.studies.catalogue registers the research studies. A study's `--set` keys must be of config sections its
-models read: every model's (MODEL_SECTIONS) and those of the evaluators it declares.
+`run_study` writes into <out>/<study>/: index.html (led by what every evaluator found, ae_jax.studies.views),
+one CSV per table, config.json (the study's settings) and results.json (each model's measured numbers, config
+and config hash, and the tables). ae_jax.studies.catalogue registers the studies, the demo among them. A study's
+`--set` keys must be of config sections its models read: every model's (MODEL_SECTIONS) and those of the
+evaluators it declares.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Callable
 from ae_jax import config as config_lib
 from ae_jax import stages
 from ae_jax.config import Config
-from ae_jax.data.faces import FACE_FACTORS
 from ae_jax.evaluators import registry
 from ae_jax.report import pages
 from ae_jax.studies import pipeline, views
@@ -69,7 +69,7 @@ def studies_named(name: str) -> list[Study]:
 
 def sections_read(study: Study) -> set[str]:
     """The config sections the study's models read: every model's and those of the evaluators it declares."""
-    return {*MODEL_SECTIONS, *(s for name in study.evaluators for s in registry.EVALUATORS[name].sections)}
+    return {*MODEL_SECTIONS, *(s for name in study.evaluators for s in registry.evaluators()[name].sections)}
 
 
 def _key(override: str) -> str:
@@ -128,7 +128,7 @@ def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), lo
             "tables": output.tables,
         },
     )
-    sentences, figures = views.findings(output.models, output.models[0].config.eval.report_ks[0])
+    sentences, figures = views.findings(output.models)
     first = [
         (
             "Findings",
@@ -137,70 +137,3 @@ def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), lo
         ("Study", [pages.paragraph(" ".join(study.description.split()))]),
     ]
     return pages.write_page(os.path.join(out, "index.html"), f"ae_jax study: {name}", first + output.sections)
-
-
-# ---------------------------------------------------------------------------------------------
-# The demo.
-
-DEMO_EVALUATORS = ("reconstruction", "distribution", "generators", "judge", "intrinsic_dimension")
-
-
-def demo(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutput:
-    """From nothing to one page on the embedded faces: a plain AE and a tiny-KL VAE, the judge trained on the
-    faces' known factors, and for both models every evaluator: reconstruction, z-point distribution,
-    generators with decoded grids and judge scores, intrinsic dimension against the true factors."""
-    configs = [model_config(settings[k], settings, overrides) for k in ("ae", "vae")]
-    timings = []
-
-    def timed(label, fn, *args, **kw):
-        t0 = time.perf_counter()
-        value = fn(*args, **kw)
-        timings.append({"stage": label, "seconds": time.perf_counter() - t0})
-        return value
-
-    judge_dir = timed("judge", pipeline.ensure_judge, configs[0], out, log)
-    models = [
-        timed(c.name, pipeline.study_model, c, os.path.join(out, c.name), DEMO_EVALUATORS, judge_dir, log)
-        for c in configs
-    ]
-    timings.append({"stage": "total", "seconds": sum(t["seconds"] for t in timings)})
-    ae, vae = configs
-    ks = ae.eval.report_ks
-    side = [views.headline(m) for m in models]
-    generators = [row for m in models for k in ks for row in views.sweep_rows(m, k)]
-    what = (
-        f"A plain autoencoder and a VAE whose KL term weighs kl_weight={vae.model.kl_weight:g} of the per-image "
-        f"reconstruction loss, trained on {ae.data.num_images} procedurally rendered faces ({ae.data.image_size}px, "
-        f"{len(FACE_FACTORS)} known factors: {', '.join(FACE_FACTORS)}). Both encode the training set into z-points "
-        "whose distribution is measured; random z-points from several generators are compared with the region the "
-        "encoder fills (each component within mean +- k half-widths) and decoded. The judge is a small conv net "
-        "trained on the faces' factors; its features give Frechet distances and k-NN precision of decoded samples "
-        "against real held-out faces."
-    )
-    sections = [
-        ("What this is", [pages.paragraph(what)]),
-        ("AE vs tiny-KL VAE", [pages.table(side), pages.table(generators)]),
-        *[section for m in models for section in views.model_sections(m, ks)],
-        ("Timings (this machine)", [pages.table(timings)]),
-    ]
-    return StudyOutput(sections, models, {"ae_vs_vae": side, "generators": generators, "timings": timings})
-
-
-_DEMO_FULL = {
-    "data.num_images": 4096,
-    "train.epochs": 12,
-    "distribution.tsne": True,
-    "distribution.tsne_points": 2048,
-    "distribution.tsne_inputs": (0, 10),
-    "generators.n": 20_000,
-}
-register(
-    Study(
-        "demo",
-        demo.__doc__,
-        demo,
-        smoke=dict(ae="tiny", vae="tiny_vae_tiny_kl", overrides={}),
-        full=dict(ae="faces", vae="faces_vae_tiny_kl", overrides=_DEMO_FULL),
-        evaluators=DEMO_EVALUATORS,
-    )
-)

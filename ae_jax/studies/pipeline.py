@@ -96,10 +96,7 @@ class ModelResult:
             "config_hash": self.key,
             "config": config_lib.to_dict(self.config),
             "train": self.train,
-            "evaluators": {
-                name: {"key": r.key, "folder": r.folder, "numbers": r.numbers, "figures": r.figures}
-                for name, r in self.results.items()
-            },
+            "evaluators": {name: r.to_json() for name, r in self.results.items()},
         }
 
 

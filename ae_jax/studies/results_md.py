@@ -15,6 +15,10 @@ import shutil
 
 import numpy as np
 
+from ae_jax.evaluators import registry
+from ae_jax.report.pages import cell_text, percent
+from ae_jax.studies import views
+
 GAUSSIAN_FWHM = 2 * math.sqrt(2 * math.log(2))  # 2.3548: FWHM / sigma of a Gaussian
 
 
@@ -30,7 +34,7 @@ def _hits(sweep: dict, label_prefix: str, k: float) -> list[tuple[str, float, in
     for r in sweep["results"]:
         if r["label"].startswith(label_prefix):
             h = next(h for h in r["hits"] if h["k"] == k)
-            out.append((r["label"], h["mc_fraction"], h["mc_samples"], h["log10_analytic"]))
+            out.append((r["label"], h["mc_fraction"], h["mc_samples"], h["log10_analytic"], h["mc_hits"]))
     return out
 
 
@@ -70,18 +74,25 @@ def component_claim(summary: dict, name: str) -> tuple[str, list[str], list[str]
     """Gaussian-like components (FWHM close to 2.3548 sigma) with a few dominant ones (<= 10% of z_dim)."""
     std, hw = np.asarray(summary["std"]), np.asarray(summary["half_width"])
     ratio = hw / (GAUSSIAN_FWHM * np.maximum(std, 1e-12))
-    share = float(np.mean((ratio > 0.8) & (ratio < 1.25)))
+    gaussian_like = int(np.sum((ratio > 0.8) & (ratio < 1.25)))
     n_dom, d = len(summary["dominant_components"]), summary["z_dim"]
+    share = gaussian_like / d
     holds = share >= 0.75 and 0 < n_dom <= 0.1 * d
     mu = np.abs(np.asarray(summary["mu"]))
     outliers = int(np.sum((mu > 3 * np.median(mu)) | (hw > 3 * np.median(hw))))
     lines = [
         f"- {name}: {d} components; FWHM/(2.3548 sigma) median {np.median(ratio):.3f}, "
-        f"{share:.0%} of components within [0.8, 1.25] (Gaussian-like); {n_dom} dominant components "
-        f"(|mu| >= 0.25 or half-width >= 1.5); summary counts {json.dumps(summary['counts'])}; "
+        f"{percent(gaussian_like, d)} of components within [0.8, 1.25] (Gaussian-like); {n_dom} dominant "
+        f"components (|mu| >= 0.25 or half-width >= 1.5); components past each threshold: {_counts(summary)}; "
         f"scale-free count: {outliers} components have |mu| or half-width above 3x its median over components."
     ]
     return _verdict(True, holds), lines, _analysis_figures(summary, "components_all.png", "components_dominant.png")
+
+
+def _counts(summary: dict) -> str:
+    """'mu_abs_ge_1: 3 of 64, ...': how many components pass each of the summary's count thresholds."""
+    d = summary["z_dim"]
+    return ", ".join(f"{k}: {v} of {d}" for k, v in summary["counts"].items() if isinstance(v, int))
 
 
 def _analysis_figures(summary: dict, *names: str) -> list[str]:
@@ -117,17 +128,16 @@ def uniform_hits_claim(sweep: dict, name: str) -> tuple[str, list[str], list[str
     far = [h for h in _hits(sweep, "uniform", 3.0) if float(h[0].split("=")[1].rstrip(")")) >= 3]
     near = [h for h in _hits(sweep, "uniform", 2.0) if float(h[0].split("=")[1].rstrip(")")) <= 1.5]
     only_uniform = all(r["sampler"] == "uniform" for r in sweep["results"])  # study 1: its grid shows the bounds
-    holds = all(f == 0 for _, f, _, _ in far) and all(f > 1e-3 for _, f, _, _ in near) and far and near
+    holds = all(f == 0 for _, f, *_ in far) and all(f > 1e-3 for _, f, *_ in near) and far and near
 
-    def fmt(rows, k):
-        def analytic(a):
-            return f", analytic 10^{a:.1f}" if a is not None and math.isfinite(a) else ""
+    def analytic(a):
+        return f", analytic 10^{a:.1f}" if a is not None and math.isfinite(a) else ""
 
-        return "; ".join(f"{label} k={k}: MC fraction {f:.3g} of {n} points{analytic(a)}" for label, f, n, a in rows)
-
+    shares = [(row, 3) for row in far] + [(row, 2) for row in near]
     return (
         _verdict(bool(far and near), bool(holds)),
-        [f"- {name}: {fmt(far, 3)}.", f"- {name}: {fmt(near, 2)}."],
+        [f"- {name}:"]
+        + [f"  - {label}, k={k}: {percent(hits, n)} inside{analytic(a)}" for (label, _, n, a, hits), k in shares],
         _sweep_figures(sweep, "hits_vs_bound", *["decoded_grid"] * only_uniform),
     )
 
@@ -136,17 +146,11 @@ def radius_law_claim(sweep: dict, name: str) -> tuple[str, list[str], list[str]]
     """Uniform generators' |z| follows the analytic law: MC mean within 2% of the analytic mean."""
     rows = [r for r in sweep["results"] if r["sampler"] == "uniform"]
     errs = [abs(r["radius"]["mean"] - r["radius"]["analytic_mean"]) / r["radius"]["analytic_mean"] for r in rows]
-    lines = [
-        f"- {name}: "
-        + "; ".join(
-            f"{r['label']}: MC {r['radius']['mean']:.2f} +- {r['radius']['std']:.2f}, "
-            f"analytic {r['radius']['analytic_mean']:.2f} +- "
-            f"{r['radius']['analytic_std']:.2f}"
-            for r in rows
-        )
-        + f"; data radius mean {sweep['data_radius']['mean']:.2f}."
-        if rows
-        else f"- {name}: no uniform rows."
+    lines = [f"- {name}: data radius mean {sweep['data_radius']['mean']:.2f}" + ("" if rows else "; no uniform rows.")]
+    lines += [
+        f"  - {r['label']}: MC {r['radius']['mean']:.2f} +- {r['radius']['std']:.2f}, analytic "
+        f"{r['radius']['analytic_mean']:.2f} +- {r['radius']['analytic_std']:.2f}"
+        for r in rows
     ]
     return _verdict(bool(rows), bool(rows) and max(errs) < 0.02), lines, _sweep_figures(sweep, "radius")
 
@@ -174,23 +178,20 @@ def fitted_gaussian_claim(sweep: dict, name: str) -> tuple[str, list[str], list[
         if references
         else []
     )
+    scored = [(r["label"], r) for r in fitted + uniform] + list(references.items())
     return (
         _verdict(True, holds),
-        [
-            f"- {name}: judge FD / precision: "
-            + "; ".join(
-                f"{r['label']}: {r['judge_frechet']:.3g} / {r['judge_precision']:.2f}" for r in fitted + uniform
-            )
-            + "; references: "
-            + "; ".join(
-                f"{label}: {r['judge_frechet']:.3g} / {r['judge_precision']:.2f}"
-                for label, r in sweep.get("judge_reference", {}).items()
-            )
-            + "."
-        ]
-        + against,
+        [f"- {name}: judge Frechet distance (FD) and precision per generator and reference below."]
+        + against
+        + [f"  - {label}: FD {r['judge_frechet']:.3g}, precision " + _judge_precision(r) for label, r in scored],
         _sweep_figures(sweep, "decoded_grid"),
     )
+
+
+def _judge_precision(row: dict) -> str:
+    """A judge precision as a percentage of the judged images (a bare fraction where their count is unknown)."""
+    n = row.get("judge_images")
+    return percent(round(row["judge_precision"] * n), n) if n else f"{row['judge_precision']:.2f}"
 
 
 def filament_claim(filaments: dict, name: str) -> tuple[str, list[str], list[str]]:
@@ -203,15 +204,20 @@ def filament_claim(filaments: dict, name: str) -> tuple[str, list[str], list[str
     if not z_rows or not null_rows:
         return _verdict(False, False), [f"- {name}: no intrinsic-dimension table."], []
 
-    def fmt(rs):
-        return ", ".join(
-            f"{float(r['dimension']):.1f} at r2 {float(r['scale_r2']):.3g} ({r['n_points']} points)" for r in rs
-        )
-
     holds = float(z_rows[0]["dimension"]) < 0.5 * float(null_rows[0]["dimension"])
+    table = [
+        {
+            "set": r["set"],
+            "points": int(r["n_points"]),
+            "scale r2": float(r["scale_r2"]),
+            "TwoNN": float(r["dimension"]),
+        }
+        for r in (*z_rows, *null_rows)
+    ]
     return (
         _verdict(True, holds),
-        [f"- {name}: z-points {fmt(z_rows)}; fitted full Gaussian {fmt(null_rows)}."],
+        [f"- {name}: TwoNN dimension of the z-points and of the fitted full Gaussian, by scale:", ""]
+        + _markdown_table(table),
         filaments["figures"],
     )
 
@@ -223,30 +229,64 @@ def _markdown_table(rows: list[dict]) -> list[str]:
     columns = list(dict.fromkeys(k for r in rows for k in r))
 
     def cell(v):
-        return f"{v:.3g}" if isinstance(v, float) else str(v)
+        return cell_text(v).replace("|", "\\|")
 
     return [
-        "| " + " | ".join(columns) + " |",
+        "| " + " | ".join(map(cell, columns)) + " |",
         "|" + "---|" * len(columns),
         *["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows],
     ]
 
 
+def _shares(row: dict) -> dict:
+    """An ablation row with its uniform-box hit fractions as percentages of its "uniform points"."""
+    n = row.get("uniform points")
+    return {k: percent(round(v * n), n) if n and k.startswith("uniform b=") else v for k, v in row.items()}
+
+
 def ablation_sections(done: dict | None) -> list[str]:
-    """One table per ablation axis (study 5) and a sentence on how its headline numbers move along it."""
+    """One table per ablation axis (study 5), its arms named by the setting that differs, and how its headline
+    numbers move from the first arm to the last."""
     if not done:
         return ["", "## Ablations: not yet measured"]
     lines = ["", "## Ablations (study 5)", "", f"Setting: `{' '.join(done['overrides'])}` ({done['size']} size)."]
     for rows in done["tables"].values():
+        rows = [_shares(r) for r in rows]
         axis = next(iter(rows[0]))
         hits = [c for c in rows[0] if c.startswith("uniform b=")]
-        moves = "; ".join(
-            f"{c} {rows[0][c]:.3g} ({rows[0][axis]}) to {rows[-1][c]:.3g} ({rows[-1][axis]})"
+        moves = [
+            f"- {c}: {cell_text(rows[0][c])} ({rows[0][axis]}) to {cell_text(rows[-1][c])} ({rows[-1][axis]})"
             for c in (*ABLATION_COLUMNS, *hits)
             if c in rows[0]
-        )
-        lines += ["", f"### {axis}", "", f"From the first arm to the last: {moves}.", ""] + _markdown_table(rows)
+        ]
+        lines += ["", f"### {axis}", "", "From the first arm to the last:", "", *moves, ""] + _markdown_table(rows)
     return lines
+
+
+def measured_sections(root: str) -> list[str]:
+    """Per study that ran, whatever evaluators ran: the models' headline numbers side by side, then per evaluator
+    what it found and its table (each evaluator's view, ae_jax.studies.views)."""
+    lines = []
+    for study in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        done = _load(os.path.join(root, study, "results.json"))
+        if not done or not done.get("models"):
+            continue
+        models = [(_name(m), _views(m)) for m in done["models"]]
+        side = [views.headline_row(name, vs) for name, vs in models]
+        lines += ["", f"## Measured in {study} ({done['size']} size)", ""] + _markdown_table(side)
+        for evaluator in dict.fromkeys(e for _, vs in models for e in vs):
+            shown = [(name, vs[evaluator]) for name, vs in models if evaluator in vs]
+            rows = [{"model": name, **row} for name, view in shown for row in view.rows]
+            lines += ["", f"### {study}: {registry.title(evaluator)}", ""]
+            lines += [f"- {sentence}" for _, view in shown for sentence in view.findings]
+            lines += [""] + _markdown_table(rows) if rows else []
+    return lines
+
+
+def _views(model: dict) -> dict[str, registry.View]:
+    """Each evaluator's view of a model as its study's results.json records it."""
+    results = {name: registry.Result.from_json(name, r) for name, r in model["evaluators"].items()}
+    return views.model_views(_name(model), model["config"]["eval"]["report_ks"], results)
 
 
 def _slug(text: str) -> str:
@@ -301,8 +341,7 @@ def main(argv=None) -> int:
                 analyses.setdefault(name, _numbers(model, "distribution"))
             if "generators" in model["evaluators"]:
                 sweeps[f"study {number} ({name})"] = _sweep(model)
-            if "reconstruction" in model["evaluators"]:
-                training[name] = {**model["train"], **model["evaluators"]["reconstruction"]["numbers"]}
+            training.setdefault(name, model["train"])
     filaments = None
     for model in _models(root, "filaments")[:1]:  # the first is the study's main model (all points)
         dimension = _numbers(model, "intrinsic_dimension")
@@ -334,11 +373,7 @@ def main(argv=None) -> int:
         "",
     ]
     for name, m in training.items():
-        lines.append(
-            f"- {name}: {m['epoch']} epochs, held-out per-pixel MSE {m['eval_mse']:.5f}, PSNR "
-            f"{m['eval_psnr']:.2f} dB, KL share {m['kl_share']:.2e}, last epoch {m['images_per_s']:.0f} "
-            "images/s."
-        )
+        lines.append(f"- {name}: {m['epoch']} epochs, {m['images_per_s']:,.0f} images/s in the last one.")
     analysed = [(n, a) for n, a in analyses.items() if a]
     swept = [(n, s) for n, s in sweeps.items() if s]
     claims = [
@@ -378,6 +413,7 @@ def main(argv=None) -> int:
         lines += [""] + figures if figures else []
     lines += judge_lines(root)
     lines += ablation_sections(_load(os.path.join(root, "ablations", "results.json")))
+    lines += measured_sections(root)
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {args.out} with {copied} figures")
