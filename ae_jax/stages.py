@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def _canonical(value: Any) -> str:
@@ -97,17 +100,17 @@ def read_json(path: str) -> Any | None:
         return None
 
 
-def reusable(label: str, record_path: str, inputs: dict, log=print) -> dict | None:
+def reusable(label: str, record_path: str, inputs: dict) -> dict | None:
     """The record at record_path if its key matches `inputs`, else None; logs which it is and why."""
     record = read_json(record_path)
     if record is not None and record.get("key") == digest(inputs):
-        log(f"{label}: reused (inputs unchanged, key {record['key'][:12]})")
+        logger.info(f"{label}: reused (inputs unchanged, key {record['key'][:12]})")
         return record
     if record is None:
-        log(f"{label}: computing (no earlier result in {os.path.dirname(record_path) or '.'})")
+        logger.info(f"{label}: computing (no earlier result in {os.path.dirname(record_path) or '.'})")
     else:
         changes = changed_keys(record.get("inputs", {}), inputs)
-        log(f"{label}: recomputing (inputs changed: {'; '.join(changes[:6]) or 'format'})")
+        logger.info(f"{label}: recomputing (inputs changed: {'; '.join(changes[:6]) or 'format'})")
     return None
 
 

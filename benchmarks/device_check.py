@@ -168,6 +168,7 @@ def part_loop(size: dict, out_dir: str) -> dict:
     import tempfile
 
     from ae_jax import config as config_lib
+    from ae_jax.runtime import configure_logging
     from ae_jax.train import loop
 
     with tempfile.TemporaryDirectory(prefix="ae_jax_device_check_") as scratch:
@@ -185,7 +186,8 @@ def part_loop(size: dict, out_dir: str) -> dict:
         config = config_lib.load("case1", overrides)
         _tensorboardx_or_stub()
         tic = time.perf_counter()
-        last = loop.train(config, log=lambda line: print(line, file=sys.stderr, flush=True))
+        configure_logging()  # the loop's lines on stderr, as the CLI prints them
+        last = loop.train(config)
         total = time.perf_counter() - tic
         metrics_path = os.path.join(out_dir, "loop_metrics.jsonl")
         shutil.copyfile(os.path.join(config.run_dir, "metrics.jsonl"), metrics_path)

@@ -63,7 +63,7 @@ def main() -> None:
         config = config_lib.load(args.config, args.set + VARIANTS[name])
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
-            info = train_judge(config, os.path.join(folder, "judge"), log=lambda s: None, curve=args.curve)
+            info = train_judge(config, os.path.join(folder, "judge"), curve=args.curve)
         seconds = time.perf_counter() - start
         metric = next(k[len("valid_") :] for k in info if k.startswith("valid_") and "curve" not in k)
         curve = "  " + " ".join(f"{v:.3f}" for v in info[f"valid_curve_{metric}"]) if args.curve else ""

@@ -118,17 +118,16 @@ def test_default_range_counts_every_value_and_recovers_both_half_widths(tmp_path
     np.testing.assert_allclose(summary["half_width"], [fwhm * 12, fwhm * 0.5], rtol=0.05)
 
 
-def test_fixed_range_that_cuts_values_warns_naming_components_and_share(tmp_path):
+def test_fixed_range_that_cuts_values_warns_naming_components_and_share(tmp_path, log_messages):
     z = _two_scales()
-    messages = []
     cfg = C.load("tiny", ["distribution.hist_range=-12,12"]).distribution
-    summary = analyze(z, str(tmp_path), cfg, log=messages.append)
+    summary = analyze(z, str(tmp_path), cfg)
     h = summary["histogram"]
     outside = np.sum((z < -12) | (z > 12), axis=0)
     assert h["points_outside"] == outside.tolist() and outside[1] == len(z)
     assert h["cut_share"] == pytest.approx(outside.sum() / z.size)
     assert set(h["cut_components"]) == {0, 1}
-    warning = next(m for m in messages if m.startswith("warning: distribution.hist_range=(-12.0, 12.0)"))
+    warning = next(m for m in log_messages if m.startswith("warning: distribution.hist_range=(-12.0, 12.0)"))
     assert f"cuts {h['cut_share']:.3g} of all values" in warning and "in 2 components: 0 (" in warning
 
 

@@ -18,18 +18,14 @@ from ae_jax.train import arms, runs
 from ae_jax.train.loop import load_run, train, train_together
 
 
-def _quiet(message: str) -> None:
-    pass
-
-
 @pytest.mark.parametrize("vectorize", [True, False], ids=["vmapped", "unrolled"])
 def test_arms_match_the_same_arms_trained_alone(tmp_path, vectorize):
     base = C.load("tiny_vae_tiny_kl", [f"workdir={tmp_path / 'together'}", "train.epochs=2"])
     configs = arms.arm_configs(base, ["model.kl_weight=1e-6,1e-2", "data.task=reconstruct,denoise", "seed=0,3"])
     assert len(configs) == 8 and len({c.run_dir for c in configs}) == 8
-    together = train_together(configs, log=_quiet, vectorize=vectorize)
+    together = train_together(configs, vectorize=vectorize)
     for config, result in list(zip(configs, together))[::3]:  # arms 0, 3, 6: every setting on either side
-        solo = train(C.override(config, [f"workdir={tmp_path / 'solo'}"]), log=_quiet)
+        solo = train(C.override(config, [f"workdir={tmp_path / 'solo'}"]))
         np.testing.assert_allclose(result["eval_loss"], solo["eval_loss"], rtol=1e-4)
         np.testing.assert_allclose(result["train_loss"], solo["train_loss"], rtol=1e-4)
         saved = runs.load_run_config(config.run_dir)
@@ -44,16 +40,16 @@ def test_arms_match_the_same_arms_trained_alone(tmp_path, vectorize):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
     lines = [json.loads(x) for x in open(os.path.join(configs[5].run_dir, "metrics.jsonl"))]
     assert [x["epoch"] for x in lines] == [1, 2]
-    assert os.path.isfile(encode_run(configs[5].run_dir, "valid", log=_quiet)["valid"])  # an ordinary run
+    assert os.path.isfile(encode_run(configs[5].run_dir, "valid")["valid"])  # an ordinary run
 
 
 def test_arms_resume_where_they_stopped(tmp_path):
     base = C.load("tiny", [f"workdir={tmp_path}", "train.epochs=1"])
     configs = arms.arm_configs(base, ["train.learning_rate=1e-3,3e-3"])
-    train_together(configs, log=_quiet)
+    train_together(configs)
     longer = [C.override(c, ["train.epochs=2"]) for c in configs]
-    resumed = train_together(longer, resume=True, log=_quiet)
-    straight = train_together([C.override(c, [f"workdir={tmp_path / 'straight'}"]) for c in longer], log=_quiet)
+    resumed = train_together(longer, resume=True)
+    straight = train_together([C.override(c, [f"workdir={tmp_path / 'straight'}"]) for c in longer])
     for a, b in zip(resumed, straight):
         assert a["eval_loss"] == b["eval_loss"] and a["step"] == b["step"] == 12
 

@@ -27,10 +27,10 @@ from ae_jax.evaluators.encode import encode_run
 from ae_jax.train.loop import load_run, train
 overrides = json.loads(sys.argv[1])
 assert jax.device_count() == 4, jax.devices()
-first = train(C.load("tiny", overrides + ["train.epochs=1"]), log=lambda s: None)
-second = train(C.load("tiny", overrides + ["train.epochs=2"]), resume=True, log=lambda s: None)
+first = train(C.load("tiny", overrides + ["train.epochs=1"]))
+second = train(C.load("tiny", overrides + ["train.epochs=2"]), resume=True)
 run_dir = C.load("tiny", overrides).run_dir
-z_file = encode_run(run_dir, "valid", log=lambda s: None)["valid"]
+z_file = encode_run(run_dir, "valid")["valid"]
 params = [np.asarray(x.addressable_data(0)).tolist() for x in jax.tree.leaves(load_run(run_dir)[2])]
 if jax.process_index() == 0:
     losses = [first["train_loss"], second["train_loss"], second["eval_loss"]]

@@ -35,7 +35,7 @@ def test_judge_learns_the_faces_factors_and_separates_noise(tmp_path):
             "judge.epochs=8",
         ],
     )
-    info = train_judge(config, str(tmp_path), log=lambda s: None, curve=True)
+    info = train_judge(config, str(tmp_path), curve=True)
     assert info["task"] == "regression" and info["valid_r2"] > 0.15
     assert info["augment"] == "none"  # a mirror would change head_x: auto leaves the faces alone
     assert len(info["valid_curve_r2"]) == 8 and info["valid_curve_r2"][-1] == pytest.approx(info["valid_r2"], abs=1e-3)
@@ -70,7 +70,7 @@ def test_judge_config_rejects_bad_augment_and_weight_decay(override):
 
 def test_judge_trains_with_flips_and_weight_decay(tmp_path):
     config = C.load("tiny", ["data.num_images=256", "judge.augment=flip", "judge.weight_decay=0.05", "judge.epochs=2"])
-    info = train_judge(config, str(tmp_path), log=lambda s: None)
+    info = train_judge(config, str(tmp_path))
     assert info["augment"] == "flip" and info["weight_decay"] == 0.05
     assert np.isfinite(info["valid_r2"])
     assert load_judge(str(tmp_path))(np.zeros((3, 16, 16, 3), np.uint8)).shape == (3, 128)

@@ -16,9 +16,9 @@ from ae_jax.studies import pipeline
 from ae_jax.train import runs
 
 
-def _study(tmp_path, *overrides, names=("distribution",), log=None):
+def _study(tmp_path, *overrides, names=("distribution",)):
     config = C.load("tiny", [f"workdir={tmp_path}/runs", *overrides])
-    return pipeline.study_model(config, str(tmp_path / "out"), names, log=log or (lambda s: None))
+    return pipeline.study_model(config, str(tmp_path / "out"), names)
 
 
 def _folder_of_images(root, seed, n=40):
@@ -29,13 +29,13 @@ def _folder_of_images(root, seed, n=40):
     return root
 
 
-def test_the_same_config_is_reused_and_says_so(tmp_path):
+def test_the_same_config_is_reused_and_says_so(tmp_path, log_messages):
     first = _study(tmp_path)
-    messages = []
-    again = _study(tmp_path, log=messages.append)
+    log_messages.clear()
+    again = _study(tmp_path)
     assert again.key == first.key and again.results["distribution"].reused
-    assert any("reused (trained for 1 epochs" in m for m in messages)
-    assert any(m.startswith("distribution (") and "reused (inputs unchanged" in m for m in messages)
+    assert any("reused (trained for 1 epochs" in m for m in log_messages)
+    assert any(m.startswith("distribution (") and "reused (inputs unchanged" in m for m in log_messages)
 
 
 @pytest.mark.parametrize(
@@ -74,40 +74,40 @@ def test_a_changed_data_folder_trains_a_new_run(tmp_path):
     assert a.results["distribution"].numbers["mu"] != b.results["distribution"].numbers["mu"]
 
 
-def test_a_changed_bin_width_analyses_again_and_keeps_both(tmp_path):
+def test_a_changed_bin_width_analyses_again_and_keeps_both(tmp_path, log_messages):
     base = _study(tmp_path)
-    messages = []
-    finer = _study(tmp_path, "distribution.bin_width=0.05", log=messages.append)
+    log_messages.clear()
+    finer = _study(tmp_path, "distribution.bin_width=0.05")
     assert finer.key == base.key  # the same trained run ...
     assert not finer.results["distribution"].reused  # ... analysed again
     assert finer.results["distribution"].numbers["histogram"]["bin_width"] == 0.05
     assert finer.results["distribution"].folder != base.results["distribution"].folder
-    assert any("computing" in m and m.startswith("distribution") for m in messages)
+    assert any("computing" in m and m.startswith("distribution") for m in log_messages)
     # a per-study evaluator recomputes in place and says which inputs changed
     gen = _study(tmp_path, names=("generators",))
-    messages.clear()
-    wider = _study(tmp_path, "distribution.bin_width=0.05", names=("generators",), log=messages.append)
+    log_messages.clear()
+    wider = _study(tmp_path, "distribution.bin_width=0.05", names=("generators",))
     assert (
         not wider.results["generators"].reused
         and gen.results["generators"].folder == wider.results["generators"].folder
     )
-    assert any("inputs changed: histogram.bin_width: 0.25 -> 0.05" in m for m in messages)
+    assert any("inputs changed: histogram.bin_width: 0.25 -> 0.05" in m for m in log_messages)
 
 
-def test_a_retrained_run_encodes_again(tmp_path):
+def test_a_retrained_run_encodes_again(tmp_path, log_messages):
     m = _study(tmp_path)
     z_file = os.path.join(m.config.run_dir, "z_train.npy")
     record = stages.read_json(os.path.join(m.config.run_dir, "z_train.json"))
     stages.write_json(os.path.join(m.config.run_dir, "z_train.json"), {**record, "key": "stale"})
-    messages = []
-    ctx = registry.RunContext(m.config, str(tmp_path / "o"), run_dir=m.config.run_dir, log=messages.append)
-    assert encode.points_file(ctx) == z_file and any("z-points" in x and "recomputing" in x for x in messages)
+    log_messages.clear()
+    ctx = registry.RunContext(m.config, str(tmp_path / "o"), run_dir=m.config.run_dir)
+    assert encode.points_file(ctx) == z_file and any("z-points" in x and "recomputing" in x for x in log_messages)
 
 
 def test_every_evaluator_runs_on_the_tiny_preset(tmp_path):
     config = C.load("tiny", [f"workdir={tmp_path}/runs"])
-    judge_dir = pipeline.ensure_judge(config, str(tmp_path), log=lambda s: None)
-    m = pipeline.study_model(config, str(tmp_path / "out"), tuple(registry.evaluators()), judge_dir, lambda s: None)
+    judge_dir = pipeline.ensure_judge(config, str(tmp_path))
+    m = pipeline.study_model(config, str(tmp_path / "out"), tuple(registry.evaluators()), judge_dir)
     assert set(m.results) == set(registry.evaluators())
     for name, result in m.results.items():
         assert os.path.isfile(os.path.join(result.folder, "config.json")), name
@@ -190,9 +190,9 @@ def test_an_output_folder_an_evaluator_did_not_write_is_not_deleted(tmp_path):
     assert main(args) == 0 and (mine / "result.json").is_file()
 
 
-def test_a_config_is_trained_once_whatever_its_name(tmp_path):
+def test_a_config_is_trained_once_whatever_its_name(tmp_path, log_messages):
     first = _study(tmp_path)
-    messages = []
-    arm = _study(tmp_path, "name=ablation_arm_equal_to_the_baseline", log=messages.append)
+    log_messages.clear()
+    arm = _study(tmp_path, "name=ablation_arm_equal_to_the_baseline")
     assert arm.config.run_dir == first.config.run_dir and arm.label == "ablation_arm_equal_to_the_baseline"
-    assert any("using that run" in m for m in messages) and len(os.listdir(tmp_path / "runs")) == 1
+    assert any("using that run" in m for m in log_messages) and len(os.listdir(tmp_path / "runs")) == 1

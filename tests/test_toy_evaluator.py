@@ -28,18 +28,22 @@ registry.register(
 )
 
 
-def toy_study(settings, out, overrides, log=print) -> framework.StudyOutput:
+def toy_study(settings, out, overrides) -> framework.StudyOutput:
     """A plain AE of the tiny preset, measured by the toy evaluator."""
     config = framework.model_config(settings["ae"], settings, overrides)
-    m = pipeline.study_model(config, out, ("reconstruction", "toy"), log=log)
+    m = pipeline.study_model(config, out, ("reconstruction", "toy"))
     return framework.StudyOutput(views.model_sections(m), [m], {})
 
 
-framework.register(framework.Study("toy_study", toy_study.__doc__, toy_study, smoke=dict(ae="tiny"), full={}))
+framework.register(
+    framework.Study(
+        "toy_study", toy_study.__doc__, toy_study, smoke=dict(ae="tiny"), full={}, evaluators=("reconstruction", "toy")
+    )
+)
 
 
 def test_a_toy_evaluator_shows_on_the_study_page_and_in_the_results_document(tmp_path):
-    page = framework.run_study("toy_study", full=False, out_dir=str(tmp_path), log=lambda s: None)
+    page = framework.run_study("toy_study", full=False, out_dir=str(tmp_path))
     html = open(page).read()
     assert "tiny: toy check" in html and "toy outside the unit ball" in html
     assert "toy evaluator found max |z|" in html  # among the findings

@@ -25,7 +25,7 @@ def leaves(params):
 
 def test_a_few_epochs_lower_the_loss_and_write_the_run_folder(tmp_path):
     config = tiny(tmp_path, "train.epochs=3")
-    result = train(config, log=lambda s: None)
+    result = train(config)
     lines = [json.loads(x) for x in open(os.path.join(config.run_dir, "metrics.jsonl"))]
     assert [x["epoch"] for x in lines] == [1, 2, 3]
     assert lines[-1]["eval_loss"] < lines[0]["eval_loss"]
@@ -45,18 +45,18 @@ def test_vae_and_denoising_tasks_train(tmp_path):
         "data.drop_rate=0.2",
         "name=vae",
     )
-    result = train(config, log=lambda s: None)
+    result = train(config)
     assert result["eval_kl"] > 0 and 0 < result["kl_share"] < 1
 
 
 def test_resume_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
     full = tiny(tmp_path, "train.epochs=2", "name=full")
-    train(full, log=lambda s: None)
+    train(full)
     half = tiny(tmp_path, "train.epochs=1", "name=half")
-    train(half, log=lambda s: None)
+    train(half)
     with pytest.raises(TrainingError, match="--resume"):
-        train(tiny(tmp_path, "train.epochs=2", "name=half"), log=lambda s: None)
-    train(tiny(tmp_path, "train.epochs=2", "name=half"), resume=True, log=lambda s: None)
+        train(tiny(tmp_path, "train.epochs=2", "name=half"))
+    train(tiny(tmp_path, "train.epochs=2", "name=half"), resume=True)
     for a, b in zip(leaves(load_run(full.run_dir)[2]), leaves(load_run(half.run_dir)[2])):
         np.testing.assert_array_equal(a, b)
 
@@ -64,23 +64,22 @@ def test_resume_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
 def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny(tmp_path, "train.epochs=2", "train.optimizer=sgd", "train.learning_rate=1e30")
     with pytest.raises(TrainingError, match=r"non-finite loss .* at step \d+.*learning rate"):
-        train(config, log=lambda s: None)
+        train(config)
     steps = sorted(os.listdir(os.path.join(config.run_dir, "ckpt")))
     assert all(int(s) < 6 for s in steps if s.isdigit())
 
 
-def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path):
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, log_messages):
     config = tiny(tmp_path, "train.epochs=2")
-    train(config, log=lambda s: None)
+    train(config)
     ckpt = os.path.join(config.run_dir, "ckpt")
     latest = max(int(s) for s in os.listdir(ckpt) if s.isdigit())
     for root, _, files in os.walk(os.path.join(ckpt, str(latest))):
         for f in files:
             with open(os.path.join(root, f), "wb") as fh:
                 fh.write(b"garbage")
-    messages = []
-    result = train(tiny(tmp_path, "train.epochs=3"), resume=True, log=messages.append)
-    assert any(f"step {latest}" in m and "unreadable" in m for m in messages)
+    result = train(tiny(tmp_path, "train.epochs=3"), resume=True)
+    assert any(f"step {latest}" in m and "unreadable" in m for m in log_messages)
     assert result["epoch"] == 3
 
 
@@ -155,7 +154,7 @@ def dying_save(self, at, state):
 
 
 checkpoint.CheckpointStore.save = dying_save
-loop.train(C.load("tiny", [f"workdir={workdir}", *sys.argv[4:]]), log=lambda s: None)
+loop.train(C.load("tiny", [f"workdir={workdir}", *sys.argv[4:]]))
 """
 
 
@@ -172,7 +171,7 @@ def test_a_run_killed_at_the_epoch_end_checkpoint_records_every_epoch_once_after
     )
     assert killed.returncode == 9, killed.stderr[-3000:]
     config = tiny(tmp_path, *settings)
-    assert train(config, resume=True, log=lambda s: None)["epoch"] == 3
+    assert train(config, resume=True)["epoch"] == 3
     epochs = [json.loads(x) for x in open(os.path.join(config.run_dir, "metrics.jsonl"))]
     steps = [json.loads(x)["step"] for x in open(os.path.join(config.run_dir, "steps.jsonl"))]
     assert [(e["epoch"], e["step"]) for e in epochs] == [(1, 6), (2, 12), (3, 18)] and steps == list(range(1, 19))
@@ -207,7 +206,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, arms):
 def test_bfloat16_compute_trains_with_float32_parameters(tmp_path):
     """model.dtype=bfloat16 (the GPU option) computes in bfloat16: the loss falls, the saved parameters stay float32."""
     config = tiny(tmp_path, "model.dtype=bfloat16", "train.epochs=3")
-    result = train(config, log=lambda s: None)
+    result = train(config)
     lines = [json.loads(x) for x in open(os.path.join(config.run_dir, "metrics.jsonl"))]
     assert np.isfinite(result["train_loss"]) and lines[-1]["eval_loss"] < lines[0]["eval_loss"]
     assert {x.dtype for x in leaves(load_run(config.run_dir)[2])} == {np.dtype(np.float32)}
@@ -225,7 +224,7 @@ from ae_jax import config as C
 from ae_jax.train.loop import train, load_run
 assert jax.device_count() == 8, jax.devices()
 config = C.load("tiny", json.loads(sys.argv[1]))
-result = train(config, log=lambda s: None)
+result = train(config)
 params = [np.asarray(x).tolist() for x in jax.tree.leaves(load_run(config.run_dir)[2])]
 print(json.dumps({"loss": result["train_loss"], "eval": result["eval_loss"], "params": params}))
 """
@@ -282,7 +281,7 @@ def test_same_seed_and_config_give_the_same_metrics_twice(tmp_path):
             "data.task=denoise",
             f"name={name}",
         )
-        train(config, log=lambda s: None)
+        train(config)
         lines = [json.loads(x) for x in open(os.path.join(config.run_dir, "metrics.jsonl"))]
         runs.append([{k: v for k, v in x.items() if k not in ("images_per_s", "reconstruction_grid")} for x in lines])
     assert runs[0] == runs[1]
@@ -292,7 +291,7 @@ def test_metrics_go_to_jsonl_files_and_tensorboard_event_files(tmp_path):
     from tensorboardX.event_file_writer import event_pb2  # the same protobuf TensorBoard reads
 
     config = tiny(tmp_path, "train.epochs=2")
-    train(config, log=lambda s: None)
+    train(config)
     epochs = [json.loads(x) for x in open(os.path.join(config.run_dir, "metrics.jsonl"))]
     steps = [json.loads(x) for x in open(os.path.join(config.run_dir, "steps.jsonl"))]
     assert [e["epoch"] for e in epochs] == [1, 2] and [s["step"] for s in steps] == list(range(1, 13))

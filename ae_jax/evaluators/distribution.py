@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -20,6 +21,8 @@ from ae_jax.config import DistributionConfig
 from ae_jax.evaluators import distribution_plots, encode, registry
 from ae_jax.numerics import stats
 from ae_jax.report.pages import Share
+
+logger = logging.getLogger(__name__)
 
 
 @jax.jit
@@ -81,7 +84,6 @@ def analyze(
     ids: Sequence | None = None,
     seed: int = 0,
     comp: dict | None = None,
-    log=tqdm.write,
 ) -> dict:
     """Measure the distribution of z-points (N, D); write figures and dominant_components.csv to out_dir and
     return the summary. ids (one per row) name points in the summary and in tsne_embeddings.npz; comp: the
@@ -96,7 +98,7 @@ def analyze(
     if not m["from_data"] and m["cut"]["components"]:
         cut = m["cut"]["components"]
         named = ", ".join(f"{j} ({c:,} values)" for j, c in list(cut.items())[:8]) + (" ..." if len(cut) > 8 else "")
-        log(
+        logger.warning(
             f"warning: distribution.hist_range={tuple(cfg.hist_range)} cuts {m['cut']['share']:.3g} of all values, "
             f"in {len(cut)} components: {named}; their half-widths and the boxes built on them are biased "
             "(leave distribution.hist_range empty to take the range from the data)"
@@ -109,7 +111,7 @@ def analyze(
         figures, skipped = figures + jobs, skipped + not_run
 
     for message in skipped:
-        log(f"analyze: skipped {message}")
+        logger.info(f"analyze: skipped {message}")
     for name, draw in tqdm(figures, desc="analysis figures", unit="fig"):
         draw(os.path.join(out_dir, name))
     if embeddings:
@@ -409,9 +411,7 @@ def components_of(ctx: registry.RunContext) -> dict:
 def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
     """Per-component distributions, radii, covariance, PCA and t-SNE of the z-points."""
     cfg = ctx.config
-    summary = analyze(
-        encode.points(ctx), folder, cfg.distribution, encode.point_ids(ctx), cfg.seed, components_of(ctx), ctx.log
-    )
+    summary = analyze(encode.points(ctx), folder, cfg.distribution, encode.point_ids(ctx), cfg.seed, components_of(ctx))
     return summary, {name: os.path.join(folder, name) for name in summary["figures"]}
 
 

@@ -7,6 +7,7 @@ file, so 200,000 x 256 never needs images and latents in memory at once. A VAE s
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 
@@ -18,6 +19,8 @@ from ae_jax import sharding, stages
 from ae_jax.data import datasets
 from ae_jax.evaluators import registry
 from ae_jax.numerics import stats
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 
@@ -96,7 +99,7 @@ def record_path(z_file: str) -> str:
 
 
 def encode_run(
-    run_dir: str, split: str = "train", out: str | None = None, batch_size: int = 256, log=print, run=None
+    run_dir: str, split: str = "train", out: str | None = None, batch_size: int = 256, run=None
 ) -> dict[str, str]:
     """Encode a split ("train", "valid", "test" or "all") of a trained run (its (config, model, params) as
     `run` if loaded, whose data section may name another dataset); returns the written paths, each with its
@@ -106,14 +109,13 @@ def encode_run(
     if split not in SPLITS + ("all",):
         raise ValueError(f"--split {split!r} is not one of {', '.join(SPLITS + ('all',))}")
     config, model, params = run or load_run(run_dir)
-    log = log if sharding.is_main() else (lambda message: None)
     mesh = sharding.data_mesh()
     batch_size = max(mesh.devices.size, batch_size // mesh.devices.size * mesh.devices.size)
     encode_fn = make_encode_fn(model, params, mesh)
     written = {}
     for name in SPLITS if split == "all" else (split,):
         ds = datasets.load_split(config.data, name, config.seed)
-        log(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
+        logger.info(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
         path = out if (out and split != "all") else z_path(run_dir, name)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         encode_images(encode_fn, ds.images, path, config.model.z_dim, batch_size, mesh, desc=f"encode {name}")
@@ -136,20 +138,20 @@ def encode_run(
             n_points=len(ds.images),
             data=dict(source=ds.source, found=ds.found, skipped=ds.skipped, key=ds.key),
         )
-        log(f"wrote {path} ({len(ds.images)} x {config.model.z_dim})")
+        logger.info(f"wrote {path} ({len(ds.images)} x {config.model.z_dim})")
     sharding.barrier("z-points written")  # no process reads them before the main one has written them
     return written
 
 
-def ensure_encoded(run_dir: str, split: str, run, log=print) -> str:
+def ensure_encoded(run_dir: str, split: str, run) -> str:
     """The path of the run's z-points of `split`, encoded again unless their record matches the parameters."""
     path = z_path(run_dir, split)
     config, _, params = run
     if not (
         os.path.isfile(path)
-        and stages.reusable(f"z-points {path}", record_path(path), encode_inputs(config, params, split), log)
+        and stages.reusable(f"z-points {path}", record_path(path), encode_inputs(config, params, split))
     ):
-        encode_run(run_dir, split, log=log, run=run)
+        encode_run(run_dir, split, run=run)
     return path
 
 
@@ -161,7 +163,7 @@ def points_file(ctx: registry.RunContext) -> str:
     """The z-points file: ctx.z_file, or the run's split (config eval.split), encoded if its record is stale."""
     if ctx.z_file:
         return ctx.z_file
-    return ctx.memo("z_path", lambda: ensure_encoded(ctx.run_dir, ctx.config.eval.split, ctx.run(), ctx.log))
+    return ctx.memo("z_path", lambda: ensure_encoded(ctx.run_dir, ctx.config.eval.split, ctx.run()))
 
 
 def points(ctx: registry.RunContext) -> np.ndarray:

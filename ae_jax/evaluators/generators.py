@@ -9,6 +9,7 @@ evaluators read the same points.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from collections.abc import Callable, Sequence
 
@@ -24,6 +25,8 @@ from ae_jax.numerics.samplers import Sampler, make_sampler
 from ae_jax.report import plots
 from ae_jax.report.pages import Share
 from ae_jax.runtime import make_key
+
+logger = logging.getLogger(__name__)
 
 Decode = Callable[[np.ndarray], np.ndarray]  # z-points (n, D) -> images (n, H, W, C) in [0, 1]
 
@@ -85,7 +88,6 @@ def sweep(
     decode: Decode | None = None,
     real_images: np.ndarray | None = None,
     reconstruct: Decode | None = None,
-    log=print,
 ) -> dict:
     """Every generator's `draws` (from `draw`) against z-points z (with `comp`, their analyze.components): box
     hits, radii, k-NN precision; decoded grids when `decode` is given. Writes sweep.csv and figures to out_dir."""
@@ -103,7 +105,7 @@ def sweep(
         if decode is not None:
             image_rows.append((result["label"], decode(points[: cfg.grid_images])))
         results.append(result)
-        log(
+        logger.info(
             f"{result['label']}: "
             + ", ".join(f"k={h['k']:g}: {h['mc_fraction']:.3g}" for h in result["hits"])
             + f"; radius {result['radius']['mean']:.2f} (analytic {result['radius']['analytic_mean']:.2f})"
@@ -184,7 +186,7 @@ def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
         dict(decode=ctx.decode, real_images=ctx.real_images(), reconstruct=ctx.reconstruct) if ctx.run_dir else {}
     )
     cfg = ctx.config
-    numbers = sweep(encode.points(ctx), comp, cfg.generators, folder, draws(ctx), log=ctx.log, **decoding)
+    numbers = sweep(encode.points(ctx), comp, cfg.generators, folder, draws(ctx), **decoding)
     return numbers, numbers.pop("figures")
 
 

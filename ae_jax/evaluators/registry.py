@@ -85,7 +85,6 @@ class RunContext:
     z_file: str | None = None  # z-points to analyse instead of the run's encoded split
     judge_dir: str | None = None
     shared_dir: str | None = None  # where per-run evaluators write instead, shared by every study of the run
-    log: Callable[[str], None] = print
     _memo: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def memo(self, name: str, build: Callable):
@@ -237,7 +236,7 @@ def run(ctx: RunContext, names: Sequence[str] | None = None) -> dict[str, Result
         inputs = {"evaluator": name, "format": ev.format, **{s: config_dict[s] for s in ev.sections}, **ev.inputs(ctx)}
         folder = folder_of(ctx, name, stages.digest(inputs))
         record_path = os.path.join(folder, "result.json")
-        record = stages.reusable(f"{name} ({folder})", record_path, inputs, ctx.log)
+        record = stages.reusable(f"{name} ({folder})", record_path, inputs)
         reused = record is not None
         if not reused:
             _clear(folder)

@@ -41,10 +41,10 @@ def _uniform_specs(bounds) -> tuple[GeneratorSpec, ...]:
     return tuple(GeneratorSpec.of("uniform", bound=b) for b in bounds)
 
 
-def random_points(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutput:
+def random_points(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
     """Study 1: decode uniform z-points of growing bound from a plain AE, beside reconstructions."""
     config = model_config(settings["ae"], settings, overrides)
-    m = pipeline.study_model(config, out, MODEL_EVALUATORS, log=log)
+    m = pipeline.study_model(config, out, MODEL_EVALUATORS)
     rows = views.rows(m, "generators")
     grid = m.results["generators"].figures["decoded_grid"]
     text = f"{m.label}, {config.train.epochs} epochs; uniform z in [-b, b]^{config.model.z_dim}"
@@ -56,12 +56,12 @@ def random_points(settings: dict, out: str, overrides: list[str], log=print) -> 
     return StudyOutput([("Random points in a plain AE's latent space", section)], [m], {"random_points": rows})
 
 
-def component_distributions(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutput:
+def component_distributions(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
     """Study 2: component distributions of two architectures, uniform hit fractions vs b and k, radii."""
     models = []
     for preset in settings["architectures"]:
         config = model_config(preset, settings, overrides)
-        models.append(pipeline.study_model(config, os.path.join(out, config.name), MODEL_EVALUATORS, log=log))
+        models.append(pipeline.study_model(config, os.path.join(out, config.name), MODEL_EVALUATORS))
     rows = [views.headline(m) for m in models]
     sections = [s for m in models for s in views.model_sections(m)]
     return StudyOutput(
@@ -69,17 +69,17 @@ def component_distributions(settings: dict, out: str, overrides: list[str], log=
     )
 
 
-def filaments(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutput:
+def filaments(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
     """Study 3: radius histograms, t-SNE of raw and PCA-reduced z at several point counts, PCA zooms, and the
     TwoNN intrinsic dimension of the z-points against a fitted-Gaussian null."""
     config = model_config(settings["ae"], settings, overrides)
-    main = pipeline.study_model(config, os.path.join(out, "main"), ("distribution", "intrinsic_dimension"), log=log)
+    main = pipeline.study_model(config, os.path.join(out, "main"), ("distribution", "intrinsic_dimension"))
     n_points = main.results["distribution"].numbers["n_points"]
     shown = min(config.distribution.tsne_points or n_points, n_points)
     models = []
     for n in sorted({min(n or n_points, n_points) for n in settings["tsne_points"]} - {shown}):
         arm = model_config(settings["ae"], settings, overrides, **{"distribution.tsne_points": n})
-        models.append(pipeline.study_model(arm, os.path.join(out, f"tsne_{n}"), ("distribution",), log=log))
+        models.append(pipeline.study_model(arm, os.path.join(out, f"tsne_{n}"), ("distribution",)))
     parts = []
     for m in models + [main]:
         a = m.results["distribution"]
@@ -91,12 +91,12 @@ def filaments(settings: dict, out: str, overrides: list[str], log=print) -> Stud
     return StudyOutput([("Filaments and voids", parts), dimension], [main, *models], {})
 
 
-def ae_vs_vae(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutput:
+def ae_vs_vae(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
     """Study 4: AE and tiny-KL VAE on the same data and architecture, every figure and table side by side."""
     configs = [model_config(settings[k], settings, overrides) for k in ("ae", "vae")]
-    judge_dir = pipeline.ensure_judge(configs[0], out, log) if settings.get("judge", True) else None
+    judge_dir = pipeline.ensure_judge(configs[0], out) if settings.get("judge", True) else None
     names = MODEL_EVALUATORS + (("judge",) if judge_dir else ())
-    models = [pipeline.study_model(c, os.path.join(out, c.name), names, judge_dir, log) for c in configs]
+    models = [pipeline.study_model(c, os.path.join(out, c.name), names, judge_dir) for c in configs]
     side = [views.headline(m) for m in models]
     tables = {"ae_vs_vae": side, **_evaluator_tables(models, "ae_vs_vae_", ("generators", "judge"))}
     sections = [("AE vs tiny-KL VAE", [pages.table(rows) for rows in tables.values()])]
@@ -110,7 +110,7 @@ def _evaluator_tables(models, prefix: str, names) -> dict[str, list[dict]]:
     return {stem: rows for stem, rows in tables.items() if rows}
 
 
-def ablations(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutput:
+def ablations(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
     """Study 5: one table per scripted sweep (z_dim, KL weight, epochs, architecture, task); each arm is its own
     run (keyed by its config), its distribution measured and a uniform box's hit fractions beside it."""
     sections, models, tables = [], [], {}
@@ -122,10 +122,10 @@ def ablations(settings: dict, out: str, overrides: list[str], log=print) -> Stud
             preset = extra.pop("preset", settings["ae"])
             name = f"ablation_{axis.replace('.', '_')}_{'_'.join(str(v) for v in extra.values()) or preset}"
             arms.append((label, preset, model_config(preset, settings, overrides, name=name, **extra)))
-        pipeline.train_arms_together([config for _, _, config in arms], log)  # same-shape axes: one program
+        pipeline.train_arms_together([config for _, _, config in arms])  # same-shape axes: one program
         for label, preset, config in arms:
             evals = ("reconstruction", "distribution")
-            m = pipeline.study_model(config, os.path.join(out, config.name), evals, log=log)
+            m = pipeline.study_model(config, os.path.join(out, config.name), evals)
             models.append(m)
             rows.append(
                 {
@@ -171,10 +171,10 @@ def uniform_hits(m: pipeline.ModelResult, bound: float, ks=(2.0, 3.0)) -> dict:
     return {**shares, "uniform points": UNIFORM_HIT_POINTS}
 
 
-def intrinsic_dimension(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutput:
+def intrinsic_dimension(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
     """Study 6: TwoNN dimension vs scale of the z-points, checked on the faces' known factors first."""
     config = model_config(settings["ae"], settings, overrides)
-    m = pipeline.study_model(config, out, ("intrinsic_dimension",), log=log)
+    m = pipeline.study_model(config, out, ("intrinsic_dimension",))
     return StudyOutput(views.model_sections(m), [m], {})
 
 
@@ -184,7 +184,7 @@ def intrinsic_dimension(settings: dict, out: str, overrides: list[str], log=prin
 DEMO_EVALUATORS = ("reconstruction", "distribution", "generators", "judge", "intrinsic_dimension")
 
 
-def demo(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutput:
+def demo(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
     """From nothing to one page on the embedded faces: a plain AE and a tiny-KL VAE, the judge trained on the
     faces' known factors, and for both models every evaluator: reconstruction, z-point distribution,
     generators with decoded grids and judge scores, intrinsic dimension against the true factors."""
@@ -197,10 +197,9 @@ def demo(settings: dict, out: str, overrides: list[str], log=print) -> StudyOutp
         timings.append({"stage": label, "seconds": time.perf_counter() - t0})
         return value
 
-    judge_dir = timed("judge", pipeline.ensure_judge, configs[0], out, log)
+    judge_dir = timed("judge", pipeline.ensure_judge, configs[0], out)
     models = [
-        timed(c.name, pipeline.study_model, c, os.path.join(out, c.name), DEMO_EVALUATORS, judge_dir, log)
-        for c in configs
+        timed(c.name, pipeline.study_model, c, os.path.join(out, c.name), DEMO_EVALUATORS, judge_dir) for c in configs
     ]
     timings.append({"stage": "total", "seconds": sum(t["seconds"] for t in timings)})
     ae, vae = configs

@@ -35,7 +35,7 @@ class StudyOutput:
 class Study:
     name: str
     description: str
-    run: Callable[[dict, str, list[str], Callable], StudyOutput]  # (settings, out dir, overrides, log)
+    run: Callable[[dict, str, list[str]], StudyOutput]  # (settings, out dir, overrides)
     smoke: dict  # settings: presets ("ae", "vae", ...), "overrides" ({config key: typed value}), study parameters
     full: dict
     evaluators: tuple[str, ...]  # every evaluator its models may run: their config sections are the ones it reads
@@ -96,7 +96,7 @@ def check_overrides(studies: list[Study], overrides: list[str]) -> None:
         raise config_lib.ConfigError(f"--set {unused[0]}: not used by {who}; sections used: {', '.join(sections)}")
 
 
-def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), log=print) -> str:
+def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = ()) -> str:
     """Run one study into out_dir/<name>/; returns the path of its page."""
     study = study_named(name)
     check_overrides([study], overrides)
@@ -114,7 +114,7 @@ def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), lo
         },
     )
     start = time.perf_counter()
-    output = study.run(settings, out, overrides, log)
+    output = study.run(settings, out, overrides)
     for stem, rows in output.tables.items():
         pages.write_csv(rows, os.path.join(out, f"{stem}.csv"))
     stages.write_json(

@@ -9,6 +9,7 @@ interrupted study is resumed by running it again.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 from collections.abc import Sequence
@@ -19,27 +20,29 @@ from ae_jax.config import Config
 from ae_jax.evaluators import registry
 from ae_jax.train import runs
 
+logger = logging.getLogger(__name__)
+
 JUDGE_FORMAT = 2  # 2: judge.json records the trivial baseline
 
 
-def ensure_trained(config: Config, log=print) -> tuple[Config, str, dict]:
+def ensure_trained(config: Config) -> tuple[Config, str, dict]:
     """(keyed config, training key, last epoch's metrics) of the config's run, training or resuming it unless
     it already holds train.epochs epochs."""
     from ae_jax.train.loop import train
 
-    run_config, key, done = runs.locate(config, log)
+    run_config, key, done = runs.locate(config)
     if done is not None:
-        log(f"{run_config.run_dir}: reused (trained for {config.train.epochs} epochs, training key {key[:12]})")
+        logger.info(f"{run_config.run_dir}: reused (trained for {config.train.epochs} epochs, training key {key[:12]})")
         return run_config, key, done
     resume = runs.has_checkpoints(run_config.run_dir)
-    log(f"{run_config.run_dir}: {'resuming' if resume else 'training'} (training key {key[:12]})")
-    metrics = train(run_config, resume=resume, log=log)
+    logger.info(f"{run_config.run_dir}: {'resuming' if resume else 'training'} (training key {key[:12]})")
+    metrics = train(run_config, resume=resume)
     if metrics["status"] != "complete":
         raise runs.TrainingError(f"{run_config.run_dir}: {metrics['status']}; run the same command again to resume")
     return run_config, key, metrics
 
 
-def train_arms_together(configs: Sequence[Config], log=print) -> None:
+def train_arms_together(configs: Sequence[Config]) -> None:
     """Train the configs' runs that are not yet trained as arms of one program (ae_jax.train.arms) when they can
     share one; otherwise leave them to ensure_trained, one by one."""
     from ae_jax.train import arms
@@ -47,21 +50,21 @@ def train_arms_together(configs: Sequence[Config], log=print) -> None:
 
     pending = {}
     for config in configs:
-        run_config, key, done = runs.locate(config, log)
+        run_config, key, done = runs.locate(config)
         if done is None:
             pending.setdefault(run_config.run_dir, run_config)
     untrained = list(pending.values())
     try:
         arms.check_same_program(untrained)
     except config_lib.ConfigError as e:
-        log(f"training one by one: {e}")
+        logger.info(f"training one by one: {e}")
         return
     if len(untrained) > 1:
-        log(f"training {len(untrained)} arms as one program: {', '.join(r.name for r in untrained)}")
-        train_together(untrained, resume=any(runs.has_checkpoints(r.run_dir) for r in untrained), log=log)
+        logger.info(f"training {len(untrained)} arms as one program: {', '.join(r.name for r in untrained)}")
+        train_together(untrained, resume=any(runs.has_checkpoints(r.run_dir) for r in untrained))
 
 
-def ensure_judge(config: Config, root: str, log=print) -> str:
+def ensure_judge(config: Config, root: str) -> str:
     """The folder of the judge trained on config's data under config.judge, in root/judge-<key8>."""
     from ae_jax.train.judge import train_judge
 
@@ -72,9 +75,9 @@ def ensure_judge(config: Config, root: str, log=print) -> str:
     }
     judge_dir = os.path.join(root, f"judge-{stages.digest(inputs)[:8]}")
     record_path = os.path.join(judge_dir, "stage.json")
-    if not stages.reusable(f"judge {judge_dir}", record_path, inputs, log):
+    if not stages.reusable(f"judge {judge_dir}", record_path, inputs):
         shutil.rmtree(judge_dir, ignore_errors=True)
-        train_judge(config, judge_dir, log=log)
+        train_judge(config, judge_dir)
         stages.record(record_path, inputs)
     return judge_dir
 
@@ -101,18 +104,17 @@ class ModelResult:
 
 
 def study_model(
-    config: Config, out_dir: str, names: Sequence[str] | None = None, judge_dir: str | None = None, log=print
+    config: Config, out_dir: str, names: Sequence[str] | None = None, judge_dir: str | None = None
 ) -> ModelResult:
     """Train the config's run, then run the evaluators `names` (default config.eval.names): per-run ones write
     under the run folder (shared by every study of the run), the others under out_dir."""
     registry.check(config, names or config.eval.names, True, bool(judge_dir))
-    run_config, key, train_metrics = ensure_trained(config, log)
+    run_config, key, train_metrics = ensure_trained(config)
     ctx = registry.RunContext(
         run_config,
         out_dir,
         run_dir=run_config.run_dir,
         judge_dir=judge_dir,
         shared_dir=os.path.join(run_config.run_dir, "eval"),
-        log=log,
     )
     return ModelResult(config.name, run_config, key, train_metrics, registry.run(ctx, names))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 import orbax.checkpoint as ocp
+
+logger = logging.getLogger(__name__)
 
 
 class CheckpointStore:
@@ -26,21 +29,21 @@ class CheckpointStore:
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
 
-    def restore(self, step: int, abstract_state: Any, log=print) -> Any | None:
+    def restore(self, step: int, abstract_state: Any) -> Any | None:
         """The state saved at `step`, or None (reported) when that checkpoint is unreadable."""
         try:
             return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
         except Exception as e:  # orbax raises many types for a damaged folder
-            log(
+            logger.warning(
                 f"checkpoint at step {step} in {self.manager.directory} is unreadable "
                 f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); trying the previous one"
             )
             return None
 
-    def restore_latest(self, abstract_state: Any, log=print) -> tuple[Any, int] | None:
+    def restore_latest(self, abstract_state: Any) -> tuple[Any, int] | None:
         """Restore the newest readable checkpoint; a corrupt one is reported and the previous one used."""
         for step in reversed(self.steps()):
-            if (state := self.restore(step, abstract_state, log)) is not None:
+            if (state := self.restore(step, abstract_state)) is not None:
                 return state, step
         return None
 

@@ -8,6 +8,7 @@ images: Frechet distance (as FID, but with this in-project network) and k-NN pre
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 
@@ -24,6 +25,8 @@ from ae_jax.data import datasets
 from ae_jax.numerics import stats
 from ae_jax.runtime import make_key
 from ae_jax.train.checkpoint import CheckpointStore
+
+logger = logging.getLogger(__name__)
 
 FLIP_INVARIANT = ("celeba", "cifar10")  # datasets whose labels survive a left-right mirror (augment "auto")
 
@@ -145,7 +148,7 @@ def _fit(config: Config, net, task: str, train_set, held_out: Callable, curve: b
     return params, valid_curve
 
 
-def train_judge(config: Config, out_dir: str, log=print, curve: bool = False) -> dict:
+def train_judge(config: Config, out_dir: str, curve: bool = False) -> dict:
     """Train the judge on the config's dataset under config.judge; writes `judge.json` and the params under
     `out_dir`. `curve` also records the held-out score after every epoch (`valid_curve_<metric>`; a pass each).
 
@@ -182,7 +185,7 @@ def train_judge(config: Config, out_dir: str, log=print, curve: bool = False) ->
         **({f"valid_curve_{metric}": valid_curve} if curve else {}),  # after each epoch
     }
     _save_judge(config, out_dir, params, info)
-    log(
+    logger.info(
         f"judge trained on {train_set.source}: held-out {metric} {value:.3f} (trivial baseline {baseline:.3f}); "
         f"saved in {out_dir}"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import math
 import os
 import signal
@@ -36,6 +37,8 @@ from ae_jax.train import arms, runs
 from ae_jax.train.checkpoint import CheckpointStore
 from ae_jax.train.metrics import MetricWriter
 from ae_jax.train.runs import TrainingError
+
+logger = logging.getLogger(__name__)
 
 METRICS = ("loss", "recon", "kl", "mse", "psnr")
 
@@ -272,9 +275,9 @@ def _of_arm(tree, i: int, stacked: bool):
     return jax.tree.map(lambda x: x[i], tree) if stacked else tree
 
 
-def train(config: Config, resume: bool = False, log: Callable[[str], None] = print) -> dict:
+def train(config: Config, resume: bool = False) -> dict:
     """Train per `config` into `config.run_dir`; returns the last epoch's metrics (and how the run ended)."""
-    return train_together([config], resume, log)[0]
+    return train_together([config], resume)[0]
 
 
 @dataclasses.dataclass
@@ -296,7 +299,6 @@ class _Training:
     writers: list[MetricWriter]
     per_epoch: int
     start_step: int
-    log: Callable[[str], None]
 
     @property
     def stacked(self) -> bool:
@@ -308,7 +310,7 @@ class _Training:
         return self.configs[0].train
 
 
-def _load_data(configs: Sequence[Config], log) -> tuple[list[int], list[int], list, list]:
+def _load_data(configs: Sequence[Config]) -> tuple[list[int], list[int], list, list]:
     """(seeds, each arm's data group, train sets, valid sets): one data group per seed (its order and its
     rendered faces), loaded once."""
     seeds = sorted({c.seed for c in configs})
@@ -317,32 +319,32 @@ def _load_data(configs: Sequence[Config], log) -> tuple[list[int], list[int], li
     train_sets = [datasets.load_split(c.data, "train", c.seed) for c in leads]
     valid_sets = [datasets.load_split(c.data, "valid", c.seed) for c in leads]
     for ds in train_sets + valid_sets:
-        log(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
+        logger.info(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
     return seeds, groups, train_sets, valid_sets
 
 
-def _restore_together(stores: Sequence[CheckpointStore], states: list, log) -> tuple[list, int] | None:
+def _restore_together(stores: Sequence[CheckpointStore], states: list) -> tuple[list, int] | None:
     """Every run's state at the newest step that all of them saved and can read, or None."""
     common = set.intersection(*(set(store.steps()) for store in stores))
     for step in sorted(common, reverse=True):
-        restored = [store.restore(step, state, log) for store, state in zip(stores, states)]
+        restored = [store.restore(step, state) for store, state in zip(stores, states)]
         if all(r is not None for r in restored):
             return restored, step
     return None
 
 
-def _initial_states(configs: Sequence[Config], stores, resume: bool, mesh, log) -> tuple[Any, Any, list, int]:
+def _initial_states(configs: Sequence[Config], stores, resume: bool, mesh) -> tuple[Any, Any, list, int]:
     """(model, optimizer, each arm's state, the step they start from): initialised, or restored with --resume."""
     built = [create_train_state(c, run_keys(c)[0]) for c in configs]
     model, tx = built[0][0], built[0][1]  # arms share the program: only their initialisers may differ
     states = [jax.device_put(b[2], sharding.replicated(mesh)) for b in built]
-    restored = _restore_together(stores, states, log) if resume else None
+    restored = _restore_together(stores, states) if resume else None
     runs_named = ", ".join(c.run_dir for c in configs)
     if resume and restored is None:
-        log(f"--resume: no readable checkpoint common to {runs_named}; from step 0")
+        logger.info(f"--resume: no readable checkpoint common to {runs_named}; from step 0")
     if restored is None:
         return model, tx, states, 0
-    log(f"resumed {runs_named} from step {restored[1]}")
+    logger.info(f"resumed {runs_named} from step {restored[1]}")
     return model, tx, *restored
 
 
@@ -358,7 +360,7 @@ def _program(model, tx, configs: Sequence[Config], groups, states: list, mesh, v
     return step, state, jax.device_put(jnp.stack(train_keys), repl)
 
 
-def _set_up(configs: Sequence[Config], resume: bool, log, vectorize: bool | None) -> _Training:
+def _set_up(configs: Sequence[Config], resume: bool, vectorize: bool | None) -> _Training:
     """Check the configs and run folders, load the data once, build or restore the arms' states and program."""
     for config in configs:
         config_lib.validate(config)
@@ -368,12 +370,12 @@ def _set_up(configs: Sequence[Config], resume: bool, log, vectorize: bool | None
         runs.prepare_run_dir(config, resume)
     t, mesh = configs[0].train, sharding.data_mesh()
     sharding.check_batch_size(t.batch_size, mesh)
-    seeds, groups, train_sets, valid_sets = _load_data(configs, log)
+    seeds, groups, train_sets, valid_sets = _load_data(configs)
     n_train = min(len(ds.images) for ds in train_sets)
     if n_train < t.batch_size:
         raise TrainingError(f"train.batch_size={t.batch_size} exceeds the {n_train} training images")
     stores = [CheckpointStore(os.path.join(c.run_dir, "ckpt"), t.keep_checkpoints) for c in configs]
-    model, tx, states, start_step = _initial_states(configs, stores, resume, mesh, log)
+    model, tx, states, start_step = _initial_states(configs, stores, resume, mesh)
     train_step, state, train_key = _program(model, tx, configs, groups, states, mesh, vectorize)
     batches_per_epoch = datasets.steps_per_epoch(n_train, t.batch_size)
     return _Training(
@@ -392,7 +394,6 @@ def _set_up(configs: Sequence[Config], resume: bool, log, vectorize: bool | None
         writers=[MetricWriter(c.run_dir, sharding.is_main(), start_step) for c in configs],
         per_epoch=min(t.steps_per_epoch or batches_per_epoch, batches_per_epoch),
         start_step=start_step,
-        log=log,
     )
 
 
@@ -501,7 +502,7 @@ def _record_epoch(training: _Training, i: int, epoch: int, step: int, losses: li
         "reconstruction_grid": grid,
     }
     training.writers[i].epoch(record)
-    training.log(
+    logger.info(
         f"{config.name + ': ' if training.stacked else ''}epoch {epoch + 1}/{t.epochs} step {step}: train loss "
         f"{record['train_loss']:.5g}, held-out mse {record['eval_mse']:.5f}, psnr {record['eval_psnr']:.2f} dB, "
         f"{rate:.0f} images/s"
@@ -512,20 +513,17 @@ def _record_epoch(training: _Training, i: int, epoch: int, step: int, losses: li
 def _interrupted(training: _Training, stop: _StopSignal, step: int, lasts: list[dict]) -> list[dict]:
     name = signal.Signals(stop.received).name if stop.received else "stop signal (another process)"
     run_dirs = ", ".join(c.run_dir for c in training.configs)
-    training.log(f"{name} received: checkpoint saved at step {step} in {run_dirs}; continue with --resume")
+    logger.info(f"{name} received: checkpoint saved at step {step} in {run_dirs}; continue with --resume")
     return [{**last, "status": f"interrupted by {name}", "step": step} for last in lasts]
 
 
-def train_together(
-    configs: Sequence[Config], resume: bool = False, log: Callable[[str], None] = print, vectorize: bool | None = None
-) -> list[dict]:
+def train_together(configs: Sequence[Config], resume: bool = False, vectorize: bool | None = None) -> list[dict]:
     """Train each config into its run folder; several (arms: see ae_jax.train.arms) as one program over data loaded
     once (`vectorize`: see make_arms_train_step). Returns each run's last epoch's metrics (and how the run
     ended). In a multi-process job every process calls it; process 0 logs and writes metrics, grids and
     config.json. An epoch's record is written before the checkpoint that ends it, so a run killed anywhere and
     resumed records every epoch once (ae_jax.train.metrics drops the records past the checkpoint resumed from)."""
-    log = log if sharding.is_main() else (lambda message: None)
-    training = _set_up(configs, resume, log, vectorize)
+    training = _set_up(configs, resume, vectorize)
     lasts = [{"status": "complete", "step": training.start_step} for _ in configs]
     with _StopSignal() as stop:
         for epoch in range(training.start_step // training.per_epoch, training.settings.epochs):

@@ -9,11 +9,14 @@ and a folder holding another config's run is refused naming the settings that di
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 from ae_jax import config as config_lib
 from ae_jax import sharding, stages
 from ae_jax.config import Config, ConfigError
+
+logger = logging.getLogger(__name__)
 
 TRAINING_FORMAT = 1  # bump when the same config would train different parameters
 
@@ -121,11 +124,11 @@ def prepare_run_dir(config: Config, resume: bool) -> None:
         config_lib.save(config, os.path.join(config.run_dir, "config.json"))
 
 
-def locate(config: Config, log) -> tuple[Config, str, dict | None]:
+def locate(config: Config) -> tuple[Config, str, dict | None]:
     """(keyed config, training key, last epoch's metrics if it holds train.epochs epochs, else None)."""
     run_config, key = keyed_run(config)
     if not os.path.isdir(run_config.run_dir):
-        run_config = _same_run_under_another_name(run_config, key, log)
+        run_config = _same_run_under_another_name(run_config, key)
     refuse_another_config(config, run_config.run_dir)
     lines = stages.read_jsonl(os.path.join(run_config.run_dir, "metrics.jsonl")) or []
     last = lines[-1] if lines else {}
@@ -133,7 +136,7 @@ def locate(config: Config, log) -> tuple[Config, str, dict | None]:
     return run_config, key, last if last.get("epoch") == config.train.epochs and saved else None
 
 
-def _same_run_under_another_name(run_config: Config, key: str, log) -> Config:
+def _same_run_under_another_name(run_config: Config, key: str) -> Config:
     """A run of workdir with the same training key under another name (an ablation arm equal to the baseline),
     if there is one, else run_config: a config is trained once whatever its name."""
     suffix = f"-{key[:8]}"
@@ -145,6 +148,6 @@ def _same_run_under_another_name(run_config: Config, key: str, log) -> Config:
     for name in names:
         saved = saved_config(os.path.join(run_config.workdir, name))
         if saved is not None and training_key(saved) == key:
-            log(f"{run_config.run_dir}: the same training key as {name}; using that run")
+            logger.info(f"{run_config.run_dir}: the same training key as {name}; using that run")
             return dataclasses.replace(run_config, name=name)
     return run_config
