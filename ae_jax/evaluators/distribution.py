@@ -24,6 +24,8 @@ from ae_jax.report.pages import Share
 
 logger = logging.getLogger(__name__)
 
+Figures = list[tuple[str, Callable[[str], str]]]  # (file name, draw(path) -> path) per figure
+
 
 @jax.jit
 def _min_max(z) -> jax.Array:
@@ -96,13 +98,7 @@ def analyze(
     rng = np.random.default_rng(seed)
     m = _measure(z, cfg, comp or components(z, cfg), _subsample(n, cfg.nn_points, rng))
     if not m["from_data"] and m["cut"]["components"]:
-        cut = m["cut"]["components"]
-        named = ", ".join(f"{j} ({c:,} values)" for j, c in list(cut.items())[:8]) + (" ..." if len(cut) > 8 else "")
-        logger.warning(
-            f"warning: distribution.hist_range={tuple(cfg.hist_range)} cuts {m['cut']['share']:.3g} of all values, "
-            f"in {len(cut)} components: {named}; their half-widths and the boxes built on them are biased "
-            "(leave distribution.hist_range empty to take the range from the data)"
-        )
+        _warn_cut(m["cut"], cfg)
     figures, skipped = _figures(z, m, cfg)
     tsne_rows = _subsample(n, cfg.tsne_points, rng)
     embeddings: dict[str, np.ndarray] = {}
@@ -129,6 +125,17 @@ def analyze(
         writer.writerow(["index", "mu", "half_width"])
         writer.writerows([i, f"{m['mu'][i]:.6g}", f"{m['half_width'][i]:.6g}"] for i in summary["dominant_components"])
     return summary
+
+
+def _warn_cut(cut: dict, cfg: DistributionConfig) -> None:
+    """Warn that a fixed histogram range cuts values (a `cut_report`), naming the first components it cuts."""
+    counts = cut["components"]
+    named = ", ".join(f"{j} ({c:,} values)" for j, c in list(counts.items())[:8]) + (" ..." if len(counts) > 8 else "")
+    logger.warning(
+        f"warning: distribution.hist_range={tuple(cfg.hist_range)} cuts {cut['share']:.3g} of all values, "
+        f"in {len(counts)} components: {named}; their half-widths and the boxes built on them are biased "
+        "(leave distribution.hist_range empty to take the range from the data)"
+    )
 
 
 def _measure(z: jax.Array, cfg: DistributionConfig, comp: dict, nn_rows: np.ndarray) -> dict:
@@ -166,17 +173,27 @@ def _measure(z: jax.Array, cfg: DistributionConfig, comp: dict, nn_rows: np.ndar
     )
 
 
-def _figures(
-    z: jax.Array, m: dict, cfg: DistributionConfig
-) -> tuple[list[tuple[str, Callable[[str], str]]], list[str]]:
+def _figures(z: jax.Array, m: dict, cfg: DistributionConfig) -> tuple[Figures, list[str]]:
     """(file name, draw(path)) for every statistics figure, and a message for each one that cannot be drawn."""
-    n, d = z.shape
-    counts, edges, top, corr, pca = m["counts"], m["edges"], m["top"], m["correlation"], m["pca"]
-    peak = float(m["radius"]["peak"])
-    pair = _most_correlated_pair(corr, top)
-    axes = (int(top[0]), int(top[1]))
-    shown = min(len(top), cfg.shown_dominant)
+    pca_pairs, skipped = _pca_pair_figures(z, m, cfg)
     figures = [
+        *_component_figures(z, m, cfg),
+        *_radius_figures(m, cfg),
+        *_correlation_figures(z, m),
+        *_pca_figures(m),
+        *pca_pairs,
+        _dominant_axes_figure(z, m),
+        _nearest_neighbour_figure(z, m),
+    ]
+    return figures, skipped
+
+
+def _component_figures(z: jax.Array, m: dict, cfg: DistributionConfig) -> Figures:
+    """The histograms of all components, and of the most dominant ones with a legend."""
+    n, d = z.shape
+    counts, edges, top = m["counts"], m["edges"], m["top"]
+    shown = min(len(top), cfg.shown_dominant)
+    return [
         (
             "components_all.png",
             lambda p: distribution_plots.component_histograms(
@@ -194,20 +211,34 @@ def _figures(
                 title=f"{shown} most dominant of {len(m['dominant'])} dominant components",
             ),
         ),
-        *[
-            (
-                f"radius_hist_{w:g}.png",
-                lambda p, w=w: distribution_plots.histogram(
-                    *m["radius_hists"][w],
-                    p,
-                    "radius |z|",
-                    f"radius of z-points, bins of {w:g}",
-                    marker=peak,
-                    marker_label=f"peak {peak:.2f} (bins of {cfg.radius_peak_bin_width:g})",
-                ),
-            )
-            for w in cfg.radius_bin_widths
-        ],
+    ]
+
+
+def _radius_figures(m: dict, cfg: DistributionConfig) -> Figures:
+    """One radius histogram per bin width, each marking the peak."""
+    peak = float(m["radius"]["peak"])
+    return [
+        (
+            f"radius_hist_{w:g}.png",
+            lambda p, w=w: distribution_plots.histogram(
+                *m["radius_hists"][w],
+                p,
+                "radius |z|",
+                f"radius of z-points, bins of {w:g}",
+                marker=peak,
+                marker_label=f"peak {peak:.2f} (bins of {cfg.radius_peak_bin_width:g})",
+            ),
+        )
+        for w in cfg.radius_bin_widths
+    ]
+
+
+def _correlation_figures(z: jax.Array, m: dict) -> Figures:
+    """The correlation heatmap of the components, and the scatter of the most correlated dominant pair."""
+    d = z.shape[1]
+    corr = m["correlation"]
+    pair = _most_correlated_pair(corr, m["top"])
+    return [
         (
             "correlation.png",
             lambda p: distribution_plots.heatmap(corr, p, f"correlation of the {d} latent components"),
@@ -222,18 +253,29 @@ def _figures(
                 f"dominant components {pair[0]} and {pair[1]} (correlation {corr[pair]:+.2f})",
             ),
         ),
+    ]
+
+
+def _pca_figures(m: dict) -> Figures:
+    """The PCA explained variance, and the PCA 1-2 plane inside each zoom window."""
+    return [
         (
             "pca_explained_variance.png",
-            lambda p: distribution_plots.explained_variance(pca.explained_variance_ratio, p),
+            lambda p: distribution_plots.explained_variance(m["pca"].explained_variance_ratio, p),
         ),
         *[(f"pca_1_2_zoom_{w['half_side']:g}.png", lambda p, w=w: _pca_zoom(m["plane"], w, p)) for w in m["zooms"]],
     ]
-    pairs, skipped = axis_pairs_within(cfg.pca_axis_pairs, d)
-    figures += [
+
+
+def _pca_pair_figures(z: jax.Array, m: dict, cfg: DistributionConfig) -> tuple[Figures, list[str]]:
+    """A scatter per configured principal-axis pair that exists in z_dim, and a message for each one that does
+    not."""
+    pairs, skipped = axis_pairs_within(cfg.pca_axis_pairs, z.shape[1])
+    figures = [
         (
             f"pca_{a}_{b}.png",
             lambda p, a=a, b=b: distribution_plots.scatter(
-                np.asarray(stats.project(z, (a - 1, b - 1), pca)),
+                np.asarray(stats.project(z, (a - 1, b - 1), m["pca"])),
                 p,
                 f"PC {a}",
                 f"PC {b}",
@@ -242,33 +284,40 @@ def _figures(
         )
         for a, b in pairs
     ]
-    figures += [
-        (
-            "original_axes_dominant.png",
-            lambda p: distribution_plots.scatter(
-                np.asarray(stats.project(z, axes)),
-                p,
-                f"z[{axes[0]}]",
-                f"z[{axes[1]}]",
-                f"plane of the two most dominant original axes, {axes[0]} and {axes[1]}",
-            ),
-        ),
-        (
-            "nn_distance_hist.png",
-            lambda p: distribution_plots.histogram(
-                *m["nn_hist"],
-                p,
-                "distance to the nearest other z-point",
-                f"nearest-neighbour distances of {len(m['nn_rows']):,} z-points (against all {n:,})",
-            ),
-        ),
-    ]
     return figures, skipped
+
+
+def _dominant_axes_figure(z: jax.Array, m: dict) -> tuple[str, Callable[[str], str]]:
+    """The z-points in the plane of the two most dominant original axes."""
+    axes = (int(m["top"][0]), int(m["top"][1]))
+    return (
+        "original_axes_dominant.png",
+        lambda p: distribution_plots.scatter(
+            np.asarray(stats.project(z, axes)),
+            p,
+            f"z[{axes[0]}]",
+            f"z[{axes[1]}]",
+            f"plane of the two most dominant original axes, {axes[0]} and {axes[1]}",
+        ),
+    )
+
+
+def _nearest_neighbour_figure(z: jax.Array, m: dict) -> tuple[str, Callable[[str], str]]:
+    """The histogram of the sampled z-points' distances to their nearest other z-point."""
+    return (
+        "nn_distance_hist.png",
+        lambda p: distribution_plots.histogram(
+            *m["nn_hist"],
+            p,
+            "distance to the nearest other z-point",
+            f"nearest-neighbour distances of {len(m['nn_rows']):,} z-points (against all {z.shape[0]:,})",
+        ),
+    )
 
 
 def _tsne_figures(
     z_rows: jax.Array, radii: np.ndarray, cfg: DistributionConfig, seed: int, embeddings: dict
-) -> tuple[list[tuple[str, Callable[[str], str]]], list[str]]:
+) -> tuple[Figures, list[str]]:
     """(file name, draw(path)) for each t-SNE figure (drawing also stores the embedding in `embeddings`),
     and a message for each one that cannot be made."""
     figures, skipped = [], []
