@@ -335,6 +335,7 @@ CLAIM_STUDIES = ((1, "random_points"), (2, "component_distributions"), (3, "fila
 
 
 def _arguments(argv) -> argparse.Namespace:
+    """The command line: where the results are, where the page goes, its title and setting line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="results")
     parser.add_argument("--out", default="docs/results.md")
@@ -384,6 +385,7 @@ def _filaments(root: str) -> tuple[str, dict] | None:
 
 
 def _header(title: str, setting: str) -> list[str]:
+    """The page's title, how it was generated, and the line saying how the studies were run."""
     return [
         f"# {title}",
         "",
@@ -460,6 +462,8 @@ def claim_section(title: str, fn: Callable, items: list, figures_dir: str) -> tu
 
 
 def main(argv=None) -> int:
+    """Write the page (and its figure copies) from the results folder: header, training, claims, judge, ablations,
+    measured sections."""
     args = _arguments(argv)
     root, figures_dir = args.results, _fresh_figures_dir(args.out)
     analyses, sweeps, training = _claim_data(root)
