@@ -196,3 +196,22 @@ def test_a_config_is_trained_once_whatever_its_name(tmp_path, log_messages):
     arm = _study(tmp_path, "name=ablation_arm_equal_to_the_baseline")
     assert arm.config.run_dir == first.config.run_dir and arm.label == "ablation_arm_equal_to_the_baseline"
     assert any("using that run" in m for m in log_messages) and len(os.listdir(tmp_path / "runs")) == 1
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "name=other",
+        "workdir=/elsewhere",
+        "data.cache_dir=/elsewhere",
+        "train.checkpoint_every_steps=7",
+        "train.keep_checkpoints=9",
+        "train.prefetch=1",
+        "train.eval_images=5",
+        "train.grid_images=2",
+    ],
+)
+def test_where_outputs_go_does_not_change_the_training_key(setting):
+    base = C.load("tiny")
+    assert runs.training_key(C.load("tiny", [setting])) == runs.training_key(base)
+    assert runs.training_key(C.load("tiny", ["train.epochs=2"])) != runs.training_key(base)

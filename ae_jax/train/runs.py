@@ -23,7 +23,7 @@ TRAINING_FORMAT = 1  # bump when the same config would train different parameter
 NOT_TRAINING_KEYS = (
     "name",
     "workdir",
-    "datasets.cache_dir",
+    "data.cache_dir",
     "train.checkpoint_every_steps",
     "train.keep_checkpoints",
     "train.prefetch",
