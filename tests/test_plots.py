@@ -1,5 +1,7 @@
 """Figures read at a glance: one colour per series, legends beside the data, never over it."""
 
+import math
+
 import numpy as np
 import pytest
 from matplotlib.colors import to_hex
@@ -107,3 +109,22 @@ def test_row_labels_wrap_and_the_images_keep_their_width(drawn, tmp_path):
     assert all(len(line) <= plots.LABEL_WIDTH for line in fig.axes[0].get_ylabel().splitlines())
     image_inches = fig.axes[0].get_window_extent().width / fig.dpi
     assert image_inches > 0.8 * 0.9 * 4  # the four tiles keep most of their 0.9 inches beside the label
+
+
+def test_hit_figure_tells_bounds_from_points_and_names_zero_probabilities(drawn, tmp_path):
+    rows = [
+        dict(bound=b, k=k, log10_analytic=-math.inf if k == 1 and b < 3 else -b * k, mc_samples=1000)
+        for b in BOUNDS
+        for k in (1.0, 2.0)
+    ]
+    rows = [dict(r, mc_hits=int(1e3 * 10 ** r["log10_analytic"]), mc_fraction=0.0) for r in rows]
+    rows = [dict(r, mc_fraction=r["mc_hits"] / 1000) for r in rows]
+    generators_plots.hit_fraction_plot(rows, str(tmp_path / "hits.png"))
+    (fig,) = drawn
+    labels = [" ".join(text.get_text().split()) for text in fig.axes[0].get_legend().get_texts()]  # unwrapped
+    assert "Monte Carlo fraction (measured point)" in labels
+    assert any(label.startswith("no hit in the samples: P < 1/samples (an upper bound") for label in labels)
+    assert "k=1: analytic P = 0 (no line on a log axis) at bound 1, 1.5, 2" in labels
+    assert not any(label.startswith("k=2: analytic P = 0") for label in labels)
+    bound_marks = [line for line in fig.axes[0].get_lines() if line.get_marker() == generators_plots.UPPER_BOUND_MARKER]
+    assert bound_marks and all(line.get_linestyle() == "None" for line in bound_marks)

@@ -20,6 +20,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from ae_jax.report.plots import legend_outside, plain_log_ticks, save_figure, series_colours  # noqa: E402
 
 PARAMETER_LABELS = {"bound": "uniform bound b: each component in [-b, b] (latent units)"}
+UPPER_BOUND_MARKER = r"$\downarrow$"  # an arrow: a bound on P, not a measured point
+BOX_TITLE = "data box: mean ± k half-widths"
 
 
 def _finite(values, name: str) -> np.ndarray:
@@ -103,8 +105,9 @@ def hit_fraction_plot(
 ) -> str:
     """log10 hit probability against the parameter `x` of `hit_table` rows, one colour per k (a sequential map).
 
-    Analytic values are lines, Monte Carlo fractions markers; MC with no hits is drawn as a downward triangle at
-    its resolution log10(1 / samples).
+    Analytic values are lines, Monte Carlo fractions open circles; MC with no hits is an arrow at its resolution
+    log10(1 / samples), an upper bound. An analytic probability of exactly 0 has no place on the log axis: the
+    legend names those k and values instead of dropping them silently.
     """
     if not rows or any(x not in r for r in rows):
         raise ValueError(f"rows must be non-empty hit_table rows that all have the parameter {x!r}")
@@ -124,11 +127,24 @@ def hit_fraction_plot(
         if hits:
             ax.plot(*zip(*hits), "o", color=colour, mfc="none")
         if misses:
-            ax.plot(*zip(*misses), "v", color=colour)
+            ax.plot(*zip(*misses), ls="", marker=UPPER_BOUND_MARKER, ms=12, color=colour)
     ax.set(xlabel=PARAMETER_LABELS.get(x, x), ylabel="log10 P(point inside the data box)", title=title)
     ax.grid(alpha=0.3)
-    legend_outside(ax, *_hit_legend(ks), title="data box: mean ± k half-widths")
+    handles, labels = _hit_legend(ks)
+    notes = zero_probability_notes(rows, x)
+    legend_outside(ax, handles + [Line2D([], [], ls="")] * len(notes), labels + notes, title=BOX_TITLE)
     return save_figure(fig, path)
+
+
+def zero_probability_notes(rows: Sequence[dict], x: str = "bound") -> list[str]:
+    """One line per k whose analytic probability is exactly 0 somewhere ("k=1: analytic P = 0 (no line) at
+    bound 1, 1.5"): those values cannot be drawn on the log axis."""
+    notes = []
+    for k in sorted({r["k"] for r in rows}):
+        zeros = sorted(r[x] for r in rows if r["k"] == k and r["log10_analytic"] == -math.inf)
+        if zeros:
+            notes.append(f"k={k:g}: analytic P = 0 (no line on a log axis) at {x} {', '.join(f'{v:g}' for v in zeros)}")
+    return notes
 
 
 def _hit_legend(ks: Sequence[float]) -> tuple[list, list[str]]:
@@ -139,7 +155,11 @@ def _hit_legend(ks: Sequence[float]) -> tuple[list, list[str]]:
     handles += [
         Line2D([], [], color="k"),
         Line2D([], [], color="k", ls="", marker="o", mfc="none"),
-        Line2D([], [], color="k", ls="", marker="v"),
+        Line2D([], [], color="k", ls="", marker=UPPER_BOUND_MARKER, ms=12),
     ]
-    labels += ["analytic", "Monte Carlo", "Monte Carlo, no hits: below this resolution"]
+    labels += [
+        "analytic probability (line)",
+        "Monte Carlo fraction (measured point)",
+        "no hit in the samples: P < 1/samples (an upper bound, not a point)",
+    ]
     return handles, labels
