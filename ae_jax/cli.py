@@ -93,6 +93,8 @@ def _analyze(args) -> int:
 
 
 def _sample(args) -> int:
+    if args.param and not args.sampler:
+        raise ValueError(f"--param {' '.join(args.param)} needs --sampler NAME (the generator it sets up)")
     extra = [f"generators.specs={' '.join([args.sampler, *args.param])}"] if args.sampler else []
     return _evaluate(args, ("generators",) + (("judge",) if args.judge else ()), extra)
 
@@ -121,8 +123,20 @@ def _demo(args) -> int:
     return _study(argparse.Namespace(name="demo", full=not args.quick, out=args.out, set=args.set))
 
 
-def _with_settings(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.z_dim=64")
+def _with_settings(p: argparse.ArgumentParser, example: str = "model.z_dim=64") -> None:
+    """--set KEY=VALUE, its help showing an `example` the command accepts."""
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=f"override, e.g. {example}")
+
+
+def _z_points(path: str) -> str:
+    """--z: a readable 2-D float .npy of finite values, checked as the command line is read (before any folder)."""
+    from ae_jax.evaluators.encode import load_z
+
+    try:
+        load_z(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return path
 
 
 def _with_out(p: argparse.ArgumentParser) -> None:
@@ -164,8 +178,10 @@ def _add_encode(sub) -> None:
         "--split", default="train", help="train, valid, test or all (data.name=images: train is most of the folder)"
     )
     p.add_argument("--out", help="output .npy (default: <run>/z_<split>.npy; required for another dataset)")
-    p.add_argument("--batch-size", type=int, default=256)
-    _with_settings(p)
+    p.add_argument(
+        "--batch-size", type=int, default=256, help="images per encoding step (a multiple of the device count)"
+    )
+    _with_settings(p, "data.name=images and data.dir=DIR (one --set each)")
     p.set_defaults(func=_encode)
 
 
@@ -180,10 +196,11 @@ def _add_evaluator_command(sub, name: str, func, help_text: str) -> None:
     """One evaluator command (eval, analyze, sample): a run folder or --z points, plus its own options."""
     p = sub.add_parser(name, help=help_text)
     p.add_argument("run", nargs="?", help="run folder (its eval.split is encoded when needed)")
-    p.add_argument("--z", help="z-points .npy instead of a run folder (no decoding)")
+    p.add_argument("--z", type=_z_points, help="z-points .npy (N, D) instead of a run folder (no decoding)")
     p.add_argument("--config", help="with --z: preset or JSON file for the settings (default: the defaults)")
-    p.add_argument("--out", required=name != "eval", help="output folder (eval: default <run>/eval)")
-    _with_settings(p)
+    out_help = "output folder (default: <run>/eval; required with --z)" if name == "eval" else "output folder"
+    p.add_argument("--out", required=name != "eval", help=out_help)
+    _with_settings(p, "distribution.bin_width=0.5")
     p.set_defaults(func=func)
     if name == "eval":
         p.add_argument("--evals", help="comma-separated evaluators, e.g. distribution,generators")
@@ -191,14 +208,16 @@ def _add_evaluator_command(sub, name: str, func, help_text: str) -> None:
         p.add_argument("--judge", help="judge folder (from `ae-jax judge`) to score decoded images")
     if name == "sample":
         p.add_argument("--sampler", help="one generator instead of generators.specs: grid, uniform, isotropic, ...")
-        p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="e.g. bound=1.5")
+        p.add_argument(
+            "--param", action="append", default=[], metavar="KEY=VALUE", help="a --sampler parameter, e.g. bound=1.5"
+        )
 
 
 def _add_judge(sub) -> None:
     """`ae-jax judge`: a config and the output folder for the judge's checkpoint."""
     p = sub.add_parser("judge", help="train the in-project feature network used to score generated images")
-    p.add_argument("--config", default="faces")
-    _with_settings(p)
+    p.add_argument("--config", default="faces", help="preset name or JSON file: its data and judge sections")
+    _with_settings(p, "judge.epochs=2")
     p.add_argument("--out", required=True, help="output folder for the judge's checkpoint")
     p.set_defaults(func=_judge)
 
@@ -215,7 +234,7 @@ def _add_study(sub) -> None:
     p.add_argument("name", help="a study (demo, random_points, ablations, ...) or all")
     p.add_argument("--full", action="store_true", help="the study's real size instead of the smoke size")
     _with_out(p)
-    _with_settings(p)
+    _with_settings(p, "train.epochs=2")
     p.set_defaults(func=_study)
 
 
@@ -224,13 +243,24 @@ def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the demo study: embedded faces -> AE and tiny-KL VAE -> every evaluator -> page")
     p.add_argument("--quick", action="store_true", help="the tiny preset (seconds), as the tests run it")
     _with_out(p)
-    _with_settings(p)
+    _with_settings(p, "train.epochs=2")
     p.set_defaults(func=_demo)
+
+
+def _version() -> str:
+    """The installed package's version (its metadata), or a note that it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ae-jax")
+    except metadata.PackageNotFoundError:
+        return "(not installed: no package metadata)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `ae-jax` command line: one sub-command per stage (train, encode, evaluators, judge, study, demo)."""
     parser = argparse.ArgumentParser(prog="ae-jax", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_encode(sub)

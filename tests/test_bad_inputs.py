@@ -76,8 +76,12 @@ def _z_file(root, z):
     return os.path.join(root, "z.npy")
 
 
+def _normal_z():
+    return np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)
+
+
 def _nan_z():
-    z = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)
+    z = _normal_z()
     z[17, 3] = np.nan
     return z
 
@@ -193,8 +197,21 @@ CASES = [
     ),
     (
         "truncated IDX file",
-        lambda d: ["train", "--config", "mnist", "--set", f"data.dir={_truncated_idx(d)}"],
+        lambda d: [
+            "train",
+            "--config",
+            "mnist",
+            "--set",
+            f"data.dir={_truncated_idx(d)}",
+            "--set",
+            "train.batch_size=4",
+        ],
         "train-images-idx3-ubyte.gz",
+    ),
+    (
+        "a batch larger than the training split (IDX header)",
+        lambda d: ["train", "--config", "mnist", "--set", f"data.dir={_truncated_idx(d)}"],
+        "train.batch_size=64 exceeds the 9 training images of data.name=mnist",
     ),
     (
         "NaN in z-points",
@@ -225,22 +242,53 @@ CASES = [
     ),
     (
         "unknown evaluator",
-        lambda d: ["eval", "--z", _z_file(d, _nan_z()), "--out", f"{d}/e", "--evals", "distribution,magic"],
+        lambda d: ["eval", "--z", _z_file(d, _normal_z()), "--out", f"{d}/e", "--evals", "distribution,magic"],
         "unknown evaluator(s) 'magic'; allowed: distribution, encode, generators, intrinsic_dimension, judge",
     ),
     (
         "unknown key of an evaluator's section",
-        lambda d: ["analyze", "--z", _z_file(d, _nan_z()), "--out", f"{d}/a", "--set", "distribution.bins=10"],
-        "unknown config key 'distribution.bins'; valid keys at this level: bin_width, hist_range",
+        lambda d: ["analyze", "--z", _z_file(d, _normal_z()), "--out", f"{d}/a", "--set", "distribution.bins=10"],
+        "'distribution.bin_width'?); valid keys at this level: bin_width, hist_range",
+    ),
+    (
+        "a top-level key that belongs to a section",
+        lambda d: ["train", "--set", "epochs=1"],
+        "unknown config key 'epochs' (did you mean 'train.epochs' or 'judge.epochs'?)",
+    ),
+    ("misspelt preset", lambda d: ["train", "--config", "tiyn"], "nor a file (did you mean 'tiny'?)"),
+    (
+        "misspelt evaluator",
+        lambda d: ["eval", "--z", _z_file(d, _normal_z()), "--out", f"{d}/e", "--evals", "distributon"],
+        "unknown evaluator(s) 'distributon' (did you mean 'distribution'?)",
+    ),
+    ("misspelt study", lambda d: ["study", "dmeo", "--out", d], "unknown study 'dmeo' (did you mean 'demo'?)"),
+    (
+        "--param without --sampler",
+        lambda d: ["sample", "--z", _z_file(d, _normal_z()), "--out", f"{d}/s", "--param", "bound=2"],
+        "--param bound=2 needs --sampler NAME",
+    ),
+    (
+        "a batch larger than the training split (partition file)",
+        lambda d: [
+            "train",
+            "--set",
+            "data.name=celeba",
+            "--set",
+            f"data.dir={_celeba(d)}",
+            *TINY[:2],
+            "--set",
+            "train.batch_size=8",
+        ],
+        "train.batch_size=8 exceeds the 6 training images of data.name=celeba",
     ),
     (
         "unknown config section",
-        lambda d: ["analyze", "--z", _z_file(d, _nan_z()), "--out", f"{d}/a", "--set", "analysis.bin_width=1"],
+        lambda d: ["analyze", "--z", _z_file(d, _normal_z()), "--out", f"{d}/a", "--set", "analysis.bin_width=1"],
         "unknown config key 'analysis'; valid keys at this level: name, seed, workdir, data, model, train, distrib",
     ),
     (
         "an evaluator that decodes, on z-points alone",
-        lambda d: ["eval", "--z", _z_file(d, _nan_z()), "--out", f"{d}/e", "--evals", "reconstruction"],
+        lambda d: ["eval", "--z", _z_file(d, _normal_z()), "--out", f"{d}/e", "--evals", "reconstruction"],
         "evaluator 'reconstruction' needs a trained run folder",
     ),
     (
@@ -330,7 +378,10 @@ def run_case(build, folder):
         argv += ["--set", f"workdir={folder}/runs"]
     err, out = io.StringIO(), io.StringIO()
     with redirect_stderr(err), redirect_stdout(out):
-        code = main(argv)
+        try:
+            code = main(argv)
+        except SystemExit as e:  # argparse refuses a bad argument (--z) as it reads the command line
+            code = e.code
     return code, err.getvalue().strip()
 
 
@@ -347,6 +398,23 @@ def test_a_study_refuses_bad_settings_before_writing_anything(name, tmp_path):
     bad = "judge.epochs=3" if name == "filaments" else "judge.epoch=3"
     code, message = run_case(lambda d: ["study", name, "--out", f"{d}/out", "--set", bad], str(tmp_path))
     assert code == 2 and "judge.epoch" in message and not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "argv, made",
+    [
+        (["train", "--set", "name=r", "--set", "data.name=images", "--set", "data.dir={d}/nowhere"], "runs/r"),
+        (["train", "--set", "name=r", "--set", "data.name=images", "--set", "data.dir={d}/empty"], "runs/r"),
+        (["analyze", "--z", "{d}/z1.npy", "--out", "{d}/a"], "a"),
+    ],
+    ids=["missing data.dir", "data.dir without images", "z-points of the wrong rank"],
+)
+def test_inputs_are_checked_before_any_folder_is_made(argv, made, tmp_path):
+    os.makedirs(tmp_path / "empty")
+    np.save(tmp_path / "z1.npy", np.zeros(10, np.float32))
+    code, message = run_case(lambda d: [a.replace("{d}", d) for a in argv], str(tmp_path))
+    assert code == 2, message
+    assert not os.path.exists(tmp_path / made), message
 
 
 def test_skip_mode_counts_bad_images(tmp_path, capsys):
@@ -374,7 +442,7 @@ def test_skip_mode_counts_bad_images(tmp_path, capsys):
     )
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert "1 skipped" in out.err  # the loop's count, logged on stderr
+    assert "skipped 1 bad images" in out.err  # the data line, logged on stderr
 
 
 def test_annotations_naming_missing_images_report_what_was_found(tmp_path, capsys):
@@ -396,3 +464,35 @@ if __name__ == "__main__":
         last = message.replace("\r", "\n").strip().splitlines()[-1]  # the error, after any progress bar
         print(f"| {what} | {code} | {last.replace(d, '<tmp>').replace('|', '/')} |")
     sys.exit(0)
+
+
+def _subcommands():
+    from ae_jax.cli import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if a.dest == "command"]
+    return sub.choices
+
+
+def test_every_option_has_help_and_required_options_claim_no_default():
+    for name, parser in _subcommands().items():
+        for action in parser._actions:
+            assert action.help, f"ae-jax {name} {action.option_strings or action.dest} has no help"
+            if action.required:
+                assert "default" not in action.help, f"ae-jax {name} {action.option_strings}: {action.help}"
+
+
+@pytest.mark.parametrize("command", ["eval", "analyze", "sample"])
+def test_the_set_example_of_an_evaluation_command_is_accepted_by_it(command, tmp_path):
+    from ae_jax.train.runs import load_run_config
+
+    (action,) = [a for a in _subcommands()[command]._actions if "--set" in a.option_strings]
+    example = action.help.rpartition("e.g. ")[2]
+    assert load_run_config(_fake_run(str(tmp_path)), [example])
+
+
+def test_version_comes_from_the_package_metadata(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"ae-jax {metadata.version('ae-jax')}"

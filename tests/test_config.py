@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from hypothesis import given
@@ -164,3 +165,31 @@ def test_typed_updates_equal_their_text_and_refuse_unknown_keys():
         C.load("tiny", updates={"model.zdim": 8})
     with pytest.raises(C.ConfigError, match="model.z_dim: 2.5 is not a valid int"):
         C.load("tiny", updates={"model.z_dim": 2.5})
+
+
+@pytest.mark.parametrize(
+    "override, hint",
+    [
+        ("epochs=1", "(did you mean 'train.epochs' or 'judge.epochs'?)"),
+        ("train.epoch=1", "(did you mean 'train.epochs'?)"),
+        ("model.zdim=3", "(did you mean 'model.z_dim'?)"),
+        ("trian.epochs=1", "(did you mean 'train'?)"),
+    ],
+)
+def test_an_unknown_key_suggests_the_close_ones(override, hint):
+    with pytest.raises(C.ConfigError, match=re.escape(hint)):
+        C.load("tiny", [override])
+
+
+def test_a_misspelt_preset_is_suggested(tmp_path):
+    with pytest.raises(C.ConfigError, match=re.escape("(did you mean 'tiny'?)")):
+        C.load("tiyn")
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"base": "fases"}))
+    with pytest.raises(C.ConfigError, match=re.escape("base 'fases' is not a preset (did you mean 'faces'")):
+        C.load(str(path))
+
+
+def test_did_you_mean_is_empty_when_nothing_is_close():
+    assert C.did_you_mean("zzz", ["demo", "filaments"]) == ""
+    assert C.did_you_mean("dmeo", ["demo", "filaments"]) == " (did you mean 'demo'?)"

@@ -457,3 +457,38 @@ def test_make_inputs_for_each_task():
         datasets.make_inputs(key, targets[..., :1], "recolor", 0.1, 0.0)
     with pytest.raises(ValueError, match="task 'paint'"):
         datasets.make_inputs(key, targets, "paint", 0.1, 0.0)
+
+
+def test_check_source_counts_the_training_split_without_decoding(tmp_path, monkeypatch):
+    _make_celeba(tmp_path / "celeba")
+    _make_idx(tmp_path / "mnist")
+    monkeypatch.setattr(datasets, "_decode_all", lambda *a, **k: pytest.fail("check_source decoded images"))
+    datasets.check_source(_celeba_config(tmp_path / "celeba"), batch_size=4)  # 4 train files present
+    with pytest.raises(datasets.DataError, match="batch_size=5 exceeds the 4 training images of data.name=celeba"):
+        datasets.check_source(_celeba_config(tmp_path / "celeba"), batch_size=5)
+    with pytest.raises(datasets.DataError, match="batch_size=4 exceeds the 3 training images"):
+        datasets.check_source(_celeba_config(tmp_path / "celeba", num_images=3), batch_size=4)
+    mnist = DataConfig(name="mnist", dir=str(tmp_path / "mnist"), image_size=28, valid_fraction=0.2)
+    datasets.check_source(mnist, batch_size=8)  # 10 in the IDX header, 2 carved off for valid
+    with pytest.raises(datasets.DataError, match="batch_size=9 exceeds the 8 training images of data.name=mnist"):
+        datasets.check_source(mnist, batch_size=9)
+    with pytest.raises(datasets.DataError, match="batch_size=9 exceeds the 8 training images of data.name=faces"):
+        datasets.check_source(DataConfig(name="faces", num_images=8), batch_size=9)
+
+
+def test_check_source_refuses_missing_data(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(datasets.DataError, match="nowhere: no such folder"):
+        datasets.check_source(DataConfig(name="images", dir=str(tmp_path / "nowhere")), batch_size=1)
+    with pytest.raises(datasets.DataError, match="empty: no images found"):
+        datasets.check_source(DataConfig(name="images", dir=str(tmp_path / "empty")), batch_size=1)
+    with pytest.raises(datasets.DataError, match="empty: not a CelebA folder"):
+        datasets.check_source(_celeba_config(tmp_path / "empty"), batch_size=1)
+
+
+def test_one_data_line_per_split_says_how_many_images_are_used(tmp_path, capsys):
+    configure_logging()
+    _make_celeba(tmp_path / "celeba")
+    datasets.load_split(_celeba_config(tmp_path / "celeba", num_images=3), "train")
+    lines = [line for line in capsys.readouterr().err.splitlines() if "celeba folder" in line]
+    assert len(lines) == 1 and lines[0].endswith("(using the first 3: data.num_images): 3 images used"), lines

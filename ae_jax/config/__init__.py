@@ -8,6 +8,7 @@ A config is refused before any work starts: unknown keys, wrong types and bad va
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -49,6 +50,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "decoder_sizes",
+    "did_you_mean",
     "feature_map_sizes",
     "from_dict",
     "load",
@@ -128,6 +130,34 @@ def _parse_value(key: str, kind: Any, value: Any) -> Any:
     raise ConfigError(f"{key}: {value!r} is not a valid {name}")
 
 
+def did_you_mean(word: str, allowed: Sequence[str]) -> str:
+    """ " (did you mean 'x'?)" naming the allowed words closest to a misspelt one, or "": the one hint for presets,
+    config keys, evaluators and studies."""
+    return _suggestion(difflib.get_close_matches(word, list(allowed), n=3, cutoff=0.6))
+
+
+def _suggestion(names: Sequence[str]) -> str:
+    return f" (did you mean {' or '.join(map(repr, names))}?)" if names else ""
+
+
+def _leaf_keys(cls, prefix: str = "") -> list[str]:
+    """Every dotted key under a config dataclass: 'train.epochs', 'data.dir', ..."""
+    keys = []
+    for name, kind in _fields(cls).items():
+        keys += _leaf_keys(kind, f"{prefix}{name}.") if dataclasses.is_dataclass(kind) else [prefix + name]
+    return keys
+
+
+def _key_hint(key: str, prefix: str, fields: Sequence[str]) -> str:
+    """The did-you-mean for an unknown key: a close key of its own section, else the dotted keys ending in it
+    (`epochs` -> `train.epochs`), else the closest dotted keys."""
+    close = [prefix + name for name in difflib.get_close_matches(key, list(fields), n=3, cutoff=0.6)]
+    if not close:
+        every = _leaf_keys(Config)
+        close = [k for k in every if k.endswith("." + key)] or difflib.get_close_matches(prefix + key, every, n=3)
+    return _suggestion(close)
+
+
 def _fields(cls) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
@@ -140,7 +170,10 @@ def _replace(obj, updates: dict, prefix: str = ""):
     for key, value in updates.items():
         full = prefix + key
         if key not in fields:
-            raise ConfigError(f"unknown config key {full!r}; valid keys at this level: {', '.join(fields)}")
+            raise ConfigError(
+                f"unknown config key {full!r}{_key_hint(key, prefix, list(fields))}; valid keys at this level: "
+                f"{', '.join(fields)}"
+            )
         kind = fields[key]
         if dataclasses.is_dataclass(kind):
             if not isinstance(value, dict):
@@ -193,10 +226,14 @@ def load(spec: str, overrides: Sequence[str] = (), updates: Mapping[str, Any] | 
                 raise ConfigError(f"{spec}: not valid JSON ({e})") from None
         base = d.pop("base", None)
         if base is not None and base not in PRESETS:
-            raise ConfigError(f"{spec}: base {base!r} is not a preset; presets: {', '.join(PRESETS)}")
+            raise ConfigError(
+                f"{spec}: base {base!r} is not a preset{did_you_mean(base, PRESETS)}; presets: {', '.join(PRESETS)}"
+            )
         config = from_dict(d, PRESETS[base] if base else Config())
     else:
-        raise ConfigError(f"--config {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a file")
+        raise ConfigError(
+            f"--config {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a file{did_you_mean(spec, PRESETS)}"
+        )
     return override(config, overrides, updates)
 
 

@@ -102,30 +102,60 @@ def load_split(cfg: DataConfig, split: str, seed: int = 0) -> Dataset:
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
     dataset = _cached(cfg, split, _plan(cfg, split, seed))
-    logger.info(dataset.source + (f"; skipped {dataset.skipped} bad images" if dataset.skipped else ""))
+    logger.info(data_line(dataset))
     return dataset
 
 
-def _plan(cfg: DataConfig, split: str, seed: int) -> _Plan:
-    if cfg.name == "faces":
-        if cfg.dir:
-            raise DataError(f"data.name=faces is rendered, not read: leave data.dir empty (got {cfg.dir!r})")
-        return _faces_plan(cfg, split, seed)
-    folder_sources = {
-        "celeba": _celeba_folder_plan,
-        "images": _image_folder_plan,
-        "mnist": _idx_folder_plan,
-        "fashion_mnist": _idx_folder_plan,
-    }
-    if cfg.dir:
-        if cfg.name not in folder_sources:
-            raise DataError(f"data.name={cfg.name} is read from TFDS only; leave data.dir empty (got {cfg.dir!r})")
-        if not os.path.isdir(cfg.dir):
-            raise DataError(f"{cfg.dir}: no such folder (data.dir for data.name={cfg.name})")
-        return folder_sources[cfg.name](cfg, split)
-    if cfg.name == "images":
+def data_line(dataset: Dataset) -> str:
+    """The one log line of a loaded split: where its images come from and how many are used."""
+    skipped = f"; skipped {dataset.skipped} bad images" if dataset.skipped else ""
+    return f"{dataset.source}: {len(dataset):,} images used{skipped}"
+
+
+def check_source(cfg: DataConfig, batch_size: int) -> None:
+    """Refuse, before a run folder is made or an image decoded, data that is missing or has fewer training images
+    than one batch (counted from file lists, partition file and IDX headers; TFDS is checked when opened)."""
+    _check_location(cfg)
+    n_train = _train_count(cfg)
+    if n_train is not None and n_train < batch_size:
+        raise DataError(
+            f"train.batch_size={batch_size} exceeds the {n_train} training images of data.name={cfg.name} "
+            f"(data.dir={cfg.dir!r}, data.num_images={cfg.num_images}): lower train.batch_size or add images"
+        )
+
+
+def _check_location(cfg: DataConfig) -> None:
+    """data.dir is an existing folder for the sources read from one, and empty for the rendered faces and TFDS."""
+    if cfg.name == "faces" and cfg.dir:
+        raise DataError(f"data.name=faces is rendered, not read: leave data.dir empty (got {cfg.dir!r})")
+    if cfg.dir and cfg.name not in _FOLDER_PLANS:
+        raise DataError(f"data.name={cfg.name} is read from TFDS only; leave data.dir empty (got {cfg.dir!r})")
+    if cfg.dir and not os.path.isdir(cfg.dir):
+        raise DataError(f"{cfg.dir}: no such folder (data.dir for data.name={cfg.name})")
+    if cfg.name == "images" and not cfg.dir:
         raise DataError("data.name=images needs data.dir=<folder of .jpg/.jpeg/.png images>")
-    return _tfds_plan(cfg, split)
+
+
+def _train_count(cfg: DataConfig) -> int | None:
+    """The training images a source will give (at most data.num_images), where counting needs no decoding."""
+    if cfg.name == "faces":
+        return cfg.num_images or DEFAULT_FACES
+    if not cfg.dir:
+        return None
+    if cfg.name == "celeba":
+        n = len(_celeba_split_files(cfg, "train")[1])
+    elif cfg.name == "images":
+        n = len(_image_split_files(cfg, "train")[1])
+    else:
+        n = len(_carve(_idx_length(_idx_file(cfg.dir, "train-images-idx3-ubyte")), "train", cfg.valid_fraction))
+    return len(_cap(range(n), cfg, "train"))
+
+
+def _plan(cfg: DataConfig, split: str, seed: int) -> _Plan:
+    _check_location(cfg)
+    if cfg.name == "faces":
+        return _faces_plan(cfg, split, seed)
+    return _FOLDER_PLANS[cfg.name](cfg, split) if cfg.dir else _tfds_plan(cfg, split)
 
 
 def _held_out_count(n: int, fraction: float) -> int:
@@ -325,11 +355,11 @@ def _celeba_attributes(path: str, names: Sequence[str]) -> tuple[np.ndarray, tup
     return np.array(rows, dtype=np.int8), header
 
 
-def _celeba_folder_plan(cfg: DataConfig, split: str) -> _Plan:
-    """The official layout: img_align_celeba/*.jpg, list_eval_partition.txt, optional list_attr_celeba.txt."""
+def _celeba_split_files(cfg: DataConfig, split: str) -> tuple[list[str], list[str]]:
+    """(the files of `split` that list_eval_partition.txt lists, those of them present in img_align_celeba/);
+    DataError when the layout is not CelebA's or none is present."""
     image_dir = os.path.join(cfg.dir, "img_align_celeba")
     partition_path = os.path.join(cfg.dir, "list_eval_partition.txt")
-    attributes_path = os.path.join(cfg.dir, "list_attr_celeba.txt")
     if not os.path.isdir(image_dir):
         raise DataError(
             f"{cfg.dir}: not a CelebA folder: expected img_align_celeba/ (the aligned JPEGs) "
@@ -344,6 +374,15 @@ def _celeba_folder_plan(cfg: DataConfig, split: str) -> _Plan:
         raise DataError(
             f"{image_dir}: none of the {len(listed)} images of split {split} listed in {partition_path} is present"
         )
+    return listed, found
+
+
+def _celeba_folder_plan(cfg: DataConfig, split: str) -> _Plan:
+    """The official layout: img_align_celeba/*.jpg, list_eval_partition.txt, optional list_attr_celeba.txt."""
+    image_dir = os.path.join(cfg.dir, "img_align_celeba")
+    partition_path = os.path.join(cfg.dir, "list_eval_partition.txt")
+    attributes_path = os.path.join(cfg.dir, "list_attr_celeba.txt")
+    listed, found = _celeba_split_files(cfg, split)
     names = _cap(found, cfg, split)
     paths = [os.path.join(image_dir, name) for name in names]
     annotations = [p for p in (partition_path, attributes_path) if os.path.isfile(p)]
@@ -374,8 +413,9 @@ def _hash_split(relative_path: str, valid_fraction: float) -> str:
     return "test" if position < valid_fraction / 2 else "valid" if position < valid_fraction else "train"
 
 
-def _image_folder_plan(cfg: DataConfig, split: str) -> _Plan:
-    """Every .jpg/.jpeg/.png under cfg.dir (recursive), split by a hash of its relative path."""
+def _image_split_files(cfg: DataConfig, split: str) -> tuple[list[str], list[str]]:
+    """(every .jpg/.jpeg/.png under cfg.dir, recursive, relative to it; those of `split` by the hash of their
+    path); DataError when there are none."""
     relative_paths = sorted(
         os.path.relpath(os.path.join(folder, file), cfg.dir).replace(os.sep, "/")
         for folder, _, files in os.walk(cfg.dir)
@@ -390,6 +430,12 @@ def _image_folder_plan(cfg: DataConfig, split: str) -> _Plan:
             f"{cfg.dir}: none of the {len(relative_paths)} images falls in split {split} "
             f"(valid_fraction={cfg.valid_fraction}); add images or raise data.valid_fraction"
         )
+    return relative_paths, found
+
+
+def _image_folder_plan(cfg: DataConfig, split: str) -> _Plan:
+    """Every .jpg/.jpeg/.png under cfg.dir (recursive), split by a hash of its relative path."""
+    relative_paths, found = _image_split_files(cfg, split)
     names = _cap(found, cfg, split)
     paths = [os.path.join(cfg.dir, p) for p in names]
 
@@ -440,6 +486,16 @@ def _idx_file(folder: str, stem: str) -> str:
     raise DataError(f"{folder}: expected the IDX file {stem} or {stem}.gz")
 
 
+def _idx_length(path: str) -> int:
+    """The item count in an IDX file's header (its first dimension), read without the data."""
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+            header = f.read(8)
+    except (EOFError, OSError) as e:
+        raise DataError(f"{path}: unreadable IDX header ({e})") from None
+    return struct.unpack(">I", header[4:])[0] if len(header) == 8 else 0
+
+
 def _idx_folder_plan(cfg: DataConfig, split: str) -> _Plan:
     """MNIST-style IDX files: train-* gives train and (its last valid_fraction) valid, t10k-* gives test."""
     prefix = "t10k" if split == "test" else "train"
@@ -475,6 +531,14 @@ def _idx_folder_plan(cfg: DataConfig, split: str) -> _Plan:
 
     key = _base_key(cfg, split, files=_file_signature([os.path.abspath(images_path), os.path.abspath(labels_path)]))
     return _Plan(key, build)
+
+
+_FOLDER_PLANS = {
+    "celeba": _celeba_folder_plan,
+    "images": _image_folder_plan,
+    "mnist": _idx_folder_plan,
+    "fashion_mnist": _idx_folder_plan,
+}
 
 
 def _preprocess_arrays(

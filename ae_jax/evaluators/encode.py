@@ -115,7 +115,6 @@ def encode_run(
     written = {}
     for name in SPLITS if split == "all" else (split,):
         ds = datasets.load_split(config.data, name, config.seed)
-        logger.info(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
         path = out if (out and split != "all") else z_path(run_dir, name)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         encode_images(encode_fn, ds.images, path, config.model.z_dim, batch_size, mesh, desc=f"encode {name}")

@@ -198,7 +198,8 @@ def check(config: Config, names: Sequence[str], has_run: bool = True, has_judge:
     unknown = [n for n in names if n not in known]
     if unknown:
         raise config_lib.ConfigError(
-            f"unknown evaluator(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(known))}"
+            f"unknown evaluator(s) {', '.join(map(repr, unknown))}"
+            f"{config_lib.did_you_mean(unknown[0], known)}; allowed: {', '.join(sorted(known))}"
         )
     for n in names:
         if known[n].needs_run and not has_run:

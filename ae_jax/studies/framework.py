@@ -58,7 +58,8 @@ def model_config(preset: str, settings: dict, overrides: list[str], **extra) -> 
 def study_named(name: str) -> Study:
     """The registered study `name`; an unknown name is refused naming the allowed ones."""
     if name not in STUDIES:
-        raise ValueError(f"unknown study {name!r}; studies: {', '.join(STUDIES)}, all")
+        hint = config_lib.did_you_mean(name, STUDIES)
+        raise ValueError(f"unknown study {name!r}{hint}; studies: {', '.join(STUDIES)}, all")
     return STUDIES[name]
 
 

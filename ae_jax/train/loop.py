@@ -318,8 +318,6 @@ def _load_data(configs: Sequence[Config]) -> tuple[list[int], list[int], list, l
     leads = [configs[groups.index(g)] for g in range(len(seeds))]
     train_sets = [datasets.load_split(c.data, "train", c.seed) for c in leads]
     valid_sets = [datasets.load_split(c.data, "valid", c.seed) for c in leads]
-    for ds in train_sets + valid_sets:
-        logger.info(f"{ds.source}: {ds.found} images, {ds.skipped} skipped")
     return seeds, groups, train_sets, valid_sets
 
 
@@ -366,6 +364,8 @@ def _set_up(configs: Sequence[Config], resume: bool, vectorize: bool | None) -> 
         config_lib.validate(config)
     if len(configs) > 1:
         arms.check_same_program(configs)
+    for config in configs:
+        datasets.check_source(config.data, config.train.batch_size)
     for config in configs:
         runs.prepare_run_dir(config, resume)
     t, mesh = configs[0].train, sharding.data_mesh()
