@@ -84,6 +84,8 @@ def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
 
 
 def _eval(args) -> int:
+    if args.z and not args.out:
+        raise ValueError("--z needs --out FOLDER: the default <run>/eval needs a run folder")
     names = tuple(n.strip() for n in args.evals.split(",") if n.strip()) if args.evals else ()
     return _evaluate(args, names)
 

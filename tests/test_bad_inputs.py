@@ -263,6 +263,11 @@ CASES = [
     ),
     ("misspelt study", lambda d: ["study", "dmeo", "--out", d], "unknown study 'dmeo' (did you mean 'demo'?)"),
     (
+        "eval of z-points without --out",
+        lambda d: ["eval", "--z", _z_file(d, _normal_z()), "--evals", "encode"],
+        "--z needs --out FOLDER",
+    ),
+    (
         "--param without --sampler",
         lambda d: ["sample", "--z", _z_file(d, _normal_z()), "--out", f"{d}/s", "--param", "bound=2"],
         "--param bound=2 needs --sampler NAME",
