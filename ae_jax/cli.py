@@ -12,16 +12,38 @@ import sys
 
 
 def _train(args) -> int:
-    from ae_jax import config as config_lib
-    from ae_jax.train.arms import arm_configs
-    from ae_jax.train.loop import train_together
+    from ae_jax.train import runs
+    from ae_jax.train.loop import exit_status, train_together
 
-    config = config_lib.load(args.config, args.set)
-    configs = arm_configs(config, args.arms) if args.arms else [config]
-    results = train_together(configs, resume=args.resume)
+    configs = _train_configs(args)
+    for config in configs if args.resume else ():
+        runs.refuse_resume_without_checkpoints(config)
+    try:
+        results = train_together(configs, resume=args.resume)
+    except runs.NonFiniteLoss as e:  # the run failed: exit 1, not the 2 of a bad input
+        print(f"ae-jax train: error: {e}", file=sys.stderr)
+        return 1
     for c in configs:
         print(f"run folder: {c.run_dir}")
-    return 0 if all(r["status"] == "complete" or r["status"].startswith("interrupted") for r in results) else 1
+    return exit_status(results)
+
+
+def _train_configs(args) -> list:
+    """The configs `ae-jax train` trains: run folders' own configs (--resume RUN_FOLDER ...), or --config with
+    --set, one per arm with --arms."""
+    from ae_jax import config as config_lib
+    from ae_jax.config import ConfigError
+    from ae_jax.train import runs
+    from ae_jax.train.arms import arm_configs
+
+    if not args.run_folders:
+        config = config_lib.load(args.config or "faces", args.set)
+        return arm_configs(config, args.arms) if args.arms else [config]
+    if not args.resume:
+        raise ConfigError(f"a run folder ({' '.join(args.run_folders)}) is given only to resume it: add --resume")
+    if args.config or args.arms:
+        raise ConfigError("--resume RUN_FOLDER reads the run's own config.json: leave out --config and --arms")
+    return [runs.resume_config(folder, args.set) for folder in args.run_folders]
 
 
 def _encode(args) -> int:
@@ -146,11 +168,35 @@ def _with_out(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train(sub) -> None:
-    """`ae-jax train`: a preset or JSON config, --set overrides, --resume, and --arms grids."""
-    p = sub.add_parser("train", help="train an AE or VAE from a preset or JSON config")
-    p.add_argument("--config", default="faces", help="preset name or JSON file (may name a 'base' preset)")
-    _with_settings(p)
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    """`ae-jax train`: a preset or JSON config, --set overrides, --resume (of run folders), and --arms grids."""
+    p = sub.add_parser(
+        "train",
+        help="train an AE or VAE from a preset or JSON config, or resume run folders",
+        description="Exit status: 0 when training completed; 130 (SIGINT) or 143 (SIGTERM) when a signal stopped it "
+        "after saving a checkpoint; 1 when the loss became non-finite; 2 for bad input.",
+    )
+    p.add_argument(
+        "run_folders",
+        nargs="*",
+        metavar="RUN_FOLDER",
+        help="with --resume: run folders to continue with their own config.json (several: arms trained together)",
+    )
+    p.add_argument("--config", help="preset name or JSON file (may name a 'base' preset); default: faces")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. model.z_dim=64; with --resume RUN_FOLDER only "
+        "train.epochs, train.checkpoint_every_steps, train.keep_checkpoints and other settings that are not "
+        "training inputs",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the latest checkpoint (refused when the run folder holds none): "
+        "ae-jax train --resume RUN_FOLDER [--set train.epochs=N], or --config RUN_FOLDER/config.json --resume",
+    )
     p.add_argument(
         "--arms",
         action="append",

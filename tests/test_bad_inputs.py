@@ -340,6 +340,13 @@ CASES = [
     ),
     ("encode a folder that is not a run", lambda d: ["encode", d], "config.json is missing"),
     (
+        "--resume of a run that has no checkpoint",
+        lambda d: ["train", "--config", "tiny", "--set", "name=nosuchrun", "--resume"],
+        "--resume: {d}/runs/nosuchrun holds no checkpoint to resume; no run in {d}/runs holds checkpoints",
+    ),
+    ("--resume of a folder that is not a run", lambda d: ["train", "--resume", f"{d}/nope"], "{d}/nope: not a run"),
+    ("a run folder without --resume", lambda d: ["train", _fake_run(d)], "given only to resume it: add --resume"),
+    (
         "unknown study",
         lambda d: ["study", "nope", "--out", d],
         "unknown study 'nope'; studies: demo, random_points, component_distributions, filaments, ae_vs_vae",

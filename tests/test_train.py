@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -179,8 +180,13 @@ def test_a_run_killed_at_the_epoch_end_checkpoint_records_every_epoch_once_after
         assert os.path.isfile(os.path.join(config.run_dir, f"reconstructions_epoch{epoch:03d}.png"))
 
 
-@pytest.mark.parametrize("arms", [[], ["--arms", "seed=0,1"]], ids=["one run", "two arms"])
-def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, arms):
+SIGNALS = [([], signal.SIGINT), (["--arms", "seed=0,1"], signal.SIGTERM)]
+
+
+@pytest.mark.parametrize("arms, sig", SIGNALS, ids=["one run, SIGINT", "two arms, SIGTERM"])
+def test_a_signal_saves_a_checkpoint_exits_128_plus_its_number_and_the_run_folders_resume(tmp_path, arms, sig):
+    """`train && eval` must not evaluate a half-trained model: SIGINT exits 130, SIGTERM 143, after the save; the
+    message's `ae-jax train --resume RUN_FOLDER ...` then finishes the epoch it stopped in."""
     args = [
         "train",
         "--config",
@@ -195,12 +201,51 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, arms):
     runs = ["tiny-seed=0", "tiny-seed=1"] if arms else ["tiny"]
     proc = _run_cli(args + arms)
     _wait_for_checkpoint(os.path.join(tmp_path, runs[-1], "ckpt"), proc)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0 and "SIGTERM received: checkpoint saved at step" in out, out
-    step = int(out.split("checkpoint saved at step ")[1].split()[0])
+    assert proc.returncode == 128 + sig and f"{sig.name} received: checkpoint saved at step" in out, out
+    step = int(re.search(r"checkpoint saved at step (\d+)", out)[1])
     for run in runs:
         assert str(step) in os.listdir(os.path.join(tmp_path, run, "ckpt"))
+    folders = [os.path.join(tmp_path, run) for run in runs]
+    assert f"continue with: ae-jax train --resume {' '.join(folders)}" in out
+    resumed = _run_cli(["train", "--resume", *folders, "--set", f"train.epochs={-(-step // 6)}"])  # 6 steps an epoch
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0 and f"from step {step}" in out, out
+
+
+@pytest.fixture
+def one_epoch_run(tmp_path):
+    """The run folder of one epoch of tiny, named intr."""
+    config = tiny(tmp_path, "train.epochs=1", "name=intr")
+    train(config)
+    return config.run_dir
+
+
+def test_resume_of_a_run_without_checkpoints_is_refused_naming_the_runs_nearby(tmp_path, one_epoch_run, capsys):
+    assert main(["train", "--config", "tiny", "--set", f"workdir={tmp_path}", "--set", "name=intx", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path}/intx holds no checkpoint to resume; runs with checkpoints in {tmp_path}: intr" in err, err
+    assert "did you mean intr?" in err and os.listdir(tmp_path) == ["intr"]
+
+
+def test_resume_of_a_run_folder_takes_its_config_and_only_settings_that_may_change(tmp_path, one_epoch_run, capsys):
+    assert main(["train", "--resume", one_epoch_run, "--set", "model.z_dim=4", "--set", "train.epochs=2"]) == 2
+    assert "--set model.z_dim: may not change when resuming" in capsys.readouterr().err
+    differs = ["--config", "tiny", "--set", f"workdir={tmp_path}", "--set", "name=intr", "--set", "data.num_images=90"]
+    assert main(["train", *differs, "--resume"]) == 2
+    assert f"data.num_images: 96 -> 90. To continue it as it was trained: ae-jax train --resume {one_epoch_run}" in (
+        capsys.readouterr().err
+    )
+    assert main(["train", "--resume", one_epoch_run, "--set", "train.epochs=2"]) == 0
+    assert [json.loads(x)["epoch"] for x in open(os.path.join(one_epoch_run, "metrics.jsonl"))] == [1, 2]
+
+
+def test_a_non_finite_loss_exits_1(tmp_path, capsys):
+    """A run that failed is not a bad input (2): `ae-jax train` exits 1 naming the step."""
+    diverging = ["--set", "train.optimizer=sgd", "--set", "train.learning_rate=1e30"]
+    assert main(["train", "--config", "tiny", "--set", f"workdir={tmp_path}", *diverging]) == 1
+    assert "non-finite loss" in capsys.readouterr().err
 
 
 def test_bfloat16_compute_trains_with_float32_parameters(tmp_path):

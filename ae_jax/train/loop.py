@@ -36,7 +36,7 @@ from ae_jax.runtime import make_key
 from ae_jax.train import arms, runs
 from ae_jax.train.checkpoint import CheckpointStore
 from ae_jax.train.metrics import MetricWriter
-from ae_jax.train.runs import TrainingError
+from ae_jax.train.runs import NonFiniteLoss, TrainingError
 
 logger = logging.getLogger(__name__)
 
@@ -405,7 +405,7 @@ def _flush(training: _Training, window: list[dict], first_step: int, losses: lis
         arm = [_of_arm(m, i, training.stacked) for m in host]
         for j, m in enumerate(arm):
             if not np.isfinite(m["loss"]):
-                raise TrainingError(
+                raise NonFiniteLoss(
                     f"{writer.run_dir}: non-finite loss ({m['loss']}) at step {first_step + j}; the last good "
                     "checkpoint is kept. Likely causes: learning rate too high (try train.learning_rate smaller "
                     "by 10x), inputs outside [0, 1], or model.recon_loss=bce with targets outside [0, 1]."
@@ -511,10 +511,19 @@ def _record_epoch(training: _Training, i: int, epoch: int, step: int, losses: li
 
 
 def _interrupted(training: _Training, stop: _StopSignal, step: int, lasts: list[dict]) -> list[dict]:
+    """Each run's record of a stop by a signal: its name and number (exit_status), the step its checkpoint holds."""
     name = signal.Signals(stop.received).name if stop.received else "stop signal (another process)"
-    run_dirs = ", ".join(c.run_dir for c in training.configs)
-    logger.info(f"{name} received: checkpoint saved at step {step} in {run_dirs}; continue with --resume")
-    return [{**last, "status": f"interrupted by {name}", "step": step} for last in lasts]
+    run_dirs = " ".join(c.run_dir for c in training.configs)
+    logger.info(f"{name} received: checkpoint saved at step {step}; continue with: ae-jax train --resume {run_dirs}")
+    number = stop.received or signal.SIGTERM  # a stop agreed with the process that received it
+    return [{**last, "status": f"interrupted by {name}", "step": step, "signal": int(number)} for last in lasts]
+
+
+def exit_status(results: Sequence[dict]) -> int:
+    """The exit status of a training process: 0 when every run completed, else 128 + the number of the signal that
+    stopped it (130 SIGINT, 143 SIGTERM), as a shell reports a process that signal ended, so `train && eval` stops."""
+    stopped = [r["signal"] for r in results if "signal" in r]
+    return 128 + stopped[0] if stopped else 0
 
 
 def train_together(configs: Sequence[Config], resume: bool = False, vectorize: bool | None = None) -> list[dict]:

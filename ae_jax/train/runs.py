@@ -9,8 +9,10 @@ and a folder holding another config's run is refused naming the settings that di
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
+from collections.abc import Sequence
 
 from ae_jax import config as config_lib
 from ae_jax import sharding, stages
@@ -31,6 +33,10 @@ NOT_TRAINING_KEYS = (
     "train.grid_images",
 )
 
+# What `ae-jax train --resume RUN_FOLDER --set ...` may change: how long to train and what is not a training input,
+# but where the run is (name, workdir), which the run folder decides.
+RESUMABLE_KEYS = ("train.epochs", *(k for k in NOT_TRAINING_KEYS if k not in ("name", "workdir")))
+
 # Settings added after runs were keyed enter the key only when set: a run keyed before they existed behaved as
 # their default, so it keeps its key.
 ADDED_LATER = {"data.channels": 0, "data.convert_mode": False, "model.init": "flax"}
@@ -38,6 +44,10 @@ ADDED_LATER = {"data.channels": 0, "data.convert_mode": False, "model.init": "fl
 
 class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss, a run folder in the way); the message says why and what to do."""
+
+
+class NonFiniteLoss(TrainingError):
+    """The loss became NaN or infinite: the run failed (not a bad input), so `ae-jax train` exits 1."""
 
 
 def training_inputs(config: Config) -> dict:
@@ -97,15 +107,57 @@ def has_checkpoints(run_dir: str) -> bool:
     return os.path.isdir(ckpt) and any(s.isdigit() for s in os.listdir(ckpt))
 
 
-def refuse_another_config(config: Config, run_dir: str, may_differ: tuple[str, ...] = ()) -> None:
-    """Refuse a run folder whose config.json trains other parameters than `config`, naming the settings."""
+def resume_config(run_dir: str, overrides: Sequence[str] = ()) -> Config:
+    """The config to resume a run folder with: its own config.json, placed where the folder is, with `--set`
+    overrides of the settings that may change on resume (RESUMABLE_KEYS) only; any other is refused by name."""
+    config = saved_config(run_dir)
+    workdir, name = os.path.split(os.path.normpath(run_dir))
+    if config is None:
+        raise FileNotFoundError(
+            f"--resume {run_dir}: not a run folder ({os.path.join(run_dir, 'config.json')} is missing or unreadable); "
+            f"{runs_nearby(workdir or '.', name)}"
+        )
+    refused = [k for k in stages.flatten(config_lib.parse_overrides(overrides)) if k not in RESUMABLE_KEYS]
+    if refused:
+        raise ConfigError(
+            f"--set {', '.join(refused)}: may not change when resuming {run_dir} (only {', '.join(RESUMABLE_KEYS)} "
+            f"may); to train with other settings, start another run: ae-jax train --config "
+            f"{os.path.join(run_dir, 'config.json')} --set name=NEW_NAME --set ..."
+        )
+    return config_lib.override(config, overrides, {"workdir": workdir or ".", "name": name})
+
+
+def refuse_resume_without_checkpoints(config: Config) -> None:
+    """Refuse --resume of a run folder that holds no checkpoint (a misspelt run name would otherwise start a new
+    run), naming the runs of its workdir that hold some."""
+    if not has_checkpoints(config.run_dir):
+        raise TrainingError(
+            f"--resume: {config.run_dir} holds no checkpoint to resume; {runs_nearby(config.workdir, config.name)}; "
+            "leave out --resume to start a new run"
+        )
+
+
+def runs_nearby(workdir: str, name: str) -> str:
+    """The runs of workdir that hold checkpoints, as a sentence (the closest to `name` suggested first)."""
+    names = os.listdir(workdir) if os.path.isdir(workdir) else []
+    found = sorted(n for n in names if has_checkpoints(os.path.join(workdir, n)))
+    if not found:
+        return f"no run in {workdir} holds checkpoints"
+    close = difflib.get_close_matches(name, found, n=1)
+    shown = ", ".join(found[:20]) + (f" and {len(found) - 20} more" if len(found) > 20 else "")
+    return f"runs with checkpoints in {workdir}: {shown}" + (f" (did you mean {close[0]}?)" if close else "")
+
+
+def refuse_another_config(config: Config, run_dir: str, may_differ: tuple[str, ...] = (), hint: str = "") -> None:
+    """Refuse a run folder whose config.json trains other parameters than `config`, naming the settings (and
+    what to do: `hint`)."""
     saved = saved_config(run_dir)
     if saved is None:
         return
     changes = stages.changed_keys(training_inputs(saved), training_inputs(config))
     changes = [c for c in changes if c.split(":")[0] not in may_differ]
     if changes:
-        raise TrainingError(f"{run_dir} was trained with another config: {'; '.join(changes)}")
+        raise TrainingError(f"{run_dir} was trained with another config: {'; '.join(changes)}{hint}")
 
 
 def prepare_run_dir(config: Config, resume: bool) -> None:
@@ -113,11 +165,15 @@ def prepare_run_dir(config: Config, resume: bool) -> None:
     train.epochs), then write config.json."""
     if not resume and has_checkpoints(config.run_dir):
         raise TrainingError(
-            f"{config.run_dir} already holds checkpoints; pass --resume to continue it, "
+            f"{config.run_dir} already holds checkpoints; continue it with ae-jax train --resume {config.run_dir}, "
             "or choose another run name with --set name=..."
         )
     if resume:
-        refuse_another_config(config, config.run_dir, may_differ=("train.epochs",))
+        hint = (
+            f". To continue it as it was trained: ae-jax train --resume {config.run_dir} "
+            f"[--set train.epochs=N] (its own config.json; --set only {', '.join(RESUMABLE_KEYS)})"
+        )
+        refuse_another_config(config, config.run_dir, may_differ=("train.epochs",), hint=hint)
     sharding.barrier("run folder checked")  # every process has looked before the main one writes
     if sharding.is_main():
         os.makedirs(config.run_dir, exist_ok=True)
