@@ -16,8 +16,9 @@ def _train(args) -> int:
     from ae_jax.train.loop import exit_status, train_together
 
     configs = _train_configs(args)
-    for config in configs if args.resume else ():
-        runs.refuse_resume_without_checkpoints(config)
+    if args.resume:
+        for config in configs:
+            runs.refuse_resume_without_checkpoints(config)
     try:
         results = train_together(configs, resume=args.resume)
     except runs.NonFiniteLoss as e:  # the run failed: exit 1, not the 2 of a bad input
