@@ -19,11 +19,7 @@ def _train(args) -> int:
     if args.resume:
         for config in configs:
             runs.refuse_resume_without_checkpoints(config)
-    try:
-        results = train_together(configs, resume=args.resume)
-    except runs.NonFiniteLoss as e:  # the run failed: exit 1, not the 2 of a bad input
-        print(f"ae-jax train: error: {e}", file=sys.stderr)
-        return 1
+    results = train_together(configs, resume=args.resume)
     for c in configs:
         print(f"run folder: {c.run_dir}")
     return exit_status(results)
@@ -335,13 +331,23 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     from ae_jax.config import ConfigError
     from ae_jax.data.datasets import DataError
-    from ae_jax.train.loop import TrainingError
+    from ae_jax.train.runs import TrainingError
 
     try:
         return args.func(args)
     except (ConfigError, DataError, TrainingError, FileNotFoundError, ValueError) as e:
         print(f"ae-jax {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return _exit_status(e)
+
+
+def _exit_status(error: Exception) -> int:
+    """2 for bad input; 1 for a run that failed (non-finite loss); 128 + the signal for an interrupted study, as a
+    shell reports a process that signal ended (`ae-jax train` returns the same for its runs: loop.exit_status)."""
+    from ae_jax.train.runs import Interrupted, NonFiniteLoss
+
+    if isinstance(error, Interrupted):
+        return 128 + error.signal
+    return 1 if isinstance(error, NonFiniteLoss) else 2
 
 
 def entry() -> None:

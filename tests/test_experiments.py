@@ -128,3 +128,12 @@ def test_results_page_states_the_judge_against_its_baseline_and_references(tmp_p
     verdict, lines, _ = results_md.fitted_gaussian_claim(sweep, "model")
     assert verdict == "**reproduced**"
     assert "is 0.8x reconstructions, 5x real vs real; the closest uniform box is 20x the closest fit" in lines[1]
+
+
+@pytest.mark.parametrize("signal, status", [(2, 130), (15, 143)])
+def test_a_study_whose_training_is_interrupted_exits_128_plus_the_signal(signal, status, tmp_path, monkeypatch):
+    from ae_jax.train import loop
+
+    stopped = {"status": "interrupted by a signal", "step": 3, "signal": signal}
+    monkeypatch.setattr(loop, "train", lambda config, resume=False: stopped)
+    assert main(["study", "random_points", "--out", str(tmp_path)]) == status

@@ -37,8 +37,10 @@ def ensure_trained(config: Config) -> tuple[Config, str, dict]:
     resume = runs.has_checkpoints(run_config.run_dir)
     logger.info(f"{run_config.run_dir}: {'resuming' if resume else 'training'} (training key {key[:12]})")
     metrics = train(run_config, resume=resume)
-    if metrics["status"] != "complete":
-        raise runs.TrainingError(f"{run_config.run_dir}: {metrics['status']}; run the same command again to resume")
+    if "signal" in metrics:
+        raise runs.Interrupted(
+            f"{run_config.run_dir}: {metrics['status']}; run the same command again to resume", metrics["signal"]
+        )
     return run_config, key, metrics
 
 

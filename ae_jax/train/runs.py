@@ -47,7 +47,15 @@ class TrainingError(RuntimeError):
 
 
 class NonFiniteLoss(TrainingError):
-    """The loss became NaN or infinite: the run failed (not a bad input), so `ae-jax train` exits 1."""
+    """The loss became NaN or infinite: the run failed (not a bad input), so the command exits 1."""
+
+
+class Interrupted(TrainingError):
+    """A signal stopped training after its checkpoint; the command exits 128 + the signal (130 SIGINT, 143 SIGTERM)."""
+
+    def __init__(self, message: str, signal: int):
+        super().__init__(message)
+        self.signal = signal
 
 
 def training_inputs(config: Config) -> dict:
