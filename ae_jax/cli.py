@@ -141,15 +141,17 @@ def _study(args) -> int:
     """Run the named study (or all of them) after refusing, before any work, an unknown name or unused --set key."""
     from ae_jax.report.pages import cells_line
     from ae_jax.studies.catalogue import check_overrides, overrides_for, run_study, studies_named
-    from ae_jax.studies.views import headline_rows
+    from ae_jax.studies.views import headline_row, recorded_models
 
     studies = studies_named(args.name)
     check_overrides(studies, args.set)
     for study in studies:
         page = run_study(study.name, args.full, args.out, overrides_for(study, args.set))
         print(f"{study.name}: {page}")
-        for row in headline_rows(os.path.dirname(page)):
-            print(f"  {cells_line(row)}")
+        for label, shown in recorded_models(os.path.dirname(page)).items():
+            print(f"  {cells_line(headline_row(label, shown))}")
+            for warning in (w for view in shown.values() for w in view.warnings):
+                print(f"  {warning}")
     return 0
 
 

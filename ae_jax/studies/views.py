@@ -79,8 +79,8 @@ def recorded_label(model: dict) -> str:
     return f"{model['label']} [{model['config_hash'][:8]}]"
 
 
-def headline_rows(study_folder: str) -> list[dict]:
-    """Each model's headline row of a finished study, from its results.json."""
+def recorded_models(study_folder: str) -> dict[str, dict[str, registry.View]]:
+    """Each model of a finished study (by its recorded label) and its evaluators' views, from its results.json."""
     with open(os.path.join(study_folder, "results.json")) as f:
         models = json.load(f)["models"]
-    return [headline_row(recorded_label(m), recorded_views(m)) for m in models]
+    return {recorded_label(m): recorded_views(m) for m in models}
