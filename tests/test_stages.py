@@ -224,3 +224,14 @@ def test_where_outputs_go_does_not_change_the_training_key(setting):
     base = C.load("tiny")
     assert runs.training_key(C.load("tiny", [setting])) == runs.training_key(base)
     assert runs.training_key(C.load("tiny", ["train.epochs=2"])) != runs.training_key(base)
+
+
+def test_encode_and_judge_print_their_numbers(tmp_path, capsys):
+    m = _study(tmp_path)
+    assert main(["encode", m.config.run_dir, "--split", "valid", "--out", str(tmp_path / "z.npy")]) == 0
+    assert capsys.readouterr().out == f"valid: 10 z-points of 4 components in {tmp_path / 'z.npy'}\n"
+    assert main(["judge", "--config", "tiny", "--out", str(tmp_path / "judge")]) == 0
+    quality = json.load(open(tmp_path / "judge" / "judge.json"))
+    said = f"held-out r2 {quality['valid_r2']:.3f} against its trivial baseline's {quality['baseline_r2']:.3f}"
+    worse = quality["valid_r2"] <= quality["baseline_r2"]
+    assert capsys.readouterr().out.splitlines()[1].endswith(said + ("): its scores mean little." if worse else "."))
