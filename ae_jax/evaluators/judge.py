@@ -58,6 +58,7 @@ def quality(info: dict) -> dict:
 
 
 def no_better(q: dict) -> bool:
+    """Whether the judge scores no better than the trivial one on held-out labels (its features say little)."""
     return q["held_out"] <= q["baseline"]
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ae_jax.evaluators import judge as judge_evaluator
 from ae_jax.evaluators import registry
 from ae_jax.report.pages import cell_text, percent
 from ae_jax.studies import framework, views
@@ -315,13 +316,13 @@ def judge_lines(root: str) -> list[str]:
             if not os.path.isfile(path) or file_digest(path) not in used:
                 continue
             info = _load(path)
-            metric = next(k[len("valid_") :] for k in info if k.startswith("valid_") and "curve" not in k)
+            q = judge_evaluator.quality(info)
             net = info["net"]
             lines.append(
                 f"- {study}/{name}: {info['dataset']}; {info['epochs']} epochs, filters {net['filters']}, "
                 f"{net['convs_per_stage']} conv(s) per stage, {net['pool']} maps, "
-                f"augment {info.get('augment', 'none')}; held-out {metric} {info['valid_' + metric]:.3f} "
-                f"against the trivial baseline's {info['baseline_' + metric]:.3f}."
+                f"augment {info.get('augment', 'none')}; held-out {q['metric']} {q['held_out']:.3f} "
+                f"against the trivial baseline's {q['baseline']:.3f}."
             )
     return ["", "## The judge", "", *lines] if lines else []
 

@@ -48,6 +48,7 @@ def evaluator_sections(label: str, views: Mapping[str, registry.View]) -> list[t
 
 
 def model_sections(m: ModelResult) -> list[tuple[str, list[str]]]:
+    """A study model's sections (evaluator_sections)."""
     return evaluator_sections(m.label, views_of(m))
 
 
@@ -60,6 +61,7 @@ def findings_section(views: Sequence[registry.View]) -> tuple[str, list[str]]:
 
 
 def findings(models: Sequence[ModelResult]) -> tuple[str, list[str]]:
+    """The findings section of a study's models."""
     return findings_section([v for m in models for v in views_of(m).values()])
 
 
