@@ -44,6 +44,9 @@ def _train_configs(args) -> list:
 
 
 def _encode(args) -> int:
+    """Encode a split of a run into z-points; say how many, of what dimension, and where."""
+    import numpy as np
+
     from ae_jax import config as config_lib
     from ae_jax.evaluators.encode import encode_run
     from ae_jax.train.loop import load_run
@@ -63,20 +66,42 @@ def _encode(args) -> int:
     if config.data != trained.data and (not args.out or args.split == "all"):
         raise ValueError("--set changes the run's data: give one --split and --out for z-points of another dataset")
     _, model, params = load_run(args.run)
-    encode_run(args.run, args.split, args.out, args.batch_size, run=(config, model, params))
+    written = encode_run(args.run, args.split, args.out, args.batch_size, run=(config, model, params))
+    for split, path in written.items():
+        n, z_dim = np.load(path, mmap_mode="r").shape
+        print(f"{split}: {n:,} z-points of {z_dim} components in {path}")
     return 0
+
+
+def _refuse_study_folder(folder: str) -> None:
+    """A study's folder (its results.json or config.json names the study) is not a run: say so and which run
+    folders to pass."""
+    from ae_jax.stages import read_json
+
+    records = [read_json(os.path.join(folder, name)) for name in ("results.json", "config.json")]
+    study = next((r["study"] for r in records if isinstance(r, dict) and "study" in r), None)
+    if study is None:
+        return
+    runs_dir = os.path.join(os.path.dirname(os.path.abspath(folder)), "runs")
+    found = sorted(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else []
+    raise ValueError(
+        f"{folder} is the folder of study {study!r}, not a run: pass one of its runs, a run folder under {runs_dir}"
+        + (f" ({', '.join(found)})" if found else "")
+    )
 
 
 def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
     """Run evaluators on a run folder (or on --z z-points) into args.out; say where each result is, its headline
-    numbers and what it found."""
+    numbers and what it found, and write the run's page <out>/index.html."""
     from ae_jax import config as config_lib
     from ae_jax.evaluators import registry
     from ae_jax.report import pages
+    from ae_jax.studies import views
     from ae_jax.train.runs import load_run_config
 
     overrides = list(args.set) + list(extra)
     if args.run:
+        _refuse_study_folder(args.run)
         config = load_run_config(args.run, overrides)
     elif args.z:
         config = (
@@ -91,14 +116,17 @@ def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
     registry.check(config, names, bool(args.run), bool(judge_dir))
     out = args.out or os.path.join(args.run, "eval")
     ctx = registry.RunContext(config, out, run_dir=args.run, z_file=args.z, judge_dir=judge_dir)
-    for name, result in registry.run(ctx, names).items():
+    results = registry.run(ctx, names)
+    shown = views.model_views(config.name, config.eval.report_ks, results)
+    for name, result in results.items():
         state = "reused" if result.reused else "written"
         print(f"{name}: {state} in {result.folder} (result.json, {len(result.figures)} figures)")
-        view = registry.view(result, config.name, config.eval.report_ks)
-        if view.headline:
-            print("  " + "; ".join(f"{k}: {pages.cell_text(v)}" for k, v in view.headline.items()))
-        for sentence in view.findings:
+        if shown[name].headline:
+            print(f"  {pages.cells_line(shown[name].headline)}")
+        for sentence in shown[name].warnings + shown[name].findings:
             print(f"  {sentence}")
+    title = f"ae_jax eval: {args.run or args.z}"
+    print(f"page: {pages.write_page(os.path.join(out, 'index.html'), title, views.run_sections(config.name, shown))}")
     return 0
 
 
@@ -121,21 +149,32 @@ def _sample(args) -> int:
 
 
 def _judge(args) -> int:
+    """Train the judge; say where it is and its held-out score against its trivial baseline."""
     from ae_jax import config as config_lib
+    from ae_jax.evaluators import judge as judge_evaluator
     from ae_jax.train.judge import train_judge
 
-    train_judge(config_lib.load(args.config, args.set), args.out)
+    info = train_judge(config_lib.load(args.config, args.set), args.out)
+    print(f"judge: {args.out}")
+    print(f"  {judge_evaluator.quality_sentence(judge_evaluator.quality(info))}")
     return 0
 
 
 def _study(args) -> int:
     """Run the named study (or all of them) after refusing, before any work, an unknown name or unused --set key."""
+    from ae_jax.report.pages import cells_line
     from ae_jax.studies.catalogue import check_overrides, overrides_for, run_study, studies_named
+    from ae_jax.studies.views import headline_row, recorded_models
 
     studies = studies_named(args.name)
     check_overrides(studies, args.set)
     for study in studies:
-        print(f"{study.name}: {run_study(study.name, args.full, args.out, overrides_for(study, args.set))}")
+        page = run_study(study.name, args.full, args.out, overrides_for(study, args.set))
+        print(f"{study.name}: {page}")
+        for label, shown in recorded_models(os.path.dirname(page)).items():
+            print(f"  {cells_line(headline_row(label, shown))}")
+            for warning in (w for view in shown.values() for w in view.warnings):
+                print(f"  {warning}")
     return 0
 
 

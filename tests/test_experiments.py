@@ -22,11 +22,13 @@ RESEARCH_STUDIES = [name for name in STUDIES if name != "demo"]
 @pytest.mark.parametrize("name", RESEARCH_STUDIES)
 def test_study_runs_at_smoke_size_and_records_its_numbers(name, out_dir):
     assert main(["study", name, "--out", out_dir]) == 0
-    html = open(os.path.join(out_dir, name, "index.html")).read()
+    folder = os.path.join(out_dir, f"{name}-smoke")  # never the full size's folder
+    html = open(os.path.join(folder, "index.html")).read()
     assert "<table>" in html or '<img src="data:image/png;base64,' in html
-    with open(os.path.join(out_dir, name, "results.json")) as f:
+    assert '<p class="banner">smoke size: the tiny preset, not a result</p>' in html
+    with open(os.path.join(folder, "results.json")) as f:
         done = json.load(f)
-    assert done["size"] == "smoke" and done["models"]
+    assert done["size"] == "smoke" and done["banner"] == "smoke size: the tiny preset, not a result" and done["models"]
     for model in done["models"]:
         assert len(model["config_hash"]) == 64 and model["run_dir"].endswith(model["config_hash"][:8])
         for result in model["evaluators"].values():
@@ -35,12 +37,12 @@ def test_study_runs_at_smoke_size_and_records_its_numbers(name, out_dir):
         if "distribution" in model["evaluators"]:
             numbers = model["evaluators"]["distribution"]["numbers"]
             assert numbers["n_points"] > 0 and len(numbers["half_width"]) == model["config"]["model"]["z_dim"]
-    assert json.load(open(os.path.join(out_dir, name, "config.json")))["study"] == name
+    assert json.load(open(os.path.join(folder, "config.json")))["study"] == name
 
 
 def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
     for name in ("random_points", "component_distributions", "filaments", "ae_vs_vae"):  # run above, unless alone
-        if not os.path.isfile(os.path.join(out_dir, name, "results.json")):
+        if not os.path.isfile(os.path.join(out_dir, f"{name}-smoke", "results.json")):
             run_study(name, full=False, out_dir=out_dir)
     page = tmp_path / "docs" / "results.md"
     assert results_md.main(["--results", out_dir, "--out", str(page), "--title", "smoke"]) == 0
@@ -58,7 +60,7 @@ def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
     # the smoke studies train no judge, so that claim stays open
     assert "## Fitted Gaussians decode to faces (in the judge's eyes): not yet measured" in lines
     figures = os.listdir(tmp_path / "docs" / "figures")
-    hash8 = json.load(open(os.path.join(out_dir, "filaments", "results.json")))["models"][0]["config_hash"][:8]
+    hash8 = json.load(open(os.path.join(out_dir, "filaments-smoke", "results.json")))["models"][0]["config_hash"][:8]
     assert f"study_3_tiny_{hash8}_intrinsic_dimension.png" in figures  # figures sit next to their claim's numbers
     assert f"study_3_tiny_{hash8}_tsne_raw.png" in figures  # smoke filaments runs t-SNE
 
@@ -76,13 +78,22 @@ def test_all_gives_each_study_the_settings_its_models_read():
     assert overrides_for(studies["demo"], settings) == settings
 
 
-def test_quick_demo_is_the_demo_study_and_writes_one_self_contained_page(tmp_path):
+def test_quick_demo_is_the_demo_study_and_writes_one_self_contained_page(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
-    page = tmp_path / "demo" / "index.html"
+    page = tmp_path / "demo-smoke" / "index.html"
+    assert not (tmp_path / "demo").exists()  # the full demo's folder is left alone
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"demo: {page}" and printed[1].startswith("  model: tiny [") and "held-out mse: " in printed[1]
     html = page.read_text()
     assert '<img src="data:image/png;base64,' in html and 'src="http' not in html and 'href="http' not in html
+    assert '<p class="banner">smoke size: the tiny preset, not a result</p>' in html
     body = html[html.index('<h2 id="s0">') :]
-    assert body.startswith('<h2 id="s0">Findings</h2><p>tiny reconstructs held-out images with per-pixel MSE')
+    judge = json.loads((tmp_path / "demo-smoke" / "results.json").read_text())["models"][0]["evaluators"]["judge"]
+    quality = judge["numbers"]["judge_quality"]  # the tiny judge's held-out score and its trivial baseline's
+    warned = '<h2 id="s0">Findings</h2><p class="warning">tiny: Warning: the judge is no better than its trivial'
+    assert body.startswith(warned) == (quality["held_out"] <= quality["baseline"])
+    body = body[body.index("<p>") :]
+    assert body.startswith("<p>tiny reconstructs held-out images with per-pixel MSE")
     assert body.index("data:image/png") < body.index("<table>")  # the decoded grid before any table
     for heading in (
         "AE vs tiny-KL VAE",
@@ -92,7 +103,7 @@ def test_quick_demo_is_the_demo_study_and_writes_one_self_contained_page(tmp_pat
         "Timings",
     ):
         assert heading in html
-    done = json.loads((tmp_path / "demo" / "results.json").read_text())
+    done = json.loads((tmp_path / "demo-smoke" / "results.json").read_text())
     judged = done["models"][0]["evaluators"]["judge"]["numbers"]["rows"]
     assert [r["label"] for r in judged[-2:]] == ["reconstructions", "real vs real"]
     assert all(r["judge_frechet"] >= 0 for r in judged)
@@ -137,3 +148,26 @@ def test_a_study_whose_training_is_interrupted_exits_128_plus_the_signal(signal,
     stopped = {"status": "interrupted by a signal", "step": 3, "signal": signal}
     monkeypatch.setattr(loop, "train", lambda config, resume=False: stopped)
     assert main(["study", "random_points", "--out", str(tmp_path)]) == status
+
+
+def test_a_judge_worse_than_its_trivial_baseline_is_a_warning_on_the_page(tmp_path):
+    from ae_jax.evaluators import judge, registry
+    from ae_jax.report import pages
+    from ae_jax.studies import views
+
+    rows = [
+        {"label": label, "judge_frechet": fd, "judge_precision": 0.5, "judge_recall": 0.5, "judge_images": 10}
+        for label, fd in (("full", 3.0), ("reconstructions", 2.0), ("real vs real", 1.0))
+    ]
+    worse = {"metric": "r2", "held_out": -1.487, "baseline": -0.242}
+    numbers = {"rows": rows, "judge_quality": worse}
+    view = judge.view(registry.Result("judge", str(tmp_path), "k" * 64, False, numbers, {}), "tiny", (1.0,))
+    assert view.warnings == [
+        "tiny: Warning: the judge is no better than its trivial baseline (held-out r2 -1.487 against its trivial "
+        "baseline's -0.242): its scores mean little."
+    ]
+    page = pages.write_page(str(tmp_path / "index.html"), "t", views.run_sections("tiny", {"judge": view}))
+    assert '<h2 id="s0">Findings</h2><p class="warning">tiny: Warning: the judge is no better' in open(page).read()
+    better = {**numbers, "judge_quality": {**worse, "held_out": 0.5}}
+    view = judge.view(registry.Result("judge", str(tmp_path), "k" * 64, False, better, {}), "tiny", (1.0,))
+    assert not view.warnings and "tiny: The judge's held-out r2 0.500 against" in view.findings[-1]

@@ -1,8 +1,10 @@
 """Every stage is keyed by its inputs: a changed setting trains, encodes or analyses again instead of
 reusing another config's output, an unchanged one is reused, and every evaluator runs on the tiny preset."""
 
+import dataclasses
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -59,7 +61,7 @@ def test_the_stale_reuse_sequence_now_uses_the_new_z_dim(tmp_path):
 
     run_study("random_points", False, str(tmp_path))
     run_study("random_points", False, str(tmp_path), ["model.z_dim=8"])
-    done = json.load(open(tmp_path / "random_points" / "results.json"))
+    done = json.load(open(tmp_path / "random_points-smoke" / "results.json"))
     (model,) = done["models"]
     assert model["config"]["model"]["z_dim"] == 8
     assert model["evaluators"]["generators"]["numbers"]["z_dim"] == 8
@@ -83,15 +85,16 @@ def test_a_changed_bin_width_analyses_again_and_keeps_both(tmp_path, log_message
     assert finer.results["distribution"].numbers["histogram"]["bin_width"] == 0.05
     assert finer.results["distribution"].folder != base.results["distribution"].folder
     assert any("computing" in m and m.startswith("distribution") for m in log_messages)
-    # a per-study evaluator recomputes in place and says which inputs changed
+    # a per-study evaluator too keeps each setting's result in its own folder, and reuses it by its key
     gen = _study(tmp_path, names=("generators",))
-    log_messages.clear()
     wider = _study(tmp_path, "distribution.bin_width=0.05", names=("generators",))
-    assert (
-        not wider.results["generators"].reused
-        and gen.results["generators"].folder == wider.results["generators"].folder
+    assert not wider.results["generators"].reused and os.path.basename(wider.results["generators"].folder) == (
+        f"generators-{wider.results['generators'].key[:8]}"
     )
-    assert any("inputs changed: histogram.bin_width: 0.25 -> 0.05" in m for m in log_messages)
+    assert os.path.isfile(os.path.join(gen.results["generators"].folder, "result.json"))
+    assert _study(tmp_path, names=("generators",)).results["generators"] == dataclasses.replace(
+        gen.results["generators"], reused=True
+    )
 
 
 def test_a_retrained_run_encodes_again(tmp_path, log_messages):
@@ -137,8 +140,10 @@ def test_eval_command_runs_a_subset_on_a_finished_run(tmp_path, capsys):
         == 0
     )
     text = capsys.readouterr().out
-    assert "distribution: written in" in text
-    saved = json.load(open(out / "distribution" / "config.json"))
+    assert "distribution: written in" in text and "  dominant components: " in text  # its headline numbers
+    assert f"page: {out / 'index.html'}" in text and ": z-point distribution</h2>" in (out / "index.html").read_text()
+    (folder,) = out.glob("distribution-*")
+    saved = json.load(open(folder / "config.json"))
     assert saved["distribution"]["bin_width"] == 0.5 and C.from_dict(saved).model == m.config.model
     assert (
         main(
@@ -156,11 +161,11 @@ def test_eval_command_runs_a_subset_on_a_finished_run(tmp_path, capsys):
         == 0
     )
     assert "distribution: reused" in capsys.readouterr().out
+    assert main(["eval", m.config.run_dir, "--evals", "distribution", "--out", str(out)]) == 0  # the default 0.25
+    assert "distribution: written" in capsys.readouterr().out and len(list(out.glob("distribution-*"))) == 2
 
 
 def test_a_run_folder_holding_another_config_is_refused_naming_the_keys(tmp_path):
-    import shutil
-
     from ae_jax.train.loop import TrainingError
 
     trained = _study(tmp_path)
@@ -173,21 +178,25 @@ def test_a_run_folder_holding_another_config_is_refused_naming_the_keys(tmp_path
 def test_an_output_folder_an_evaluator_did_not_write_is_not_deleted(tmp_path):
     z = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
     np.save(tmp_path / "z.npy", z)
-    mine = tmp_path / "out" / "distribution"
-    mine.mkdir(parents=True)
+    args = ["analyze", "--z", str(tmp_path / "z.npy"), "--out", str(tmp_path / "out"), "--set", "distribution.tsne=0"]
+    assert main(args) == 0
+    (mine,) = (tmp_path / "out").glob("distribution-*")
+    shutil.rmtree(mine)  # the folder of this setting, made by hand
+    mine.mkdir()
     (mine / "notes.txt").write_text("my notes")
-    args = [
-        "analyze",
-        "--z",
-        str(tmp_path / "z.npy"),
-        "--out",
-        str(tmp_path / "out"),
-        "--set",
-        "distribution.tsne=false",
-    ]
     assert main(args) == 2 and (mine / "notes.txt").read_text() == "my notes"
     (mine / "notes.txt").unlink()
     assert main(args) == 0 and (mine / "result.json").is_file()
+
+
+def test_eval_of_a_study_folder_says_which_run_folders_to_pass(tmp_path, capsys):
+    study = tmp_path / "demo"
+    study.mkdir()
+    (study / "results.json").write_text(json.dumps({"study": "demo", "models": []}))
+    (tmp_path / "runs" / "tiny-0123abcd").mkdir(parents=True)
+    assert main(["eval", str(study)]) == 2
+    error = capsys.readouterr().err
+    assert "is the folder of study 'demo', not a run" in error and "tiny-0123abcd" in error
 
 
 def test_a_config_is_trained_once_whatever_its_name(tmp_path, log_messages):
@@ -215,3 +224,14 @@ def test_where_outputs_go_does_not_change_the_training_key(setting):
     base = C.load("tiny")
     assert runs.training_key(C.load("tiny", [setting])) == runs.training_key(base)
     assert runs.training_key(C.load("tiny", ["train.epochs=2"])) != runs.training_key(base)
+
+
+def test_encode_and_judge_print_their_numbers(tmp_path, capsys):
+    m = _study(tmp_path)
+    assert main(["encode", m.config.run_dir, "--split", "valid", "--out", str(tmp_path / "z.npy")]) == 0
+    assert capsys.readouterr().out == f"valid: 10 z-points of 4 components in {tmp_path / 'z.npy'}\n"
+    assert main(["judge", "--config", "tiny", "--out", str(tmp_path / "judge")]) == 0
+    quality = json.load(open(tmp_path / "judge" / "judge.json"))
+    said = f"held-out r2 {quality['valid_r2']:.3f} against its trivial baseline's {quality['baseline_r2']:.3f}"
+    worse = quality["valid_r2"] <= quality["baseline_r2"]
+    assert capsys.readouterr().out.splitlines()[1].endswith(said + ("): its scores mean little." if worse else "."))

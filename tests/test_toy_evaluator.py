@@ -52,4 +52,4 @@ def test_a_toy_evaluator_shows_on_the_study_page_and_in_the_results_document(tmp
     text = doc.read_text()
     assert "### toy_study: toy check" in text and "toy evaluator found max |z|" in text
     assert "toy max \\|z\\|" in text and "toy outside the unit ball" in text  # its headline and its table
-    assert os.path.isfile(tmp_path / "toy_study" / "results.json")
+    assert os.path.isfile(tmp_path / "toy_study-smoke" / "results.json")

@@ -28,6 +28,8 @@ from ae_jax.runtime import make_key
 
 logger = logging.getLogger(__name__)
 
+BOX = "each component within mu +- k FWHM (the mean and full width at half maximum of the data's histogram)"
+
 Decode = Callable[[np.ndarray], np.ndarray]  # z-points (n, D) -> images (n, H, W, C) in [0, 1]
 
 
@@ -106,7 +108,7 @@ def sweep(
             image_rows.append((result["label"], decode(points[: cfg.grid_images])))
         results.append(result)
         logger.info(
-            f"{result['label']}: "
+            f"{result['label']}: share inside the data box (mu +- k FWHM): "
             + ", ".join(f"k={h['k']:g}: {h['mc_fraction']:.3g}" for h in result["hits"])
             + f"; radius {result['radius']['mean']:.2f} (analytic {result['radius']['analytic_mean']:.2f})"
         )
@@ -116,7 +118,7 @@ def sweep(
         "n_data_points": int(z.shape[0]),
         "z_dim": int(z.shape[1]),
         "ks": list(cfg.ks),
-        "region": "each component within mean +- k * half_width (FWHM/2 of its histogram)",
+        "region": BOX,
         "data_radius": {"mean": float(np.mean(real_radii)), "std": float(np.std(real_radii))},
         "results": results,
         "figures": figures,
@@ -196,7 +198,7 @@ def short_label(row: dict) -> str:
 
 
 def inside(row: dict, k: float) -> Share:
-    """The share of a generator's Monte Carlo points inside the data box at k half-widths."""
+    """The share of a generator's Monte Carlo points inside the data box at k (BOX)."""
     hit = next(h for h in row["hits"] if h["k"] == k)
     return Share(hit["mc_hits"], hit["mc_samples"])
 
@@ -222,16 +224,18 @@ def view(result: registry.Result, label: str, ks) -> registry.View:
     shares = {short_label(r): inside(r, k) for r in rows}
     best = max(shares, key=shares.get)
     outside = [name for name, share in shares.items() if share.count == 0]
+    box = f"at k={k:g}: {BOX.replace('k FWHM', f'{k:g} FWHM')}"
     finding = (
         f"{label}: {sum(s >= 0.5 for s in shares.values())} of {len(shares)} generators put at least half their "
-        f"points inside the data box (each component within mu +- {k:g} half-widths); the most {best}, "
+        f"points inside the data box {box}; the most {best}, "
         f"{shares[best].text()}" + (f"; none at all for {', '.join(outside)}." if outside else ".")
     )
+    each = f"{label}: inside the data box at k={k:g}: " + "; ".join(f"{g} {s.text()}" for g, s in shares.items())
     return registry.View(
         headline={f"most inside at k={k:g}": best, "its share": shares[best]},
         rows=[_row(r, k) for k in ks for r in rows],
         figures=result.figures,
-        findings=[finding],
+        findings=[finding, each + "."],
         finding_figures=[result.figures["decoded_grid"]] if "decoded_grid" in result.figures else [],
     )
 

@@ -51,8 +51,28 @@ def judge_scores(
     return rows
 
 
+def quality(info: dict) -> dict:
+    """The judge's held-out score and its trivial baseline's, from judge.json (R^2 or accuracy: higher is better)."""
+    metric = next(k[len("valid_") :] for k in info if k.startswith("valid_") and "curve" not in k)
+    return {"metric": metric, "held_out": info[f"valid_{metric}"], "baseline": info[f"baseline_{metric}"]}
+
+
+def no_better(q: dict) -> bool:
+    """Whether the judge scores no better than the trivial one on held-out labels (its features say little)."""
+    return q["held_out"] <= q["baseline"]
+
+
+def quality_sentence(q: dict) -> str:
+    """The judge's held-out score against its trivial baseline, as a warning when it is no better."""
+    said = f"held-out {q['metric']} {q['held_out']:.3f} against its trivial baseline's {q['baseline']:.3f}"
+    if no_better(q):
+        return f"Warning: the judge is no better than its trivial baseline ({said}): its scores mean little."
+    return f"The judge's {said}."
+
+
 def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
-    """Judge scores of each generator's decoded points (the generators evaluator's draws) and the references."""
+    """Judge scores of each generator's decoded points (the generators evaluator's draws) and the references,
+    with the judge's own held-out quality (judge.json)."""
     cfg = ctx.config
     rows = judge_scores(
         generators.draws(ctx),
@@ -64,7 +84,7 @@ def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
         cfg.judge.precision_k,
     )
     pages.write_csv(rows, os.path.join(folder, "judge_scores.csv"))
-    return {"rows": rows}, {}
+    return {"rows": rows, "judge_quality": quality(stages.read_json(os.path.join(ctx.judge_dir, "judge.json")))}, {}
 
 
 def view(result: registry.Result, label: str, ks) -> registry.View:
@@ -87,10 +107,14 @@ def view(result: registry.Result, label: str, ks) -> registry.View:
         f"{generated[-1]['label']}; against {ref['reconstructions']:.3g} for reconstructions and "
         f"{ref['real vs real']:.3g} between two halves of the held-out images."
     )
+    q = result.numbers.get("judge_quality")  # absent from results of format 2
+    said = [f"{label}: {quality_sentence(q)}"] if q else []
+    warn = bool(q) and no_better(q)
     return registry.View(
         headline={"closest generator": generated[0]["label"], "its judge FD": generated[0]["judge_frechet"]},
         rows=rows,
-        findings=[finding],
+        findings=[finding] + ([] if warn else said),
+        warnings=said if warn else [],
     )
 
 
@@ -110,6 +134,6 @@ registry.register(
         title="judge scores",
         needs_run=True,
         needs_judge=True,
-        format=2,  # 2: the real-vs-real reference row
+        format=3,  # 2: the real-vs-real reference row; 3: the judge's held-out quality
     )
 )

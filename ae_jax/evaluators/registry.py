@@ -66,13 +66,15 @@ class Result:
 @dataclasses.dataclass(frozen=True)
 class View:
     """An evaluator's result as a report shows it: numbers for side-by-side tables, its own table rows, its
-    figures (name -> path), sentences saying what it found, and the figures that show that."""
+    figures (name -> path), sentences saying what it found, the figures that show that, and warnings (what makes
+    its numbers untrustworthy, e.g. a judge worse than its trivial baseline)."""
 
     headline: dict = dataclasses.field(default_factory=dict)
     rows: list[dict] = dataclasses.field(default_factory=list)
     figures: dict[str, str] = dataclasses.field(default_factory=dict)
     findings: list[str] = dataclasses.field(default_factory=list)
     finding_figures: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -80,7 +82,7 @@ class RunContext:
     """Everything an evaluator may read, each loaded once (`memo`) and only when first asked for."""
 
     config: Config
-    out_dir: str  # evaluators' outputs: out_dir/<evaluator>/
+    out_dir: str  # evaluators' outputs: out_dir/<evaluator>-<key8>/
     run_dir: str | None = None  # a trained run; None: z-points from z_file only
     z_file: str | None = None  # z-points to analyse instead of the run's encoded split
     judge_dir: str | None = None
@@ -209,11 +211,10 @@ def check(config: Config, names: Sequence[str], has_run: bool = True, has_judge:
 
 
 def folder_of(ctx: RunContext, name: str, key: str) -> str:
-    """out_dir/<name>; for a per-run evaluator of a study, shared_dir/<name>-<key8>, so that studies asking
-    for different settings of the same run each keep theirs."""
-    if EVALUATORS[name].per_run and ctx.shared_dir:
-        return os.path.join(ctx.shared_dir, f"{name}-{key[:8]}")
-    return os.path.join(ctx.out_dir, name)
+    """<out_dir>/<name>-<key8> (a per-run evaluator of a study: under shared_dir, shared by every study of the
+    run), so that each setting keeps its own result and a changed setting never overwrites another's."""
+    base = ctx.shared_dir if EVALUATORS[name].per_run and ctx.shared_dir else ctx.out_dir
+    return os.path.join(base, f"{name}-{key[:8]}")
 
 
 def _clear(folder: str) -> None:

@@ -42,6 +42,11 @@ def cell_text(value) -> str:
     return str(value)
 
 
+def cells_line(cells: dict) -> str:
+    """'held-out mse: 0.0123; psnr dB: 19.1': named numbers on one line, as cell_text shows them."""
+    return "; ".join(f"{k}: {cell_text(v)}" for k, v in cells.items())
+
+
 def _cell(value) -> str:
     return html.escape(cell_text(value))
 
@@ -71,8 +76,14 @@ def paragraph(text: str) -> str:
     return f"<p>{html.escape(text)}</p>"
 
 
-def write_page(path: str, title: str, sections: Sequence[tuple[str, Sequence[str]]]) -> str:
-    """Write sections of (heading, [html fragments]) as one HTML file; returns its path."""
+def warning(text: str) -> str:
+    """A paragraph set apart: something that makes the numbers around it untrustworthy."""
+    return f'<p class="warning">{html.escape(text)}</p>'
+
+
+def write_page(path: str, title: str, sections: Sequence[tuple[str, Sequence[str]]], banner: str = "") -> str:
+    """Write sections of (heading, [html fragments]) as one HTML file, under a visible banner when given (a page
+    that is not a result: "smoke size: ..."); returns its path."""
     style = (
         "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
         "table{border-collapse:collapse;margin:1em 0;font-size:0.85em}"
@@ -80,14 +91,17 @@ def write_page(path: str, title: str, sections: Sequence[tuple[str, Sequence[str
         "figure{display:inline-block;margin:0.5em;vertical-align:top}"
         "img{max-width:100%}figcaption{font-size:0.8em;color:#555}"
         "nav a{margin-right:1em}.scroll{overflow-x:auto;max-width:100%}td,th{white-space:nowrap}"
+        ".banner{background:#fd4;border:2px solid #a60;padding:0.5em 1em;font-weight:bold}"
+        ".warning{background:#fdd;border:1px solid #c33;padding:0.3em 0.6em}"
     )
+    banner = f'<p class="banner">{html.escape(banner)}</p>' if banner else ""
     nav = "".join(f'<a href="#s{i}">{html.escape(h)}</a>' for i, (h, _) in enumerate(sections))
     body = "".join(f'<h2 id="s{i}">{html.escape(h)}</h2>' + "".join(parts) for i, (h, parts) in enumerate(sections))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         f.write(
             f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1><nav>{nav}</nav>{body}"
+            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{banner}<nav>{nav}</nav>{body}"
             "</body></html>"
         )
     return path

@@ -2,7 +2,8 @@
 full: the study's real setting) and a function that runs its models through `pipeline.study_model`, composes
 evaluators and returns report sections and tables.
 
-`run_study` writes into <out>/<study>/: index.html (led by what every evaluator found, ae_jax.studies.views),
+`run_study` writes into <out>/<study>/ (<out>/<study>-smoke/ at smoke size, every page and results.json
+marked so): index.html (led by what every evaluator found, ae_jax.studies.views),
 one CSV per table, config.json (the study's settings) and results.json (each model's measured numbers, config
 and config hash, and the tables). ae_jax.studies.catalogue registers the studies, the demo among them. A study's
 `--set` keys must be of config sections its models read: every model's (MODEL_SECTIONS) and those of the
@@ -97,22 +98,26 @@ def check_overrides(studies: list[Study], overrides: list[str]) -> None:
         raise config_lib.ConfigError(f"--set {unused[0]}: not used by {who}; sections used: {', '.join(sections)}")
 
 
+SMOKE_BANNER = "smoke size: the tiny preset, not a result"
+
+
+def study_folder(out_dir: str, name: str, full: bool) -> str:
+    """<out>/<study> at full size, <out>/<study>-smoke at smoke size: a smoke run never overwrites a result."""
+    return os.path.join(out_dir, name if full else f"{name}-smoke")
+
+
 def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = ()) -> str:
-    """Run one study into out_dir/<name>/; returns the path of its page."""
+    """Run one study into its folder (study_folder); returns the path of its page."""
     study = study_named(name)
     check_overrides([study], overrides)
     settings = study.full if full else study.smoke
-    out = os.path.join(out_dir, name)
+    out = study_folder(out_dir, name, full)
     overrides = [f"workdir={os.path.join(out_dir, 'runs')}"] + list(overrides)
+    size = {"size": "full" if full else "smoke", **({} if full else {"banner": SMOKE_BANNER})}
     os.makedirs(out, exist_ok=True)
     stages.write_json(
         os.path.join(out, "config.json"),
-        {
-            "study": name,
-            "size": "full" if full else "smoke",
-            "settings": config_lib.plain(settings),
-            "overrides": overrides,
-        },
+        {"study": name, **size, "settings": config_lib.plain(settings), "overrides": overrides},
     )
     start = time.perf_counter()
     output = study.run(settings, out, overrides)
@@ -122,19 +127,13 @@ def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = ()) ->
         os.path.join(out, "results.json"),
         {
             "study": name,
-            "size": "full" if full else "smoke",
+            **size,
             "overrides": overrides,
             "seconds": time.perf_counter() - start,
             "models": [m.to_json() for m in output.models],
             "tables": output.tables,
         },
     )
-    sentences, figures = views.findings(output.models)
-    first = [
-        (
-            "Findings",
-            [pages.paragraph(s) for s in sentences] + [pages.figure(p, "decoded z-points") for p in figures],
-        ),
-        ("Study", [pages.paragraph(" ".join(study.description.split()))]),
-    ]
-    return pages.write_page(os.path.join(out, "index.html"), f"ae_jax study: {name}", first + output.sections)
+    first = [views.findings(output.models), ("Study", [pages.paragraph(" ".join(study.description.split()))])]
+    title = f"ae_jax study: {name}"
+    return pages.write_page(os.path.join(out, "index.html"), title, first + output.sections, size.get("banner", ""))

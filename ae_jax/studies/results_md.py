@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ae_jax.evaluators import judge as judge_evaluator
 from ae_jax.evaluators import registry
 from ae_jax.report.pages import cell_text, percent
-from ae_jax.studies import views
+from ae_jax.studies import framework, views
 
 GAUSSIAN_FWHM = 2 * math.sqrt(2 * math.log(2))  # 2.3548: FWHM / sigma of a Gaussian
 
@@ -41,13 +42,17 @@ def _hits(sweep: dict, label_prefix: str, k: float) -> list[tuple[str, float, in
 
 def _models(root: str, study: str) -> list[dict]:
     """The models a finished study used, as its results.json records them (none if it has not run)."""
-    done = _load(os.path.join(root, study, "results.json"))
+    done = _done(root, study)
     return done["models"] if done else []
 
 
-def _name(model: dict) -> str:
-    """A model's label with the first 8 hex digits of its config hash, so two configs never share a name."""
-    return f"{model['label']} [{model['config_hash'][:8]}]"
+def _done(root: str, study: str) -> dict | None:
+    """A study's results.json: of its full size, else of its smoke size (none if it has not run)."""
+    for full in (True, False):
+        done = _load(os.path.join(framework.study_folder(root, study, full), "results.json"))
+        if done:
+            return done
+    return None
 
 
 def _numbers(model: dict, evaluator: str) -> dict | None:
@@ -268,26 +273,24 @@ def measured_sections(root: str) -> list[str]:
     """Per study that ran, whatever evaluators ran: the models' headline numbers side by side, then per evaluator
     what it found and its table (each evaluator's view, ae_jax.studies.views)."""
     lines = []
-    for study in sorted(os.listdir(root)) if os.path.isdir(root) else []:
-        done = _load(os.path.join(root, study, "results.json"))
+    for folder in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        done = _load(os.path.join(root, folder, "results.json"))
         if not done or not done.get("models"):
             continue
-        models = [(_name(m), _views(m)) for m in done["models"]]
+        study = done.get("study", folder)
+        models = [(views.recorded_label(m), views.recorded_views(m)) for m in done["models"]]
         side = [views.headline_row(name, vs) for name, vs in models]
-        lines += ["", f"## Measured in {study} ({done['size']} size)", ""] + _markdown_table(side)
+        lines += ["", f"## Measured in {study} ({done['size']} size)", ""]
+        lines += [f"**{done['banner']}**", ""] if done.get("banner") else []
+        lines += _markdown_table(side)
         for evaluator in dict.fromkeys(e for _, vs in models for e in vs):
             shown = [(name, vs[evaluator]) for name, vs in models if evaluator in vs]
             rows = [{"model": name, **row} for name, view in shown for row in view.rows]
             lines += ["", f"### {study}: {registry.title(evaluator)}", ""]
+            lines += [f"- **{warning}**" for _, view in shown for warning in view.warnings]
             lines += [f"- {sentence}" for _, view in shown for sentence in view.findings]
             lines += [""] + _markdown_table(rows) if rows else []
     return lines
-
-
-def _views(model: dict) -> dict[str, registry.View]:
-    """Each evaluator's view of a model as its study's results.json records it."""
-    results = {name: registry.Result.from_json(name, r) for name, r in model["evaluators"].items()}
-    return views.model_views(_name(model), model["config"]["eval"]["report_ks"], results)
 
 
 def _slug(text: str) -> str:
@@ -313,13 +316,13 @@ def judge_lines(root: str) -> list[str]:
             if not os.path.isfile(path) or file_digest(path) not in used:
                 continue
             info = _load(path)
-            metric = next(k[len("valid_") :] for k in info if k.startswith("valid_") and "curve" not in k)
+            q = judge_evaluator.quality(info)
             net = info["net"]
             lines.append(
                 f"- {study}/{name}: {info['dataset']}; {info['epochs']} epochs, filters {net['filters']}, "
                 f"{net['convs_per_stage']} conv(s) per stage, {net['pool']} maps, "
-                f"augment {info.get('augment', 'none')}; held-out {metric} {info['valid_' + metric]:.3f} "
-                f"against the trivial baseline's {info['baseline_' + metric]:.3f}."
+                f"augment {info.get('augment', 'none')}; held-out {q['metric']} {q['held_out']:.3f} "
+                f"against the trivial baseline's {q['baseline']:.3f}."
             )
     return ["", "## The judge", "", *lines] if lines else []
 
@@ -358,7 +361,7 @@ def _claim_data(root: str) -> tuple[dict, dict, dict]:
     analyses, sweeps, training = {}, {}, {}
     for number, study in CLAIM_STUDIES:
         for model in _models(root, study):
-            name = _name(model)
+            name = views.recorded_label(model)
             if "distribution" in model["evaluators"]:
                 analyses.setdefault(name, _numbers(model, "distribution"))
             if "generators" in model["evaluators"]:
@@ -375,7 +378,7 @@ def _filaments(root: str) -> tuple[str, dict] | None:
         return None
     model, dimension = models[0], _numbers(models[0], "intrinsic_dimension")
     return (
-        f"study 3 ({_name(model)})",
+        f"study 3 ({views.recorded_label(model)})",
         {
             "rows": [dict(set=k, **r) for k, rs in dimension["rows"].items() for r in rs],
             "figures": list(dimension["figures"].values())
@@ -474,7 +477,7 @@ def main(argv=None) -> int:
         lines += section
         copied += shown
     lines += judge_lines(root)
-    lines += ablation_sections(_load(os.path.join(root, "ablations", "results.json")))
+    lines += ablation_sections(_done(root, "ablations"))
     lines += measured_sections(root)
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")

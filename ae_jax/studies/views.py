@@ -4,6 +4,8 @@ functions put them side by side, into page sections and into a findings paragrap
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
 
 from ae_jax.evaluators import registry
@@ -34,19 +36,53 @@ def rows(m: ModelResult, name: str) -> list[dict]:
     return [{"model": m.label, **row} for row in views_of(m)[name].rows] if name in m.results else []
 
 
-def model_sections(m: ModelResult) -> list[tuple[str, list[str]]]:
+def evaluator_sections(label: str, views: Mapping[str, registry.View]) -> list[tuple[str, list[str]]]:
     """Report sections for one model: one per evaluator that ran, its table, then its figures."""
     return [
         (
-            f"{m.label}: {registry.title(name)}",
+            f"{label}: {registry.title(name)}",
             [pages.table(v.rows)] * bool(v.rows) + [pages.figure(p, f) for f, p in v.figures.items()],
         )
-        for name, v in views_of(m).items()
+        for name, v in views.items()
     ]
 
 
-def findings(models: Sequence[ModelResult]) -> tuple[list[str], list[str]]:
+def model_sections(m: ModelResult) -> list[tuple[str, list[str]]]:
+    """A study model's sections (evaluator_sections)."""
+    return evaluator_sections(m.label, views_of(m))
+
+
+def findings_section(views: Sequence[registry.View]) -> tuple[str, list[str]]:
     """What the evaluators found, as sentences with the headline numbers, and the figures that show it: the
     first thing a results page says."""
-    views = [v for m in models for v in views_of(m).values()]
-    return [s for v in views for s in v.findings], [p for v in views for p in v.finding_figures]
+    sentences = [pages.warning(w) for v in views for w in v.warnings]
+    sentences += [pages.paragraph(s) for v in views for s in v.findings]
+    return "Findings", sentences + [pages.figure(p, "decoded z-points") for v in views for p in v.finding_figures]
+
+
+def findings(models: Sequence[ModelResult]) -> tuple[str, list[str]]:
+    """The findings section of a study's models."""
+    return findings_section([v for m in models for v in views_of(m).values()])
+
+
+def run_sections(label: str, views: Mapping[str, registry.View]) -> list[tuple[str, list[str]]]:
+    """The page of one run's evaluation (`ae-jax eval`): the findings, then each evaluator's section."""
+    return [findings_section(list(views.values())), *evaluator_sections(label, views)]
+
+
+def recorded_views(model: dict) -> dict[str, registry.View]:
+    """Each evaluator's view of a model as its study's results.json records it (ModelResult.to_json)."""
+    results = {name: registry.Result.from_json(name, r) for name, r in model["evaluators"].items()}
+    return model_views(recorded_label(model), model["config"]["eval"]["report_ks"], results)
+
+
+def recorded_label(model: dict) -> str:
+    """A recorded model's label with the first 8 hex digits of its config hash, so two configs never share one."""
+    return f"{model['label']} [{model['config_hash'][:8]}]"
+
+
+def recorded_models(study_folder: str) -> dict[str, dict[str, registry.View]]:
+    """Each model of a finished study (by its recorded label) and its evaluators' views, from its results.json."""
+    with open(os.path.join(study_folder, "results.json")) as f:
+        models = json.load(f)["models"]
+    return {recorded_label(m): recorded_views(m) for m in models}
