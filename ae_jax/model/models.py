@@ -8,7 +8,6 @@ the last layer with the image's channels and a sigmoid.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import flax.linen as nn
@@ -145,7 +144,3 @@ def reconstruction_loss(logits: jnp.ndarray, targets: jnp.ndarray, kind: str) ->
 def kl_divergence(mean: jnp.ndarray, log_var: jnp.ndarray) -> jnp.ndarray:
     """KL(N(mean, exp(log_var)) || N(0, I)) per image, in nats summed over z components."""
     return 0.5 * jnp.sum(jnp.exp(log_var) + jnp.square(mean) - 1.0 - log_var, axis=-1)
-
-
-def count_params(params: Any) -> int:
-    return sum(math.prod(p.shape) for p in jax.tree.leaves(params))
