@@ -33,7 +33,8 @@ def _min_max(z) -> jax.Array:
 
 
 def histogram_range(z, cfg: DistributionConfig) -> tuple[float, float]:
-    """cfg.hist_range when fixed, else the data's [min, max] rounded out to whole bins (every value counted)."""
+    """cfg.hist_range when fixed, else the data's [min, max] rounded out to whole bins (every value counted),
+    refused past cfg.max_bins before any histogram is allocated."""
     if cfg.hist_range:
         return cfg.hist_range
     low, high = (float(v) for v in _min_max(z))
@@ -41,7 +42,26 @@ def histogram_range(z, cfg: DistributionConfig) -> tuple[float, float]:
     lo, hi = math.floor(low / w) * w, math.ceil(high / w) * w
     lo -= w * (lo > low)  # float rounding of k * w must not leave the extreme values outside
     hi += w * (hi < high or hi <= lo)
+    if round((hi - lo) / w) > cfg.max_bins:
+        _refuse_wide_range(z, lo, hi, cfg)
     return lo, hi
+
+
+def _refuse_wide_range(z, lo: float, hi: float, cfg: DistributionConfig) -> None:
+    """Raise a ValueError naming the value (row, component) that stretched the data-decided range past
+    cfg.max_bins: of the two extremes, the one farther from the median of all values."""
+    values = np.asarray(z)
+    centre = float(np.median(values))
+    flat = int(np.argmax(values) if values.max() - centre >= centre - values.min() else np.argmin(values))
+    row, component = np.unravel_index(flat, values.shape)
+    bins = round((hi - lo) / cfg.bin_width)
+    raise ValueError(
+        f"distribution: component {component}, row {row} holds {values[row, component]:g} (the median of all "
+        f"values is {centre:.3g}), which stretches the data-decided histogram range to [{lo:g}, {hi:g}]: "
+        f"{bins:,} bins of {cfg.bin_width:g}, past distribution.max_bins={cfg.max_bins:,}; set a wider "
+        "distribution.bin_width, a fixed distribution.hist_range=LO,HI (the share of values it cuts is reported), "
+        "or raise distribution.max_bins"
+    )
 
 
 def components(z, cfg: DistributionConfig) -> dict:
