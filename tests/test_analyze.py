@@ -184,7 +184,7 @@ def test_a_diverged_low_value_is_named_and_a_range_within_max_bins_is_unchanged(
     cfg = C.load("tiny", ["distribution.max_bins=1000"]).distribution
     with pytest.raises(ValueError, match=r"component 1, row 17 holds -400 .* past distribution\.max_bins=1,000"):
         components(z, cfg)
-    wide = components(z, C.load("tiny").distribution)  # 4096 bins of 0.25 reach -400
+    wide = components(z, C.load("tiny").distribution)  # the default max_bins reaches -400
     assert wide["lo"] == -400.0 and np.asarray(wide["counts"]).shape == (round((wide["hi"] + 400) / 0.25), 2)
 
 
@@ -192,3 +192,12 @@ def test_a_fixed_range_past_max_bins_is_refused_at_load():
     with pytest.raises(C.ConfigError, match=r"distribution\.hist_range: \(-12\.0, 12\.0\) holds 96 bins"):
         C.load("tiny", ["distribution.hist_range=-12,12", "distribution.max_bins=95"])
     assert C.load("tiny", ["distribution.hist_range=-12,12", "distribution.max_bins=96"]).distribution.max_bins == 96
+
+
+def test_a_diverged_value_under_a_fixed_range_is_refused_at_the_radius_histograms(tmp_path):
+    z = _two_scales(n=2000)
+    z[5, 0] = 1e6  # cut by the fixed component range, but its radius would need 2e7 bins of 0.05
+    cfg = C.load("tiny", ["distribution.hist_range=-100,100"]).distribution
+    with pytest.raises(ValueError, match=r"row 5 has radius 1e\+06 \(component 0 holds 1e\+06\).*radius_bin_widths"):
+        analyze(z, str(tmp_path), cfg)
+    assert not (tmp_path / "radius_hist_0.05.png").exists()

@@ -166,13 +166,12 @@ def _measure(z: jax.Array, cfg: DistributionConfig, comp: dict, nn_rows: np.ndar
         -np.asarray(stats.component_importance(mu, hw, cfg.dominant_mu, cfg.dominant_half_width)), kind="stable"
     )
     r = stats.radii(z)
+    radius_hists = _radius_histograms(z, r, cfg)
     mean, cov = stats.covariance(z)
     pca = stats.pca_from_covariance(mean, cov)
     plane = np.asarray(stats.project(z, (0, 1), pca))
     spread = np.sqrt(np.asarray(pca.explained_variance[:2]))
     nn = np.asarray(stats.knn_distances(z, 1, queries=nn_rows, progress=True))
-    widths = dict.fromkeys((*cfg.radius_bin_widths, cfg.radius_peak_bin_width))
-    radius_hists = {w: stats.radius_histogram(r, w) for w in widths}
     return jax.device_get(
         {
             **{("mu" if k == "mean" else k): v for k, v in comp.items()},
@@ -191,6 +190,23 @@ def _measure(z: jax.Array, cfg: DistributionConfig, comp: dict, nn_rows: np.ndar
             "nn_hist": stats.radius_histogram(nn, float(nn.max()) / 100 or 1.0),
         }
     )
+
+
+def _radius_histograms(z, r, cfg: DistributionConfig) -> dict:
+    """stats.radius_histogram of the radii r at each configured bin width, refused (before any is allocated) when
+    the largest radius needs more than cfg.max_bins bins, naming its row and that row's largest component."""
+    widths = dict.fromkeys((*cfg.radius_bin_widths, cfg.radius_peak_bin_width))
+    row = int(np.argmax(r))
+    largest, finest = float(r[row]), min(widths)
+    if largest / finest >= cfg.max_bins:
+        values = np.asarray(z[row])
+        component = int(np.argmax(np.abs(values)))
+        raise ValueError(
+            f"distribution: row {row} has radius {largest:g} (component {component} holds {values[component]:g}), "
+            f"which needs over {cfg.max_bins:,} radius bins of {finest:g}, past distribution.max_bins; set wider "
+            "distribution.radius_bin_widths and distribution.radius_peak_bin_width, or raise distribution.max_bins"
+        )
+    return {w: stats.radius_histogram(r, w) for w in widths}
 
 
 def _figures(z: jax.Array, m: dict, cfg: DistributionConfig) -> tuple[Figures, list[str]]:
