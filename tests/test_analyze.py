@@ -174,24 +174,26 @@ def test_one_diverged_value_is_refused_before_any_histogram_naming_component_row
     assert main(["analyze", "--z", str(tmp_path / "z.npy"), "--out", str(tmp_path / "a")]) == 2
     error = capsys.readouterr().err
     assert "component 7, row 1234 holds 1e+06" in error and "4,000,018 bins of 0.25" in error
-    assert all(key in error for key in ("distribution.bin_width", "distribution.hist_range", "distribution.max_bins"))
+    keys = ("distribution.bin_width", "distribution.hist_range", "distribution.max_hist_bins")
+    assert all(key in error for key in keys)
     assert not (tmp_path / "a" / "components_all.png").exists()
 
 
-def test_a_diverged_low_value_is_named_and_a_range_within_max_bins_is_unchanged():
+def test_a_diverged_low_value_is_named_and_a_range_within_max_hist_bins_is_unchanged():
     z = _two_scales()
     z[17, 1] = -400.0
-    cfg = C.load("tiny", ["distribution.max_bins=1000"]).distribution
-    with pytest.raises(ValueError, match=r"component 1, row 17 holds -400 .* past distribution\.max_bins=1,000"):
+    cfg = C.load("tiny", ["distribution.max_hist_bins=1000"]).distribution
+    with pytest.raises(ValueError, match=r"component 1, row 17 holds -400 .* past distribution\.max_hist_bins=1,000"):
         components(z, cfg)
-    wide = components(z, C.load("tiny").distribution)  # the default max_bins reaches -400
+    wide = components(z, C.load("tiny").distribution)  # the default max_hist_bins reaches -400
     assert wide["lo"] == -400.0 and np.asarray(wide["counts"]).shape == (round((wide["hi"] + 400) / 0.25), 2)
 
 
-def test_a_fixed_range_past_max_bins_is_refused_at_load():
+def test_a_fixed_range_past_max_hist_bins_is_refused_at_load():
     with pytest.raises(C.ConfigError, match=r"distribution\.hist_range: \(-12\.0, 12\.0\) holds 96 bins"):
-        C.load("tiny", ["distribution.hist_range=-12,12", "distribution.max_bins=95"])
-    assert C.load("tiny", ["distribution.hist_range=-12,12", "distribution.max_bins=96"]).distribution.max_bins == 96
+        C.load("tiny", ["distribution.hist_range=-12,12", "distribution.max_hist_bins=95"])
+    cfg = C.load("tiny", ["distribution.hist_range=-12,12", "distribution.max_hist_bins=96"]).distribution
+    assert cfg.max_hist_bins == 96
 
 
 def test_a_diverged_value_under_a_fixed_range_is_refused_at_the_radius_histograms(tmp_path):
