@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from ae_jax import config as C
-from ae_jax.evaluators.distribution import analyze, axis_pairs_within
+from ae_jax.cli import main
+from ae_jax.evaluators.distribution import analyze, axis_pairs_within, components
 from ae_jax.evaluators.encode import load_z
 
 PLANTED = {3: (2.0, 0.3), 11: (-1.0, 1.2), 27: (0.0, 2.0)}  # component: (mu, sigma); the rest N(0, 0.3^2)
@@ -164,3 +165,41 @@ def test_load_z_round_trip_and_refusals(tmp_path):
         load_z(str(tmp_path / "missing.npy"))
     with pytest.raises(ValueError, match="ids has 3 entries but z has 50 rows"):
         analyze(np.zeros((50, 4), np.float32), str(tmp_path / "out"), FAST, ids=["a", "b", "c"])
+
+
+def test_one_diverged_value_is_refused_before_any_histogram_naming_component_row_and_value(tmp_path, capsys):
+    z = np.random.default_rng(0).normal(size=(5000, 16)).astype(np.float32)
+    z[1234, 7] = 1e6  # the reproduction: a data-decided range of 4,000,018 bins of 0.25
+    np.save(tmp_path / "z.npy", z)
+    assert main(["analyze", "--z", str(tmp_path / "z.npy"), "--out", str(tmp_path / "a")]) == 2
+    error = capsys.readouterr().err
+    assert "component 7, row 1234 holds 1e+06" in error and "4,000,018 bins of 0.25" in error
+    keys = ("distribution.bin_width", "distribution.hist_range", "distribution.max_hist_bins")
+    assert all(key in error for key in keys)
+    assert not (tmp_path / "a" / "components_all.png").exists()
+
+
+def test_a_diverged_low_value_is_named_and_a_range_within_max_hist_bins_is_unchanged():
+    z = _two_scales()
+    z[17, 1] = -400.0
+    cfg = C.load("tiny", ["distribution.max_hist_bins=1000"]).distribution
+    with pytest.raises(ValueError, match=r"component 1, row 17 holds -400 .* past distribution\.max_hist_bins=1,000"):
+        components(z, cfg)
+    wide = components(z, C.load("tiny").distribution)  # the default max_hist_bins reaches -400
+    assert wide["lo"] == -400.0 and np.asarray(wide["counts"]).shape == (round((wide["hi"] + 400) / 0.25), 2)
+
+
+def test_a_fixed_range_past_max_hist_bins_is_refused_at_load():
+    with pytest.raises(C.ConfigError, match=r"distribution\.hist_range: \(-12\.0, 12\.0\) holds 96 bins"):
+        C.load("tiny", ["distribution.hist_range=-12,12", "distribution.max_hist_bins=95"])
+    cfg = C.load("tiny", ["distribution.hist_range=-12,12", "distribution.max_hist_bins=96"]).distribution
+    assert cfg.max_hist_bins == 96
+
+
+def test_a_diverged_value_under_a_fixed_range_is_refused_at_the_radius_histograms(tmp_path):
+    z = _two_scales(n=2000)
+    z[5, 0] = 1e6  # cut by the fixed component range, but its radius would need 2e7 bins of 0.05
+    cfg = C.load("tiny", ["distribution.hist_range=-100,100"]).distribution
+    with pytest.raises(ValueError, match=r"row 5 has radius 1e\+06 \(component 0 holds 1e\+06\).*radius_bin_widths"):
+        analyze(z, str(tmp_path), cfg)
+    assert not (tmp_path / "radius_hist_0.05.png").exists()

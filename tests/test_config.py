@@ -54,6 +54,8 @@ def test_overrides_are_typed():
         ("train.batch_size=0", "train.batch_size"),
         ("model.variational=maybe", "model.variational"),
         ("z_dim", "key=value"),
+        ("distribution.max_hist_bins=0", "distribution.max_hist_bins"),
+        ("distribution.max_hist_bins=1.5", "distribution.max_hist_bins"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(override, key):

@@ -398,11 +398,19 @@ def _check_hist_range(a: DistributionConfig) -> None:
         "distribution.hist_range",
         f"hi - lo = {a.hist_range[1] - a.hist_range[0]:g} is not a whole number of bins of {a.bin_width:g}",
     )
+    _check(
+        round(bins) <= a.max_hist_bins,
+        "distribution.hist_range",
+        f"{a.hist_range} holds {round(bins):,} bins of {a.bin_width:g}, past "
+        f"distribution.max_hist_bins={a.max_hist_bins}: narrow the range, widen distribution.bin_width or raise "
+        "distribution.max_hist_bins",
+    )
 
 
 def _check_distribution(a: DistributionConfig) -> None:
     """The distribution section: bin widths and ranges, positive widths and counts, valid axis pairs."""
     _check(a.bin_width > 0, "distribution.bin_width", "must be > 0")
+    _check(a.max_hist_bins >= 1, "distribution.max_hist_bins", "must be >= 1")
     _check_hist_range(a)
     for key in ("radius_bin_widths", "zoom_half_sides", "count_mu", "count_half_width"):
         values = getattr(a, key)

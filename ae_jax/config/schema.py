@@ -143,6 +143,11 @@ class DistributionConfig:
 
     bin_width: float = 0.25  # component histograms
     hist_range: tuple[float, ...] = ()  # (lo, hi); empty: the data's range rounded out to whole bins
+    # Bins per histogram (each component's, each radius width's): past it analysis stops before allocating, naming
+    # the value that stretched the range. 16384 bins span 4096 latent units at bin_width 0.25 and radii up to 819 at
+    # radius_peak_bin_width 0.05 (the trained models' radii are near 30), so only a diverged value reaches it; the
+    # counts then stay under max_hist_bins x z_dim x 4 bytes (4 MiB at z_dim 64, 13 MiB at 200).
+    max_hist_bins: int = 16384
     radius_bin_widths: tuple[float, ...] = (0.5, 0.05)  # one radius histogram figure each
     radius_peak_bin_width: float = 0.05  # the radius peak is the centre of this histogram's fullest bin
     dominant_mu: float = 0.25  # a component is dominant when |mu| >= dominant_mu ...

@@ -33,7 +33,8 @@ def _min_max(z) -> jax.Array:
 
 
 def histogram_range(z, cfg: DistributionConfig) -> tuple[float, float]:
-    """cfg.hist_range when fixed, else the data's [min, max] rounded out to whole bins (every value counted)."""
+    """cfg.hist_range when fixed, else the data's [min, max] rounded out to whole bins (every value counted),
+    refused past cfg.max_hist_bins before any histogram is allocated."""
     if cfg.hist_range:
         return cfg.hist_range
     low, high = (float(v) for v in _min_max(z))
@@ -41,7 +42,26 @@ def histogram_range(z, cfg: DistributionConfig) -> tuple[float, float]:
     lo, hi = math.floor(low / w) * w, math.ceil(high / w) * w
     lo -= w * (lo > low)  # float rounding of k * w must not leave the extreme values outside
     hi += w * (hi < high or hi <= lo)
+    if round((hi - lo) / w) > cfg.max_hist_bins:
+        _refuse_wide_range(z, lo, hi, cfg)
     return lo, hi
+
+
+def _refuse_wide_range(z, lo: float, hi: float, cfg: DistributionConfig) -> None:
+    """Raise a ValueError naming the value (row, component) that stretched the data-decided range past
+    cfg.max_hist_bins: of the two extremes, the one farther from the median of all values."""
+    values = np.asarray(z)
+    centre = float(np.median(values))
+    flat = int(np.argmax(values) if values.max() - centre >= centre - values.min() else np.argmin(values))
+    row, component = np.unravel_index(flat, values.shape)
+    bins = round((hi - lo) / cfg.bin_width)
+    raise ValueError(
+        f"distribution: component {component}, row {row} holds {values[row, component]:g} (the median of all "
+        f"values is {centre:.3g}), which stretches the data-decided histogram range to [{lo:g}, {hi:g}]: "
+        f"{bins:,} bins of {cfg.bin_width:g}, past distribution.max_hist_bins={cfg.max_hist_bins:,}; set a wider "
+        "distribution.bin_width, a fixed distribution.hist_range=LO,HI (the share of values it cuts is reported), "
+        "or raise distribution.max_hist_bins"
+    )
 
 
 def components(z, cfg: DistributionConfig) -> dict:
@@ -146,13 +166,12 @@ def _measure(z: jax.Array, cfg: DistributionConfig, comp: dict, nn_rows: np.ndar
         -np.asarray(stats.component_importance(mu, hw, cfg.dominant_mu, cfg.dominant_half_width)), kind="stable"
     )
     r = stats.radii(z)
+    radius_hists = _radius_histograms(z, r, cfg)
     mean, cov = stats.covariance(z)
     pca = stats.pca_from_covariance(mean, cov)
     plane = np.asarray(stats.project(z, (0, 1), pca))
     spread = np.sqrt(np.asarray(pca.explained_variance[:2]))
     nn = np.asarray(stats.knn_distances(z, 1, queries=nn_rows, progress=True))
-    widths = dict.fromkeys((*cfg.radius_bin_widths, cfg.radius_peak_bin_width))
-    radius_hists = {w: stats.radius_histogram(r, w) for w in widths}
     return jax.device_get(
         {
             **{("mu" if k == "mean" else k): v for k, v in comp.items()},
@@ -171,6 +190,24 @@ def _measure(z: jax.Array, cfg: DistributionConfig, comp: dict, nn_rows: np.ndar
             "nn_hist": stats.radius_histogram(nn, float(nn.max()) / 100 or 1.0),
         }
     )
+
+
+def _radius_histograms(z, r, cfg: DistributionConfig) -> dict:
+    """stats.radius_histogram of the radii r at each configured bin width, refused (before any is allocated) when
+    the largest radius needs more than cfg.max_hist_bins bins, naming its row and that row's largest component."""
+    widths = dict.fromkeys((*cfg.radius_bin_widths, cfg.radius_peak_bin_width))
+    row = int(np.argmax(r))
+    largest, finest = float(r[row]), min(widths)
+    if largest / finest >= cfg.max_hist_bins:
+        values = np.asarray(z[row])
+        component = int(np.argmax(np.abs(values)))
+        raise ValueError(
+            f"distribution: row {row} has radius {largest:g} (component {component} holds {values[component]:g}), "
+            f"which needs over {cfg.max_hist_bins:,} radius bins of {finest:g}, past distribution.max_hist_bins; "
+            "set wider distribution.radius_bin_widths and distribution.radius_peak_bin_width, or raise "
+            "distribution.max_hist_bins"
+        )
+    return {w: stats.radius_histogram(r, w) for w in widths}
 
 
 def _figures(z: jax.Array, m: dict, cfg: DistributionConfig) -> tuple[Figures, list[str]]:
