@@ -297,6 +297,14 @@ def test_knn_distances_exact_on_the_issue_27_near_duplicates():
     np.testing.assert_allclose(stats.knn_distances(z, 1), _brute_force_knn(z, 1), rtol=1e-5)
 
 
+@pytest.mark.parametrize("k", [1, 30])
+def test_knn_distances_exact_in_a_group_larger_than_the_first_candidates(k):
+    """60 near-copies of one point far from the origin: more rows within the rounding bound than the first round
+    re-ranks, so the later rounds (4x the candidates) must find the true neighbours."""
+    z = np.concatenate([_clustered(1, 1, 60, 32, 1e-4, 50.0), _clustered(2, 10, 5, 32, 1.0, 0.0)])
+    np.testing.assert_allclose(stats.knn_distances(z, k, block=16), _brute_force_knn(z, k), rtol=1e-5, atol=0)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
