@@ -450,7 +450,7 @@ def project(z, axes: tuple[int, int], basis: PCA | jax.Array | None = None) -> j
 # ---------------------------------------------------------------------------------------------
 # Nearest neighbours and t-SNE.
 
-_NEIGHBOUR_MARGIN = 16  # extra candidates re-ranked exactly in the first round (near-duplicate groups)
+_NEIGHBOUR_MARGIN = 4  # extra candidates re-ranked with exact distances in the first round
 
 
 @jax.jit
@@ -485,29 +485,29 @@ def _expansion_tolerance(d: int) -> float:
 @functools.partial(jax.jit, static_argnames=("k", "m"))
 def _knn_block(z, centred, sq_norms, queries, k: int, m: int) -> tuple[jax.Array, jax.Array]:
     """k-th nearest-neighbour distance of rows `queries`, exact over the m candidates with the smallest lower
-    bound of |q - x|^2 (expansion minus its rounding bound), and whether it is exact over all rows: it is when
-    the (m+1)-th lower bound is not under it (self, at +inf, is that row once m = N - 1)."""
+    bound of |q - x|^2 (expansion minus its rounding bound), and how many rows have a lower bound under that
+    distance squared: when that count is <= m no row outside the candidates can be nearer, the answer is exact."""
     d2 = squared_distances(centred[queries], centred, sq_norms)
     lower = d2 - _expansion_tolerance(z.shape[1]) * (sq_norms[queries][:, None] + sq_norms[None, :])
     lower = lower.at[jnp.arange(len(queries)), queries].set(jnp.inf)
-    negative_lower, candidates = lax.top_k(-lower, m + 1)
-    exact_sq = jnp.sum(jnp.square(z[queries][:, None, :] - z[candidates[:, :m]]), axis=-1)
+    _, candidates = lax.top_k(-lower, m)
+    exact_sq = jnp.sum(jnp.square(z[queries][:, None, :] - z[candidates]), axis=-1)
     kth_sq = jnp.sort(exact_sq, axis=1)[:, k - 1]
-    return jnp.sqrt(kth_sq), -negative_lower[:, m] >= kth_sq
+    return jnp.sqrt(kth_sq), jnp.sum(lower < kth_sq[:, None], axis=1)
 
 
 def _knn_round(z, centred, sq_norms, queries: np.ndarray, k: int, m: int, block: int) -> tuple[np.ndarray, np.ndarray]:
     """`_knn_block` over `queries` in blocks sized so that block x m x D candidate rows stay within block x N."""
     n, d = z.shape
     block = max(1, min(block, len(queries), block * n // (m * d)))
-    distances, exact = [], []
+    distances, counts = [], []
     for start in range(0, len(queries), block):
         chunk = queries[start : start + block]
         padded = np.pad(chunk, (0, block - len(chunk)), mode="edge")  # one shape, one compilation
-        r, e = _knn_block(z, centred, sq_norms, jnp.asarray(padded, jnp.int32), k, m)
-        distances.append(r[: len(chunk)])
-        exact.append(e[: len(chunk)])
-    return np.asarray(jnp.concatenate(distances)), np.asarray(jnp.concatenate(exact))
+        r, c = _knn_block(z, centred, sq_norms, jnp.asarray(padded, jnp.int32), k, m)
+        distances.append(np.asarray(r)[: len(chunk)])
+        counts.append(np.asarray(c)[: len(chunk)])
+    return np.concatenate(distances), np.concatenate(counts)
 
 
 def knn_distances(z, k: int = 1, queries=None, block: int = 256, progress: bool = False) -> jax.Array:
@@ -515,7 +515,7 @@ def knn_distances(z, k: int = 1, queries=None, block: int = 256, progress: bool 
     float32 rounding for any input (near-duplicates, offsets); duplicates of a row count as neighbours at 0.
 
     Candidates are ranked by the centred expansion and re-ranked with direct differences; queries with more rows
-    inside the expansion's rounding bound than candidates run again with 4x as many. Query blocks run against
+    inside the expansion's rounding bound than candidates run again with all of them. Query blocks run against
     all of z, so memory stays at block x N, never N x N.
     """
     if not (isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 1):
@@ -537,10 +537,11 @@ def knn_distances(z, k: int = 1, queries=None, block: int = 256, progress: bool 
     pending, m = np.arange(len(queries)), min(k + _NEIGHBOUR_MARGIN, n - 1)
     with tqdm(total=len(queries), desc=f"{k}-NN distances", unit="row", leave=False, disable=not progress) as bar:
         while len(pending):
-            distances, done = _knn_round(z, centred, sq_norms, queries[pending], k, m, block)
+            distances, counts = _knn_round(z, centred, sq_norms, queries[pending], k, m, block)
+            done = counts <= m
             result[pending[done]] = distances[done]
             bar.update(int(done.sum()))
-            pending, m = pending[~done], min(n - 1, 4 * m)
+            pending, m = pending[~done], min(n - 1, 1 << int(max(counts[~done], default=1) - 1).bit_length())
     return jnp.asarray(result)
 
 
