@@ -180,6 +180,22 @@ def test_manifold_precision_recall_extremes():
     assert float(H.manifold_precision(real, radii, real + 100.0)) == 0.0
 
 
+def test_manifold_precision_recall_do_not_depend_on_an_offset():
+    """Points on a 1/256 grid: adding 300 is exact, so precision and recall must not move (issue 27: 0.6753
+    against 0.6780 before the points were centred)."""
+    rng = np.random.default_rng(0)
+    real = np.round(rng.normal(size=(1500, 16)) * 256) / 256
+    generated = np.round(rng.normal(size=(1500, 16)) * 1.1 * 256) / 256
+    values = []
+    for offset in (0.0, 300.0):
+        r, g = (real + offset).astype(np.float32), (generated + offset).astype(np.float32)
+        precision = float(H.manifold_precision(r, stats.knn_distances(r, 3), g))
+        recall = float(H.manifold_recall(g, stats.knn_distances(g, 3), r))
+        values.append((precision, recall))
+    assert values[0] == values[1]
+    assert 0 < values[0][0] < 1 and 0 < values[0][1] < 1
+
+
 def test_manifold_functions_refuse_bad_input():
     real = np.zeros((10, 3))
     with pytest.raises(ValueError, match="k must be an int in \\[1, 9\\]"):

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jax import lax
 from tqdm import tqdm
 
+from ae_jax.numerics import stats
 from ae_jax.numerics.samplers import Sampler
 from ae_jax.numerics.stats import as_points, is_concrete
 
@@ -189,15 +190,17 @@ def _map_blocks(fn, queries: jax.Array, block_size: int) -> jax.Array:
 
 
 def _distances(queries: jax.Array, points: jax.Array, points_sq: jax.Array) -> jax.Array:
-    """Euclidean distances (B, N) through |q|^2 + |p|^2 - 2 q.p (one matmul)."""
-    d2 = jnp.sum(queries**2, -1)[:, None] + points_sq - 2 * queries @ points.T
-    return jnp.sqrt(jnp.maximum(d2, 0.0))
+    """Euclidean distances (B, N) of centred rows through `stats.squared_distances` (one full-precision matmul)."""
+    return jnp.sqrt(jnp.maximum(stats.squared_distances(queries, points, points_sq), 0.0))
 
 
 @functools.partial(jax.jit, static_argnames=("block_size",))
 def _share_covered(support, radii, queries, block_size: int):
-    support_sq = jnp.sum(support**2, -1)
-    covered = _map_blocks(lambda q: jnp.any(_distances(q, support, support_sq) <= radii, axis=1), queries, block_size)
+    centre = stats.grid_centre(support)  # an offset of the data must not cost digits
+    support, support_sq = stats.centred_with_norms(support, centre)
+    covered = _map_blocks(
+        lambda q: jnp.any(_distances(q, support, support_sq) <= radii, axis=1), queries - centre, block_size
+    )
     return jnp.mean(covered)
 
 

@@ -450,35 +450,73 @@ def project(z, axes: tuple[int, int], basis: PCA | jax.Array | None = None) -> j
 # ---------------------------------------------------------------------------------------------
 # Nearest neighbours and t-SNE.
 
-_NEIGHBOUR_MARGIN = 4  # extra candidates re-ranked with exact distances
+_NEIGHBOUR_MARGIN = 4  # extra candidates re-ranked with exact distances in the first round
 
 
 @jax.jit
-def _centred_with_norms(z) -> tuple[jax.Array, jax.Array]:
-    """z minus its mean (smaller norms: less cancellation in |q|^2 + |x|^2 - 2 q.x) and its squared row norms."""
-    z = z - _mean(z)
+def grid_centre(z) -> jax.Array:
+    """Column means rounded to a power-of-two step no wider than the largest column spread: centring then keeps
+    integer and dyadic data exact (ties on a radius stay ties) while removing any offset."""
+    mean = _mean(z)
+    spread = jnp.max(jnp.sqrt(jnp.mean(jnp.square(z - mean), axis=0)))
+    step = jnp.where(spread > 0, jnp.exp2(jnp.floor(jnp.log2(spread))), 1.0)
+    return jnp.round(mean / step) * step
+
+
+@jax.jit
+def centred_with_norms(z, centre) -> tuple[jax.Array, jax.Array]:
+    """z minus `centre` (smaller norms: less cancellation in |q|^2 + |x|^2 - 2 q.x) and its squared row norms."""
+    z = z - centre
     return z, jnp.sum(jnp.square(z), axis=1)
 
 
-@functools.partial(jax.jit, static_argnames="k")
-def _knn_block(z, centred, sq_norms, queries, k: int) -> jax.Array:
-    """k-th nearest-neighbour distance of rows `queries` against all other rows: candidates ranked by
-    |q|^2 + |x|^2 - 2 q.x of the centred rows (one matmul, lax.top_k), then exact |q - x| of the given rows
-    for the best k + margin of them."""
-    d2 = (
-        sq_norms[queries][:, None] + sq_norms[None, :] - 2 * jnp.matmul(centred[queries], centred.T, precision=_HIGHEST)
-    )
-    d2 = d2.at[jnp.arange(len(queries)), queries].set(jnp.inf)
-    _, candidates = lax.top_k(-d2, min(k + _NEIGHBOUR_MARGIN, z.shape[0] - 1))
-    exact = jnp.sqrt(jnp.sum(jnp.square(z[queries][:, None, :] - z[candidates]), axis=-1))
-    return jnp.sort(exact, axis=1)[:, k - 1]
+def squared_distances(queries, points, points_sq) -> jax.Array:
+    """(B, N) |q|^2 + |x|^2 - 2 q.x of centred rows in one full-precision float32 matmul (no TF32: CPU and GPU
+    agree); the one expanded distance every caller uses."""
+    q_sq = jnp.sum(jnp.square(queries), axis=1)
+    return q_sq[:, None] + points_sq[None, :] - 2 * jnp.matmul(queries, points.T, precision=_HIGHEST)
+
+
+def _expansion_tolerance(d: int) -> float:
+    """Relative rounding bound of `squared_distances` and of centring in float32, in units of |q|^2 + |x|^2."""
+    return (2 * d + 16) * float(np.finfo(np.float32).eps)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "m"))
+def _knn_block(z, centred, sq_norms, queries, k: int, m: int) -> tuple[jax.Array, jax.Array]:
+    """k-th nearest-neighbour distance of rows `queries`, exact over the m candidates with the smallest lower
+    bound of |q - x|^2 (expansion minus its rounding bound), and how many rows have a lower bound under that
+    distance squared: when that count is <= m no row outside the candidates can be nearer, the answer is exact."""
+    d2 = squared_distances(centred[queries], centred, sq_norms)
+    lower = d2 - _expansion_tolerance(z.shape[1]) * (sq_norms[queries][:, None] + sq_norms[None, :])
+    lower = lower.at[jnp.arange(len(queries)), queries].set(jnp.inf)
+    _, candidates = lax.top_k(-lower, m)
+    exact_sq = jnp.sum(jnp.square(z[queries][:, None, :] - z[candidates]), axis=-1)
+    kth_sq = jnp.sort(exact_sq, axis=1)[:, k - 1]
+    return jnp.sqrt(kth_sq), jnp.sum(lower < kth_sq[:, None], axis=1)
+
+
+def _knn_round(z, centred, sq_norms, queries: np.ndarray, k: int, m: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_knn_block` over `queries` in blocks sized so that block x m x D candidate rows stay within block x N."""
+    n, d = z.shape
+    block = max(1, min(block, len(queries), block * n // (m * d)))
+    distances, counts = [], []
+    for start in range(0, len(queries), block):
+        chunk = queries[start : start + block]
+        padded = np.pad(chunk, (0, block - len(chunk)), mode="edge")  # one shape, one compilation
+        r, c = _knn_block(z, centred, sq_norms, jnp.asarray(padded, jnp.int32), k, m)
+        distances.append(np.asarray(r)[: len(chunk)])
+        counts.append(np.asarray(c)[: len(chunk)])
+    return np.concatenate(distances), np.concatenate(counts)
 
 
 def knn_distances(z, k: int = 1, queries=None, block: int = 256, progress: bool = False) -> jax.Array:
-    """(Q,) distance from each query row (default: every row) to its k-th nearest other row of z; duplicates of
-    a row count as neighbours at distance 0.
+    """(Q,) distance from each query row (default: every row) to its k-th nearest other row of z, exact to
+    float32 rounding for any input (near-duplicates, offsets); duplicates of a row count as neighbours at 0.
 
-    Query blocks of fixed size run against all of z, so memory stays at block x N, never N x N.
+    Candidates are ranked by the centred expansion and re-ranked with direct differences; queries with more rows
+    inside the expansion's rounding bound than candidates run again with all of them. Query blocks run against
+    all of z, so memory stays at block x N, never N x N.
     """
     if not (isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 1):
         raise ValueError(f"knn_distances needs an int k >= 1, got {k!r}")
@@ -494,17 +532,17 @@ def knn_distances(z, k: int = 1, queries=None, block: int = 256, progress: bool 
         queries.size and not (np.issubdtype(queries.dtype, np.integer) and 0 <= queries.min() <= queries.max() < n)
     ):
         raise ValueError(f"queries must be a 1-D array of row indices in 0..{n - 1}")
-    centred, sq_norms = _centred_with_norms(z)
-    block = min(block, max(len(queries), 1))
-    starts = range(0, len(queries), block)
-    if progress:
-        starts = tqdm(starts, desc=f"{k}-NN distances", unit="block", leave=False)
-    parts = []
-    for start in starts:
-        chunk = queries[start : start + block]
-        padded = np.pad(chunk, (0, block - len(chunk)), mode="edge")  # one shape, one compilation
-        parts.append(_knn_block(z, centred, sq_norms, jnp.asarray(padded, jnp.int32), k)[: len(chunk)])
-    return jnp.concatenate(parts) if parts else jnp.zeros((0,), jnp.float32)
+    centred, sq_norms = centred_with_norms(z, grid_centre(z))
+    result = np.zeros(len(queries), np.float32)
+    pending, m = np.arange(len(queries)), min(k + _NEIGHBOUR_MARGIN, n - 1)
+    with tqdm(total=len(queries), desc=f"{k}-NN distances", unit="row", leave=False, disable=not progress) as bar:
+        while len(pending):
+            distances, counts = _knn_round(z, centred, sq_norms, queries[pending], k, m, block)
+            done = counts <= m
+            result[pending[done]] = distances[done]
+            bar.update(int(done.sum()))
+            pending, m = pending[~done], min(n - 1, 1 << int(max(counts[~done], default=1) - 1).bit_length())
+    return jnp.asarray(result)
 
 
 def tsne_points_needed(perplexity: float) -> int:
