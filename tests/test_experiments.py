@@ -36,7 +36,7 @@ def test_study_runs_at_smoke_size_and_records_its_numbers(name, out_dir):
             assert all(os.path.isfile(p) for p in result["figures"].values())
         if "distribution" in model["evaluators"]:
             numbers = model["evaluators"]["distribution"]["numbers"]
-            assert numbers["n_points"] > 0 and len(numbers["half_width"]) == model["config"]["model"]["z_dim"]
+            assert numbers["n_points"] > 0 and len(numbers["fwhm"]) == model["config"]["model"]["z_dim"]
     assert json.load(open(os.path.join(folder, "config.json")))["study"] == name
 
 
@@ -50,7 +50,7 @@ def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
     titles = [
         "Components are Gaussian-like, with a few dominant ones",
         "The radius distribution peaks where the components put it",
-        "Uniform generators: zero hits for b >= 3 at 3 half-widths, many for b ~ 1-1.5 at 2 half-widths",
+        "Uniform generators: zero hits for b >= 3 at 3 FWHM, many for b ~ 1-1.5 at 2 FWHM",
         "The radius law of uniform generators",
         "Filaments and voids",
     ]
