@@ -565,7 +565,7 @@ def view(result: registry.Result, label: str, ks) -> registry.View:
     limited = a["histogram"].get("bin_limited", {"components": []})  # absent from results before format 2
     to_use = limited.get("bin_width_to_use")
     warnings = [
-        f"{label}: {Share(len(limited['components']), d)} components have a FWHM under {RESOLVED_BINS} bins of "
+        f"{label}: {len(limited['components'])} of {d} components have a FWHM under {RESOLVED_BINS} bins of "
         f"{a['histogram']['bin_width']:g}: their FWHM is bin-limited (reads too wide)"
         + (f"; distribution.bin_width={to_use:g} resolves them." if to_use else "; they are constant.")
     ]
