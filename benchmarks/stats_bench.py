@@ -1,6 +1,6 @@
 """Latent statistics suite: jitted JAX (ae_jax.numerics.stats) against plain numpy, and scikit-learn for the PCA.
 
-Steps: component histograms, half-widths, radii + radius histograms (0.5 and 0.05), covariance, correlation,
+Steps: component histograms, FWHM, radii + radius histograms (0.5 and 0.05), covariance, correlation,
 PCA, on synthetic z-points (default 200,000 x 256, per-component Gaussians with assorted mu and sigma).
 JAX times are the best of --repeats runs after a warm-up (compilation excluded), each ended by
 block_until_ready; numpy times are the best of --numpy-repeats runs (default: --repeats). Also checks that both
@@ -39,7 +39,7 @@ def ONE_BLAS_THREAD():  # noqa: N802 (a context manager, named like a constant)
     return threadpool_limits(limits=1, user_api="blas")
 
 
-STEPS = ("component histograms", "half-widths", "radii + histograms", "covariance", "correlation", "PCA")
+STEPS = ("component histograms", "FWHM", "radii + histograms", "covariance", "correlation", "PCA")
 
 
 def synthetic_z(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -49,8 +49,8 @@ def synthetic_z(n: int, d: int, seed: int = 0) -> np.ndarray:
     return (rng.standard_normal((n, d), dtype=np.float32) * sigma + mu).astype(np.float32)
 
 
-def numpy_half_width(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Same definition as stats.half_width (an empty bin added on either side), column by column."""
+def numpy_fwhm(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Same definition as stats.fwhm (an empty bin added on either side), column by column."""
     centres = (edges[:-1] + edges[1:]) / 2
     x = np.concatenate([[2 * centres[0] - centres[1]], centres, [2 * centres[-1] - centres[-2]]])
     widths = []
@@ -79,8 +79,8 @@ def numpy_steps(z: np.ndarray) -> dict:
     def histograms(out):
         out["counts"] = np.stack([np.histogram(z[:, j], edges)[0] for j in range(z.shape[1])], axis=1)
 
-    def half_widths(out):
-        out["half_width"] = numpy_half_width(out["counts"], edges)
+    def fwhms(out):
+        out["fwhm"] = numpy_fwhm(out["counts"], edges)
 
     def radius(out):
         out["radius"] = numpy_radius_histograms(np.linalg.norm(z, axis=1))
@@ -97,7 +97,7 @@ def numpy_steps(z: np.ndarray) -> dict:
             variance, vectors = np.linalg.eigh(out["cov"])
         out["pca"] = variance[::-1], vectors[:, ::-1].T, variance[::-1] / variance.sum()
 
-    return dict(zip(STEPS, (histograms, half_widths, radius, covariance, correlation, pca)))
+    return dict(zip(STEPS, (histograms, fwhms, radius, covariance, correlation, pca)))
 
 
 def jax_steps(z: jax.Array) -> dict:
@@ -108,9 +108,9 @@ def jax_steps(z: jax.Array) -> dict:
         out["counts"] = stats.component_histograms(z, BIN_WIDTH, LO, HI)
         return out["counts"]
 
-    def half_widths(out):
-        out["half_width"] = stats.half_width(out["counts"], edges)
-        return out["half_width"]
+    def fwhms(out):
+        out["fwhm"] = stats.fwhm(out["counts"], edges)
+        return out["fwhm"]
 
     def radius(out):
         r = stats.radii(z)
@@ -130,7 +130,7 @@ def jax_steps(z: jax.Array) -> dict:
             out["pca"] = jax.block_until_ready(stats.pca_from_covariance(out["mean"], out["cov"]))
         return out["pca"]
 
-    return dict(zip(STEPS, (histograms, half_widths, radius, covariance, correlation, pca)))
+    return dict(zip(STEPS, (histograms, fwhms, radius, covariance, correlation, pca)))
 
 
 def sklearn_pca_seconds(z: np.ndarray, repeats: int) -> float:
@@ -200,7 +200,7 @@ def main(argv=None) -> None:
             np.array_equal(np.asarray(jc), nc) and np.array_equal(je, ne)
             for (jc, je), (nc, ne) in zip(j_out["radius"], numpy_radius_histograms(np.asarray(stats.radii(z))))
         ),
-        "half-width max abs diff": float(np.abs(np.asarray(j_out["half_width"]) - n_out["half_width"]).max()),
+        "FWHM max abs diff": float(np.abs(np.asarray(j_out["fwhm"]) - n_out["fwhm"]).max()),
         "covariance max rel diff": float(
             np.abs(np.asarray(j_out["cov"]) - n_out["cov"]).max() / np.abs(n_out["cov"]).max()
         ),

@@ -10,8 +10,11 @@ from PIL import Image
 
 from ae_jax import config as C
 from ae_jax.cli import main
+from ae_jax.config import DistributionConfig
+from ae_jax.evaluators import distribution
 from ae_jax.evaluators.distribution import analyze, axis_pairs_within, components
 from ae_jax.evaluators.encode import load_z
+from ae_jax.numerics import stats
 
 PLANTED = {3: (2.0, 0.3), 11: (-1.0, 1.2), 27: (0.0, 2.0)}  # component: (mu, sigma); the rest N(0, 0.3^2)
 FAST = C.load(
@@ -65,16 +68,16 @@ def test_analyze_writes_every_file_and_finds_the_planted_components(tmp_path):
     assert summary["skipped"] == []
 
     expected_mu = z.astype(np.float64).mean(0)
-    importance = np.maximum(np.abs(expected_mu) / 0.25, np.array(summary["half_width"]) / 1.5)
+    importance = np.maximum(np.abs(expected_mu) / 0.25, np.array(summary["fwhm"]) / 1.5)
     assert set(summary["dominant_components"]) == set(PLANTED)
     assert summary["dominant_components"] == sorted(PLANTED, key=lambda j: -importance[j])
     on_disk = json.loads(json.dumps(summary))  # JSON-ready
     assert on_disk["n_points"] == 2000 and on_disk["z_dim"] == 40
     np.testing.assert_allclose(on_disk["mu"], expected_mu, atol=1e-5)
     sigma = np.array([PLANTED.get(j, (0.0, 0.3))[1] for j in range(40)])
-    np.testing.assert_allclose(on_disk["half_width"], 2.3548 * sigma, rtol=0.25)  # 2,000 points, bins of 0.25
+    np.testing.assert_allclose(on_disk["fwhm"], 2.3548 * sigma, rtol=0.25)  # 2,000 points, bins of 0.25
     assert on_disk["counts"]["mu_abs_ge_0.25"] == np.sum(np.abs(expected_mu) >= 0.25)
-    assert on_disk["counts"]["half_width_ge_1.5"] == np.sum(np.array(on_disk["half_width"]) >= 1.5)
+    assert on_disk["counts"]["fwhm_ge_1.5"] == np.sum(np.array(on_disk["fwhm"]) >= 1.5)
     assert on_disk["counts"]["value_range"] == [float(z.min()), float(z.max())]
     r = np.linalg.norm(z, axis=1)
     assert abs(on_disk["radius"]["mean"] - r.mean()) < 1e-4
@@ -109,14 +112,14 @@ def _two_scales(n=20_000, seed=0):
     return np.stack([rng.normal(0, 12, n), rng.normal(15, 0.5, n)], axis=1).astype(np.float32)
 
 
-def test_default_range_counts_every_value_and_recovers_both_half_widths(tmp_path):
+def test_default_range_counts_every_value_and_recovers_both_fwhms(tmp_path):
     z = _two_scales()
     summary = analyze(z, str(tmp_path), C.load("tiny").distribution)
     h = summary["histogram"]
     assert h["from_data"] and h["points_outside"] == [0, 0] and h["cut_share"] == 0
     assert h["lo"] <= z.min() and h["hi"] >= z.max() and (h["hi"] - h["lo"]) / 0.25 == round((h["hi"] - h["lo"]) / 0.25)
     fwhm = 2 * np.sqrt(2 * np.log(2))
-    np.testing.assert_allclose(summary["half_width"], [fwhm * 12, fwhm * 0.5], rtol=0.05)
+    np.testing.assert_allclose(summary["fwhm"], [fwhm * 12, fwhm * 0.5], rtol=0.05)
 
 
 def test_fixed_range_that_cuts_values_warns_naming_components_and_share(tmp_path, log_messages):
@@ -203,3 +206,20 @@ def test_a_diverged_value_under_a_fixed_range_is_refused_at_the_radius_histogram
     with pytest.raises(ValueError, match=r"row 5 has radius 1e\+06 \(component 0 holds 1e\+06\).*radius_bin_widths"):
         analyze(z, str(tmp_path), cfg)
     assert not (tmp_path / "radius_hist_0.05.png").exists()
+
+
+def test_bin_limited_components_are_named_with_the_bin_width_that_resolves_them():
+    """sigma 0.05 at bin width 0.25 reads about 4x too wide: flagged, with a bin width that reads it right; the
+    resolved components (sigma 0.5, 1) and a bin width that resolves all give no flag."""
+    rng = np.random.default_rng(0)
+    sigma = np.array([0.05, 0.05, 0.5, 1.0])
+    z = (rng.normal(size=(20_000, 4)) * sigma).astype(np.float32)
+    coarse = distribution.components(z, DistributionConfig(bin_width=0.25))
+    limited = distribution.bin_limited(coarse["fwhm"], coarse["std"], 0.25)
+    assert limited["components"] == [0, 1]
+    fine = distribution.components(z, DistributionConfig(bin_width=limited["bin_width_to_use"]))
+    ratio = np.asarray(fine["fwhm"]) / (stats.GAUSSIAN_FWHM_PER_STD * sigma)
+    assert np.all(np.abs(ratio - 1) < 0.1), ratio
+    assert distribution.bin_limited(fine["fwhm"], fine["std"], limited["bin_width_to_use"])["components"] == []
+    constant = distribution.bin_limited([0.0, 2.0], [0.0, 1.0], 0.25)
+    assert constant == {"components": [0], "bin_width_to_use": None}

@@ -33,28 +33,28 @@ def _within_binomial_error(fraction, probability, n, sigmas=5):
 def test_box_hits_and_hit_fraction_match_numpy():
     rng = np.random.default_rng(0)
     points = rng.normal(size=(2000, 6))
-    mu, half_width = _region(rng, 6)
+    mu, fwhm = _region(rng, 6)
     ks = np.array([0.5, 1.0, 2.0, 3.0])
-    reference = np.stack([np.all(np.abs(points - mu) <= k * half_width, 1) for k in ks])
+    reference = np.stack([np.all(np.abs(points - mu) <= k * fwhm, 1) for k in ks])
     for k, expected in zip(ks, reference):
-        np.testing.assert_array_equal(H.box_hits(points, mu, half_width, k), expected)
-    np.testing.assert_allclose(H.hit_fraction(points, mu, half_width, ks), reference.mean(1), rtol=1e-6)
-    inside_jit = jax.jit(lambda p, m, h: H.hit_fraction(p, m, h, ks))(points, mu, half_width)
+        np.testing.assert_array_equal(H.box_hits(points, mu, fwhm, k), expected)
+    np.testing.assert_allclose(H.hit_fraction(points, mu, fwhm, ks), reference.mean(1), rtol=1e-6)
+    inside_jit = jax.jit(lambda p, m, h: H.hit_fraction(p, m, h, ks))(points, mu, fwhm)
     np.testing.assert_allclose(inside_jit, reference.mean(1), rtol=1e-6)
-    np.testing.assert_allclose(H.box_k(points, mu, half_width), np.max(np.abs(points - mu) / half_width, 1), rtol=1e-6)
+    np.testing.assert_allclose(H.box_k(points, mu, fwhm), np.max(np.abs(points - mu) / fwhm, 1), rtol=1e-6)
 
 
 @pytest.mark.parametrize(
-    "mu, half_width, message",
+    "mu, fwhm, message",
     [
         (np.zeros(3), np.ones(4), "mu must have shape \\(4,\\)"),
-        (np.zeros(4), np.array([1.0, 0.0, 1.0, 1.0]), "half_width finite and > 0"),
+        (np.zeros(4), np.array([1.0, 0.0, 1.0, 1.0]), "fwhm finite and > 0"),
         (np.array([0, np.nan, 0, 0]), np.ones(4), "mu must be finite"),
     ],
 )
-def test_box_hits_refuse_a_bad_region(mu, half_width, message):
+def test_box_hits_refuse_a_bad_region(mu, fwhm, message):
     with pytest.raises(ValueError, match=message):
-        H.box_hits(np.zeros((5, 4)), mu, half_width, 1.0)
+        H.box_hits(np.zeros((5, 4)), mu, fwhm, 1.0)
 
 
 def test_analytic_hit_probability_matches_monte_carlo():
@@ -90,27 +90,42 @@ def test_diagonal_mixture_hit_probability_matches_monte_carlo():
     )
     component = rng.choice(2, n, p=weights)
     points = means[component] + stds[component] * rng.normal(size=(n, d))
-    mu, half_width = _region(rng, d)
+    mu, fwhm = _region(rng, d)
     ks = np.array([1.0, 2.0, 3.0])
-    analytic = 10 ** np.asarray(H.log10_hit_probability(mixture, mu, half_width, ks))
-    for fraction, probability in zip(np.asarray(H.hit_fraction(points, mu, half_width, ks)), analytic):
+    analytic = 10 ** np.asarray(H.log10_hit_probability(mixture, mu, fwhm, ks))
+    for fraction, probability in zip(np.asarray(H.hit_fraction(points, mu, fwhm, ks)), analytic):
         assert _within_binomial_error(fraction, probability, n)
     # Its per-component marginals agree with Monte Carlo too.
-    lo, hi = H.box_bounds(mu, half_width, 1.0)
+    lo, hi = mu - fwhm, mu + fwhm
     marginal = np.exp(np.asarray(mixture.component_log_prob_inside(jnp.asarray(lo), jnp.asarray(hi))))
     for fraction, probability in zip(np.mean((points >= lo) & (points <= hi), 0), marginal):
         assert _within_binomial_error(fraction, probability, n)
 
 
+def test_grid_boxes_with_edges_on_grid_values_count_as_enumerated():
+    """Boxes on a 0.05 lattice put edges exactly on the grid's 0.5-spaced values; the analytic count and the
+    enumeration must agree on every one (issue 27: 14 of these 400 disagreed, e.g. 0.6 against 0.8)."""
+    rng = np.random.default_rng(0)
+    grid = S.GridSampler(-1.0, 1.0, 5, 1)
+    points = grid.sample(KEY)
+    ks = jnp.array([1.0, 1.5, 2.0, 3.0])
+    disagree = 0
+    for mu, fwhm in zip(rng.integers(-20, 21, 400) * 0.05, rng.integers(1, 20, 400) * 0.05):
+        mu, fwhm = jnp.array([mu], jnp.float32), jnp.array([fwhm], jnp.float32)
+        counted = 10 ** np.asarray(H.log10_hit_probability(grid, mu, fwhm, ks))
+        disagree += not np.allclose(counted, np.asarray(H.hit_fraction(points, mu, fwhm, ks)), atol=1e-6)
+    assert disagree == 0
+
+
 def test_grid_hit_probability_is_the_exact_count():
     rng = np.random.default_rng(3)
     grid = S.GridSampler(-2.1, 1.9, 5, 4)
-    mu, half_width = _region(rng, 4)
+    mu, fwhm = _region(rng, 4)
     ks = [0.7, 1.3, 2.5]
-    rows = H.hit_table([grid], mu, half_width, ks, KEY)
+    rows = H.hit_table([grid], mu, fwhm, ks, KEY)
     points = np.asarray(grid.sample(KEY))
     for r, k in zip(rows, ks):
-        exact = np.sum(np.all(np.abs(points - mu) <= k * half_width, 1))
+        exact = np.sum(np.all(np.abs(points - mu) <= k * fwhm, 1))
         assert r["mc_samples"] == grid.num_points and r["mc_hits"] == exact
         np.testing.assert_allclose(10 ** r["log10_analytic"] * grid.num_points, exact, rtol=1e-4)
 
@@ -118,17 +133,17 @@ def test_grid_hit_probability_is_the_exact_count():
 def test_full_covariance_has_no_closed_form_box_probability():
     rng = np.random.default_rng(4)
     full = S.FullGaussianSampler.fit(rng.normal(size=(500, 3)) @ rng.normal(size=(3, 3)))
-    mu, half_width = _region(rng, 3)
-    assert H.log10_hit_probability(full, mu, half_width, 2.0) is None
-    (row,) = H.hit_table([full], mu, half_width, [2.0], KEY, num_samples=1000, block_size=1000)
+    mu, fwhm = _region(rng, 3)
+    assert H.log10_hit_probability(full, mu, fwhm, 2.0) is None
+    (row,) = H.hit_table([full], mu, fwhm, [2.0], KEY, num_samples=1000, block_size=1000)
     assert row["log10_analytic"] is None and 0 < row["mc_hits"] <= 1000
     assert "MC only" in H.format_hit_table([row])
 
 
 def test_tiny_probabilities_come_out_as_finite_powers_of_ten():
     d, k = 220, 3.0
-    mu, half_width = np.zeros(d), np.ones(d)
-    log10_uniform = float(H.log10_hit_probability(S.UniformBoxSampler(12.0, d), mu, half_width, k))
+    mu, fwhm = np.zeros(d), np.ones(d)
+    log10_uniform = float(H.log10_hit_probability(S.UniformBoxSampler(12.0, d), mu, fwhm, k))
     np.testing.assert_allclose(log10_uniform, d * math.log10(2 * k / 24.0), rtol=1e-5)
     # A Gaussian far from the box: per component P(6 < x < 7) for N(0, 1), from float64 erfc.
     gaussian = S.IsotropicGaussianSampler(-6.5, 1.0, d)
@@ -137,7 +152,7 @@ def test_tiny_probabilities_come_out_as_finite_powers_of_ten():
     np.testing.assert_allclose(log10_gaussian, [d * math.log10(per_component)], rtol=1e-5)
     assert log10_uniform < -100 and log10_gaussian[0] < -1000
     # Out of reach in one component: probability exactly zero, reported as -inf, not NaN.
-    assert H.log10_hit_probability(S.UniformBoxSampler(1.0, d), mu + 5, half_width, 1.0) == -np.inf
+    assert H.log10_hit_probability(S.UniformBoxSampler(1.0, d), mu + 5, fwhm, 1.0) == -np.inf
 
 
 # ---------------------------------------------------------------------------------------------

@@ -306,8 +306,8 @@ def test_radius_moments_match_monte_carlo(name, d, scale):
 def test_tiny_box_probability_is_a_finite_power_of_ten():
     d, bound, k = 220, 12.0, 3.0
     mu = np.random.default_rng(5).uniform(-2, 2, d)
-    half_width = np.ones(d)
-    lo, hi = mu - k * half_width, mu + k * half_width
+    fwhm = np.ones(d)
+    lo, hi = mu - k * fwhm, mu + k * fwhm
     log_prob = float(S.UniformBoxSampler(bound, d).log_prob_inside(jnp.asarray(lo), jnp.asarray(hi)))
     reference = np.sum(np.log(np.minimum(hi, bound) - np.maximum(lo, -bound)) - np.log(2 * bound))
     assert np.isfinite(log_prob) and log_prob / math.log(10) < -100

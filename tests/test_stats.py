@@ -17,7 +17,7 @@ def numpy_histograms(z: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.stack([np.histogram(z[:, j], edges)[0] for j in range(z.shape[1])], axis=1)
 
 
-def numpy_half_width(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def numpy_fwhm(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Brute-force reference: outermost bins at or above half maximum, linear interpolation between centres,
     an empty bin assumed beyond either end."""
     centres = (edges[:-1] + edges[1:]) / 2
@@ -85,7 +85,7 @@ def test_histogram_property_counts_match_numpy_and_sum_to_points_in_range(values
     np.testing.assert_array_equal(counts.sum(axis=0), ((z >= -2.0) & (z <= 2.0)).sum(axis=0))
 
 
-def test_half_width_of_gaussians():
+def test_fwhm_of_gaussians():
     """Tolerance: bins of 0.25 widen the measured FWHM of a Gaussian by +3.3% at sigma 0.5, +1% at 1 and
     +0.2% at 2 (computed here from the exact expected histogram); sampling 200,000 points moves it by
     about 0.5% (std), so the sample must match the expected histogram within 3% and 2.3548 sigma within
@@ -97,8 +97,8 @@ def test_half_width_of_gaussians():
     edges = stats.histogram_edges(0.25, -12.0, 12.0)
     cdf = np.vectorize(lambda x, m, s: 0.5 * (1 + erf((x - m) / (s * sqrt(2)))))
     expected_counts = np.stack([n * np.diff(cdf(edges, m, s)) for m, s in zip(mu, sigma)], axis=1)
-    expected = np.asarray(stats.half_width(expected_counts, edges))
-    measured = np.asarray(summary["half_width"])
+    expected = np.asarray(stats.fwhm(expected_counts, edges))
+    measured = np.asarray(summary["fwhm"])
     np.testing.assert_allclose(measured, expected, rtol=0.03)
     bias = expected / (GAUSSIAN_FWHM * sigma) - 1
     assert np.all(bias > 0) and np.all(bias < 0.035)
@@ -109,7 +109,7 @@ def test_half_width_of_gaussians():
     assert np.all(np.abs(np.asarray(summary["peak"]) - mu) <= 0.25 + 0.25 * sigma)
 
 
-def test_half_width_matches_brute_force_reference_on_awkward_histograms():
+def test_fwhm_matches_brute_force_reference_on_awkward_histograms():
     edges = stats.histogram_edges(0.5, -3.0, 3.0)
     counts = np.zeros((12, 6), np.int32)
     counts[:, 0] = np.random.default_rng(0).integers(0, 50, 12)  # noisy
@@ -118,20 +118,20 @@ def test_half_width_matches_brute_force_reference_on_awkward_histograms():
     counts[[2, 9], 3] = [10, 10]  # two peaks: the outermost crossings span both
     counts[4:8, 4] = 7  # plateau
     # column 5 stays empty: width 0
-    np.testing.assert_allclose(stats.half_width(counts, edges), numpy_half_width(counts, edges), rtol=1e-6, atol=1e-6)
-    assert float(stats.half_width(counts, edges)[3]) > 3.5
+    np.testing.assert_allclose(stats.fwhm(counts, edges), numpy_fwhm(counts, edges), rtol=1e-6, atol=1e-6)
+    assert float(stats.fwhm(counts, edges)[3]) > 3.5
 
 
 @settings(max_examples=15, deadline=None)
 @given(st.sampled_from([0.25, 0.5, 2.0, 4.0]), st.integers(0, 2**31 - 1))
-def test_half_width_scales_linearly_with_the_data(scale, seed):
-    """Scaling data and bins by a power of two is exact in float32: same counts, half-width times scale."""
+def test_fwhm_scales_linearly_with_the_data(scale, seed):
+    """Scaling data and bins by a power of two is exact in float32: same counts, FWHM times scale."""
     z = (np.random.default_rng(seed).standard_normal((500, 3)) * [0.5, 1, 2]).astype(np.float32)
     counts = stats.component_histograms(z, 0.25, -8.0, 8.0)
     scaled = stats.component_histograms(z * np.float32(scale), 0.25 * scale, -8.0 * scale, 8.0 * scale)
     np.testing.assert_array_equal(scaled, counts)
-    width = stats.half_width(counts, stats.histogram_edges(0.25, -8.0, 8.0))
-    scaled_width = stats.half_width(scaled, stats.histogram_edges(0.25 * scale, -8.0 * scale, 8.0 * scale))
+    width = stats.fwhm(counts, stats.histogram_edges(0.25, -8.0, 8.0))
+    scaled_width = stats.fwhm(scaled, stats.histogram_edges(0.25 * scale, -8.0 * scale, 8.0 * scale))
     np.testing.assert_allclose(scaled_width, scale * np.asarray(width), rtol=1e-6)
 
 
@@ -152,15 +152,15 @@ def test_dominant_components_and_summary_counts():
     hw = np.array([1.0, 1.0, 0.5, 1.6, 3.2, 1.49])
     # importance max(|mu| / 0.25, hw / 1.5): 2 -> 4.8, 4 -> 2.13, 1 -> 1.2, 3 -> 1.07, the rest below 1
     np.testing.assert_array_equal(stats.dominant_components(mu, hw, 0.25, 1.5), [2, 4, 1, 3])
-    np.testing.assert_array_equal(stats.dominant_components(mu, hw, mu_min=2.0, half_width_min=3.0), [4])
+    np.testing.assert_array_equal(stats.dominant_components(mu, hw, mu_min=2.0, fwhm_min=3.0), [4])
     z = np.array([[-3.5, 0.0], [0.0, 7.25]], np.float32)
     counts = stats.summary_counts(mu, hw, z, (0.25, 1.0), (1.0, 1.5, 3.0))
     assert counts == {
         "mu_abs_ge_0.25": np.sum(np.abs(mu) >= 0.25),
         "mu_abs_ge_1": np.sum(np.abs(mu) >= 1),
-        "half_width_ge_1": np.sum(hw >= 1),
-        "half_width_ge_1.5": np.sum(hw >= 1.5),
-        "half_width_ge_3": np.sum(hw >= 3),
+        "fwhm_ge_1": np.sum(hw >= 1),
+        "fwhm_ge_1.5": np.sum(hw >= 1.5),
+        "fwhm_ge_3": np.sum(hw >= 3),
         "value_range": [z.min(), z.max()],
     }
 

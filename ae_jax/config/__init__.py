@@ -412,13 +412,13 @@ def _check_distribution(a: DistributionConfig) -> None:
     _check(a.bin_width > 0, "distribution.bin_width", "must be > 0")
     _check(a.max_hist_bins >= 1, "distribution.max_hist_bins", "must be >= 1")
     _check_hist_range(a)
-    for key in ("radius_bin_widths", "zoom_half_sides", "count_mu", "count_half_width"):
+    for key in ("radius_bin_widths", "zoom_half_sides", "count_mu", "count_fwhm"):
         values = getattr(a, key)
         _check(all(v > 0 for v in values), f"distribution.{key}", f"entries must be > 0, got {values}")
     for key in (
         "radius_peak_bin_width",
         "dominant_mu",
-        "dominant_half_width",
+        "dominant_fwhm",
         "tsne_perplexity",
         "tsne_early_exaggeration",
         "tsne_iterations",

@@ -151,9 +151,9 @@ class DistributionConfig:
     radius_bin_widths: tuple[float, ...] = (0.5, 0.05)  # one radius histogram figure each
     radius_peak_bin_width: float = 0.05  # the radius peak is the centre of this histogram's fullest bin
     dominant_mu: float = 0.25  # a component is dominant when |mu| >= dominant_mu ...
-    dominant_half_width: float = 1.5  # ... or its half-width >= dominant_half_width
+    dominant_fwhm: float = 1.5  # ... or its FWHM >= dominant_fwhm
     count_mu: tuple[float, ...] = (0.25, 1.0)  # summary counts of components with |mu| >= each
-    count_half_width: tuple[float, ...] = (1.0, 1.5, 3.0)  # ... and with half-width >= each
+    count_fwhm: tuple[float, ...] = (1.0, 1.5, 3.0)  # ... and with FWHM >= each
     shown_dominant: int = 8  # components drawn in components_dominant.png
     radius_outliers: int = 10  # largest-radius points listed in the summary
     nn_points: int = 20_000  # random points whose nearest-neighbour distance is measured (0: all)
@@ -181,7 +181,7 @@ class GeneratorsConfig:
         GeneratorSpec.of("mixture", n_components=10),
     )  # one generator each; as text (--set, config.json): "<sampler> key=value ...", comma-separated
     n: int = 10_000  # points per generator (Monte Carlo hits, radii)
-    ks: tuple[float, ...] = (1.0, 2.0, 3.0, 12.0)  # data box: each component within mu +- k half-widths
+    ks: tuple[float, ...] = (1.0, 2.0, 3.0, 12.0)  # data box: each component within mu +- k FWHM
     precision_points: int = 10_000  # encoded points forming the k-NN manifold
     precision_k: int = 3
     grid_images: int = 16  # decoded images per generator in decoded_grid.png

@@ -65,11 +65,45 @@ def _refuse_wide_range(z, lo: float, hi: float, cfg: DistributionConfig) -> None
 
 
 def components(z, cfg: DistributionConfig) -> dict:
-    """Per-component mean, std, peak, half-width, histogram counts and edges (stats.component_summary) over
+    """Per-component mean, std, peak, FWHM, histogram counts and edges (stats.component_summary) over
     `histogram_range`, with the range's lo, hi and whether the data chose it."""
     lo, hi = histogram_range(z, cfg)
     summary = stats.component_summary(z, cfg.bin_width, lo, hi)
     return {**summary, "lo": lo, "hi": hi, "from_data": not cfg.hist_range}
+
+
+RESOLVED_BINS = 3  # a FWHM spanning fewer bins is set by the bin width more than by the data
+
+
+def bin_limited(fwhm, std, bin_width: float) -> dict:
+    """Components whose FWHM spans fewer than RESOLVED_BINS bins (their FWHM, and the boxes built on it, then
+    read too wide), with the bin width to use: the largest 1-2-5 step giving the narrowest of them RESOLVED_BINS
+    bins across 2.3548 std, its FWHM were it Gaussian (the measured FWHM is inflated by the bins; std is not).
+    None when they are all constant."""
+    fwhm, std = np.asarray(fwhm, np.float64), np.asarray(std, np.float64)
+    narrow = np.flatnonzero(fwhm < RESOLVED_BINS * bin_width)
+    spread = stats.GAUSSIAN_FWHM_PER_STD * std[narrow]
+    to_use = None
+    if np.any(spread > 0):
+        target = spread[spread > 0].min() / RESOLVED_BINS
+        step = 10.0 ** math.floor(math.log10(target))
+        to_use = max(m * step for m in (1, 2, 5) if m * step <= target)
+    return {"components": [int(j) for j in narrow], "bin_width_to_use": to_use}
+
+
+def _warn_bin_limited(limited: dict, bin_width: float) -> None:
+    """Warn that some components' FWHM is bin-limited (a `bin_limited` report), naming them and what to set."""
+    named = limited["components"]
+    listed = ", ".join(map(str, named[:8])) + (" ..." if len(named) > 8 else "")
+    advice = (
+        f"set distribution.bin_width={limited['bin_width_to_use']:g} to resolve them"
+        if limited["bin_width_to_use"]
+        else "they are constant"
+    )
+    logger.warning(
+        f"warning: {len(named)} components have a FWHM under {RESOLVED_BINS} bins of {bin_width:g} "
+        f"(components {listed}): their FWHM is set by the bins and reads too wide; {advice}"
+    )
 
 
 def cut_report(comp: dict, n_points: int) -> dict:
@@ -119,6 +153,8 @@ def analyze(
     m = _measure(z, cfg, comp or components(z, cfg), _subsample(n, cfg.nn_points, rng))
     if not m["from_data"] and m["cut"]["components"]:
         _warn_cut(m["cut"], cfg)
+    if m["bin_limited"]["components"]:
+        _warn_bin_limited(m["bin_limited"], cfg.bin_width)
     figures, skipped = _figures(z, m, cfg)
     tsne_rows = _subsample(n, cfg.tsne_points, rng)
     embeddings: dict[str, np.ndarray] = {}
@@ -142,8 +178,8 @@ def analyze(
     )
     with open(os.path.join(out_dir, "dominant_components.csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["index", "mu", "half_width"])
-        writer.writerows([i, f"{m['mu'][i]:.6g}", f"{m['half_width'][i]:.6g}"] for i in summary["dominant_components"])
+        writer.writerow(["index", "mu", "fwhm"])
+        writer.writerows([i, f"{m['mu'][i]:.6g}", f"{m['fwhm'][i]:.6g}"] for i in summary["dominant_components"])
     return summary
 
 
@@ -153,17 +189,17 @@ def _warn_cut(cut: dict, cfg: DistributionConfig) -> None:
     named = ", ".join(f"{j} ({c:,} values)" for j, c in list(counts.items())[:8]) + (" ..." if len(counts) > 8 else "")
     logger.warning(
         f"warning: distribution.hist_range={tuple(cfg.hist_range)} cuts {cut['share']:.3g} of all values, "
-        f"in {len(counts)} components: {named}; their half-widths and the boxes built on them are biased "
+        f"in {len(counts)} components: {named}; their FWHM and the boxes built on them are biased "
         "(leave distribution.hist_range empty to take the range from the data)"
     )
 
 
 def _measure(z: jax.Array, cfg: DistributionConfig, comp: dict, nn_rows: np.ndarray) -> dict:
     """Every statistic the figures and the summary need, as host arrays."""
-    mu, hw = comp["mean"], comp["half_width"]
-    dominant = stats.dominant_components(mu, hw, cfg.dominant_mu, cfg.dominant_half_width)
+    mu, hw = comp["mean"], comp["fwhm"]
+    dominant = stats.dominant_components(mu, hw, cfg.dominant_mu, cfg.dominant_fwhm)
     ranked = np.argsort(
-        -np.asarray(stats.component_importance(mu, hw, cfg.dominant_mu, cfg.dominant_half_width)), kind="stable"
+        -np.asarray(stats.component_importance(mu, hw, cfg.dominant_mu, cfg.dominant_fwhm)), kind="stable"
     )
     r = stats.radii(z)
     radius_hists = _radius_histograms(z, r, cfg)
@@ -176,6 +212,7 @@ def _measure(z: jax.Array, cfg: DistributionConfig, comp: dict, nn_rows: np.ndar
         {
             **{("mu" if k == "mean" else k): v for k, v in comp.items()},
             "cut": cut_report(comp, z.shape[0]),
+            "bin_limited": bin_limited(hw, comp["std"], cfg.bin_width),
             "dominant": dominant,
             "top": dominant if len(dominant) >= 2 else ranked[:2],  # the best two stand in when fewer are dominant
             "radii": r,
@@ -396,15 +433,16 @@ def _summary(m: dict, z: jax.Array, ids, cfg: DistributionConfig) -> dict:
             "points_outside": [int(v) for v in m["outside"]],
             "cut_share": m["cut"]["share"],
             "cut_components": m["cut"]["components"],
+            "bin_limited": m["bin_limited"],
         },
         "mu": floats(m["mu"]),
         "std": floats(m["std"]),
         "peak": floats(m["peak"]),
-        "half_width": floats(m["half_width"]),
+        "fwhm": floats(m["fwhm"]),
         "range": [floats(pair) for pair in m["range"].T],
-        "dominant_thresholds": {"mu": cfg.dominant_mu, "half_width": cfg.dominant_half_width},
+        "dominant_thresholds": {"mu": cfg.dominant_mu, "fwhm": cfg.dominant_fwhm},
         "dominant_components": [int(i) for i in m["dominant"]],
-        "counts": stats.summary_counts(m["mu"], m["half_width"], z, cfg.count_mu, cfg.count_half_width),
+        "counts": stats.summary_counts(m["mu"], m["fwhm"], z, cfg.count_mu, cfg.count_fwhm),
         "radius": {k: float(v) for k, v in m["radius"].items()},
         "radius_outliers": [
             {"row": int(i), "id": _id_of(ids, int(i)), "radius": float(r[i])}
@@ -524,6 +562,13 @@ def view(result: registry.Result, label: str, ks) -> registry.View:
         "radius std": a["radius"]["std"],
         "values outside the histogram": Share(outside, a["n_points"] * d),
     }
+    limited = a["histogram"].get("bin_limited", {"components": []})  # absent from results before format 2
+    to_use = limited.get("bin_width_to_use")
+    warnings = [
+        f"{label}: {len(limited['components'])} of {d} components have a FWHM under {RESOLVED_BINS} bins of "
+        f"{a['histogram']['bin_width']:g}: their FWHM is bin-limited (reads too wide)"
+        + (f"; distribution.bin_width={to_use:g} resolves them." if to_use else "; they are constant.")
+    ]
     return registry.View(
         headline=headline,
         rows=[row],
@@ -532,6 +577,7 @@ def view(result: registry.Result, label: str, ks) -> registry.View:
             f"{label}: {len(a['dominant_components'])} of {d} components are dominant; the radius |z| peaks at "
             f"{a['radius']['peak']:.3g} (mean {a['radius']['mean']:.3g})."
         ],
+        warnings=warnings if limited["components"] else [],
     )
 
 
@@ -543,6 +589,7 @@ registry.register(
         lambda c: {"z": encode.points_digest(c), "seed": c.config.seed},
         sections=("distribution",),
         title="z-point distribution",
+        format=2,  # 2: components whose FWHM is bin-limited
         per_run=True,
     )
 )

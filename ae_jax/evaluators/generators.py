@@ -43,19 +43,19 @@ def generate(
 
 
 def check_region(comp: dict) -> None:
-    """Refuse data with constant components: their box has zero half-width and fitted Gaussians degenerate."""
+    """Refuse data with constant components: their box has zero FWHM and fitted Gaussians degenerate."""
     constant = np.flatnonzero(np.asarray(comp["std"]) == 0)
     if constant.size:
         raise ValueError(
             f"{constant.size} components have zero variance (first: {constant[:5].tolist()}): the data "
-            "box has zero half-width along them and fitted Gaussians are degenerate"
+            "box has zero FWHM along them and fitted Gaussians are degenerate"
         )
 
 
 def _measure(sampler: Sampler, points: np.ndarray, table_key, region, support, cfg: GeneratorsConfig) -> dict:
     """Everything measured about one generator's points."""
-    mu, half_width = region
-    hit_rows = hits.hit_table([sampler], mu, half_width, cfg.ks, table_key, num_samples=cfg.n)
+    mu, fwhm = region
+    hit_rows = hits.hit_table([sampler], mu, fwhm, cfg.ks, table_key, num_samples=cfg.n)
     radius_row = hits.radius_table([sampler], table_key, num_samples=cfg.n)[0]
     precision = hits.manifold_precision(*support, jnp.asarray(points[: len(support[0])]))
     return {
@@ -96,7 +96,7 @@ def sweep(
     z = stats.as_points(z, "z-points", min_points=2)
     check_region(comp)
     os.makedirs(out_dir, exist_ok=True)
-    region = (comp["mean"], comp["half_width"])
+    region = (comp["mean"], comp["fwhm"])
     support = z[: cfg.precision_points]
     support = (support, stats.knn_distances(support, cfg.precision_k))
     real_radii = np.asarray(stats.radii(z))

@@ -21,7 +21,7 @@ from ae_jax.report.plots import legend_outside, plain_log_ticks, save_figure, se
 
 PARAMETER_LABELS = {"bound": "uniform bound b: each component in [-b, b] (latent units)"}
 UPPER_BOUND_MARKER = r"$\downarrow$"  # an arrow: a bound on P, not a measured point
-BOX_TITLE = "data box: mean ± k half-widths"
+BOX_TITLE = "data box: mean ± k FWHM"
 
 
 def _finite(values, name: str) -> np.ndarray:
@@ -148,7 +148,7 @@ def zero_probability_notes(rows: Sequence[dict], x: str = "bound") -> list[str]:
 
 
 def _hit_legend(ks: Sequence[float]) -> tuple[list, list[str]]:
-    """Legend entries: one colour per k (the box half-width multiple), then one black entry per mark."""
+    """Legend entries: one colour per k (the box's multiple of the FWHM), then one black entry per mark."""
     colours = series_colours(len(ks), ordered=True)
     handles = [Line2D([], [], color=c, lw=2) for c in colours]
     labels = [f"k={k:g}" for k in ks]

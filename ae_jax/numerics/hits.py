@@ -1,7 +1,8 @@
 """Where do generated z-points land relative to the data? Box hits, manifold precision/recall, radius moments.
 
-The data's region is the box mu +- k * half_width per component (mu, half_width: the per-component centre and
-peak half-width of the data's z-point histograms). A point's `box_k` is the smallest k whose box contains it, so
+The data's region is the box mu +- k * fwhm per component (mu, fwhm: the per-component centre and
+FWHM, the full width at half maximum, of the data's z-point histograms: what the posts call the
+"half-width"). A point's `box_k` is the smallest k whose box contains it, so
 hit fractions for many k come from one pass. Analytic box probabilities are products over components, summed
 in log space and reported as log10 so that 0.25**220 is -132.5 rather than 0. The manifold region follows
 Kynkaanniemi et al. 2019: the union of balls around each real point with radius its k-th neighbour distance
@@ -23,23 +24,21 @@ from jax import lax
 from tqdm import tqdm
 
 from ae_jax.numerics import stats
-from ae_jax.numerics.samplers import Sampler
+from ae_jax.numerics.samplers import Sampler, box_offset
 from ae_jax.numerics.stats import as_points, is_concrete
 
 LOG10 = math.log(10.0)
 
 
-def _check_region(mu, half_width, z_dim: int) -> tuple[jax.Array, jax.Array]:
-    """mu and half_width as float32 (z_dim,) arrays; half_width must be finite and > 0."""
-    mu, half_width = jnp.asarray(mu, jnp.float32), jnp.asarray(half_width, jnp.float32)
-    for name, value in (("mu", mu), ("half_width", half_width)):
+def _check_region(mu, fwhm, z_dim: int) -> tuple[jax.Array, jax.Array]:
+    """mu and fwhm as float32 (z_dim,) arrays; fwhm must be finite and > 0."""
+    mu, fwhm = jnp.asarray(mu, jnp.float32), jnp.asarray(fwhm, jnp.float32)
+    for name, value in (("mu", mu), ("fwhm", fwhm)):
         if value.shape != (z_dim,):
             raise ValueError(f"{name} must have shape ({z_dim},) to match the points, got {value.shape}")
-    if is_concrete(half_width) and not bool(
-        jnp.all(jnp.isfinite(mu)) & jnp.all(jnp.isfinite(half_width) & (half_width > 0))
-    ):
-        raise ValueError("mu must be finite and half_width finite and > 0 in every component")
-    return mu, half_width
+    if is_concrete(fwhm) and not bool(jnp.all(jnp.isfinite(mu)) & jnp.all(jnp.isfinite(fwhm) & (fwhm > 0))):
+        raise ValueError("mu must be finite and fwhm finite and > 0 in every component")
+    return mu, fwhm
 
 
 def _check_ks(ks) -> jax.Array:
@@ -49,57 +48,52 @@ def _check_ks(ks) -> jax.Array:
     return ks
 
 
-def box_bounds(mu, half_width, k) -> tuple[jax.Array, jax.Array]:
-    """Per-component bounds of the data box: mu - k*half_width, mu + k*half_width."""
-    return mu - k * half_width, mu + k * half_width
-
-
 @jax.jit
-def _box_k(points, mu, half_width):
-    return jnp.max(jnp.abs(points - mu) / half_width, axis=-1)
+def _box_k(points, mu, fwhm):
+    return jnp.max(box_offset(points, mu, fwhm), axis=-1)
 
 
-def box_k(points, mu, half_width) -> jax.Array:
-    """Smallest k whose box contains each point: max_i |z_i - mu_i| / half_width_i, shape (n,)."""
+def box_k(points, mu, fwhm) -> jax.Array:
+    """Smallest k whose box contains each point: max_i |z_i - mu_i| / fwhm_i, shape (n,)."""
     points = as_points(points, "points")
-    return _box_k(points, *_check_region(mu, half_width, points.shape[1]))
+    return _box_k(points, *_check_region(mu, fwhm, points.shape[1]))
 
 
-def box_hits(points, mu, half_width, k: float) -> jax.Array:
-    """Whether each point (n, D) lies inside the box mu +- k*half_width in every component, bool (n,)."""
-    return box_k(points, mu, half_width) <= k
+def box_hits(points, mu, fwhm, k: float) -> jax.Array:
+    """Whether each point (n, D) lies inside the box mu +- k*fwhm in every component, bool (n,)."""
+    return box_k(points, mu, fwhm) <= k
 
 
-def _box_hit_indicators(points, mu, half_width, ks):
+def _box_hit_indicators(points, mu, fwhm, ks):
     """1 where a point (row) lies in the box of k (column), int32 (n, len(ks))."""
-    return (_box_k(points, mu, half_width)[:, None] <= ks).astype(jnp.int32)
+    return (_box_k(points, mu, fwhm)[:, None] <= ks).astype(jnp.int32)
 
 
 @jax.jit
-def _hit_fraction(points, mu, half_width, ks):
-    return jnp.mean(_box_hit_indicators(points, mu, half_width, ks), axis=0)
+def _hit_fraction(points, mu, fwhm, ks):
+    return jnp.mean(_box_hit_indicators(points, mu, fwhm, ks), axis=0)
 
 
-def hit_fraction(points, mu, half_width, ks) -> jax.Array:
+def hit_fraction(points, mu, fwhm, ks) -> jax.Array:
     """Share of points inside the box for each k in `ks` (Monte Carlo), shape (len(ks),)."""
     points = as_points(points, "points")
-    return _hit_fraction(points, *_check_region(mu, half_width, points.shape[1]), _check_ks(ks))
+    return _hit_fraction(points, *_check_region(mu, fwhm, points.shape[1]), _check_ks(ks))
 
 
 @jax.jit
-def _log10_box_probability(sampler, mu, half_width, ks):
-    log_probs = jax.vmap(lambda k: sampler.log_prob_inside(*box_bounds(mu, half_width, k)))(ks)
+def _log10_box_probability(sampler, mu, fwhm, ks):
+    log_probs = jax.vmap(lambda k: sampler.log_prob_in_box(mu, fwhm, k))(ks)
     return None if log_probs is None else log_probs / LOG10  # None: no closed form
 
 
-def log10_hit_probability(sampler: Sampler, mu, half_width, k):
+def log10_hit_probability(sampler: Sampler, mu, fwhm, k):
     """Analytic log10 P(a generated point lies in the box) for a scalar k or each of an array of k.
 
     -inf where some component cannot reach the box; None where the sampler has no closed form (full covariance).
     """
     ks = _check_ks(k)
-    mu, half_width = _check_region(mu, half_width, sampler.z_dim)
-    out = _log10_box_probability(sampler, mu, half_width, ks)
+    mu, fwhm = _check_region(mu, fwhm, sampler.z_dim)
+    out = _log10_box_probability(sampler, mu, fwhm, ks)
     if out is None:
         return None
     return out if jnp.ndim(k) else out[0]
@@ -130,7 +124,7 @@ def _stream_length(sampler: Sampler, num_samples: int, block_size: int) -> tuple
 def hit_table(
     samplers: Sequence[Sampler],
     mu,
-    half_width,
+    fwhm,
     ks,
     key: jax.Array,
     num_samples: int = 100_000,
@@ -143,7 +137,7 @@ def hit_table(
     ks = _check_ks(ks)
     rows = []
     for i, sampler in enumerate(tqdm(samplers, desc="hit table", leave=False)):
-        region = _check_region(mu, half_width, sampler.z_dim)
+        region = _check_region(mu, fwhm, sampler.z_dim)
         n, block = _stream_length(sampler, num_samples, block_size)
         counts = _stream_sum(sampler, jax.random.fold_in(key, i), _box_hit_indicators, n, block, *region, ks)
         analytic = _log10_box_probability(sampler, *region, ks)

@@ -8,6 +8,8 @@ bound of the uniform box compiles once. Python scalars are validated on construc
   - `component_log_prob_inside(lo, hi) -> (z_dim,)`: log P(lo_i <= z_i <= hi_i) of each component's marginal;
   - `log_prob_inside(lo, hi)`: log P(lo <= z <= hi) for the whole box, None where it has no closed form
     (full covariances: estimate it by Monte Carlo);
+  - `log_prob_in_box(mu, fwhm, k)`: the same for the data box of ae_jax.numerics.hits (`box_offset` <= k), whose
+    edges the grid counts with the enumeration's own predicate;
   - `squared_radius_moments()`: exact E|z|^2 and Var|z|^2;
   - `radius_moments()`: mean and std of |z|, exact for a centred isotropic Gaussian (chi distribution), otherwise
     the second-order delta method on |z|^2 (`radius_method` says which).
@@ -153,6 +155,10 @@ class Sampler:
         """log P(lo <= z <= hi) for the whole box: the sum over components when they are independent."""
         return jnp.sum(self.component_log_prob_inside(lo, hi), -1) if self.independent else None
 
+    def log_prob_in_box(self, mu: jax.Array, fwhm: jax.Array, k) -> jax.Array | None:
+        """log P(box_offset(z, mu, fwhm) <= k in every component): the data box of ae_jax.numerics.hits."""
+        return self.log_prob_inside(mu - k * fwhm, mu + k * fwhm)
+
     def radius_moments(self) -> tuple[jax.Array, jax.Array]:
         return delta_radius_moments(*self.squared_radius_moments())
 
@@ -165,6 +171,12 @@ class Sampler:
             if isinstance(v, (int, float, str)) and k != "z_dim"
         )
         return f"{self.name}({', '.join(scalars)})"
+
+
+def box_offset(z, mu, fwhm) -> jax.Array:
+    """|z - mu| / fwhm per component: a value lies in the box of k when this is <= k. The one predicate of the
+    data box, so counted (grid) and enumerated hits agree for values exactly on an edge."""
+    return jnp.abs(z - mu) / fwhm
 
 
 @functools.partial(jax.jit, static_argnames=("z_dim", "count"))
@@ -237,6 +249,11 @@ class GridSampler(Sampler):
         axis = self.axis
         inside = jnp.sum((axis >= lo[..., None]) & (axis <= hi[..., None]), -1)
         return jnp.log(inside) - math.log(self.points_per_axis)
+
+    def log_prob_in_box(self, mu, fwhm, k):
+        """Share of grid points in the data box, counted per axis with `box_offset` (as hits enumerate them)."""
+        inside = jnp.sum(box_offset(self.axis, mu[..., None], fwhm[..., None]) <= k, -1)
+        return jnp.sum(jnp.log(inside) - math.log(self.points_per_axis), -1)
 
     def squared_radius_moments(self):
         axis_sq = self.axis**2

@@ -1,4 +1,4 @@
-"""Latent-space statistics of z-points (N, D): component histograms and half-widths, radii, covariance, PCA,
+"""Latent-space statistics of z-points (N, D): component histograms and their FWHM, radii, covariance, PCA,
 nearest-neighbour distances and t-SNE.
 
 Every numeric function is a pure jitted JAX function of a plain array (numpy or jax); bin widths, ranges and
@@ -91,7 +91,7 @@ def _mean(z: jax.Array) -> jax.Array:
 
 
 # ---------------------------------------------------------------------------------------------
-# Histograms and half-widths.
+# Histograms and FWHM (full width at half maximum: the posts' "half-width").
 
 
 def histogram_edges(bin_width: float, lo: float, hi: float) -> np.ndarray:
@@ -203,8 +203,11 @@ def _peak(counts, edges) -> jax.Array:
     return ((edges[:-1] + edges[1:]) / 2)[jnp.argmax(counts, axis=0)]
 
 
+GAUSSIAN_FWHM_PER_STD = 2 * math.sqrt(2 * math.log(2))  # 2.3548: a Gaussian's FWHM / sigma
+
+
 @jax.jit
-def half_width(counts, edges) -> jax.Array:
+def fwhm(counts, edges) -> jax.Array:
     """(D,) full width at half maximum of each column of `counts` (n_bins, D), with linear interpolation
     between bin centres at the outermost half-maximum crossings on either side; 0 for an empty column."""
     counts = jnp.asarray(counts, jnp.float32)
@@ -230,7 +233,7 @@ def half_width(counts, edges) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("bin_width", "lo", "hi"))
 def component_summary(z, bin_width: float, lo: float, hi: float) -> dict:
-    """Per-component mean, std, histogram peak (bin centre), half-width, counts, edges, (min, max) range and
+    """Per-component mean, std, histogram peak (bin centre), FWHM, counts, edges, (min, max) range and
     the number of points outside [lo, hi]."""
     _check_points(z, 1, "component_summary")
     z = jnp.asarray(z, jnp.float32)
@@ -241,7 +244,7 @@ def component_summary(z, bin_width: float, lo: float, hi: float) -> dict:
         "mean": mean,
         "std": jnp.sqrt(jnp.mean(jnp.square(z - mean), axis=0)),
         "peak": _peak(counts, edges),
-        "half_width": half_width(counts, edges),
+        "fwhm": fwhm(counts, edges),
         "counts": counts,
         "edges": jnp.asarray(edges, jnp.float32),
         "range": jnp.stack([z.min(axis=0), z.max(axis=0)]),
@@ -250,15 +253,15 @@ def component_summary(z, bin_width: float, lo: float, hi: float) -> dict:
 
 
 @jax.jit
-def component_importance(mu, half_width, mu_min: float, half_width_min: float) -> jax.Array:
-    """(D,) max(|mu| / mu_min, half_width / half_width_min): >= 1 marks a dominant component."""
-    return jnp.maximum(jnp.abs(jnp.asarray(mu)) / mu_min, jnp.asarray(half_width) / half_width_min)
+def component_importance(mu, fwhm, mu_min: float, fwhm_min: float) -> jax.Array:
+    """(D,) max(|mu| / mu_min, fwhm / fwhm_min): >= 1 marks a dominant component."""
+    return jnp.maximum(jnp.abs(jnp.asarray(mu)) / mu_min, jnp.asarray(fwhm) / fwhm_min)
 
 
-def dominant_components(mu, half_width, mu_min: float, half_width_min: float) -> np.ndarray:
-    """Indices of components with |mu| >= mu_min or half-width >= half_width_min, most important first
+def dominant_components(mu, fwhm, mu_min: float, fwhm_min: float) -> np.ndarray:
+    """Indices of components with |mu| >= mu_min or FWHM >= fwhm_min, most important first
     (by `component_importance`)."""
-    score = np.asarray(component_importance(mu, half_width, mu_min, half_width_min))
+    score = np.asarray(component_importance(mu, fwhm, mu_min, fwhm_min))
     chosen = np.flatnonzero(score >= 1)
     return chosen[np.argsort(-score[chosen], kind="stable")]
 
@@ -269,19 +272,19 @@ def _value_range(z) -> jax.Array:
 
 
 @jax.jit
-def _threshold_counts(mu, half_width, mu_thresholds, half_width_thresholds) -> tuple[jax.Array, jax.Array]:
+def _threshold_counts(mu, fwhm, mu_thresholds, fwhm_thresholds) -> tuple[jax.Array, jax.Array]:
     return (
         jnp.sum(jnp.abs(jnp.asarray(mu))[None] >= jnp.asarray(mu_thresholds)[:, None], axis=1),
-        jnp.sum(jnp.asarray(half_width)[None] >= jnp.asarray(half_width_thresholds)[:, None], axis=1),
+        jnp.sum(jnp.asarray(fwhm)[None] >= jnp.asarray(fwhm_thresholds)[:, None], axis=1),
     )
 
 
-def summary_counts(mu, half_width, z, mu_thresholds, half_width_thresholds) -> dict:
-    """How many components have |mu| >= each of mu_thresholds and half-width >= each of half_width_thresholds;
+def summary_counts(mu, fwhm, z, mu_thresholds, fwhm_thresholds) -> dict:
+    """How many components have |mu| >= each of mu_thresholds and FWHM >= each of fwhm_thresholds;
     with z (None: not) also the value range [min, max]."""
-    mu_counts, width_counts = _threshold_counts(mu, half_width, tuple(mu_thresholds), tuple(half_width_thresholds))
+    mu_counts, width_counts = _threshold_counts(mu, fwhm, tuple(mu_thresholds), tuple(fwhm_thresholds))
     counts = {f"mu_abs_ge_{t:g}": int(c) for t, c in zip(mu_thresholds, mu_counts)}
-    counts.update({f"half_width_ge_{t:g}": int(c) for t, c in zip(half_width_thresholds, width_counts)})
+    counts.update({f"fwhm_ge_{t:g}": int(c) for t, c in zip(fwhm_thresholds, width_counts)})
     if z is not None:
         _check_points(z, 1, "summary_counts")
         counts["value_range"] = [float(v) for v in _value_range(z)]

@@ -133,7 +133,7 @@ def ablations(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
                     "preset": preset,
                     "config hash": m.key[:8],
                     **{k: v for k, v in views.headline(m).items() if k != "model"},
-                    "median half-width": float(np.median(m.results["distribution"].numbers["half_width"])),
+                    "median FWHM": float(np.median(m.results["distribution"].numbers["fwhm"])),
                     **uniform_hits(m, bound),
                 }
             )
@@ -161,12 +161,10 @@ UNIFORM_HIT_POINTS = 20_000
 
 def uniform_hits(m: pipeline.ModelResult, bound: float, ks=(2.0, 3.0)) -> dict:
     """MC hit fractions of a uniform box generator at the given bound in the model's data box (the mu and
-    half-widths its distribution evaluator measured)."""
+    FWHM its distribution evaluator measured)."""
     a = m.results["distribution"].numbers
     sampler = UniformBoxSampler(bound=bound, z_dim=a["z_dim"])
-    rows = hits.hit_table(
-        [sampler], a["mu"], a["half_width"], ks, make_key(m.config.seed), num_samples=UNIFORM_HIT_POINTS
-    )
+    rows = hits.hit_table([sampler], a["mu"], a["fwhm"], ks, make_key(m.config.seed), num_samples=UNIFORM_HIT_POINTS)
     shares = {f"uniform b={bound:g} hits k={r['k']:g}": pages.Share(r["mc_hits"], r["mc_samples"]) for r in rows}
     return {**shares, "uniform points": UNIFORM_HIT_POINTS}
 
@@ -210,7 +208,8 @@ def demo(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
         f"reconstruction loss, trained on {ae.data.num_images} procedurally rendered faces ({ae.data.image_size}px, "
         f"{len(FACE_FACTORS)} known factors: {', '.join(FACE_FACTORS)}). Both encode the training set into z-points "
         "whose distribution is measured; random z-points from several generators are compared with the region the "
-        "encoder fills (each component within mean +- k half-widths) and decoded. The judge is a small conv net "
+        "encoder fills (each component within mean +- k FWHM, the posts' 'half-width') and decoded. The judge is a "
+        "small conv net "
         "trained on the faces' factors; its features give Frechet distances and k-NN precision of decoded samples "
         "against real held-out faces."
     )

@@ -18,10 +18,9 @@ import numpy as np
 
 from ae_jax.evaluators import judge as judge_evaluator
 from ae_jax.evaluators import registry
+from ae_jax.numerics import stats
 from ae_jax.report.pages import cell_text, percent
 from ae_jax.studies import framework, views
-
-GAUSSIAN_FWHM = 2 * math.sqrt(2 * math.log(2))  # 2.3548: FWHM / sigma of a Gaussian
 
 
 def _load(path: str):
@@ -78,8 +77,8 @@ def _verdict(measured: bool, holds: bool) -> str:
 
 def component_claim(summary: dict, name: str) -> tuple[str, list[str], list[str]]:
     """Gaussian-like components (FWHM close to 2.3548 sigma) with a few dominant ones (<= 10% of z_dim)."""
-    std, hw = np.asarray(summary["std"]), np.asarray(summary["half_width"])
-    ratio = hw / (GAUSSIAN_FWHM * np.maximum(std, 1e-12))
+    std, hw = np.asarray(summary["std"]), np.asarray(summary["fwhm"])
+    ratio = hw / (stats.GAUSSIAN_FWHM_PER_STD * np.maximum(std, 1e-12))
     gaussian_like = int(np.sum((ratio > 0.8) & (ratio < 1.25)))
     n_dom, d = len(summary["dominant_components"]), summary["z_dim"]
     share = gaussian_like / d
@@ -89,8 +88,8 @@ def component_claim(summary: dict, name: str) -> tuple[str, list[str], list[str]
     lines = [
         f"- {name}: {d} components; FWHM/(2.3548 sigma) median {np.median(ratio):.3f}, "
         f"{percent(gaussian_like, d)} of components within [0.8, 1.25] (Gaussian-like); {n_dom} dominant "
-        f"components (|mu| >= 0.25 or half-width >= 1.5); components past each threshold: {_counts(summary)}; "
-        f"scale-free count: {outliers} components have |mu| or half-width above 3x its median over components."
+        f"components (|mu| >= 0.25 or FWHM >= 1.5); components past each threshold: {_counts(summary)}; "
+        f"scale-free count: {outliers} components have |mu| or FWHM above 3x its median over components."
     ]
     return _verdict(True, holds), lines, _analysis_figures(summary, "components_all.png", "components_dominant.png")
 
@@ -228,7 +227,7 @@ def filament_claim(filaments: dict, name: str) -> tuple[str, list[str], list[str
     )
 
 
-ABLATION_COLUMNS = ("held-out mse", "radius peak", "median half-width", "half_width_ge_3", "dominant components")
+ABLATION_COLUMNS = ("held-out mse", "radius peak", "median FWHM", "fwhm_ge_3", "dominant components")
 
 
 def _markdown_table(rows: list[dict]) -> list[str]:
@@ -416,7 +415,7 @@ def _claims(analyses: dict, sweeps: dict, filaments: tuple[str, dict] | None) ->
         ("Components are Gaussian-like, with a few dominant ones", component_claim, analysed),
         ("The radius distribution peaks where the components put it", radius_claim, analysed),
         (
-            "Uniform generators: zero hits for b >= 3 at 3 half-widths, many for b ~ 1-1.5 at 2 half-widths",
+            "Uniform generators: zero hits for b >= 3 at 3 FWHM, many for b ~ 1-1.5 at 2 FWHM",
             uniform_hits_claim,
             swept,
         ),
