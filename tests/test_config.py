@@ -195,3 +195,10 @@ def test_a_misspelt_preset_is_suggested(tmp_path):
 def test_did_you_mean_is_empty_when_nothing_is_close():
     assert C.did_you_mean("zzz", ["demo", "filaments"]) == ""
     assert C.did_you_mean("dmeo", ["demo", "filaments"]) == " (did you mean 'demo'?)"
+
+
+def test_the_posts_presets_start_from_keras_initialisation_and_flax_is_one_setting_away():
+    for name in ("case1", "case2", "case1_vae_tiny_kl", "case2_vae_tiny_kl"):
+        assert C.load(name).model.init == "keras"
+        assert C.load(name, ["model.init=flax"]).model.init == "flax"
+    assert C.load("faces").model.init == "flax"

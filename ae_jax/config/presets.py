@@ -40,8 +40,9 @@ def _tiny_kl(config: Config) -> Config:
 
 _CELEBA = DataConfig(name="celeba", image_size=96)
 _FACES_DATA = DataConfig(name="faces", image_size=32, num_images=4096)
-_CASE1_MODEL = _arch((32, 64, 128, 256), (3, 3, 3, 3), (128, 64, 32, 3), (3, 3, 3, 3), z_dim=256)
-_CASE2_MODEL = _arch((64, 64, 128, 128), (5, 5, 3, 3), (128, 64, 64, 3), (3, 3, 5, 5), z_dim=256)
+# The posts' Keras initialisation (glorot_uniform kernels, zero biases): their latent widths depend on it.
+_CASE1_MODEL = _arch((32, 64, 128, 256), (3, 3, 3, 3), (128, 64, 32, 3), (3, 3, 3, 3), z_dim=256, init="keras")
+_CASE2_MODEL = _arch((64, 64, 128, 128), (5, 5, 3, 3), (128, 64, 64, 3), (3, 3, 5, 5), z_dim=256, init="keras")
 _MNIST_STRIDES = ((1, 2, 2, 1), (1, 2, 2, 1))  # 28 -> 28 -> 14 -> 7 -> 7
 _MNIST_MODEL = _arch((32, 64, 64, 64), (3, 3, 3, 3), (64, 64, 32, 1), (3, 3, 3, 3), _MNIST_STRIDES, z_dim=2)
 _FACES_MODEL = _arch((32, 64, 64), (3, 3, 3), (64, 32, 3), (3, 3, 3), z_dim=32)
