@@ -101,6 +101,7 @@ def test_quick_demo_is_the_demo_study_and_writes_one_self_contained_page(tmp_pat
         "tiny_vae_tiny_kl: generators",
         "tiny: intrinsic dimension",
         "Timings",
+        "Claims of the posts",
     ):
         assert heading in html
     done = json.loads((tmp_path / "demo-smoke" / "results.json").read_text())

@@ -134,6 +134,10 @@ def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = ()) ->
             "tables": output.tables,
         },
     )
-    first = [views.findings(output.models), ("Study", [pages.paragraph(" ".join(study.description.split()))])]
+    first = [
+        views.findings(output.models),
+        ("Study", [pages.paragraph(" ".join(study.description.split()))]),
+        views.claims_section([m.to_json() for m in output.models]),
+    ]
     title = f"ae_jax study: {name}"
     return pages.write_page(os.path.join(out, "index.html"), title, first + output.sections, size.get("banner", ""))

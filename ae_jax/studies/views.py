@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from ae_jax.evaluators import registry
 from ae_jax.report import pages
+from ae_jax.studies import claims
 from ae_jax.studies.pipeline import ModelResult
 
 
@@ -86,3 +87,13 @@ def recorded_models(study_folder: str) -> dict[str, dict[str, registry.View]]:
     with open(os.path.join(study_folder, "results.json")) as f:
         models = json.load(f)["models"]
     return {recorded_label(m): recorded_views(m) for m in models}
+
+
+def claims_section(models: Sequence[dict]) -> tuple[str, list[str]]:
+    """The posts' claims (ae_jax.studies.claims) decided on each recorded model's evidence: one table per model,
+    the claims its evaluators did not measure included, as "not measured"."""
+    parts = []
+    for m in models:
+        rows = [claims.table_row(v) for v in claims.verdicts([m])]
+        parts += [pages.paragraph(f"{recorded_label(m)}:"), pages.table(rows)]
+    return "Claims of the posts", parts

@@ -1,0 +1,80 @@
+"""The claims registry: every rule reaches each of its outcomes, seeds must agree, and what was not measured says
+so, naming its evaluator."""
+
+import pytest
+
+from ae_jax.studies import claims as C
+
+
+def evidence(low, high, null=None, **kw):
+    return C.Evidence((low + high) / 2, (low, high), 100, "test", null=null, **kw)
+
+
+@pytest.mark.parametrize(
+    "rule, interval, null, outcome",
+    [
+        (C.at_most(10), (2, 9), None, C.SUPPORTED),
+        (C.at_most(10), (11, 14), None, C.REFUTED),
+        (C.at_most(10), (8, 12), None, C.INCONCLUSIVE),
+        (C.at_least(0.99), (0.995, 1.0), None, C.SUPPORTED),
+        (C.at_least(0.99), (0.2, 0.5), None, C.REFUTED),
+        (C.at_least(0.99), (0.98, 1.0), None, C.INCONCLUSIVE),
+        (C.near_null(0.1), (0.95, 1.05), 1.0, C.SUPPORTED),
+        (C.near_null(0.1), (1.2, 1.4), 1.0, C.REFUTED),
+        (C.near_null(0.1), (0.5, 0.8), 1.0, C.REFUTED),
+        (C.near_null(0.1), (1.05, 1.2), 1.0, C.INCONCLUSIVE),
+        (C.near_null(0.1), (-1.05, -0.95), -1.0, C.SUPPORTED),  # a negative null: the band is still ordered
+    ],
+)
+def test_each_rule_reaches_each_outcome(rule, interval, null, outcome):
+    assert rule(evidence(*interval, null=null)) == outcome
+
+
+def test_a_near_null_rule_without_a_null_is_refused():
+    with pytest.raises(ValueError, match="null"):
+        C.near_null(0.1)(evidence(0, 1))
+
+
+def model(claim_id, evaluator, ev):
+    return {"evaluators": {evaluator: {"numbers": {"evidence": {claim_id: ev.to_json()}}}}}
+
+
+def test_every_claim_quotes_a_post_and_every_verdict_is_reachable_from_models():
+    assert len({c.id for c in C.CLAIMS}) == len(C.CLAIMS)
+    assert all(c.post in (C.POST_I, C.POST_II, C.POST_III) and c.quote and c.evaluator for c in C.CLAIMS)
+    c = C.claim("count_fwhm_ge_3")
+    for interval, outcome in (((1, 4), C.SUPPORTED), ((30, 60), C.REFUTED), ((3, 8), C.INCONCLUSIVE)):
+        (v,) = C.verdicts([model(c.id, "distribution", evidence(*interval))], [c])
+        assert v.outcome == outcome and v.reason == "one seed: no interval across seeds"
+        assert C.table_row(v)["verdict"].startswith(outcome)
+
+
+def test_seeds_must_agree_and_their_spread_is_a_t_interval():
+    c = C.claim("count_fwhm_ge_3")
+    agree = [model(c.id, "distribution", evidence(v - 1, v + 1)) for v in (2, 3, 4)]
+    (v,) = C.verdicts(agree, [c])
+    assert v.outcome == C.SUPPORTED and v.per_seed == (C.SUPPORTED,) * 3 and v.reason == ""
+    mean, low, high = v.across_seeds()
+    assert mean == 3 and low == pytest.approx(3 - 4.303 / 3**0.5) and high == pytest.approx(3 + 4.303 / 3**0.5)
+    assert "across 3 seeds" in C.table_row(v)["ours"]
+    split = agree[:2] + [model(c.id, "distribution", evidence(20, 30))]
+    (v,) = C.verdicts(split, [c])
+    assert v.outcome == C.INCONCLUSIVE and v.per_seed == (C.SUPPORTED, C.SUPPORTED, C.REFUTED)
+
+
+def test_a_claim_its_evaluator_did_not_measure_says_so_by_name():
+    c = C.claim("filaments_one_dimensional")
+    (v,) = C.verdicts([{"evaluators": {"distribution": {"numbers": {}}}}], [c])
+    assert v.outcome == C.NOT_MEASURED and "intrinsic_dimension" in v.reason
+    row = C.table_row(v)
+    assert row["ours"] == "-" and row["verdict"].startswith("not measured") and C.POST_III in row["quote"]
+
+
+def test_the_null_and_its_interval_are_shown_with_the_estimate():
+    c = C.claim("radius_from_components")
+    e = evidence(6.2, 6.6, null=1.6, null_interval=(1.5, 1.7), null_name="column-shuffled z-points")
+    (v,) = C.verdicts([model(c.id, "distribution", e)], [c])
+    row = C.table_row(v)
+    assert v.outcome == C.REFUTED
+    assert row["ours"] == "6.4 [6.2, 6.6]" and row["null"] == "1.6 [1.5, 1.7] (column-shuffled z-points)"
+    assert C.Evidence.of(e.to_json()) == e
