@@ -14,34 +14,18 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
+from ae_jax.evaluators.evidence import (
+    AUTHOR_FWHM,
+    COUNT_THRESHOLDS,
+    UNIFORM_SETTINGS,
+    Evidence,
+    count_claim_id,
+    uniform_claim_id,
+)
+
 SUPPORTED, REFUTED, INCONCLUSIVE, NOT_MEASURED = "supported", "refuted", "inconclusive", "not measured"
 OUTCOMES = (SUPPORTED, REFUTED, INCONCLUSIVE, NOT_MEASURED)
 T_975 = (math.nan, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262)  # Student t, 95%, by dof
-
-
-@dataclasses.dataclass(frozen=True)
-class Evidence:
-    """One model's measurement of one claim, as an evaluator records it (JSON: `to_json` / `of`)."""
-
-    estimate: float
-    interval: tuple[float, float]
-    n: int  # the sample the interval is over (points, generated z-points, images)
-    method: str  # how the interval was made, e.g. "bootstrap over points, 200 resamples, 95%"
-    null: float | None = None  # the null model's value (None: the claim's bound is its null)
-    null_interval: tuple[float, float] | None = None
-    null_name: str = ""  # e.g. "column-shuffled z-points (independent components)"
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def of(cls, record: Mapping) -> Evidence:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        record = {k: v for k, v in record.items() if k in fields}
-        record["interval"] = tuple(record["interval"])
-        if record.get("null_interval") is not None:
-            record["null_interval"] = tuple(record["null_interval"])
-        return cls(**record)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,150 +95,133 @@ class Claim:
 
 
 POST_I, POST_II, POST_III = "002_f810418f3da78d23.txt", "001_903d989c19405ef1.txt", "000_3661fa2006c3146b.txt"
-AUTHOR_FWHM = 1.0  # the posts' typical component width (post III: "a thin Gaussian form ... a half-with of 1")
 AUTHOR_HITS = 170_000  # generated points per uniform setting in post II
 FEW_HITS = 10 / AUTHOR_HITS  # post II's "(< 10)" and "around 10 out of 170.000", as a share
+# Post II's bound on each count (COUNT_THRESHOLDS), for z_dim 256, and its words.
+COUNT_BOUNDS = {
+    "mu_ge_0.25": (25, "only a few components ( ≤ 25) with mean values <μ> ≥ 0.25"),
+    "mu_ge_1": (10, "only a few components ( ≤ 10) with mean values <μ> ≥ +1.0"),
+    "fwhm_ge_1": (40, "only relatively few components (≤ 40) with a half-width ≥ 1"),
+    "fwhm_ge_1.5": (20, "only a few components (≤ 20) with a half-width ≥ 1.5"),
+    "fwhm_ge_3": (5, "only very few components ≤ 5 with a half-width ≥ 3"),
+}
+# Post II's share of hits for each uniform setting (UNIFORM_SETTINGS), as a rule, and its words.
+UNIFORM_STATEMENTS = {
+    (12.0, 3.0): (at_most(FEW_HITS), "three times the half-width ... came out to be exactly zero"),
+    (12.0, 12.0): (at_most(10 * FEW_HITS), "Even with 12 times the half-width you get only very few vectors"),
+    (2.0, 2.0): (at_most(FEW_HITS), "for [-2, 2] only around 10 out of 170.000 vectors would hit"),
+    (1.5, 2.0): (at_least(0.99), "b=1.5 and 2 times the half-width. Now the components of all the artificial vectors"),
+    (1.5, 1.5): (at_most(FEW_HITS), "change the intervals to hit to 1.5 times the half-width you are back again"),
+    (1.0, 1.5): (at_least(0.99), "For b=1 and 1.5 times the half-width we get again a number of 170,000"),
+}
 
-# Post II's component counts: (id, what is counted, threshold, the author's bound for z_dim 256, quote).
-COUNT_CLAIMS = (
-    ("mu_ge_0.25", "|mu|", 0.25, 25, "only a few components ( ≤ 25) with mean values <μ> ≥ 0.25"),
-    ("mu_ge_1", "|mu|", 1.0, 10, "only a few components ( ≤ 10) with mean values <μ> ≥ +1.0"),
-    ("fwhm_ge_1", "FWHM", 1.0, 40, "only relatively few components (≤ 40) with a half-width ≥ 1"),
-    ("fwhm_ge_1.5", "FWHM", 1.5, 20, "only a few components (≤ 20) with a half-width ≥ 1.5"),
-    ("fwhm_ge_3", "FWHM", 3.0, 5, "only very few components ≤ 5 with a half-width ≥ 3"),
+
+def _count_claim(key: str, what: str, threshold: float, scaled: bool) -> Claim:
+    bound, quote = COUNT_BOUNDS[key]
+    unit = f"{threshold:g} x the median FWHM / {AUTHOR_FWHM:g}" if scaled else f"{threshold:g}"
+    return Claim(
+        count_claim_id(key, scaled),
+        f"Few components with {what} >= {threshold:g}" + (" (in the latent's own units)" * scaled),
+        POST_II,
+        quote,
+        "distribution",
+        f"components with {what} >= {unit}, per 256 components",
+        at_most(bound),
+    )
+
+
+def _uniform_claim(b: float, k: float, scaled: bool) -> Claim:
+    rule, quote = UNIFORM_STATEMENTS[(b, k)]
+    b_text = f"b = {b:g} x the median FWHM / {AUTHOR_FWHM:g}" if scaled else f"b = {b:g}"
+    return Claim(
+        uniform_claim_id(b, k, scaled),
+        f"Uniform {b_text}, box of {k:g} FWHM",
+        POST_II,
+        quote,
+        "generators",
+        f"share of uniform z-points ({b_text}) inside mu +- {k:g} FWHM in every component",
+        rule,
+    )
+
+
+CLAIMS = (
+    Claim(
+        "gaussian_components",
+        "Components are Gaussian-like",
+        POST_II,
+        "Most of the components show a Gaussian like number distribution",
+        "distribution",
+        "median over components of FWHM / (2.3548 std), against Gaussian components of the same means and stds "
+        "binned alike",
+        near_null(0.10),
+    ),
+    *(_count_claim(*count, scaled) for count in COUNT_THRESHOLDS for scaled in (False, True)),
+    Claim(
+        "few_dominant_axes",
+        "Few dominant coordinate axes",
+        POST_II,
+        "The respective axes involved are less than 10% of the total number.",
+        "distribution",
+        "share of components whose |mu| or FWHM exceeds 3x its median over components",
+        at_most(0.10),
+    ),
+    Claim(
+        "pca_few_axes",
+        "Few dominant principal components",
+        POST_II,
+        "a number of dominant main components in the same number region (0.1 * N)",
+        "distribution",
+        "participation ratio of the covariance's eigenvalues / z_dim",
+        at_most(0.10),
+    ),
+    Claim(
+        "centre_on_few_axes",
+        "The centre lies near a few coordinate axes",
+        POST_II,
+        "a center point close to or within a sub-volume of very low dimensions spanned by some coordinate axes",
+        "distribution",
+        "share of |mean|^2 carried by the 10% of components with the largest |mu|",
+        at_least(0.80),
+    ),
+    Claim(
+        "radius_from_components",
+        "The radius distribution follows from the components",
+        POST_III,
+        "How does the peak in the close vicinity of R=16 fit to the above number density data along the "
+        "coordinate axes? Answer: Very well.",
+        "distribution",
+        "std of |z| against column-shuffled z-points (independent components with the same marginals)",
+        near_null(0.25),
+    ),
+    *(_uniform_claim(b, k, scaled) for b, k in UNIFORM_SETTINGS for scaled in (False, True)),
+    Claim(
+        "uniform_radius_law",
+        "The radius law of uniform generators",
+        POST_II,
+        "<R> ≈ b * sqrt(1/3 * N) * sqrt( 1 / (1 + 1/(4*N) )",
+        "generators",
+        "mean |z| of uniform z-points (b = 1) / the post's formula",
+        near_null(0.01),
+    ),
+    Claim(
+        "filaments_low_dimensional",
+        "Filaments: low-dimensional at small scales",
+        POST_III,
+        "lie within thin filaments on characteristic small length scales",
+        "intrinsic_dimension",
+        "TwoNN dimension at the smallest scale / the fitted Gaussian's at the same number of points",
+        at_most(0.5),
+    ),
+    Claim(
+        "filaments_one_dimensional",
+        "Filaments: basically one-dimensional",
+        POST_III,
+        "long, very thin and basically one-dimensional filaments",
+        "intrinsic_dimension",
+        "share of local variance along the first local principal axis at the smallest scale",
+        at_least(0.8),
+    ),
 )
-# Post II's uniform generators: (b, k, claimed share of hits as a rule, quote).
-UNIFORM_CLAIMS = (
-    (12.0, 3.0, at_most(FEW_HITS), "three times the half-width ... came out to be exactly zero"),
-    (12.0, 12.0, at_most(10 * FEW_HITS), "Even with 12 times the half-width you get only very few vectors"),
-    (2.0, 2.0, at_most(FEW_HITS), "for [-2, 2] only around 10 out of 170.000 vectors would hit"),
-    (1.5, 2.0, at_least(0.99), "b=1.5 and 2 times the half-width. Now the components of all the artificial vectors"),
-    (1.5, 1.5, at_most(FEW_HITS), "change the intervals to hit to 1.5 times the half-width you are back again"),
-    (1.0, 1.5, at_least(0.99), "For b=1 and 1.5 times the half-width we get again a number of 170,000"),
-)
-
-
-def count_claim_id(key: str, scaled: bool) -> str:
-    return f"count_{key}" + ("_scaled" if scaled else "")
-
-
-def uniform_claim_id(b: float, k: float, scaled: bool) -> str:
-    return f"uniform_b{b:g}_k{k:g}" + ("_scaled" if scaled else "")
-
-
-def _registry() -> tuple[Claim, ...]:
-    claims = [
-        Claim(
-            "gaussian_components",
-            "Components are Gaussian-like",
-            POST_II,
-            "Most of the components show a Gaussian like number distribution",
-            "distribution",
-            "median over components of FWHM / (2.3548 std), against Gaussian components of the same means and "
-            "stds binned alike",
-            near_null(0.10),
-        ),
-    ]
-    for key, what, threshold, bound, quote in COUNT_CLAIMS:
-        for scaled in (False, True):
-            unit = f"{threshold:g} x the median FWHM / {AUTHOR_FWHM:g}" if scaled else f"{threshold:g}"
-            claims.append(
-                Claim(
-                    count_claim_id(key, scaled),
-                    f"Few components with {what} >= {threshold:g}" + (" (in the latent's own units)" * scaled),
-                    POST_II,
-                    quote,
-                    "distribution",
-                    f"components with {what} >= {unit}, per 256 components",
-                    at_most(bound),
-                )
-            )
-    claims += [
-        Claim(
-            "few_dominant_axes",
-            "Few dominant coordinate axes",
-            POST_II,
-            "The respective axes involved are less than 10% of the total number.",
-            "distribution",
-            "share of components whose |mu| or FWHM exceeds 3x its median over components",
-            at_most(0.10),
-        ),
-        Claim(
-            "pca_few_axes",
-            "Few dominant principal components",
-            POST_II,
-            "a number of dominant main components in the same number region (0.1 * N)",
-            "distribution",
-            "participation ratio of the covariance's eigenvalues / z_dim",
-            at_most(0.10),
-        ),
-        Claim(
-            "centre_on_few_axes",
-            "The centre lies near a few coordinate axes",
-            POST_II,
-            "a center point close to or within a sub-volume of very low dimensions spanned by some coordinate axes",
-            "distribution",
-            "share of |mean|^2 carried by the 10% of components with the largest |mu|",
-            at_least(0.80),
-        ),
-        Claim(
-            "radius_from_components",
-            "The radius distribution follows from the components",
-            POST_III,
-            "How does the peak in the close vicinity of R=16 fit to the above number density data along the "
-            "coordinate axes? Answer: Very well.",
-            "distribution",
-            "std of |z| against column-shuffled z-points (independent components with the same marginals)",
-            near_null(0.25),
-        ),
-    ]
-    for b, k, rule, quote in UNIFORM_CLAIMS:
-        for scaled in (False, True):
-            b_text = f"b = {b:g} x the median FWHM / {AUTHOR_FWHM:g}" if scaled else f"b = {b:g}"
-            claims.append(
-                Claim(
-                    uniform_claim_id(b, k, scaled),
-                    f"Uniform {b_text}, box of {k:g} FWHM",
-                    POST_II,
-                    quote,
-                    "generators",
-                    f"share of uniform z-points ({b_text}) inside mu +- {k:g} FWHM in every component",
-                    rule,
-                )
-            )
-    claims += [
-        Claim(
-            "uniform_radius_law",
-            "The radius law of uniform generators",
-            POST_II,
-            "<R> ≈ b * sqrt(1/3 * N) * sqrt( 1 / (1 + 1/(4*N) )",
-            "generators",
-            "mean |z| of uniform z-points (b = 1) / the post's formula",
-            near_null(0.01),
-        ),
-        Claim(
-            "filaments_low_dimensional",
-            "Filaments: low-dimensional at small scales",
-            POST_III,
-            "lie within thin filaments on characteristic small length scales",
-            "intrinsic_dimension",
-            "TwoNN dimension at the smallest scale / the fitted Gaussian's at the same number of points",
-            at_most(0.5),
-        ),
-        Claim(
-            "filaments_one_dimensional",
-            "Filaments: basically one-dimensional",
-            POST_III,
-            "long, very thin and basically one-dimensional filaments",
-            "intrinsic_dimension",
-            "share of local variance along the first local principal axis at the smallest scale",
-            at_least(0.8),
-        ),
-    ]
-    return tuple(claims)
-
-
-CLAIMS = _registry()
 
 
 def claim(claim_id: str) -> Claim:
