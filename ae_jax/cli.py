@@ -169,7 +169,7 @@ def _study(args) -> int:
     studies = studies_named(args.name)
     check_overrides(studies, args.set)
     for study in studies:
-        page = run_study(study.name, args.full, args.out, overrides_for(study, args.set))
+        page = run_study(study.name, args.full, args.out, overrides_for(study, args.set), args.seeds)
         print(f"{study.name}: {page}")
         for label, shown in recorded_models(os.path.dirname(page)).items():
             print(f"  {cells_line(headline_row(label, shown))}")
@@ -180,7 +180,7 @@ def _study(args) -> int:
 
 def _demo(args) -> int:
     """`ae-jax demo` is `ae-jax study demo --full`; --quick is the smoke size."""
-    return _study(argparse.Namespace(name="demo", full=not args.quick, out=args.out, set=args.set))
+    return _study(argparse.Namespace(name="demo", full=not args.quick, out=args.out, set=args.set, seeds=1))
 
 
 def _with_settings(p: argparse.ArgumentParser, example: str = "model.z_dim=64") -> None:
@@ -317,6 +317,13 @@ def _add_study(sub) -> None:
     )
     p.add_argument("name", help="a study (demo, random_points, ablations, ...) or all")
     p.add_argument("--full", action="store_true", help="the study's real size instead of the smoke size")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="replicates: every model trained with seeds S, S+1, ... (S: --set seed or 0); claims are decided "
+        "across them",
+    )
     _with_out(p)
     _with_settings(p, "train.epochs=2")
     p.set_defaults(func=_study)

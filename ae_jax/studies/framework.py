@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ae_jax import config as config_lib
 from ae_jax import stages
@@ -106,38 +106,63 @@ def study_folder(out_dir: str, name: str, full: bool) -> str:
     return os.path.join(out_dir, name if full else f"{name}-smoke")
 
 
-def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = ()) -> str:
-    """Run one study into its folder (study_folder); returns the path of its page."""
+def seed_overrides(overrides: Sequence[str], seeds: int) -> list[tuple[int, list[str]]]:
+    """(seed, overrides) of each of `seeds` replicates: seed = the --set seed (or the default) + 0, 1, ...; a
+    single replicate keeps the overrides as given."""
+    if seeds < 1:
+        raise config_lib.ConfigError(f"--seeds must be >= 1, got {seeds}")
+    first = config_lib.from_dict(config_lib.parse_overrides([o for o in overrides if _key(o) == "seed"])).seed
+    if seeds == 1:
+        return [(first, list(overrides))]
+    return [(first + i, [*overrides, f"seed={first + i}"]) for i in range(seeds)]
+
+
+def _replicates(study: Study, settings: dict, out: str, replicates: list[tuple[int, list[str]]]) -> StudyOutput:
+    """The study run once per (seed, overrides): every seed's models, its tables' rows (with a seed column when
+    there are several), and the first seed's sections (its figures)."""
+    runs = [(seed, study.run(settings, out, o)) for seed, o in replicates]
+    tables = {
+        stem: [{**({"seed": seed} if len(runs) > 1 else {}), **row} for seed, o in runs for row in o.tables[stem]]
+        for stem in runs[0][1].tables
+    }
+    return StudyOutput(runs[0][1].sections, [m for _, o in runs for m in o.models], tables)
+
+
+def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), seeds: int = 1) -> str:
+    """Run one study into its folder (study_folder), once per seed; returns the path of its page."""
     study = study_named(name)
     check_overrides([study], overrides)
     settings = study.full if full else study.smoke
     out = study_folder(out_dir, name, full)
     overrides = [f"workdir={os.path.join(out_dir, 'runs')}"] + list(overrides)
+    replicates = seed_overrides(overrides, seeds)
     size = {"size": "full" if full else "smoke", **({} if full else {"banner": SMOKE_BANNER})}
     os.makedirs(out, exist_ok=True)
     stages.write_json(
         os.path.join(out, "config.json"),
-        {"study": name, **size, "settings": config_lib.plain(settings), "overrides": overrides},
+        {"study": name, **size, "settings": config_lib.plain(settings), "overrides": overrides, "seeds": seeds},
     )
     start = time.perf_counter()
-    output = study.run(settings, out, overrides)
+    output = _replicates(study, settings, out, replicates)
     for stem, rows in output.tables.items():
         pages.write_csv(rows, os.path.join(out, f"{stem}.csv"))
+    models = [m.to_json() for m in output.models]
     stages.write_json(
         os.path.join(out, "results.json"),
         {
             "study": name,
             **size,
             "overrides": overrides,
+            "seeds": seeds,
             "seconds": time.perf_counter() - start,
-            "models": [m.to_json() for m in output.models],
+            "models": models,
             "tables": output.tables,
         },
     )
     first = [
-        views.findings(output.models),
+        views.findings(output.models[: len(output.models) // seeds]),
         ("Study", [pages.paragraph(" ".join(study.description.split()))]),
-        views.claims_section([m.to_json() for m in output.models]),
+        views.claims_section(models),
     ]
     title = f"ae_jax study: {name}"
     return pages.write_page(os.path.join(out, "index.html"), title, first + output.sections, size.get("banner", ""))

@@ -90,10 +90,14 @@ def recorded_models(study_folder: str) -> dict[str, dict[str, registry.View]]:
 
 
 def claims_section(models: Sequence[dict]) -> tuple[str, list[str]]:
-    """The posts' claims (ae_jax.studies.claims) decided on each recorded model's evidence: one table per model,
-    the claims its evaluators did not measure included, as "not measured"."""
-    parts = []
+    """The posts' claims (ae_jax.studies.claims) decided on the recorded models' evidence: one table per model
+    label, its seeds together, the claims its evaluators did not measure included, as "not measured"."""
+    by_label: dict[str, list[dict]] = {}
     for m in models:
-        rows = [claims.table_row(v) for v in claims.verdicts([m])]
-        parts += [pages.paragraph(f"{recorded_label(m)}:"), pages.table(rows)]
+        by_label.setdefault(m["label"], []).append(m)
+    parts = []
+    for label, replicates in by_label.items():
+        seeds = sorted(m["config"]["seed"] for m in replicates)
+        parts.append(pages.paragraph(f"{label} (seeds {', '.join(map(str, seeds))}):"))
+        parts.append(pages.table([claims.table_row(v) for v in claims.verdicts(replicates)]))
     return "Claims of the posts", parts
