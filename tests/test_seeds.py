@@ -39,6 +39,7 @@ def test_a_study_with_two_seeds_records_both_and_decides_claims_across_them(tmp_
     html = (folder / "index.html").read_text()
     assert "Claims of the posts" in html and "tiny (seeds 0, 1):" in html
     assert "not measured: the distribution evaluator recorded no evidence" in html
+    assert "Headline numbers across seeds" in html  # each headline as mean [interval] over the two seeds
 
 
 def test_a_bad_seed_count_is_refused_before_any_work(tmp_path):

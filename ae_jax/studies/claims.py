@@ -244,15 +244,19 @@ class Verdict:
     reason: str = ""  # for "not measured", and what across-seed intervals lack with one seed
 
     def across_seeds(self) -> tuple[float, float, float] | None:
-        """(mean, low, high) of the estimates across seeds, a 95% Student t interval; None with one seed."""
-        values = [e.estimate for e in self.evidence]
-        n = len(values)
-        if n < 2:
-            return None
-        mean = sum(values) / n
-        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-        half = (T_975[n - 1] if n - 1 < len(T_975) else 1.96) * sd / math.sqrt(n)
-        return mean, mean - half, mean + half
+        """(mean, low, high) of the estimates across seeds (`t_interval`); None with one seed."""
+        return t_interval([e.estimate for e in self.evidence])
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float, float] | None:
+    """(mean, low, high): the mean of values (one per seed) with its 95% Student t interval; None for one value."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = (T_975[n - 1] if n - 1 < len(T_975) else 1.96) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
 
 
 def evidence_of(model: Mapping, c: Claim) -> Evidence | None:

@@ -163,6 +163,7 @@ def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), se
         views.findings(output.models[: len(output.models) // seeds]),
         ("Study", [pages.paragraph(" ".join(study.description.split()))]),
         views.claims_section(models),
+        *([views.across_seeds_section(output.models)] if seeds > 1 else []),
     ]
     title = f"ae_jax study: {name}"
     return pages.write_page(os.path.join(out, "index.html"), title, first + output.sections, size.get("banner", ""))

@@ -101,3 +101,20 @@ def claims_section(models: Sequence[dict]) -> tuple[str, list[str]]:
         parts.append(pages.paragraph(f"{label} (seeds {', '.join(map(str, seeds))}):"))
         parts.append(pages.table([claims.table_row(v) for v in claims.verdicts(replicates)]))
     return "Claims of the posts", parts
+
+
+def across_seeds_section(models: Sequence[ModelResult]) -> tuple[str, list[str]]:
+    """Every model label's headline numbers as mean [95% t interval] across its seeds (models of one label)."""
+    by_label: dict[str, list[dict]] = {}
+    for m in models:
+        by_label.setdefault(m.label, []).append(headline(m))
+    rows = []
+    for label, heads in by_label.items():
+        row = {"model": label, "seeds": len(heads)}
+        for key in heads[0]:
+            values = [h[key] for h in heads]
+            spread = all(isinstance(v, (int, float)) for v in values) and claims.t_interval([float(v) for v in values])
+            if spread:
+                row[key] = f"{spread[0]:.3g} [{spread[1]:.3g}, {spread[2]:.3g}]"
+        rows.append(row)
+    return "Headline numbers across seeds (mean [95% interval])", [pages.table(rows)]
