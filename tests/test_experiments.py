@@ -7,7 +7,7 @@ import os
 import pytest
 
 from ae_jax.cli import main
-from ae_jax.studies import results_md
+from ae_jax.studies import claims, results_md
 from ae_jax.studies.catalogue import STUDIES, check_overrides, overrides_for, run_study, studies_named
 
 
@@ -41,28 +41,22 @@ def test_study_runs_at_smoke_size_and_records_its_numbers(name, out_dir):
 
 
 def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
-    for name in ("random_points", "component_distributions", "filaments", "ae_vs_vae"):  # run above, unless alone
-        if not os.path.isfile(os.path.join(out_dir, f"{name}-smoke", "results.json")):
-            run_study(name, full=False, out_dir=out_dir)
+    if not os.path.isfile(os.path.join(out_dir, "claims-smoke", "results.json")):  # run above, unless alone
+        run_study("claims", full=False, out_dir=out_dir)
     page = tmp_path / "docs" / "results.md"
     assert results_md.main(["--results", out_dir, "--out", str(page), "--title", "smoke"]) == 0
-    lines = page.read_text().splitlines()
-    titles = [
-        "Components are Gaussian-like, with a few dominant ones",
-        "The radius distribution peaks where the components put it",
-        "Uniform generators: zero hits for b >= 3 at 3 FWHM, many for b ~ 1-1.5 at 2 FWHM",
-        "The radius law of uniform generators",
-        "Filaments and voids",
-    ]
-    verdicts = {t: next(line for line in lines if line.startswith(f"## {t}: "))[len(t) + 5 :] for t in titles}
-    assert all("not yet measured" not in v for v in verdicts.values()), verdicts
-    assert any(line.startswith("## Ablations") for line in lines)
-    # the smoke studies train no judge, so that claim stays open
-    assert "## Fitted Gaussians decode to faces (in the judge's eyes): not yet measured" in lines
-    figures = os.listdir(tmp_path / "docs" / "figures")
-    hash8 = json.load(open(os.path.join(out_dir, "filaments-smoke", "results.json")))["models"][0]["config_hash"][:8]
-    assert f"study_3_tiny_{hash8}_intrinsic_dimension.png" in figures  # figures sit next to their claim's numbers
-    assert f"study_3_tiny_{hash8}_tsne_raw.png" in figures  # smoke filaments runs t-SNE
+    text = page.read_text()
+    lines = text.splitlines()
+    summary = lines.index("| claim | post | tiny | tiny_vae_tiny_kl |")  # the summary table first, a column a model
+    assert summary < lines.index(f"### {claims.CLAIMS[0].title}")
+    for c in claims.CLAIMS:
+        section = lines[lines.index(f"### {c.title}") :]
+        assert section[2] == f'> "{c.quote}" ({c.post})' and section[4].startswith(f"Rule: {c.rule_text()}")
+        verdicts = [line.rsplit("**", 2)[1] for line in section[6:8]]
+        assert [line.split(":")[0] for line in section[6:8]] == ["- tiny", "- tiny_vae_tiny_kl"]
+        assert all(v.split(" (")[0] in claims.OUTCOMES for v in verdicts), verdicts
+    assert "one seed: no interval across seeds" in text
+    assert any(line.startswith("## Ablations") for line in lines) and "## Training" in lines
 
 
 def test_unknown_study_is_refused(out_dir):
@@ -126,20 +120,6 @@ def test_results_page_states_the_judge_against_its_baseline_and_references(tmp_p
     (study / "results.json").write_text(json.dumps({"models": [model]}))
     lines = results_md.judge_lines(str(tmp_path))
     assert len(lines) == 4 and "held-out accuracy 0.893 against the trivial baseline's 0.807" in lines[-1]
-    sweep = {
-        "results": [
-            {"label": "full", "sampler": "full", "judge_frechet": 2.0, "judge_precision": 0.9},
-            {"label": "uniform(bound=3)", "sampler": "uniform", "judge_frechet": 40.0, "judge_precision": 1.0},
-        ],
-        "judge_reference": {
-            "reconstructions": {"judge_frechet": 2.5, "judge_precision": 0.95},
-            "real vs real": {"judge_frechet": 0.4, "judge_precision": 0.94},
-        },
-        "figures": {},
-    }
-    verdict, lines, _ = results_md.fitted_gaussian_claim(sweep, "model")
-    assert verdict == "**reproduced**"
-    assert "is 0.8x reconstructions, 5x real vs real; the closest uniform box is 20x the closest fit" in lines[1]
 
 
 @pytest.mark.parametrize("signal, status", [(2, 130), (15, 143)])

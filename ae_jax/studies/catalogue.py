@@ -104,6 +104,19 @@ def ae_vs_vae(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
     return StudyOutput(sections, models, tables)
 
 
+CLAIM_EVALUATORS = ("reconstruction", "distribution", "generators", "intrinsic_dimension")
+
+
+def claims(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
+    """The posts' claims (ae_jax.studies.claims): case1 AE and its tiny-KL VAE at the posts' length, 24 epochs,
+    measured by every evaluator that records a claim's evidence; run it with --seeds 3 for intervals across seeds.
+    docs/results.md is written from it."""
+    configs = [model_config(settings[k], settings, overrides) for k in ("ae", "vae")]
+    models = [pipeline.study_model(c, os.path.join(out, c.name), CLAIM_EVALUATORS) for c in configs]
+    sections = [s for m in models for s in views.model_sections(m)]
+    return StudyOutput(sections, models, {"claims_models": [views.headline(m) for m in models]})
+
+
 def _evaluator_tables(models, prefix: str, names) -> dict[str, list[dict]]:
     """Each named evaluator's rows over the models (those that ran it), as tables <prefix><name>."""
     tables = {prefix + name: [row for m in models for row in views.rows(m, name)] for name in names}
@@ -319,6 +332,14 @@ for study in [
             },
         ),
         evaluators=("reconstruction", "distribution"),
+    ),
+    Study(
+        "claims",
+        claims.__doc__,
+        claims,
+        smoke=dict(_SMOKE),
+        full=dict(_FULL_CELEBA, overrides={**_FULL, "train.epochs": 24, "distribution.tsne": False}),
+        evaluators=CLAIM_EVALUATORS,
     ),
     Study(
         "intrinsic_dimension",
