@@ -55,7 +55,7 @@ def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
         verdicts = [line.rsplit("**", 2)[1] for line in section[6:8]]
         assert [line.split(":")[0] for line in section[6:8]] == ["- tiny", "- tiny_vae_tiny_kl"]
         assert all(v.split(" (")[0] in claims.OUTCOMES for v in verdicts), verdicts
-    assert "one seed: no interval across seeds" in text
+    assert "One seed per model: no interval across seeds" in text
     assert any(line.startswith("## Ablations") for line in lines) and "## Training" in lines
 
 
