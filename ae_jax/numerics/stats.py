@@ -595,3 +595,28 @@ def tsne(
             **kw,
         )
         return np.asarray(embedding.fit(np.asarray(x, np.float64)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Bootstrap.
+
+
+def bootstrap_rows(key: jax.Array, n: int, resamples: int) -> jax.Array:
+    """(resamples, n) int32 row indices: each row n draws with replacement from 0..n-1."""
+    return jax.random.randint(key, (resamples, n), 0, n, dtype=jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("level", "bounds"))
+def bootstrap_interval(
+    estimate, resampled, level: float = 0.95, bounds: tuple[float, float] = (-math.inf, math.inf)
+) -> jax.Array:
+    """(low, high) basic bootstrap interval, within `bounds`, for the statistic's expected value at this sample
+    size: the resamples' spread about their own mean, reflected about the estimate.
+
+    About their mean, not the estimate: a statistic biased by its sample size (the Frechet distance) is biased
+    again by resampling, so plain percentiles of the resamples can lie wholly above the estimate."""
+    resampled = jnp.asarray(resampled)
+    tail = (1 - level) / 2
+    q_low, q_high = jnp.quantile(resampled, jnp.array([tail, 1 - tail]))
+    centre = jnp.mean(resampled)
+    return jnp.clip(jnp.stack([estimate - (q_high - centre), estimate + (centre - q_low)]), *bounds)
