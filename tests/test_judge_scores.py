@@ -86,3 +86,10 @@ def test_a_small_held_out_split_caps_the_sample_and_says_so(tmp_path):
     assert view.warnings == [f"m: {why}; FDs compare only at equal n."]
     assert view.rows[0]["judged images"] == 200 and " to " in view.rows[0]["FD 95% interval"]
     assert "they overlap" not in view.findings[0] and "lies above real vs real's" in view.findings[0]
+
+
+def test_too_few_bootstrap_resamples_are_refused():
+    from ae_jax import config as C
+
+    with pytest.raises(C.ConfigError, match=r"generators\.judge_resamples"):
+        C.load("tiny", ["generators.judge_resamples=5"])
