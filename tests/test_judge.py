@@ -3,17 +3,49 @@ import pytest
 import scipy.linalg
 
 from ae_jax import config as C
-from ae_jax.train.judge import augmentation, frechet_distance, label_task, load_judge, train_judge
+from ae_jax.train.judge import (
+    augmentation,
+    frechet_distance,
+    frechet_distances,
+    label_task,
+    load_judge,
+    train_judge,
+)
 
 
-def test_frechet_distance_matches_the_scipy_formula():
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(400, 6)).astype(np.float32)
-    b = (rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)) + 0.5).astype(np.float32)
+def _scipy_frechet(a, b):
+    """The FID formula in float64 with scipy's matrix square root: the reference."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    expected = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(ca + cb - 2 * scipy.linalg.sqrtm(ca @ cb).real)
-    np.testing.assert_allclose(float(frechet_distance(a, b)), expected, rtol=2e-3)
-    assert abs(float(frechet_distance(a, a))) < 1e-3
+    return np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(ca + cb - 2 * scipy.linalg.sqrtm(ca @ cb).real)
+
+
+@pytest.mark.parametrize("n, d", [(400, 6), (300, 128)])
+def test_frechet_distance_matches_the_float64_scipy_formula(n, d):
+    rng = np.random.default_rng(d)
+    a = rng.normal(size=(n, d)).astype(np.float32)
+    b = (rng.normal(size=(n - 100, d)) @ rng.normal(size=(d, d)) / np.sqrt(d) + 0.5).astype(np.float32)
+    np.testing.assert_allclose(frechet_distance(a, b), _scipy_frechet(a, b), rtol=1e-7)
+
+
+def test_frechet_distance_is_never_negative_with_fewer_points_than_features():
+    rng = np.random.default_rng(0)  # float32 eigendecompositions gave FD(a, a) = -0.028 here
+    for n in (64, 100):
+        a = (rng.normal(size=(n, 128)) @ rng.normal(size=(128, 128)) / np.sqrt(128)).astype(np.float32)
+        assert 0 <= frechet_distance(a, a) < 1e-5
+        nearby = a + np.float32(1e-3) * rng.normal(size=a.shape).astype(np.float32)
+        assert 0 < frechet_distance(a, nearby) < 1e-3
+
+
+def test_frechet_distances_of_resamples_are_those_of_the_resampled_sets():
+    rng = np.random.default_rng(1)
+    ref, sets = rng.normal(size=(50, 8)), [rng.normal(size=(40, 8)) + s for s in (0.0, 1.0)]
+    rows = (rng.integers(0, 50, (3, 50)), rng.integers(0, 40, (3, 40)))
+    got = frechet_distances(ref, sets, rows)
+    assert got.shape == (2, 3)
+    expected = [[_scipy_frechet(ref[rows[0][i]], s[rows[1][i]]) for i in range(3)] for s in sets]
+    np.testing.assert_allclose(got, expected, rtol=1e-7)
+    np.testing.assert_allclose(frechet_distances(ref, sets), [_scipy_frechet(ref, s) for s in sets], rtol=1e-7)
 
 
 def test_label_tasks():
@@ -49,7 +81,7 @@ def test_judge_learns_the_faces_factors_and_separates_noise(tmp_path):
     noise = np.random.default_rng(0).random((len(more), 16, 16, 3)).astype(np.float32)
     f_real, f_more, f_noise = features(real), features(more), features(noise)
     assert f_real.shape == (len(real), 128)
-    assert float(frechet_distance(f_real, f_more)) < float(frechet_distance(f_real, f_noise))
+    assert frechet_distance(f_real, f_more) < frechet_distance(f_real, f_noise)
     with pytest.raises(ValueError, match="judge expects images"):
         features(np.zeros((2, 8, 8, 3), np.uint8))
 

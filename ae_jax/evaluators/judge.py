@@ -4,9 +4,13 @@ reference rows: reconstructions (the decoder at its best) and real vs real (the 
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ae_jax import stages
@@ -14,8 +18,40 @@ from ae_jax.evaluators import encode, generators, registry
 from ae_jax.evaluators.generators import Decode
 from ae_jax.numerics import hits, stats
 from ae_jax.report import pages
+from ae_jax.runtime import make_key
+
+logger = logging.getLogger(__name__)
 
 REFERENCE_ROWS = ("reconstructions", "real vs real")  # rows that are not generators
+
+
+def covered(support, radii, queries, block: int = 512) -> np.ndarray:
+    """(Q,) 1.0 where a query lies within the k-NN radius of some support point, else 0.0: each query's
+    hits.manifold_precision alone (vmapped over `block` queries at a time), so a share and its resamples
+    come from the one implementation."""
+    support, radii, queries = (jnp.asarray(x, jnp.float32) for x in (support, radii, queries))
+    alone = jax.vmap(lambda q: hits.manifold_precision(support, radii, q[None]))
+    return np.concatenate([np.asarray(alone(queries[i : i + block])) for i in range(0, len(queries), block)])
+
+
+def _with_interval(name: str, estimate, resampled, bounds: tuple[float, float]) -> dict:
+    """{name: estimate, name_low, name_high}: its 95% bootstrap interval (stats.bootstrap_interval)."""
+    low, high = (float(v) for v in stats.bootstrap_interval(estimate, resampled, bounds=bounds))
+    return {name: float(estimate), f"{name}_low": low, f"{name}_high": high}
+
+
+def sample_size(judge_images: int, held_out: int, draws: Sequence[tuple]) -> tuple[int, str]:
+    """(n, why): the images a judge row scores, judge_images or fewer where the held-out split has fewer than
+    2 judge_images or a generator drew fewer points; `why` says so ('' when n = judge_images)."""
+    fewest = min((len(points) for _, points, _ in draws), default=judge_images)
+    n = min(judge_images, held_out // 2, fewest)
+    if n == judge_images:
+        return n, ""
+    return n, (
+        f"judge scores on {n:,} images a row: generators.judge_images={judge_images:,} asks for "
+        f"{2 * judge_images:,} held-out images (the split has {held_out:,}) and as many points from each "
+        f"generator (the fewest drawn: {fewest:,})"
+    )
 
 
 def judge_scores(
@@ -26,28 +62,46 @@ def judge_scores(
     real_images: np.ndarray,
     reconstruct: Decode,
     k: int,
+    resamples: int,
+    seed: int,
 ) -> list[dict]:
-    """Scores of the first judge_images decoded points of every generator's draws (generators.draws), then of
-    reconstructions and of the next held-out images, each against judge_images held-out images."""
-    from ae_jax.train.judge import frechet_distance
+    """Scores of the first n decoded points of every generator's draws (generators.draws), then of
+    reconstructions and of the next n held-out images, each against the first n held-out images, with 95%
+    bootstrap intervals from `resamples` resamples keyed by `seed`; n = judge_images, or fewer (logged) where
+    the held-out images are fewer than 2 judge_images or a generator drew fewer points.
 
-    n = min(judge_images, len(real_images) // 2)
+    A resample draws n rows with replacement from the held-out set and from the scored set (the same rows
+    for every scored set). The Frechet distance is recomputed on both; precision and recall resample only
+    their scored points (generated for precision, held-out for recall) with the k-NN balls of the full
+    sets fixed: resampled support points would be their own duplicates at distance 0 and shrink the radii."""
+    from ae_jax.train.judge import frechet_distances
+
+    n, why = sample_size(judge_images, len(real_images), draws)
+    if why:
+        logger.warning(why)
     f_real = features(real_images[:n])
+    sets = {sampler.label: features(decode(points[:n])) for sampler, points, _ in draws}
+    sets["reconstructions"] = features(reconstruct(real_images[:n]))
+    sets["real vs real"] = features(np.asarray(real_images[n : 2 * n]))
+    key = make_key(seed)
+    rows_real, rows_set = (stats.bootstrap_rows(jax.random.fold_in(key, i), n, resamples) for i in (0, 1))
+    fd = frechet_distances(f_real, list(sets.values()))
+    fd_resampled = frechet_distances(f_real, list(sets.values()), (rows_real, rows_set))
     real_radii = stats.knn_distances(f_real, k)
-
-    def scores(label: str, images: np.ndarray) -> dict:
-        f_gen = features(images[:n])
-        return {
-            "label": label,
-            "judge_frechet": float(frechet_distance(f_real, f_gen)),
-            "judge_precision": float(hits.manifold_precision(f_real, real_radii, f_gen)),
-            "judge_recall": float(hits.manifold_recall(f_gen, stats.knn_distances(f_gen, k), f_real)),
-            "judge_images": n,
-        }
-
-    rows = [scores(sampler.label, decode(points[:n])) for sampler, points, _ in draws]
-    rows.append(scores("reconstructions", reconstruct(real_images[:n])))
-    rows.append(scores("real vs real", np.asarray(real_images[n : 2 * n])))
+    rows = []
+    for (label, f_set), distance, distances in zip(sets.items(), fd, fd_resampled):
+        precise = covered(f_real, real_radii, f_set)  # per scored point
+        recalled = covered(f_set, stats.knn_distances(f_set, k), f_real)  # per held-out point
+        rows.append(
+            {
+                "label": label,
+                **_with_interval("judge_frechet", distance, distances, (0.0, math.inf)),
+                **_with_interval("judge_precision", precise.mean(), precise[np.asarray(rows_set)].mean(1), (0, 1)),
+                **_with_interval("judge_recall", recalled.mean(), recalled[np.asarray(rows_real)].mean(1), (0, 1)),
+                "judge_images": n,
+                "judge_resamples": resamples,
+            }
+        )
     return rows
 
 
@@ -72,49 +126,87 @@ def quality_sentence(q: dict) -> str:
 
 def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
     """Judge scores of each generator's decoded points (the generators evaluator's draws) and the references,
-    with the judge's own held-out quality (judge.json)."""
-    cfg = ctx.config
+    with the judge's own held-out quality (judge.json) and the sample size asked for and available."""
+    cfg, real = ctx.config, ctx.real_images()
+    g = cfg.generators
+    draws = generators.draws(ctx)
     rows = judge_scores(
-        generators.draws(ctx),
-        cfg.generators.judge_images,
+        draws,
+        g.judge_images,
         ctx.decode,
         ctx.judge(),
-        ctx.real_images(),
+        real,
         ctx.reconstruct,
         cfg.judge.precision_k,
+        g.judge_resamples,
+        cfg.seed,
     )
     pages.write_csv(rows, os.path.join(folder, "judge_scores.csv"))
-    return {"rows": rows, "judge_quality": quality(stages.read_json(os.path.join(ctx.judge_dir, "judge.json")))}, {}
+    quality_info = quality(stages.read_json(os.path.join(ctx.judge_dir, "judge.json")))
+    why = sample_size(g.judge_images, len(real), draws)[1]
+    return {"rows": rows, "judge_quality": quality_info, "capped": [why] if why else []}, {}
+
+
+def _interval(r: dict, name: str, share: bool = False) -> str:
+    """'low to high' of a row's 95% interval (shares as percentages); empty for results without one."""
+    if f"{name}_low" not in r:
+        return ""
+    low, high = r[f"{name}_low"], r[f"{name}_high"]
+    return f"{100 * low:.3g}% to {100 * high:.3g}%" if share else f"{low:.3g} to {high:.3g}"
+
+
+def _fd_finding(label: str, rows: list[dict]) -> str:
+    """The closest and furthest generators' FD against the references', the closest's interval against real
+    vs real's."""
+    by_fd = sorted(rows, key=lambda r: r["judge_frechet"])
+    generated = [r for r in by_fd if r["label"] not in REFERENCE_ROWS]
+    ref = {r["label"]: r for r in by_fd if r["label"] in REFERENCE_ROWS}
+    best, real = generated[0], ref["real vs real"]
+    sentence = (
+        f"{label}: judge Frechet distance to held-out images, {best['judge_images']:,} images a row, "
+        f"{best['judge_frechet']:.3g} for {best['label']} (the closest generator), "
+        f"{generated[-1]['judge_frechet']:.3g} for {generated[-1]['label']}; against "
+        f"{ref['reconstructions']['judge_frechet']:.3g} for reconstructions and {real['judge_frechet']:.3g} between "
+        "two halves of the held-out images"
+    )
+    if "judge_frechet_low" not in best:
+        return sentence + "."
+    apart = best["judge_frechet_low"] > real["judge_frechet_high"]
+    return sentence + (
+        f". 95% bootstrap intervals ({best['judge_resamples']} resamples): {_interval(best, 'judge_frechet')} for "
+        f"the closest generator, {_interval(real, 'judge_frechet')} for real vs real: "
+        + ("the closest generator's lies above real vs real's." if apart else "they overlap: not told apart at this n.")
+    )
 
 
 def view(result: registry.Result, label: str, ks) -> registry.View:
-    """Per generator and reference: Frechet distance, precision and recall (shares of the judged images)."""
+    """Per generator and reference: Frechet distance, precision and recall (shares of the judged images), with
+    their 95% bootstrap intervals and the number of judged images."""
     rows = [
         {
             "generator": r["label"],
             "judge FD": r["judge_frechet"],
+            "FD 95% interval": _interval(r, "judge_frechet"),
             "judge precision": pages.Share.of(r["judge_precision"], r["judge_images"]),
+            "precision 95% interval": _interval(r, "judge_precision", share=True),
             "judge recall": pages.Share.of(r["judge_recall"], r["judge_images"]),
+            "recall 95% interval": _interval(r, "judge_recall", share=True),
+            "judged images": r["judge_images"],
         }
         for r in result.numbers["rows"]
     ]
-    by_fd = sorted(result.numbers["rows"], key=lambda r: r["judge_frechet"])
-    generated = [r for r in by_fd if r["label"] not in REFERENCE_ROWS]
-    ref = {r["label"]: r["judge_frechet"] for r in by_fd if r["label"] in REFERENCE_ROWS}
-    finding = (
-        f"{label}: judge Frechet distance to held-out images {generated[0]['judge_frechet']:.3g} for "
-        f"{generated[0]['label']} (the closest generator), {generated[-1]['judge_frechet']:.3g} for "
-        f"{generated[-1]['label']}; against {ref['reconstructions']:.3g} for reconstructions and "
-        f"{ref['real vs real']:.3g} between two halves of the held-out images."
-    )
     q = result.numbers.get("judge_quality")  # absent from results of format 2
     said = [f"{label}: {quality_sentence(q)}"] if q else []
     warn = bool(q) and no_better(q)
+    capped = [f"{label}: {c}; FDs compare only at equal n." for c in result.numbers.get("capped", [])]
+    best = min(
+        (r for r in result.numbers["rows"] if r["label"] not in REFERENCE_ROWS), key=lambda r: r["judge_frechet"]
+    )
     return registry.View(
-        headline={"closest generator": generated[0]["label"], "its judge FD": generated[0]["judge_frechet"]},
+        headline={"closest generator": best["label"], "its judge FD": best["judge_frechet"]},
         rows=rows,
-        findings=[finding] + ([] if warn else said),
-        warnings=said if warn else [],
+        findings=[_fd_finding(label, result.numbers["rows"])] + ([] if warn else said),
+        warnings=(said if warn else []) + capped,
     )
 
 
@@ -134,6 +226,6 @@ registry.register(
         title="judge scores",
         needs_run=True,
         needs_judge=True,
-        format=3,  # 2: the real-vs-real reference row; 3: the judge's held-out quality
+        format=4,  # 2: the real-vs-real reference row; 3: the judge's held-out quality; 4: intervals, float64 FD
     )
 )

@@ -7,6 +7,7 @@ images: Frechet distance (as FID, but with this in-project network) and k-NN pre
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -234,20 +235,47 @@ def load_judge(judge_dir: str) -> Callable[[np.ndarray], np.ndarray]:
     return features
 
 
-@jax.jit
-def frechet_distance(features_a: jnp.ndarray, features_b: jnp.ndarray) -> jnp.ndarray:
-    """|mu_a - mu_b|^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)), the FID formula, via symmetric eigendecompositions."""
+@functools.partial(jax.jit, static_argnames=("batch",))
+def _resample_moments(features: jax.Array, rows: jax.Array, batch: int) -> tuple[jax.Array, jax.Array]:
+    """((B, D) means, (B, D, D) covariances) of the row resamples features[rows[i]], `batch` at a time."""
+    return jax.lax.map(lambda r: stats.covariance(features[r]), rows, batch_size=batch)
 
-    def moments(x):
-        return stats.covariance(x.astype(jnp.float64) if jax.config.jax_enable_x64 else x)
 
-    (mu_a, cov_a), (mu_b, cov_b) = moments(features_a), moments(features_b)
-    w, v = jnp.linalg.eigh(cov_a)
-    sqrt_a = (v * jnp.sqrt(jnp.clip(w, 0))) @ v.T
-    cross = jnp.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)
-    return (
-        jnp.sum(jnp.square(mu_a - mu_b))
-        + jnp.trace(cov_a)
-        + jnp.trace(cov_b)
-        - 2 * jnp.sum(jnp.sqrt(jnp.clip(cross, 0)))
-    )
+def _moments(features, rows) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 (means, covariances) of features (n, D): (1, D), (1, D, D) of the whole set, or with rows (B, n)
+    one per resample."""
+    with jax.enable_x64(True):
+        x = jnp.asarray(features, jnp.float64)
+        if x.ndim != 2:
+            raise ValueError(f"Frechet distances need (n, D) feature sets, got shape {x.shape}")
+        rows = jnp.arange(x.shape[0])[None] if rows is None else jnp.asarray(rows)
+        return tuple(np.asarray(m) for m in _resample_moments(x, rows, batch=8))
+
+
+def frechet_distances(reference, sets, rows=None) -> np.ndarray:
+    """(S,) Frechet distances of each feature set (n, D) in `sets` from `reference`: |mu_r - mu|^2 +
+    Tr(C_r + C - 2 (C_r C)^(1/2)), the FID formula, clamped at 0. With rows = (reference rows (B, n_r), set rows
+    (B, n)), the (S, B) distances of bootstrap resamples, the same rows for every set.
+
+    In float64 (means and covariances on the device, the square roots by LAPACK on the host, the same on every
+    device): with fewer points than features the covariances are singular, and the square roots of their
+    rounding-level eigenvalues sum to negative distances between a set and itself in float32."""
+    rows_reference, rows_sets = (None, None) if rows is None else rows
+    mu_r, cov_r = _moments(reference, rows_reference)
+    w, v = np.linalg.eigh(cov_r)
+    sqrt_r = (v * np.sqrt(np.clip(w, 0, None))[:, None]) @ np.swapaxes(v, -1, -2)
+    distances = []
+    for features in sets:
+        mu, cov = _moments(features, rows_sets)
+        if mu.shape[-1] != mu_r.shape[-1]:
+            raise ValueError(f"Frechet distances need sets of one width, got {mu_r.shape[-1]} and {mu.shape[-1]}")
+        cross = np.linalg.eigvalsh(sqrt_r @ cov @ sqrt_r)
+        traces = np.trace(cov_r, axis1=-2, axis2=-1) + np.trace(cov, axis1=-2, axis2=-1)
+        fd = np.sum((mu_r - mu) ** 2, -1) + traces - 2 * np.sum(np.sqrt(np.clip(cross, 0, None)), -1)
+        distances.append(np.maximum(fd, 0.0))
+    return np.stack(distances)[:, 0] if rows is None else np.stack(distances)
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """Frechet distance of two feature sets (n, D) (frechet_distances)."""
+    return float(frechet_distances(features_a, [features_b])[0])
