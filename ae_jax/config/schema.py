@@ -185,7 +185,7 @@ class GeneratorsConfig:
     precision_points: int = 10_000  # encoded points forming the k-NN manifold
     precision_k: int = 3
     grid_images: int = 16  # decoded images per generator in decoded_grid.png
-    judge_images: int = 2048  # decoded images per generator scored by the judge (and 2x held-out images)
+    judge_images: int = 1024  # decoded images per generator scored by the judge (and 2x held-out images)
     judge_resamples: int = 200  # bootstrap resamples of the judge scores' 95% intervals
 
 

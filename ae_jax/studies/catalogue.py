@@ -237,6 +237,7 @@ def demo(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
 
 _DEMO_FULL = {
     "data.num_images": 4096,
+    "data.valid_fraction": 0.5,  # 2,048 held-out faces: the judge scores generators.judge_images = 1,024
     "train.epochs": 12,
     "distribution.tsne": True,
     "distribution.tsne_points": 2048,
