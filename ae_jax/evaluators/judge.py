@@ -134,6 +134,6 @@ registry.register(
         title="judge scores",
         needs_run=True,
         needs_judge=True,
-        format=3,  # 2: the real-vs-real reference row; 3: the judge's held-out quality
+        format=4,  # 2: the real-vs-real reference row; 3: the judge's held-out quality; 4: the mixture's restarts
     )
 )
