@@ -195,7 +195,7 @@ def test_mixture_recovers_three_components(covariance, init):
     )
 
     history = np.asarray(mixture.log_likelihood)
-    assert history.shape == (41,)
+    assert history.shape == (mixture.iterations + 1,) and mixture.iterations <= 40
     assert np.all(np.diff(history) >= -FLOAT32_TOL * np.abs(history[1:])), "EM log-likelihood decreased"
     fitted_covs = np.asarray(mixture.covariances)
     assert fitted_covs.shape == ((3, 3) if covariance == "diag" else (3, 3, 3))

@@ -61,7 +61,7 @@ def _measure(sampler: Sampler, points: np.ndarray, table_key, region, support, c
     return {
         "sampler": sampler.name,
         "label": sampler.label,
-        "params": {k: v for k, v in sampler.params().items() if isinstance(v, (int, float, str))},
+        "params": sampler.params(),  # the mixture's: its fit (iterations, convergence, each restart's log-likelihood)
         "n": cfg.n,
         "hits": [{k: r[k] for k in ("k", "mc_fraction", "mc_hits", "mc_samples", "log10_analytic")} for r in hit_rows],
         "radius": {
@@ -253,5 +253,6 @@ registry.register(
             "data": registry.data_inputs(c) if c.run_dir else None,
         },
         sections=("generators",),
+        format=2,  # 2: the mixture is the best of restarts run to a tolerance, its fit recorded in params
     )
 )

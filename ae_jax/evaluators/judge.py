@@ -226,6 +226,6 @@ registry.register(
         title="judge scores",
         needs_run=True,
         needs_judge=True,
-        format=4,  # 2: the real-vs-real reference row; 3: the judge's held-out quality; 4: intervals, float64 FD
+        format=5,  # 2: real-vs-real row; 3: the judge's held-out quality; 4: intervals, float64 FD; 5: mixture restarts
     )
 )

@@ -134,6 +134,7 @@ class Sampler:
     independent: ClassVar[bool] = True  # independent components: the box probability is a product
     radius_method: ClassVar[str] = "delta method"
     num_points: ClassVar[int | None] = None  # finite generators (the grid): how many distinct points
+    unlabelled: ClassVar[tuple[str, ...]] = ("z_dim",)  # scalar params() left out of `label`
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         raise NotImplementedError
@@ -168,7 +169,7 @@ class Sampler:
         scalars = (
             f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
             for k, v in self.params().items()
-            if isinstance(v, (int, float, str)) and k != "z_dim"
+            if isinstance(v, (int, float, str)) and k not in self.unlabelled
         )
         return f"{self.name}({', '.join(scalars)})"
 
@@ -431,7 +432,11 @@ def _squared_distances_to(x: jax.Array, centres: jax.Array) -> jax.Array:
 
 
 def _init_centres(key, x, n_components: int, init: str) -> jax.Array:
-    """Initial centres: distinct random points, or k-means++ seeding (each next centre drawn prop. to D^2)."""
+    """Initial centres: distinct random points, or k-means++ seeding (each next centre drawn prop. to D^2).
+
+    Not the greedy k-means++ of scikit-learn (the best of 2 + log K draws per centre): on clusters where k-means
+    prefers splitting a wide cluster to separating a close pair, it reached the mixture's optimum less often.
+    """
     n = x.shape[0]
     if init == "random":
         return x[jax.random.choice(key, n, (n_components,), replace=False)]
@@ -446,6 +451,17 @@ def _init_centres(key, x, n_components: int, init: str) -> jax.Array:
 
     centres, _ = lax.fori_loop(1, n_components, add_centre, (centres, jnp.sum((x - first) ** 2, -1)))
     return centres
+
+
+def _lloyd(x, centres, steps: int) -> jax.Array:
+    """`steps` k-means (Lloyd) iterations from `centres`; a centre left without points stays where it was."""
+
+    def step(centres, _):
+        assign = jax.nn.one_hot(jnp.argmin(_squared_distances_to(x, centres), 1), centres.shape[0], dtype=x.dtype)
+        counts = jnp.sum(assign, 0)[:, None]
+        return jnp.where(counts > 0, assign.T @ x / jnp.maximum(counts, 1), centres), None
+
+    return lax.scan(step, centres, None, length=steps)[0]
 
 
 def _log_gaussian_densities(x, means, covariances, diagonal: bool) -> jax.Array:
@@ -486,30 +502,74 @@ def _m_step(x, resp, diagonal: bool, regularization):
     return counts / jnp.sum(counts), means, covariances
 
 
-@functools.partial(jax.jit, static_argnames=("n_components", "n_iter", "diagonal", "init"))
-def _fit_mixture(key, z, regularization, n_components: int, n_iter: int, diagonal: bool, init: str):
-    """EM on the centred data from a hard assignment to the initial centres; returns the log-likelihood history."""
+def _em(x, params, diagonal: bool, reg, tol, n_iter: int):
+    """EM from `params` until the gain in mean log-likelihood per point is below tol x |log-likelihood| (a decrease,
+    which only rounding or the regularization cause, also stops it) or after n_iter iterations.
+
+    Returns the parameters, the log-likelihood history (n_iter + 1,) after 0, 1, ... iterations (NaN past the
+    last), the number of iterations and whether the tolerance stopped it; the history's last entry scores the
+    returned parameters.
+    """
+    history = jnp.full(n_iter + 1, jnp.nan, x.dtype)
+
+    def step(state):
+        i, params, history, _ = state
+        log_likelihood, resp = _e_step(x, params, diagonal)
+        history = history.at[i].set(log_likelihood)
+        converged = (i > 0) & (log_likelihood - history[i - 1] < tol * jnp.abs(log_likelihood))
+        last = converged | (i == n_iter)
+        params = jax.tree.map(lambda a, b: jnp.where(last, a, b), params, _m_step(x, resp, diagonal, reg))
+        return i + 1, params, history, converged
+
+    state = (jnp.int32(0), params, history, jnp.bool_(False))
+    i, params, history, converged = lax.while_loop(lambda s: ~s[3] & (s[0] <= n_iter), step, state)
+    return params, history, i - 1, converged
+
+
+def _fit_once(key, x, reg, tol, n_components: int, n_iter: int, diagonal: bool, init: str, kmeans_steps: int):
+    """One restart: seeded centres, `kmeans_steps` Lloyd steps, a hard assignment to them, then EM (`_em`)."""
+    centres = _lloyd(x, _init_centres(key, x, n_components, init), kmeans_steps)
+    nearest = jnp.argmin(_squared_distances_to(x, centres), 1)
+    params = _m_step(x, jax.nn.one_hot(nearest, n_components, dtype=x.dtype), diagonal, reg)
+    return _em(x, params, diagonal, reg, tol, n_iter)
+
+
+@functools.partial(jax.jit, static_argnames=("n_components", "n_iter", "diagonal", "init", "n_init", "kmeans_steps"))
+def _fit_mixture(
+    key,
+    z,
+    regularization,
+    tol,
+    n_components: int,
+    n_iter: int,
+    diagonal: bool,
+    init: str,
+    n_init: int,
+    kmeans_steps: int,
+):
+    """`n_init` restarts of `_fit_once` on the centred data, vmapped; keeps the one with the best final
+    log-likelihood. Returns its weights, means, covariances, history, iterations and convergence, and every
+    restart's final log-likelihood."""
     shift = jnp.mean(z, 0)
     x = z - shift
     reg = regularization * jnp.mean(jnp.var(x, 0))
-    nearest = jnp.argmin(_squared_distances_to(x, _init_centres(key, x, n_components, init)), 1)
-    params = _m_step(x, jax.nn.one_hot(nearest, n_components), diagonal, reg)
-
-    def em_step(params, _):
-        log_likelihood, resp = _e_step(x, params, diagonal)
-        return _m_step(x, resp, diagonal, reg), log_likelihood
-
-    params, history = lax.scan(em_step, params, None, length=n_iter)
-    final, _ = _e_step(x, params, diagonal)
-    weights, means, covariances = params
-    return weights, means + shift, covariances, jnp.append(history, final)
+    params, history, iterations, converged = jax.vmap(
+        lambda k: _fit_once(k, x, reg, tol, n_components, n_iter, diagonal, init, kmeans_steps)
+    )(jax.random.split(key, n_init))
+    finals = jnp.take_along_axis(history, iterations[:, None], 1)[:, 0]
+    best = jnp.argmax(jnp.where(jnp.isnan(finals), -jnp.inf, finals))
+    weights, means, covariances = (p[best] for p in params)
+    return weights, means + shift, covariances, history[best], iterations[best], converged[best], finals
 
 
 @struct.dataclass
 class GaussianMixtureSampler(Sampler):
     """A mixture of Gaussians; `covariances` is (K, D, D), or the variances (K, D) when covariance="diag".
 
-    `log_likelihood` holds the mean log-likelihood per point after each EM iteration (index 0: initialisation).
+    From its fit (`fit`): `log_likelihood` holds the chosen restart's mean log-likelihood per point after each EM
+    iteration (index 0: initialisation, so `iterations` is its length less one), `converged` whether the tolerance
+    stopped it within n_iter, `restart_log_likelihoods` every restart's final value; a mixture built from known
+    parameters keeps the defaults.
     """
 
     weights: jax.Array
@@ -517,8 +577,11 @@ class GaussianMixtureSampler(Sampler):
     covariances: jax.Array
     log_likelihood: jax.Array
     covariance: str = struct.field(pytree_node=False)
+    converged: jax.Array = True
+    restart_log_likelihoods: jax.Array = ()
     name = "mixture"
     independent = False
+    unlabelled = ("z_dim", "iterations", "converged")
     COVARIANCES: ClassVar[tuple[str, ...]] = ("full", "diag")
     INITS: ClassVar[tuple[str, ...]] = ("kmeans++", "random")
 
@@ -538,18 +601,28 @@ class GaussianMixtureSampler(Sampler):
         covariance: str = "full",
         init: str = "kmeans++",
         regularization: float = 1e-4,
+        n_init: int = 4,
+        kmeans_steps: int = 10,
+        tol: float = 1e-6,
     ) -> GaussianMixtureSampler:
-        """EM fit of `n_components` Gaussians to z-points (n, D).
+        """EM fit of `n_components` Gaussians to z-points (n, D), the best of `n_init` restarts.
 
-        `regularization` (times the data's mean variance) is added to every covariance's diagonal; float32
-        needs more than float64's usual 1e-6 to keep near-singular covariances factorisable.
+        Each restart seeds centres (`init`), moves them by `kmeans_steps` k-means steps, then runs EM until the gain
+        in mean log-likelihood per point is below `tol` times its magnitude (relative, so one tol fits any z_dim) or
+        for `n_iter` iterations. `regularization` (times the data's mean variance) is added to every covariance's
+        diagonal; float32 needs more than float64's usual 1e-6 to keep near-singular covariances factorisable.
         """
         _require(
             covariance in cls.COVARIANCES, f"covariance must be one of {', '.join(cls.COVARIANCES)}, got {covariance!r}"
         )
         _require(init in cls.INITS, f"init must be one of {', '.join(cls.INITS)}, got {init!r}")
-        _require(isinstance(n_iter, int) and n_iter >= 1, f"n_iter must be an int >= 1, got {n_iter!r}")
+        for name, value, least in (("n_iter", n_iter, 1), ("n_init", n_init, 1), ("kmeans_steps", kmeans_steps, 0)):
+            _require(
+                isinstance(value, int) and not isinstance(value, bool) and value >= least,
+                f"{name} must be an int >= {least}, got {value!r}",
+            )
         _require(regularization >= 0, f"regularization must be >= 0, got {regularization}")
+        _require(tol >= 0, f"tol must be >= 0, got {tol}")
         z = stats.as_points(z, min_points=2)
         _require(
             isinstance(n_components, int) and 1 <= n_components <= z.shape[0],
@@ -557,14 +630,24 @@ class GaussianMixtureSampler(Sampler):
         )
         if key is None:
             raise ValueError("the mixture needs a PRNG key for its initialisation")
-        *params, history = _fit_mixture(
-            key, z, jnp.float32(regularization), n_components, n_iter, covariance == "diag", init
+        *params, history, iterations, converged, finals = _fit_mixture(
+            key,
+            z,
+            jnp.float32(regularization),
+            jnp.float32(tol),
+            n_components,
+            n_iter,
+            covariance == "diag",
+            init,
+            n_init,
+            kmeans_steps,
         )
+        history = history[: int(iterations) + 1]
         _require(
             bool(jnp.all(jnp.isfinite(history))),
             f"EM diverged (non-finite log-likelihood); raise regularization above {regularization}",
         )
-        return cls(*params, history, covariance)
+        return cls(*params, history, covariance, converged, finals)
 
     @property
     def z_dim(self) -> int:
@@ -587,12 +670,20 @@ class GaussianMixtureSampler(Sampler):
 
         return lax.fori_loop(0, self.n_components, add_component, jnp.zeros_like(noise))
 
+    @property
+    def iterations(self) -> int:
+        """EM iterations of the chosen restart."""
+        return self.log_likelihood.shape[0] - 1
+
     def params(self):
         return dict(
             n_components=self.n_components,
             covariance=self.covariance,
             z_dim=self.z_dim,
             log_likelihood=float(self.log_likelihood[-1]),
+            iterations=self.iterations,
+            converged=bool(self.converged),
+            restart_log_likelihoods=[float(v) for v in self.restart_log_likelihoods],
             weights=[round(float(w), 4) for w in self.weights],
         )
 
