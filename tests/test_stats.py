@@ -367,3 +367,14 @@ def test_tsne_embeds_in_two_dimensions():
         d = np.linalg.norm(embedding[:, None] - embedding[None], axis=-1)
         np.fill_diagonal(d, np.inf)
         assert np.mean((np.argmin(d, axis=1) < 60) == (np.arange(120) < 60)) > 0.95
+
+
+def test_shuffle_columns_keeps_marginals_and_breaks_dependence():
+    """Each column keeps its values; two identical columns stop being identical (their dependence is gone)."""
+    x = jax.random.normal(jax.random.key(1), (2000,))
+    z = jax.numpy.stack([x, x, 2 * x], axis=1)
+    shuffled = np.asarray(stats.shuffle_columns(jax.random.key(2), z))
+    for j in range(3):
+        np.testing.assert_array_equal(np.sort(shuffled[:, j]), np.sort(np.asarray(z[:, j])))
+    assert abs(np.corrcoef(shuffled[:, 0], shuffled[:, 1])[0, 1]) < 0.1
+    assert np.corrcoef(np.asarray(z[:, 0]), np.asarray(z[:, 1]))[0, 1] > 0.99

@@ -5,9 +5,11 @@ evaluators measure at (thresholds, uniform bounds and boxes)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
-AUTHOR_FWHM = 1.0  # the posts' typical component width (post III: "a thin Gaussian form ... a half-with of 1")
+# Post III: "a pronounced peak at a radius of R=16.5" in a 256-dimensional latent space.
+AUTHOR_RADIUS_PEAK, AUTHOR_Z_DIM = 16.5, 256
 # Post II's component counts: (id, what is counted, threshold in the posts' units).
 COUNT_THRESHOLDS = (
     ("mu_ge_0.25", "|mu|", 0.25),
@@ -16,17 +18,24 @@ COUNT_THRESHOLDS = (
     ("fwhm_ge_1.5", "FWHM", 1.5),
     ("fwhm_ge_3", "FWHM", 3.0),
 )
+AUTHOR_UNIFORM_POINTS = 170_000  # z-points per uniform setting in post II ("out of 170.000")
 # Post II's uniform generators: (b, k) of each statement about hits inside mu +- k FWHM.
 UNIFORM_SETTINGS = ((12.0, 3.0), (12.0, 12.0), (2.0, 2.0), (1.5, 2.0), (1.5, 1.5), (1.0, 1.5))
 
 
+def author_scale(radius_peak: float, z_dim: int) -> float:
+    """Our latent's unit in the posts' units: the radius peak per sqrt(z_dim) over post III's (16.5 / sqrt(256)).
+    The posts' thresholds and bounds times this are theirs "rescaled into our latent's units"."""
+    return (radius_peak / math.sqrt(z_dim)) / (AUTHOR_RADIUS_PEAK / math.sqrt(AUTHOR_Z_DIM))
+
+
 def count_claim_id(key: str, scaled: bool) -> str:
-    """Claim id of a component count; scaled: thresholds times (the latent's median FWHM / AUTHOR_FWHM)."""
+    """Claim id of a component count; scaled: thresholds times `author_scale`."""
     return f"count_{key}" + ("_scaled" if scaled else "")
 
 
 def uniform_claim_id(b: float, k: float, scaled: bool) -> str:
-    """Claim id of a uniform setting; scaled: b times (the latent's median FWHM / AUTHOR_FWHM)."""
+    """Claim id of a uniform setting; scaled: b times `author_scale`."""
     return f"uniform_b{b:g}_k{k:g}" + ("_scaled" if scaled else "")
 
 

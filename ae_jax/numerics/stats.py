@@ -604,6 +604,14 @@ def tsne(
 # Bootstrap.
 
 
+@jax.jit
+def shuffle_columns(key: jax.Array, z) -> jax.Array:
+    """z with each column permuted independently: the same marginals, the dependence between components gone
+    (the null model of independent components)."""
+    keys = jax.random.split(key, z.shape[1])
+    return jax.vmap(lambda k, column: jax.random.permutation(k, column), in_axes=(0, 1), out_axes=1)(keys, z)
+
+
 def bootstrap_rows(key: jax.Array, n: int, resamples: int) -> jax.Array:
     """(resamples, n) int32 row indices: each row n draws with replacement from 0..n-1."""
     return jax.random.randint(key, (resamples, n), 0, n, dtype=jnp.int32)

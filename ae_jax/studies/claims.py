@@ -15,7 +15,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 from ae_jax.evaluators.evidence import (
-    AUTHOR_FWHM,
+    AUTHOR_RADIUS_PEAK,
+    AUTHOR_UNIFORM_POINTS,
     COUNT_THRESHOLDS,
     UNIFORM_SETTINGS,
     Evidence,
@@ -95,8 +96,7 @@ class Claim:
 
 
 POST_I, POST_II, POST_III = "002_f810418f3da78d23.txt", "001_903d989c19405ef1.txt", "000_3661fa2006c3146b.txt"
-AUTHOR_HITS = 170_000  # generated points per uniform setting in post II
-FEW_HITS = 10 / AUTHOR_HITS  # post II's "(< 10)" and "around 10 out of 170.000", as a share
+FEW_HITS = 10 / AUTHOR_UNIFORM_POINTS  # post II's "(< 10)" and "around 10 out of 170.000", as a share
 # Post II's bound on each count (COUNT_THRESHOLDS), for z_dim 256, and its words.
 COUNT_BOUNDS = {
     "mu_ge_0.25": (25, "only a few components ( ≤ 25) with mean values <μ> ≥ 0.25"),
@@ -116,9 +116,12 @@ UNIFORM_STATEMENTS = {
 }
 
 
+SCALE_TEXT = f"(our radius peak / {AUTHOR_RADIUS_PEAK:g}, per sqrt(z_dim / 256))"
+
+
 def _count_claim(key: str, what: str, threshold: float, scaled: bool) -> Claim:
     bound, quote = COUNT_BOUNDS[key]
-    unit = f"{threshold:g} x the median FWHM / {AUTHOR_FWHM:g}" if scaled else f"{threshold:g}"
+    unit = f"{threshold:g} x {SCALE_TEXT}" if scaled else f"{threshold:g}"
     return Claim(
         count_claim_id(key, scaled),
         f"Few components with {what} >= {threshold:g}" + (" (in the latent's own units)" * scaled),
@@ -132,7 +135,7 @@ def _count_claim(key: str, what: str, threshold: float, scaled: bool) -> Claim:
 
 def _uniform_claim(b: float, k: float, scaled: bool) -> Claim:
     rule, quote = UNIFORM_STATEMENTS[(b, k)]
-    b_text = f"b = {b:g} x the median FWHM / {AUTHOR_FWHM:g}" if scaled else f"b = {b:g}"
+    b_text = f"b = {b:g} x {SCALE_TEXT}" if scaled else f"b = {b:g}"
     return Claim(
         uniform_claim_id(b, k, scaled),
         f"Uniform {b_text}, box of {k:g} FWHM",
