@@ -171,8 +171,16 @@ def _carve(n: int, split: str, valid_fraction: float) -> range:
 
 
 def _cap(items: Sequence, cfg: DataConfig, split: str) -> Sequence:
-    """The first cfg.num_images items of the training split (all when 0); other splits are not capped."""
-    return items[: cfg.num_images] if split == "train" and cfg.num_images > 0 else items
+    """The first cfg.num_images items of the training split (all when 0); other splits are not capped. A cap
+    above the training images found is refused naming both: it would silently train on fewer."""
+    if split != "train" or cfg.num_images == 0:
+        return items
+    if cfg.num_images > len(items):
+        raise DataError(
+            f"data.num_images={cfg.num_images:,} exceeds the {len(items):,} training images found "
+            f"(data.name={cfg.name}, data.dir={cfg.dir!r}): lower data.num_images (0: all) or add images"
+        )
+    return items[: cfg.num_images]
 
 
 def _cap_note(found: int, used: int) -> str:

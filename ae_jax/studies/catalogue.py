@@ -14,12 +14,13 @@ import time
 import numpy as np
 
 from ae_jax.config import GeneratorSpec
+from ae_jax.data import datasets
 from ae_jax.data.faces import FACE_FACTORS
 from ae_jax.numerics import hits
 from ae_jax.numerics.samplers import UniformBoxSampler
 from ae_jax.report import pages
 from ae_jax.runtime import make_key
-from ae_jax.studies import pipeline, views
+from ae_jax.studies import pipeline, trend, views
 from ae_jax.studies.framework import (
     STUDIES,
     Study,
@@ -352,3 +353,53 @@ for study in [
     ),
 ]:
     register(study)
+
+
+# ---------------------------------------------------------------------------------------------
+# How the latent space changes with training (issue 30).
+
+TREND_EVALUATORS = ("reconstruction", "distribution")
+
+
+def training_trend(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
+    """How the latent space changes with training: the AE over a grid of training-set sizes (data.num_images, 0:
+    all) and epochs, each grid point its own keyed run; its widths, counts, radius peak, value range, held-out MSE
+    and axis alignment against image presentations, the median FWHM and the counts fitted in log-log, and whether
+    and when the author's regime would be reached (ae_jax.studies.trend)."""
+    configs = [
+        model_config(
+            settings["ae"],
+            settings,
+            overrides,
+            name=f"trend_{images or 'all'}x{epochs}",
+            **{"data.num_images": images, "train.epochs": epochs},
+        )
+        for images in settings["images"]
+        for epochs in settings["epochs"]
+    ]
+    for config in configs:  # a size the data does not hold is refused before any grid point trains
+        datasets.check_source(config.data, config.train.batch_size)
+    models = [pipeline.study_model(c, os.path.join(out, c.name), TREND_EVALUATORS) for c in configs]
+    rows = [trend.point_row(m, settings["aligned_axes"]) for m in models]
+    sections, fits = trend.sections(rows, settings["aligned_axes"], out)
+    return StudyOutput(sections, models, {"training_trend": rows, "training_trend_fits": fits})
+
+
+register(
+    Study(
+        "training_trend",
+        training_trend.__doc__,
+        training_trend,
+        smoke=dict(ae="tiny", overrides={}, images=(48, 96), epochs=(1, 2), aligned_axes=2),
+        full=dict(
+            ae="case1",
+            # the same settings as the claims and ablation studies, so their case1 runs on every training image
+            # (data.num_images=0) at 1, 3, 10 and 24 epochs are reused
+            overrides={**_FULL, "distribution.tsne": False},
+            images=(2400, 4800, 9600, 0),
+            epochs=(1, 3, 10, 24),
+            aligned_axes=20,
+        ),
+        evaluators=TREND_EVALUATORS,
+    )
+)
