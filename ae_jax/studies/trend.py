@@ -5,8 +5,8 @@ whether and at how many presentations a quantity would reach the author's regime
 
 The rule, for a quantity y (plus `offset`: 1 for counts, so a zero count is fitted too) and a bound y* on it:
 log10(y + offset) = a + b log10(presentations) by least squares over the grid points, b's 95% interval
-b +- t(n - 2) se(b). The line through the points' centroid reaches y* at P* = crossing(b); its interval is
-[crossing(b_low), crossing(b_high)] (the slope's interval pivoting at the centroid, where the fit is surest).
+b +- t(n - 2) se(b). The line reaches y* at P*; its interval is where the line's 95% confidence band reaches y*
+(inverse prediction), which is finite exactly when b's interval excludes 0.
 - "not fitted": fewer than 3 points, or one presentations value (no slope to estimate);
 - "flattens before it": b's interval includes 0, or P* lies more than EXTRAPOLATION_LIMIT x beyond the grid's
   largest presentations (an extrapolation that far is not a finding);
@@ -41,9 +41,10 @@ REACHED, NOT_REACHED, FLATTENS, NOT_FITTED = "reached", "not reached", "flattens
 EXTRAPOLATION_LIMIT = 10.0  # a crossing past this many times the grid's largest presentations is not trusted
 LEVEL = 0.95
 COUNTS = ("fwhm_ge_1", "fwhm_ge_1.5", "fwhm_ge_3", "mu_ge_0.25")  # post II's counts the study follows
+_THRESHOLDS = {key: next((what, t) for k, what, t in COUNT_THRESHOLDS if k == key) for key in COUNTS}
 # The author's median FWHM is below 1: post II has at most 40 of 256 components with a FWHM >= 1, so at least 216
 # of 256 (the median's two middle ones among them) are below it. Reaching it is necessary, not sufficient.
-AUTHOR_MEDIAN_FWHM = dict((key, t) for key, _, t in COUNT_THRESHOLDS)["fwhm_ge_1"]
+AUTHOR_MEDIAN_FWHM = _THRESHOLDS["fwhm_ge_1"][1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,11 +69,21 @@ class Trend:
     def slope_interval(self) -> tuple[float, float]:
         return self.slope - self.half_width, self.slope + self.half_width
 
-    def crossing(self, bound: float, slope: float | None = None) -> float:
-        """Presentations at which the line through the centroid, with `slope` (default the fitted one), reaches
-        bound."""
-        slope = self.slope if slope is None else slope
-        return 10.0 ** (self.x_mean + (math.log10(bound + self.offset) - self.y_mean) / slope)
+    def crossing(self, bound: float) -> float:
+        """Presentations at which the fitted line reaches bound."""
+        return 10.0 ** (self.x_mean + (math.log10(bound + self.offset) - self.y_mean) / self.slope)
+
+    def crossing_interval(self, bound: float) -> tuple[float, float]:
+        """Presentations at which the line's LEVEL band reaches bound (Fieller's inverse prediction: the roots of
+        (d - slope u)^2 = half-width(u)^2 in u = log10 P - x_mean); finite when the slope's interval excludes 0."""
+        d = math.log10(bound + self.offset) - self.y_mean
+        g, c = self.half_width**2, (self.t * self.residual_sd) ** 2 / self.n
+        a = self.slope**2 - g
+        if a <= 0:
+            raise ValueError(f"the slope's interval {self.slope_interval} includes 0: the band never leaves the bound")
+        root = math.sqrt(a * c + g * d * d)
+        ends = sorted(((self.slope * d - root) / a, (self.slope * d + root) / a))
+        return 10.0 ** (self.x_mean + ends[0]), 10.0 ** (self.x_mean + ends[1])
 
     def band(self, presentations) -> np.ndarray:
         """(3, len(presentations)): the fitted values and the LEVEL confidence band of the line, in y's units."""
@@ -133,7 +144,7 @@ def decide(trend: Trend | None, bound: float, largest: float) -> Verdict:
     if low > 0:
         return Verdict(NOT_REACHED, f"{slope}: grows with training, away from the bound")
     at = trend.crossing(bound)
-    interval = tuple(sorted((trend.crossing(bound, low), trend.crossing(bound, high))))
+    interval = trend.crossing_interval(bound)
     where = f"the line reaches {bound:g} at {at:.3g} presentations [{interval[0]:.3g}, {interval[1]:.3g}]"
     if at > EXTRAPOLATION_LIMIT * largest:
         return Verdict(
@@ -149,7 +160,6 @@ def decide(trend: Trend | None, bound: float, largest: float) -> Verdict:
 # The grid points.
 
 
-_THRESHOLDS = {key: next((what, t) for k, what, t in COUNT_THRESHOLDS if k == key) for key in COUNTS}
 _SUMMARY_PREFIX = {"|mu|": "mu_abs_ge_", "FWHM": "fwhm_ge_"}  # stats.summary_counts' names of the counts
 
 
@@ -235,8 +245,8 @@ def fitted_quantities(rows: Sequence[dict]) -> list[Fitted]:
         quantities.append((count_column(key), bound, f"{bound:g} (post II: {COUNT_BOUNDS[key][0]} of 256)", 1.0))
     fitted = []
     for column, bound, text, offset in quantities:
-        trend = fit(presentations, [row[column] for row in rows], offset)
-        fitted.append(Fitted(column, bound, text, offset, trend, decide(trend, bound, largest)))
+        line = fit(presentations, [row[column] for row in rows], offset)
+        fitted.append(Fitted(column, bound, text, offset, line, decide(line, bound, largest)))
     return fitted
 
 
@@ -330,8 +340,8 @@ def sections(rows: Sequence[dict], aligned_axes: int, out: str) -> tuple[list[tu
         f"has at most {COUNT_BOUNDS['fwhm_ge_1'][0]} of 256 components with a FWHM >= 1, so its median is below 1 "
         "(necessary, not sufficient); each count against post II's bound, scaled to our z_dim. Rule (written "
         "before any number was read): log10 of the quantity (counts + 1) on log10 presentations by least squares, "
-        f"the slope's {LEVEL:.0%} Student t interval; the line through the points' centroid reaches the bound at "
-        "P* (its interval: the slope's ends pivoting at the centroid). Reached: the slope's interval below 0 and "
+        f"the slope's {LEVEL:.0%} Student t interval; the fitted line reaches the bound at "
+        "P* (its interval: where the line's band reaches the bound). Reached: the slope's interval below 0 and "
         f"P* within {EXTRAPOLATION_LIMIT:g}x the grid's largest presentations; flattens before it: the interval "
         f"includes 0 or P* lies farther out; not reached: the interval above 0. One seed per grid point: the "
         "interval is over the grid's points, not over seeds."
