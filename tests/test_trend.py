@@ -62,6 +62,13 @@ def test_a_quantity_growing_with_training_is_not_reached():
     assert verdict.outcome == trend.NOT_REACHED and verdict.presentations is None
 
 
+def test_a_quantity_already_within_the_bound_at_the_grids_end_is_reached():
+    zero = trend.decide(trend.fit(GRID, np.zeros(len(GRID)), offset=1.0), 0.3, GRID.max())
+    assert zero.outcome == trend.REACHED and zero.presentations is None and "within 0.3" in zero.reason
+    falling = trend.decide(trend.fit(GRID, _power_law(3, -0.4, noise=0.02)), 1.0, GRID.max())
+    assert falling.outcome == trend.REACHED and GRID[2] < falling.presentations < GRID[-1]  # 1e3 * 3^2.5 = 1.6e4
+
+
 def test_too_few_points_are_not_fitted():
     assert trend.fit(GRID[:2], [3.0, 2.0]) is None and trend.fit([1e3] * 4, [3.0, 2.0, 2.5, 2.2]) is None
     assert trend.decide(None, 1.0, 1e5).outcome == trend.NOT_FITTED

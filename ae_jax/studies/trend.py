@@ -8,6 +8,8 @@ log10(y + offset) = a + b log10(presentations) by least squares over the grid po
 b +- t(n - 2) se(b). The line reaches y* at P*; its interval is where the line's 95% confidence band reaches y*
 (inverse prediction), which is finite exactly when b's interval excludes 0.
 - "not fitted": fewer than 3 points, or one presentations value (no slope to estimate);
+- "reached": the whole band is within the bound at the grid's largest presentations (already there; P* and its
+  interval given when b's interval is below 0);
 - "flattens before it": b's interval includes 0, or P* lies more than EXTRAPOLATION_LIMIT x beyond the grid's
   largest presentations (an extrapolation that far is not a finding);
 - "not reached": b's interval lies above 0 (the quantity grows with training, away from the bound);
@@ -128,7 +130,7 @@ def fit(presentations: Sequence[float], values: Sequence[float], offset: float =
 class Verdict:
     outcome: str
     reason: str
-    presentations: float | None = None  # where the line reaches the bound (REACHED)
+    presentations: float | None = None  # where the line reaches the bound
     interval: tuple[float, float] | None = None
 
 
@@ -139,6 +141,12 @@ def decide(trend: Trend | None, bound: float, largest: float) -> Verdict:
         return Verdict(NOT_FITTED, "fewer than 3 grid points or a single presentations value")
     low, high = trend.slope_interval
     slope = f"slope {trend.slope:.3g} [{low:.3g}, {high:.3g}] per decade of presentations"
+    if trend.band([largest])[2, 0] <= bound:
+        within = f"{slope}; the fit's band is within {bound:g} at the grid's largest {largest:.3g} presentations"
+        if high >= 0:
+            return Verdict(REACHED, within)
+        at, interval = trend.crossing(bound), trend.crossing_interval(bound)
+        return Verdict(REACHED, f"{within}, from {at:.3g} [{interval[0]:.3g}, {interval[1]:.3g}]", at, interval)
     if low <= 0 <= high:
         return Verdict(FLATTENS, f"{slope} includes 0")
     if low > 0:
@@ -287,7 +295,7 @@ def figure(rows: Sequence[dict], fitted: Sequence[Fitted], aligned_axes: int, pa
     fig, axes = plt.subplots(panel_rows, columns, figsize=(4.2 * columns, 3.2 * panel_rows))
     axes = axes.ravel()
     presentations = np.array([row["presentations"] for row in rows], np.float64)
-    crossings = [f.verdict.presentations for f in fitted if f.verdict.outcome == REACHED]
+    crossings = [f.verdict.presentations for f in fitted if f.verdict.outcome == REACHED and f.verdict.presentations]
     left, right = presentations.min() / 1.5, max([presentations.max(), *crossings]) * 1.5
     xs = np.geomspace(left, right, 100)
     for ax, f in zip(axes, fitted):
@@ -341,7 +349,8 @@ def sections(rows: Sequence[dict], aligned_axes: int, out: str) -> tuple[list[tu
         "(necessary, not sufficient); each count against post II's bound, scaled to our z_dim. Rule (written "
         "before any number was read): log10 of the quantity (counts + 1) on log10 presentations by least squares, "
         f"the slope's {LEVEL:.0%} Student t interval; the fitted line reaches the bound at "
-        "P* (its interval: where the line's band reaches the bound). Reached: the slope's interval below 0 and "
+        "P* (its interval: where the line's band reaches the bound). Reached: the band within the bound at the "
+        "grid's largest presentations, or the slope's interval below 0 and "
         f"P* within {EXTRAPOLATION_LIMIT:g}x the grid's largest presentations; flattens before it: the interval "
         f"includes 0 or P* lies farther out; not reached: the interval above 0. One seed per grid point: the "
         "interval is over the grid's points, not over seeds."
