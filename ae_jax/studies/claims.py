@@ -14,6 +14,8 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
+from scipy import stats as scipy_stats
+
 from ae_jax.evaluators.evidence import (
     AUTHOR_RADIUS_PEAK,
     AUTHOR_UNIFORM_POINTS,
@@ -26,7 +28,6 @@ from ae_jax.evaluators.evidence import (
 
 SUPPORTED, REFUTED, INCONCLUSIVE, NOT_MEASURED = "supported", "refuted", "inconclusive", "not measured"
 OUTCOMES = (SUPPORTED, REFUTED, INCONCLUSIVE, NOT_MEASURED)
-T_975 = (math.nan, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262)  # Student t, 95%, by dof
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,7 +259,7 @@ def t_interval(values: Sequence[float]) -> tuple[float, float, float] | None:
         return None
     mean = sum(values) / n
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = (T_975[n - 1] if n - 1 < len(T_975) else 1.96) * sd / math.sqrt(n)
+    half = float(scipy_stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
     return mean, mean - half, mean + half
 
 
