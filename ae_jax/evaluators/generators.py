@@ -23,7 +23,14 @@ import numpy as np
 from ae_jax.config import GeneratorsConfig, GeneratorSpec
 from ae_jax.data import datasets
 from ae_jax.evaluators import distribution, encode, generators_plots, registry
-from ae_jax.evaluators.evidence import UNIFORM_SETTINGS, Evidence, author_scale, uniform_claim_id
+from ae_jax.evaluators.evidence import (
+    AUTHOR_RADIUS_PEAK,
+    AUTHOR_Z_DIM,
+    UNIFORM_SETTINGS,
+    Evidence,
+    author_scale,
+    uniform_claim_id,
+)
 from ae_jax.numerics import hits, stats
 from ae_jax.numerics.samplers import Sampler, UniformBoxSampler, make_sampler
 from ae_jax.report import pages, plots
@@ -245,7 +252,7 @@ def grid_row(grid: dict, b: float, k: float, units: str) -> dict:
 
 def grid_evidence(grid: dict) -> dict:
     """Evidence of every uniform claim (UNIFORM_SETTINGS, absolute and scaled) and of the radius law, by claim id."""
-    method = "Wilson score interval of the share of hits, 95%"
+    method = "Wilson score interval of the share of hits, 95%, in the data box as measured"
     evidence = {}
     for b, k in UNIFORM_SETTINGS:
         for scaled in (False, True):
@@ -361,10 +368,13 @@ def _grid_finding(label: str, grid: dict) -> str:
             f"{', '.join(none) or 'none'}"
         )
     law = grid["radius_law"]
+    scale = (
+        f"scaled by {grid['scale']:.3g} (radius peak {grid['radius_peak']:.3g} against post III's "
+        f"{AUTHOR_RADIUS_PEAK:g}, per sqrt(z_dim / {AUTHOR_Z_DIM}))"
+    )
     return (
         f"{label}: post II's uniform grid, {grid['n']:,} z-points per b, box mu +- k FWHM, b in absolute units and "
-        f"scaled by {grid['scale']:.3g} (radius peak {grid['radius_peak']:.3g} against post III's 16.5, per "
-        f"sqrt(z_dim / 256)): " + "; ".join(parts) + f". Mean radius at b = {law['b']:g} over post II's formula: "
+        f"{scale}: " + "; ".join(parts) + f". Mean radius at b = {law['b']:g} over post II's formula: "
         f"{law['ratio']:.5f} [{law['ratio_low']:.5f}, {law['ratio_high']:.5f}]."
     )
 
