@@ -186,6 +186,32 @@ def test_manifold_precision_and_recall_equal_brute_force():
     assert 0 < precision < 1 and 0 < recall < 1
 
 
+def test_density_and_coverage_equal_brute_force():
+    rng = np.random.default_rng(5)
+    real = rng.integers(-4, 5, (150, 4)).astype(np.float32)  # integer coordinates: exact distances, exact ties
+    generated = rng.integers(-2, 7, (97, 4)).astype(np.float32)
+    k = 3
+    radii = stats.knn_distances(real, k, block=32)
+    inside = np.linalg.norm(generated[:, None] - real[None], axis=-1) <= np.asarray(radii)  # (generated, real)
+    counts, reached = H.ball_membership(real, radii, generated, block_size=16)  # 97 = 6 blocks and a padded one
+    np.testing.assert_array_equal(counts, inside.sum(1))
+    np.testing.assert_array_equal(reached, inside.any(0))
+    assert float(H.density(real, radii, generated, k, block_size=16)) == pytest.approx(inside.sum() / (k * 97))
+    assert float(H.coverage(real, radii, generated, block_size=16)) == pytest.approx(inside.any(0).mean())
+    assert 0 < float(H.coverage(real, radii, generated)) < 1
+
+
+def test_a_collapsed_generator_keeps_its_precision_and_loses_its_coverage_and_recall():
+    """Naeem et al.'s point, and issue 28's grey blobs: points piled on one real point are all precise."""
+    real = np.random.default_rng(8).normal(size=(400, 6)).astype(np.float32)
+    radii = stats.knn_distances(real, 5)
+    collapsed = np.repeat(real[:1], 400, axis=0) + 1e-3
+    assert float(H.manifold_precision(real, radii, collapsed)) == 1.0
+    assert float(H.coverage(real, radii, collapsed)) < 0.05
+    assert float(H.manifold_recall(collapsed, stats.knn_distances(collapsed, 5), real)) < 0.05
+    assert float(H.coverage(real, radii, real)) == 1.0 and float(H.density(real, radii, real, 5)) > 1.0
+
+
 def test_manifold_precision_recall_extremes():
     real = np.random.default_rng(6).normal(size=(300, 8)).astype(np.float32)
     radii = stats.knn_distances(real, 5, block=64)
@@ -219,6 +245,43 @@ def test_manifold_functions_refuse_bad_input():
         H.manifold_precision(real, np.ones(9), np.zeros((4, 3)))
     with pytest.raises(ValueError, match="same width"):
         H.manifold_recall(real, np.ones(10), np.zeros((4, 2)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Wilson intervals of shares of hits.
+
+
+def test_wilson_interval_matches_its_formula_and_holds_the_share():
+    hits, n = np.array([0, 1, 37, 999, 1000]), 1000
+    low, high = np.asarray(H.wilson_interval(hits, n)).T
+    z, p = 1.959964, hits / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    np.testing.assert_allclose(low, np.maximum(centre - half, 0), atol=1e-6)
+    np.testing.assert_allclose(high, np.minimum(centre + half, 1), atol=1e-6)
+    assert np.all((low <= p) & (p <= high)) and low[0] == 0 and high[-1] == 1
+    assert high[0] == pytest.approx(z**2 / (n + z**2), rel=1e-5)  # no hit still bounds the share
+    assert float(H.wilson_interval(0, 170_000)[1]) < 10 / 170_000 < float(H.wilson_interval(0, 1000)[1])
+
+
+def test_wilson_interval_covers_the_probability_about_95_percent_of_the_time():
+    rng = np.random.default_rng(9)
+    for p, n in ((0.3, 40), (0.02, 500)):
+        low, high = np.asarray(H.wilson_interval(rng.binomial(n, p, 4000), n)).T
+        assert 0.92 < np.mean((low <= p) & (p <= high)) < 0.98
+
+
+def test_uniform_hit_table_is_the_unit_stream_scaled_to_every_bound():
+    rng = np.random.default_rng(10)
+    mu, fwhm = _region(rng, 5)
+    ks, n = [1.0, 2.0], 20_000
+    rows = H.uniform_hit_table([1.0, 0.5, 3.0], mu, fwhm, ks, KEY, num_samples=n, block_size=3000)
+    unit = H.hit_table([S.UniformBoxSampler(bound=1.0, z_dim=5)], mu, fwhm, ks, KEY, n, block_size=3000)
+    assert rows[:2] == unit  # the same stream as hit_table's first sampler
+    for r in rows:
+        assert r["mc_low"] <= r["mc_fraction"] <= r["mc_high"] and r["mc_samples"] == n
+        assert _within_binomial_error(r["mc_fraction"], 10 ** r["log10_analytic"], n)
+    assert [r["bound"] for r in rows] == [1.0, 1.0, 0.5, 0.5, 3.0, 3.0]
 
 
 # ---------------------------------------------------------------------------------------------

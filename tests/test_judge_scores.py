@@ -34,15 +34,18 @@ def test_frechet_interval_holds_the_estimate_and_narrows_with_the_sample():
     assert widths[1] < widths[0] / 2
 
 
-def test_covered_points_give_the_manifold_precision_and_recall():
+def test_knn_scores_are_the_manifold_scores_with_intervals_over_their_own_points():
     rng = np.random.default_rng(2)
     real, generated = rng.normal(size=(300, 5)), rng.normal(size=(200, 5)) * 1.5
     real_radii, gen_radii = stats.knn_distances(real, 3), stats.knn_distances(generated, 3)
-    precise = judge.covered(real, real_radii, generated)
-    assert precise.shape == (200,) and set(np.unique(precise)) <= {0.0, 1.0}
-    assert precise.mean() == pytest.approx(float(hits.manifold_precision(real, real_radii, generated)))
-    recalled = judge.covered(generated, gen_radii, real)
-    assert recalled.mean() == pytest.approx(float(hits.manifold_recall(generated, gen_radii, real)))
+    rows_real, rows_set = stats.bootstrap_rows(make_key(0), 300, 50), stats.bootstrap_rows(make_key(1), 200, 50)
+    scores = judge.knn_scores(real, real_radii, generated, 3, rows_real, rows_set)
+    assert scores["judge_precision"] == pytest.approx(float(hits.manifold_precision(real, real_radii, generated)))
+    assert scores["judge_recall"] == pytest.approx(float(hits.manifold_recall(generated, gen_radii, real)))
+    assert scores["judge_density"] == pytest.approx(float(hits.density(real, real_radii, generated, 3)))
+    assert scores["judge_coverage"] == pytest.approx(float(hits.coverage(real, real_radii, generated)))
+    for name in ("judge_precision", "judge_recall", "judge_density", "judge_coverage"):
+        assert scores[f"{name}_low"] < scores[name] < scores[f"{name}_high"]
 
 
 def _scores(judge_images: int, held_out: int = 400):
@@ -67,11 +70,12 @@ def test_judge_rows_carry_their_sample_size_and_intervals():
     assert [r["label"] for r in rows] == ["shift 0.2", "shift 1.0", "reconstructions", "real vs real"]
     for r in rows:
         assert r["judge_images"] == 100 and r["judge_resamples"] == 40
-        for name in ("judge_frechet", "judge_precision", "judge_recall"):
+        for name in ("judge_frechet", "judge_precision", "judge_recall", "judge_density", "judge_coverage"):
             assert r[f"{name}_low"] <= r[name] <= r[f"{name}_high"]
     by = {r["label"]: r for r in rows}
     assert by["shift 1.0"]["judge_frechet_low"] > by["real vs real"]["judge_frechet_high"]
-    assert by["shift 1.0"]["judge_precision_high"] < by["real vs real"]["judge_precision_low"]
+    for name in ("judge_precision", "judge_density", "judge_coverage"):  # shifted away: below the floor
+        assert by["shift 1.0"][f"{name}_high"] < by["real vs real"][f"{name}_low"], name
 
 
 def test_a_small_held_out_split_caps_the_sample_and_says_so(tmp_path):
@@ -85,7 +89,10 @@ def test_a_small_held_out_split_caps_the_sample_and_says_so(tmp_path):
     view = judge.view(registry.Result("judge", str(tmp_path), "k" * 64, False, numbers, {}), "m", (1.0,))
     assert view.warnings == [f"m: {why}; FDs compare only at equal n."]
     assert view.rows[0]["judged images"] == 200 and " to " in view.rows[0]["FD 95% interval"]
+    for page in ("precision", "recall", "density", "coverage"):
+        assert f"judge {page}" in view.rows[0] and " to " in view.rows[0][f"{page} 95% interval"]
     assert "they overlap" not in view.findings[0] and "lies above real vs real's" in view.findings[0]
+    assert "recall" in view.findings[1] and "coverage" in view.findings[1] and "vs" in view.findings[1]
 
 
 def test_too_few_bootstrap_resamples_are_refused():

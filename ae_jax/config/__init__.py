@@ -447,6 +447,7 @@ def _check_generators(g: GeneratorsConfig, j: JudgeConfig) -> None:
     _check(g.grid_images > 0, "generators.grid_images", "must be > 0")
     _check(g.judge_images > j.precision_k, "generators.judge_images", "must exceed judge.precision_k")
     _check(g.judge_resamples >= 20, "generators.judge_resamples", "must be >= 20 (a 95% interval's tails)")
+    _check(g.author_grid_n >= 0, "generators.author_grid_n", "must be >= 0 (0: no grid)")
 
 
 def _check_judge(j: JudgeConfig) -> None:

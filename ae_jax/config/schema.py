@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from ae_jax.evaluators.evidence import AUTHOR_UNIFORM_POINTS
+
 DATASET_CHANNELS = {"faces": 3, "celeba": 3, "images": 3, "mnist": 1, "fashion_mnist": 1, "cifar10": 3}
 CHOICES = {
     "data.name": tuple(DATASET_CHANNELS),
@@ -187,6 +189,8 @@ class GeneratorsConfig:
     grid_images: int = 16  # decoded images per generator in decoded_grid.png
     judge_images: int = 1024  # decoded images per generator scored by the judge (and 2x held-out images)
     judge_resamples: int = 200  # bootstrap resamples of the judge scores' 95% intervals
+    # z-points per uniform bound of post II's grid (b x k, in absolute units and in the latent's own); 0: no grid
+    author_grid_n: int = AUTHOR_UNIFORM_POINTS
 
 
 @dataclasses.dataclass(frozen=True)

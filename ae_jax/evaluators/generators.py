@@ -3,14 +3,17 @@ data, their radii against theory, and decoded image grids.
 
 A generator is a GeneratorSpec of the config, e.g. the one written "uniform bound=1.5" or "mixture n_components=10";
 generator i draws with fold_in(key(seed), i), once per evaluation (`draws`): the generators and judge
-evaluators read the same points.
+evaluators read the same points. Post II's uniform grid (`author_grid`) draws next, as generator len(specs), and
+records the evidence of the uniform claims (ae_jax.studies.claims).
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
+import statistics
 from collections.abc import Callable, Sequence
 
 import jax
@@ -20,9 +23,17 @@ import numpy as np
 from ae_jax.config import GeneratorsConfig, GeneratorSpec
 from ae_jax.data import datasets
 from ae_jax.evaluators import distribution, encode, generators_plots, registry
+from ae_jax.evaluators.evidence import (
+    AUTHOR_RADIUS_PEAK,
+    AUTHOR_Z_DIM,
+    UNIFORM_SETTINGS,
+    Evidence,
+    author_scale,
+    uniform_claim_id,
+)
 from ae_jax.numerics import hits, stats
-from ae_jax.numerics.samplers import Sampler, make_sampler
-from ae_jax.report import plots
+from ae_jax.numerics.samplers import Sampler, UniformBoxSampler, make_sampler
+from ae_jax.report import pages, plots
 from ae_jax.report.pages import Share
 from ae_jax.runtime import make_key
 
@@ -31,6 +42,12 @@ logger = logging.getLogger(__name__)
 BOX = "each component within mu +- k FWHM (the mean and full width at half maximum of the data's histogram)"
 
 Decode = Callable[[np.ndarray], np.ndarray]  # z-points (n, D) -> images (n, H, W, C) in [0, 1]
+
+# Post II's uniform generators as written: z uniform in [-b, b]^D, hits inside mu +- k half-widths (FWHM).
+AUTHOR_BOUNDS = (1.0, 1.5, 2.0, 3.0, 12.0)
+AUTHOR_KS = (1.5, 2.0, 3.0, 12.0)
+HIT_COLUMNS = ("k", "mc_fraction", "mc_hits", "mc_samples", "mc_low", "mc_high", "log10_analytic")  # per k
+Z_95 = statistics.NormalDist().inv_cdf(0.975)
 
 
 def generate(
@@ -63,7 +80,7 @@ def _measure(sampler: Sampler, points: np.ndarray, table_key, region, support, c
         "label": sampler.label,
         "params": sampler.params(),  # the mixture's: its fit (iterations, convergence, each restart's log-likelihood)
         "n": cfg.n,
-        "hits": [{k: r[k] for k in ("k", "mc_fraction", "mc_hits", "mc_samples", "log10_analytic")} for r in hit_rows],
+        "hits": [{k: r[k] for k in HIT_COLUMNS} for r in hit_rows],
         "radius": {
             "mean": radius_row["mc_mean"],
             "std": radius_row["mc_std"],
@@ -154,21 +171,118 @@ def _sweep_figures(results, real_radii, radii_by_label, image_rows, cfg, out_dir
 def write_sweep_csv(results: list[dict], path: str, precision_k: int) -> None:
     """One row per (generator, k) with the hit fractions and radii."""
     precision = f"manifold_precision_k{precision_k}"
-    hit_columns = ["k", "mc_fraction", "mc_hits", "mc_samples", "log10_analytic"]
     radius_columns = ["mean", "std", "analytic_mean", "analytic_std"]
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, ["label", *hit_columns, *[f"radius_{c}" for c in radius_columns], precision])
+        writer = csv.DictWriter(f, ["label", *HIT_COLUMNS, *[f"radius_{c}" for c in radius_columns], precision])
         writer.writeheader()
         for r in results:
             for h in r["hits"]:
                 writer.writerow(
                     {
                         "label": r["label"],
-                        **{c: h[c] for c in hit_columns},
+                        **{c: h[c] for c in HIT_COLUMNS},
                         **{f"radius_{c}": r["radius"][c] for c in radius_columns},
                         precision: r[precision],
                     }
                 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Post II's uniform grid and the uniform claims' evidence.
+
+
+def radius_peak(z, bin_width: float) -> float:
+    """The radius peak as the distribution evaluator measures it: the centre of the fullest bin of width
+    `bin_width` (distribution.radius_peak_bin_width) of the radii's histogram."""
+    r = stats.radii(z)
+    return float(stats.radius_stats(r, stats.radius_histogram(r, bin_width))["peak"])
+
+
+def radius_law(b: float, z_dim: int) -> float:
+    """Post II's mean radius of z uniform in [-b, b]^N: b sqrt(N / 3) sqrt(1 / (1 + 1 / (4 N)))."""
+    return b * math.sqrt(z_dim / 3) * math.sqrt(1 / (1 + 1 / (4 * z_dim)))
+
+
+def author_grid(mu, fwhm, scale: float, n: int, key: jax.Array) -> dict:
+    """Post II's grid: n z-points uniform in [-b, b]^D for each b of AUTHOR_BOUNDS, in absolute units and times
+    `scale` (`author_scale`), their shares inside mu +- k FWHM for each k of AUTHOR_KS with 95% Wilson intervals
+    (one stream of draws scaled to every b, hits.uniform_hit_table); and the mean radius of the absolute b = 1
+    points against `radius_law`, with its normal interval. Drawn in blocks: memory does not grow with n."""
+    settings = [(units, factor, b) for units, factor in (("absolute", 1.0), ("scaled", scale)) for b in AUTHOR_BOUNDS]
+    table = hits.uniform_hit_table([b * factor for _, factor, b in settings], mu, fwhm, AUTHOR_KS, key, n)
+    rows = [
+        {
+            "b": b,
+            "k": h["k"],
+            "units": units,
+            "bound": h["bound"],
+            "hits": h["mc_hits"],
+            "n": h["mc_samples"],
+            "share": h["mc_fraction"],
+            "low": h["mc_low"],
+            "high": h["mc_high"],
+            "log10_analytic": h["log10_analytic"],
+        }
+        for (units, _, b), h in zip([s for s in settings for _ in AUTHOR_KS], table)
+    ]
+    z_dim = len(mu)
+    radius = hits.radius_table([UniformBoxSampler(bound=1.0, z_dim=z_dim)], key, num_samples=n)[0]  # the same points
+    half = Z_95 * radius["mc_std"] / math.sqrt(n)
+    law = radius_law(1.0, z_dim)
+    return {
+        "n": n,
+        "scale": scale,
+        "rows": rows,
+        "radius_law": {
+            "b": 1.0,
+            "mean": radius["mc_mean"],
+            "std": radius["mc_std"],
+            "formula": law,
+            "ratio": radius["mc_mean"] / law,
+            "ratio_low": (radius["mc_mean"] - half) / law,
+            "ratio_high": (radius["mc_mean"] + half) / law,
+        },
+    }
+
+
+def grid_row(grid: dict, b: float, k: float, units: str) -> dict:
+    """The row of `author_grid` at (b, k) in `units` (absolute or scaled)."""
+    return next(r for r in grid["rows"] if (r["b"], r["k"], r["units"]) == (b, k, units))
+
+
+def grid_evidence(grid: dict) -> dict:
+    """Evidence of every uniform claim (UNIFORM_SETTINGS, absolute and scaled) and of the radius law, by claim id."""
+    method = "Wilson score interval of the share of hits, 95%, in the data box as measured"
+    evidence = {}
+    for b, k in UNIFORM_SETTINGS:
+        for scaled in (False, True):
+            r = grid_row(grid, b, k, "scaled" if scaled else "absolute")
+            evidence[uniform_claim_id(b, k, scaled)] = Evidence(r["share"], (r["low"], r["high"]), r["n"], method)
+    law = grid["radius_law"]
+    evidence["uniform_radius_law"] = Evidence(
+        law["ratio"],
+        (law["ratio_low"], law["ratio_high"]),
+        grid["n"],
+        "normal interval of the mean radius, 95%",
+        null=1.0,
+        null_name=f"post II's formula ({law['formula']:.4g} at b = {law['b']:g})",
+    )
+    return {claim_id: e.to_json() for claim_id, e in evidence.items()}
+
+
+def measure_grid(z, comp: dict, cfg, folder: str) -> tuple[dict, dict]:
+    """`author_grid` in the data box of `comp`, scaled by the radius peak of z-points z, with its evidence, CSV
+    (author_grid.csv) and figure; nothing when cfg.generators.author_grid_n is 0."""
+    g = cfg.generators
+    if not g.author_grid_n:
+        return {}, {}
+    peak = radius_peak(z, cfg.distribution.radius_peak_bin_width)
+    key = jax.random.fold_in(make_key(cfg.seed), len(g.specs))  # the next generator's stream
+    grid = author_grid(comp["mean"], comp["fwhm"], author_scale(peak, z.shape[1]), g.author_grid_n, key)
+    grid["radius_peak"] = peak
+    pages.write_csv(grid["rows"], os.path.join(folder, "author_grid.csv"))
+    figure = generators_plots.author_grid_plot(grid["rows"], grid["scale"], os.path.join(folder, "author_grid.png"))
+    return {"author_grid": grid, "evidence": grid_evidence(grid)}, {"author_grid": figure}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,7 +295,8 @@ def draws(ctx: registry.RunContext) -> list[tuple[Sampler, np.ndarray, jax.Array
 
 
 def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
-    """Generated z-points against the data's box and k-NN manifold, their radii, decoded grids."""
+    """Generated z-points against the data's box and k-NN manifold, their radii, decoded grids; post II's uniform
+    grid and the uniform claims' evidence."""
     comp = distribution.components_of(ctx)
     check_region(comp)
     decoding = (
@@ -189,7 +304,9 @@ def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
     )
     cfg = ctx.config
     numbers = sweep(encode.points(ctx), comp, cfg.generators, folder, draws(ctx), **decoding)
-    return numbers, numbers.pop("figures")
+    figures = numbers.pop("figures")
+    grid, grid_figures = measure_grid(encode.points(ctx), comp, cfg, folder)
+    return {**numbers, **grid}, {**figures, **grid_figures}
 
 
 def short_label(row: dict) -> str:
@@ -203,13 +320,20 @@ def inside(row: dict, k: float) -> Share:
     return Share(hit["mc_hits"], hit["mc_samples"])
 
 
+def interval_text(low: float, high: float) -> str:
+    """A share's 95% interval as percentages, '0% to 0.0023%'."""
+    return f"{100 * low:.3g}% to {100 * high:.3g}%"
+
+
 def _row(r: dict, k: float) -> dict:
     hit = next(h for h in r["hits"] if h["k"] == k)
     precision = next(v for key, v in r.items() if key.startswith("manifold_precision"))
     return {
         "generator": r["label"],
+        "units": "absolute",
         "k": k,
         "inside the data box": inside(r, k),
+        "95% interval": interval_text(hit["mc_low"], hit["mc_high"]) if "mc_low" in hit else "",
         "log10 P analytic": "n/a" if hit["log10_analytic"] is None else hit["log10_analytic"],
         "radius mean": r["radius"]["mean"],
         "radius analytic": r["radius"]["analytic_mean"],
@@ -217,9 +341,49 @@ def _row(r: dict, k: float) -> dict:
     }
 
 
+def _grid_rows(grid: dict) -> list[dict]:
+    """The rows of post II's grid for the generators table: b, units, k, hits and share, interval."""
+    return [
+        {
+            "generator": f"post II's grid: uniform b={r['b']:g}" + f" x {grid['scale']:.3g}" * (r["units"] == "scaled"),
+            "units": r["units"],
+            "k": r["k"],
+            "inside the data box": Share(r["hits"], r["n"]),
+            "95% interval": interval_text(r["low"], r["high"]),
+            "log10 P analytic": r["log10_analytic"],
+        }
+        for r in grid["rows"]
+    ]
+
+
+def _grid_finding(label: str, grid: dict) -> str:
+    """Where post II's grid puts every point inside the box, and where none, in each of its units."""
+    parts = []
+    for units in ("absolute", "scaled"):
+        rows = [r for r in grid["rows"] if r["units"] == units]
+        all_in = [f"({r['b']:g}, {r['k']:g})" for r in rows if r["hits"] == r["n"]]
+        none = [f"({r['b']:g}, {r['k']:g})" for r in rows if r["hits"] == 0]
+        parts.append(
+            f"{units} b: every point inside at (b, k) = {', '.join(all_in) or 'none'}; no point inside at "
+            f"{', '.join(none) or 'none'}"
+        )
+    law = grid["radius_law"]
+    scale = (
+        f"scaled by {grid['scale']:.3g} (radius peak {grid['radius_peak']:.3g} against post III's "
+        f"{AUTHOR_RADIUS_PEAK:g}, per sqrt(z_dim / {AUTHOR_Z_DIM}))"
+    )
+    return (
+        f"{label}: post II's uniform grid, {grid['n']:,} z-points per b, box mu +- k FWHM, b in absolute units and "
+        f"{scale}: " + "; ".join(parts) + f". Mean radius at b = {law['b']:g} over post II's formula: "
+        f"{law['ratio']:.5f} [{law['ratio_low']:.5f}, {law['ratio_high']:.5f}]."
+    )
+
+
 def view(result: registry.Result, label: str, ks) -> registry.View:
-    """Per generator and report k: the share inside the data box, radii, k-NN precision; the decoded grid."""
+    """Per generator and report k: the share inside the data box with its interval, radii, k-NN precision; post
+    II's grid; the decoded grid."""
     rows = result.numbers["results"]
+    grid = result.numbers.get("author_grid")
     k = ks[0]
     shares = {short_label(r): inside(r, k) for r in rows}
     best = max(shares, key=shares.get)
@@ -233,9 +397,9 @@ def view(result: registry.Result, label: str, ks) -> registry.View:
     each = f"{label}: inside the data box at k={k:g}: " + "; ".join(f"{g} {s.text()}" for g, s in shares.items())
     return registry.View(
         headline={f"most inside at k={k:g}": best, "its share": shares[best]},
-        rows=[_row(r, k) for k in ks for r in rows],
+        rows=[_row(r, k) for k in ks for r in rows] + (_grid_rows(grid) if grid else []),
         figures=result.figures,
-        findings=[finding, each + "."],
+        findings=[finding, each + "."] + ([_grid_finding(label, grid)] if grid else []),
         finding_figures=[result.figures["decoded_grid"]] if "decoded_grid" in result.figures else [],
     )
 
@@ -248,11 +412,17 @@ registry.register(
         lambda c: {
             "z": encode.points_digest(c),
             "params": c.params_digest(),
-            "histogram": {"bin_width": c.config.distribution.bin_width, "hist_range": c.config.distribution.hist_range},
+            "histogram": {
+                "bin_width": c.config.distribution.bin_width,
+                "hist_range": c.config.distribution.hist_range,
+                "radius_peak_bin_width": c.config.distribution.radius_peak_bin_width,
+            },
             "seed": c.config.seed,
             "data": registry.data_inputs(c) if c.run_dir else None,
         },
         sections=("generators",),
-        format=2,  # 2: the mixture is the best of restarts run to a tolerance, its fit recorded in params
+        # 2: the mixture is the best of restarts run to a tolerance, its fit recorded in params; 3: post II's grid,
+        # the uniform claims' evidence, Wilson intervals of the shares of hits
+        format=3,
     )
 )

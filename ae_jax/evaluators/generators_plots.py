@@ -22,6 +22,7 @@ from ae_jax.report.plots import legend_outside, plain_log_ticks, save_figure, se
 PARAMETER_LABELS = {"bound": "uniform bound b: each component in [-b, b] (latent units)"}
 UPPER_BOUND_MARKER = r"$\downarrow$"  # an arrow: a bound on P, not a measured point
 BOX_TITLE = "data box: mean ± k FWHM"
+GRID_SHIFT = 1.04  # author_grid_plot: the factor on k between neighbouring b
 
 
 def _finite(values, name: str) -> np.ndarray:
@@ -163,3 +164,52 @@ def _hit_legend(ks: Sequence[float]) -> tuple[list, list[str]]:
         "no hit in the samples: P < 1/samples (an upper bound, not a point)",
     ]
     return handles, labels
+
+
+def author_grid_plot(
+    rows: Sequence[dict], scale: float, path: str, title: str = "Post II's uniform grid: z-points inside the data box"
+) -> str:
+    """Share of uniform z-points inside mu +- k FWHM against k, one colour per b (a sequential map), a panel per
+    unit (absolute b, b x `scale`): shares with their 95% intervals; a setting without hits is an arrow at its
+    interval's upper bound, a bound rather than a point, since a share of 0 has no place on the log axis. Each b is
+    shifted a little along k so that equal shares of different b stay visible."""
+    if not rows:
+        raise ValueError("rows must be non-empty author_grid rows")
+    units = list(dict.fromkeys(r["units"] for r in rows))
+    bounds = sorted({r["b"] for r in rows})
+    ks = sorted({r["k"] for r in rows})
+    colours = dict(zip(bounds, series_colours(len(bounds), ordered=True)))
+    shift = {b: GRID_SHIFT ** (i - (len(bounds) - 1) / 2) for i, b in enumerate(bounds)}  # a factor on k
+    fig, axes = plt.subplots(1, len(units), figsize=(5 * len(units), 4.5), sharey=True, squeeze=False)
+    for ax, unit in zip(axes[0], units):
+        for b in bounds:
+            group = sorted((r for r in rows if r["units"] == unit and r["b"] == b), key=lambda r: r["k"])
+            hit = [r for r in group if r["hits"] > 0]
+            if hit:
+                shares = np.array([r["share"] for r in hit])
+                spread = [shares - [r["low"] for r in hit], [r["high"] for r in hit] - shares]
+                ks_shifted = [r["k"] * shift[b] for r in hit]
+                ax.errorbar(ks_shifted, shares, spread, color=colours[b], marker="o", mfc="none", capsize=3)
+            missed = [r for r in group if r["hits"] == 0]
+            if missed:
+                ax.plot(
+                    [r["k"] * shift[b] for r in missed],
+                    [r["high"] for r in missed],
+                    ls="",
+                    marker=UPPER_BOUND_MARKER,
+                    ms=12,
+                    color=colours[b],
+                )
+        ax.set(xscale="log", yscale="log", xlabel="k: each component within mu ± k FWHM")
+        ax.set_title(f"b × {scale:.3g} (the latent's own units)" if unit == "scaled" else "b as written (absolute)")
+        ax.set_xticks(ks, [f"{k:g}" for k in ks])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("share of z-points inside the data box")
+    fig.suptitle(title)
+    handles = [Line2D([], [], color=colours[b], marker="o", mfc="none") for b in bounds]
+    labels = [f"uniform in [-b, b], b = {b:g}" for b in bounds]
+    handles.append(Line2D([], [], color="k", ls="", marker=UPPER_BOUND_MARKER, ms=12))
+    labels.append("no hit: the 95% interval's upper bound (a bound, not a point)")
+    legend_outside(axes[0][-1], handles, labels, title="bars: 95% Wilson intervals; b shifted along k")
+    return save_figure(fig, path)

@@ -1,6 +1,7 @@
-"""The judge evaluator: Frechet distance and k-NN precision/recall, in the feature space of the judge network
-(trained by ae_jax.train.judge), of each generator's decoded points against held-out images, beside two
-reference rows: reconstructions (the decoder at its best) and real vs real (the floor)."""
+"""The judge evaluator: Frechet distance, k-NN precision and recall (Kynkaanniemi et al. 2019), density and coverage
+(Naeem et al. 2020), in the feature space of the judge network (trained by ae_jax.train.judge), of each generator's
+decoded points against held-out images, each with a bootstrap interval, beside two reference rows: reconstructions
+(the decoder at its best) and real vs real (the floor at the same sample size)."""
 
 from __future__ import annotations
 
@@ -25,19 +26,31 @@ logger = logging.getLogger(__name__)
 REFERENCE_ROWS = ("reconstructions", "real vs real")  # rows that are not generators
 
 
-def covered(support, radii, queries, block: int = 512) -> np.ndarray:
-    """(Q,) 1.0 where a query lies within the k-NN radius of some support point, else 0.0: each query's
-    hits.manifold_precision alone (vmapped over `block` queries at a time), so a share and its resamples
-    come from the one implementation."""
-    support, radii, queries = (jnp.asarray(x, jnp.float32) for x in (support, radii, queries))
-    alone = jax.vmap(lambda q: hits.manifold_precision(support, radii, q[None]))
-    return np.concatenate([np.asarray(alone(queries[i : i + block])) for i in range(0, len(queries), block)])
-
-
 def _with_interval(name: str, estimate, resampled, bounds: tuple[float, float]) -> dict:
     """{name: estimate, name_low, name_high}: its 95% bootstrap interval (stats.bootstrap_interval)."""
     low, high = (float(v) for v in stats.bootstrap_interval(estimate, resampled, bounds=bounds))
     return {name: float(estimate), f"{name}_low": low, f"{name}_high": high}
+
+
+def _mean_with_interval(name: str, per_point, rows, bounds: tuple[float, float]) -> dict:
+    """`_with_interval` of the mean of per-point values, resampled by `rows` (stats.bootstrap_rows)."""
+    per_point = jnp.asarray(per_point, jnp.float32)
+    return _with_interval(name, jnp.mean(per_point), jnp.mean(per_point[rows], axis=1), bounds)
+
+
+def knn_scores(f_real, real_radii, f_set, k: int, rows_real, rows_set) -> dict:
+    """Precision, recall, density and coverage of scored features f_set against held-out features f_real (k-NN
+    balls of radius the k-th neighbour distance, hits.ball_membership), each with its 95% bootstrap interval. Each
+    is a mean over points of one set, resampled by that set's rows: precision and density over the scored points
+    (rows_set), recall and coverage over the held-out ones (rows_real), the balls of the full sets fixed."""
+    near_real, reached = hits.ball_membership(f_real, real_radii, f_set)  # per scored point; per held-out point
+    near_set, _ = hits.ball_membership(f_set, stats.knn_distances(f_set, k), f_real)  # per held-out point
+    return {
+        **_mean_with_interval("judge_precision", near_real > 0, rows_set, (0.0, 1.0)),
+        **_mean_with_interval("judge_recall", near_set > 0, rows_real, (0.0, 1.0)),
+        **_mean_with_interval("judge_density", near_real / k, rows_set, (0.0, math.inf)),
+        **_mean_with_interval("judge_coverage", reached, rows_real, (0.0, 1.0)),
+    }
 
 
 def sample_size(judge_images: int, held_out: int, draws: Sequence[tuple]) -> tuple[int, str]:
@@ -65,15 +78,15 @@ def judge_scores(
     resamples: int,
     seed: int,
 ) -> list[dict]:
-    """Scores of the first n decoded points of every generator's draws (generators.draws), then of
-    reconstructions and of the next n held-out images, each against the first n held-out images, with 95%
-    bootstrap intervals from `resamples` resamples keyed by `seed`; n = judge_images, or fewer (logged) where
-    the held-out images are fewer than 2 judge_images or a generator drew fewer points.
+    """Frechet distance and `knn_scores` of the first n decoded points of every generator's draws
+    (generators.draws), then of reconstructions and of the next n held-out images, each against the first n
+    held-out images, with 95% bootstrap intervals from `resamples` resamples keyed by `seed`; n = judge_images,
+    or fewer (logged) where the held-out images are fewer than 2 judge_images or a generator drew fewer points.
 
     A resample draws n rows with replacement from the held-out set and from the scored set (the same rows
-    for every scored set). The Frechet distance is recomputed on both; precision and recall resample only
-    their scored points (generated for precision, held-out for recall) with the k-NN balls of the full
-    sets fixed: resampled support points would be their own duplicates at distance 0 and shrink the radii."""
+    for every scored set). The Frechet distance is recomputed on both; the k-NN scores (`knn_scores`) resample
+    only the points they average over, with the k-NN balls of the full sets fixed: resampled support points would
+    be their own duplicates at distance 0 and shrink the radii."""
     from ae_jax.train.judge import frechet_distances
 
     n, why = sample_size(judge_images, len(real_images), draws)
@@ -90,14 +103,11 @@ def judge_scores(
     real_radii = stats.knn_distances(f_real, k)
     rows = []
     for (label, f_set), distance, distances in zip(sets.items(), fd, fd_resampled):
-        precise = covered(f_real, real_radii, f_set)  # per scored point
-        recalled = covered(f_set, stats.knn_distances(f_set, k), f_real)  # per held-out point
         rows.append(
             {
                 "label": label,
                 **_with_interval("judge_frechet", distance, distances, (0.0, math.inf)),
-                **_with_interval("judge_precision", precise.mean(), precise[np.asarray(rows_set)].mean(1), (0, 1)),
-                **_with_interval("judge_recall", recalled.mean(), recalled[np.asarray(rows_real)].mean(1), (0, 1)),
+                **knn_scores(f_real, real_radii, f_set, k, rows_real, rows_set),
                 "judge_images": n,
                 "judge_resamples": resamples,
             }
@@ -179,22 +189,42 @@ def _fd_finding(label: str, rows: list[dict]) -> str:
     )
 
 
+# The k-NN scores: (name in the numbers, name on the page, a share of the judged images?).
+KNN_SCORES = (
+    ("judge_precision", "precision", True),
+    ("judge_recall", "recall", True),
+    ("judge_density", "density", False),
+    ("judge_coverage", "coverage", True),
+)
+
+
+def _score_text(r: dict, name: str, share: bool) -> str:
+    """A row's score with its interval, '12.5% [10.1% to 14.9%]' or '0.91 [0.85 to 0.97]'."""
+    value = f"{100 * r[name]:.3g}%" if share else f"{r[name]:.3g}"
+    return f"{value} [{_interval(r, name, share)}]"
+
+
+def _knn_finding(label: str, best: dict, real: dict) -> str:
+    """The closest generator's k-NN scores beside real vs real's (the floor at the same n), with intervals."""
+    scores = [(name, page, share) for name, page, share in KNN_SCORES if name in best and f"{name}_low" in best]
+    return (
+        f"{label}: k-NN scores of {best['label']} (the closest generator) against real vs real's, 95% intervals: "
+        + "; ".join(f"{page} {_score_text(best, n, s)} vs {_score_text(real, n, s)}" for n, page, s in scores)
+        + "."
+    )
+
+
 def view(result: registry.Result, label: str, ks) -> registry.View:
-    """Per generator and reference: Frechet distance, precision and recall (shares of the judged images), with
-    their 95% bootstrap intervals and the number of judged images."""
-    rows = [
-        {
-            "generator": r["label"],
-            "judge FD": r["judge_frechet"],
-            "FD 95% interval": _interval(r, "judge_frechet"),
-            "judge precision": pages.Share.of(r["judge_precision"], r["judge_images"]),
-            "precision 95% interval": _interval(r, "judge_precision", share=True),
-            "judge recall": pages.Share.of(r["judge_recall"], r["judge_images"]),
-            "recall 95% interval": _interval(r, "judge_recall", share=True),
-            "judged images": r["judge_images"],
-        }
-        for r in result.numbers["rows"]
-    ]
+    """Per generator and reference: Frechet distance, precision, recall, density and coverage, with their 95%
+    bootstrap intervals and the number of judged images."""
+    rows = []
+    for r in result.numbers["rows"]:
+        row = {"generator": r["label"], "judge FD": r["judge_frechet"]}
+        row["FD 95% interval"] = _interval(r, "judge_frechet")
+        for name, page, share in (score for score in KNN_SCORES if score[0] in r):  # density: from format 6
+            row[f"judge {page}"] = pages.Share.of(r[name], r["judge_images"]) if share else r[name]
+            row[f"{page} 95% interval"] = _interval(r, name, share)
+        rows.append({**row, "judged images": r["judge_images"]})
     q = result.numbers.get("judge_quality")  # absent from results of format 2
     said = [f"{label}: {quality_sentence(q)}"] if q else []
     warn = bool(q) and no_better(q)
@@ -202,10 +232,11 @@ def view(result: registry.Result, label: str, ks) -> registry.View:
     best = min(
         (r for r in result.numbers["rows"] if r["label"] not in REFERENCE_ROWS), key=lambda r: r["judge_frechet"]
     )
+    real = next(r for r in result.numbers["rows"] if r["label"] == "real vs real")
     return registry.View(
         headline={"closest generator": best["label"], "its judge FD": best["judge_frechet"]},
         rows=rows,
-        findings=[_fd_finding(label, result.numbers["rows"])] + ([] if warn else said),
+        findings=[_fd_finding(label, result.numbers["rows"]), _knn_finding(label, best, real)] + ([] if warn else said),
         warnings=(said if warn else []) + capped,
     )
 
@@ -226,6 +257,8 @@ registry.register(
         title="judge scores",
         needs_run=True,
         needs_judge=True,
-        format=5,  # 2: real-vs-real row; 3: the judge's held-out quality; 4: intervals, float64 FD; 5: mixture restarts
+        # 2: real-vs-real row; 3: the judge's held-out quality; 4: intervals, float64 FD; 5: mixture restarts;
+        # 6: density and coverage
+        format=6,
     )
 )

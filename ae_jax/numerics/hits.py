@@ -1,4 +1,5 @@
-"""Where do generated z-points land relative to the data? Box hits, manifold precision/recall, radius moments.
+"""Where do generated z-points land relative to the data? Box hits with their binomial intervals, manifold
+precision/recall and density/coverage, radius moments.
 
 The data's region is the box mu +- k * fwhm per component (mu, fwhm: the per-component centre and
 FWHM, the full width at half maximum, of the data's z-point histograms: what the posts call the
@@ -6,7 +7,7 @@ FWHM, the full width at half maximum, of the data's z-point histograms: what the
 hit fractions for many k come from one pass. Analytic box probabilities are products over components, summed
 in log space and reported as log10 so that 0.25**220 is -132.5 rather than 0. The manifold region follows
 Kynkaanniemi et al. 2019: the union of balls around each real point with radius its k-th neighbour distance
-(`stats.knn_distances`).
+(`stats.knn_distances`); density and coverage (Naeem et al. 2020) count the same balls.
 
 Public functions validate on the host and call jitted cores; pairwise distances are computed in blocks of
 queries against all reference points, so memory is block_size x N, never N x N.
@@ -21,10 +22,11 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.scipy.special import ndtri
 from tqdm import tqdm
 
 from ae_jax.numerics import stats
-from ae_jax.numerics.samplers import Sampler, box_offset
+from ae_jax.numerics.samplers import Sampler, UniformBoxSampler, box_offset
 from ae_jax.numerics.stats import as_points, is_concrete
 
 LOG10 = math.log(10.0)
@@ -130,7 +132,8 @@ def hit_table(
     num_samples: int = 100_000,
     block_size: int = 10_000,
 ) -> list[dict]:
-    """One row per (sampler, k): analytic log10 hit probability (None: no closed form) and Monte Carlo hits.
+    """One row per (sampler, k): analytic log10 hit probability (None: no closed form) and Monte Carlo hits with
+    the 95% Wilson interval of their share (`wilson_interval`).
 
     Continuous samplers draw num_samples points; finite ones (the grid) are enumerated completely.
     """
@@ -140,47 +143,89 @@ def hit_table(
         region = _check_region(mu, fwhm, sampler.z_dim)
         n, block = _stream_length(sampler, num_samples, block_size)
         counts = _stream_sum(sampler, jax.random.fold_in(key, i), _box_hit_indicators, n, block, *region, ks)
-        analytic = _log10_box_probability(sampler, *region, ks)
-        scalars = {p: v for p, v in sampler.params().items() if isinstance(v, (int, float, str))}
-        for j, k in enumerate(ks.tolist()):
-            fraction = int(counts[j]) / n
-            rows.append(
-                dict(
-                    sampler=sampler.label,
-                    **scalars,
-                    k=k,
-                    log10_analytic=None if analytic is None else float(analytic[j]),
-                    mc_hits=int(counts[j]),
-                    mc_samples=n,
-                    mc_fraction=fraction,
-                    mc_stderr=math.sqrt(fraction * (1 - fraction) / n),
-                )
-            )
+        rows += _hit_rows(sampler, region, ks, counts, n)
     return rows
+
+
+@jax.jit
+def _scaled_box_hit_indicators(points, mu, fwhm, ks, scales):
+    """1 where a point times each scale lies in the box of each k, int32 (n, len(scales) * len(ks))."""
+    per_scale = jax.vmap(lambda s: _box_hit_indicators(points * s, mu, fwhm, ks), out_axes=1)(scales)
+    return per_scale.reshape(points.shape[0], -1)
+
+
+def uniform_hit_table(
+    bounds: Sequence[float], mu, fwhm, ks, key: jax.Array, num_samples: int = 100_000, block_size: int = 10_000
+) -> list[dict]:
+    """`hit_table`'s rows of uniform boxes [-b, b]^D for each b of `bounds`, from one stream of points in [-1, 1]^D
+    times each b (common random numbers): each share is as binomial as from a stream of its own, and the bounds
+    cost one stream's draws. The stream is the one hit_table and radius_table draw for a first sampler
+    UniformBoxSampler(bound=1)."""
+    mu, fwhm = _check_region(mu, fwhm, jnp.shape(mu)[0])
+    ks = _check_ks(ks)
+    unit = UniformBoxSampler(bound=1.0, z_dim=mu.shape[0])
+    n, block = _stream_length(unit, num_samples, block_size)
+    scales = jnp.asarray(bounds, jnp.float32)
+    args = (mu, fwhm, ks, scales)
+    counts = _stream_sum(unit, jax.random.fold_in(key, 0), _scaled_box_hit_indicators, n, block, *args)
+    rows = []
+    for b, bound_counts in zip(bounds, counts.reshape(len(bounds), -1)):
+        rows += _hit_rows(UniformBoxSampler(bound=float(b), z_dim=unit.z_dim), (mu, fwhm), ks, bound_counts, n)
+    return rows
+
+
+def _hit_rows(sampler: Sampler, region, ks, counts, n: int) -> list[dict]:
+    """`hit_table`'s rows of one sampler from its hit counts (one per k) among n points."""
+    analytic = _log10_box_probability(sampler, *region, ks)
+    intervals = wilson_interval(counts, n).tolist()
+    scalars = {p: v for p, v in sampler.params().items() if isinstance(v, (int, float, str))}
+    return [
+        dict(
+            sampler=sampler.label,
+            **scalars,
+            k=k,
+            log10_analytic=None if analytic is None else float(analytic[j]),
+            mc_hits=int(counts[j]),
+            mc_samples=n,
+            mc_fraction=int(counts[j]) / n,
+            mc_low=intervals[j][0],
+            mc_high=intervals[j][1],
+        )
+        for j, k in enumerate(ks.tolist())
+    ]
 
 
 def format_hit_table(rows: Sequence[dict]) -> str:
     """A markdown table of `hit_table` rows."""
-    lines = ["| sampler | k | log10 P analytic | MC hits / samples | MC fraction |", "|---|---|---|---|---|"]
+    lines = ["| sampler | k | log10 P analytic | MC hits / samples | MC fraction [95% interval] |", "|" + "---|" * 5]
     for r in rows:
         analytic = "MC only" if r["log10_analytic"] is None else f"{r['log10_analytic']:.2f}"
         lines.append(
             f"| {r['sampler']} | {r['k']:g} | {analytic} | {r['mc_hits']} / {r['mc_samples']} "
-            f"| {r['mc_fraction']:.3g} ± {r['mc_stderr']:.1g} |"
+            f"| {r['mc_fraction']:.3g} [{r['mc_low']:.3g}, {r['mc_high']:.3g}] |"
         )
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
-# Manifold precision and recall (Kynkaanniemi et al. 2019), blocked.
+# Shares of hits with their binomial interval.
 
 
-def _map_blocks(fn, queries: jax.Array, block_size: int) -> jax.Array:
-    """fn over row blocks of `queries` (zero-padded to whole blocks), results concatenated and trimmed."""
-    n = queries.shape[0]
-    padded = jnp.pad(queries, ((0, -n % block_size), (0, 0)))
-    out = lax.map(fn, padded.reshape(-1, block_size, queries.shape[1]))
-    return out.reshape(-1, *out.shape[2:])[:n]
+@functools.partial(jax.jit, static_argnames=("level",))
+def wilson_interval(hits, n, level: float = 0.95) -> jax.Array:
+    """(..., 2) Wilson score interval of the share hits / n: inside [0, 1] and holding the share, and of a width
+    that says how many points were drawn even at 0 or n hits, where the normal approximation's vanishes."""
+    z = ndtri(0.5 + level / 2)
+    n = jnp.asarray(n, jnp.float32)
+    share = jnp.asarray(hits, jnp.float32) / n
+    spread = z**2 / n
+    centre = (share + spread / 2) / (1 + spread)
+    half = z * jnp.sqrt(share * (1 - share) / n + spread / (4 * n)) / (1 + spread)
+    return jnp.clip(jnp.stack([jnp.minimum(centre - half, share), jnp.maximum(centre + half, share)], -1), 0, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifold precision and recall (Kynkaanniemi et al. 2019), density and coverage (Naeem et al. 2020), blocked.
 
 
 def _distances(queries: jax.Array, points: jax.Array, points_sq: jax.Array) -> jax.Array:
@@ -189,17 +234,31 @@ def _distances(queries: jax.Array, points: jax.Array, points_sq: jax.Array) -> j
 
 
 @functools.partial(jax.jit, static_argnames=("block_size",))
-def _share_covered(support, radii, queries, block_size: int):
+def _balls(support, radii, queries, block_size: int) -> tuple[jax.Array, jax.Array]:
+    """Per query, how many support balls hold it (Q,); per support point, whether its ball holds a query (S,)."""
     centre = stats.grid_centre(support)  # an offset of the data must not cost digits
     support, support_sq = stats.centred_with_norms(support, centre)
-    covered = _map_blocks(
-        lambda q: jnp.any(_distances(q, support, support_sq) <= radii, axis=1), queries - centre, block_size
-    )
-    return jnp.mean(covered)
+    n = queries.shape[0]
+    blocks = jnp.pad(queries - centre, ((0, -n % block_size), (0, 0))).reshape(-1, block_size, queries.shape[1])
+    real_rows = (jnp.arange(blocks.shape[0] * block_size) < n).reshape(-1, block_size)  # not the padding
+
+    def block(reached, rows):
+        q, real = rows
+        inside = (_distances(q, support, support_sq) <= radii) & real[:, None]
+        return reached | jnp.any(inside, axis=0), jnp.sum(inside, axis=1, dtype=jnp.int32)
+
+    reached, counts = lax.scan(block, jnp.zeros(support.shape[0], bool), (blocks, real_rows))
+    return counts.reshape(-1)[:n], reached
 
 
-def _manifold_share(support, radii, queries, block_size: int, names: tuple[str, str, str]) -> jax.Array:
-    """Share of `queries` inside the union of balls of `radii` around the `support` points."""
+def ball_membership(support, radii, queries, block_size: int = 256) -> tuple[jax.Array, jax.Array]:
+    """(Q,) int32: how many balls of `radii` about the `support` points hold each query; (S,) bool: whether each
+    support point's ball holds some query. Every k-NN score here is a mean of one of these."""
+    return _membership(support, radii, queries, block_size, ("support", "radii", "queries"))
+
+
+def _membership(support, radii, queries, block_size: int, names: tuple[str, str, str]):
+    """`ball_membership` after checking shapes, naming the arrays as the caller knows them."""
     support, queries = as_points(support, names[0]), as_points(queries, names[2])
     radii = jnp.asarray(radii, jnp.float32)
     if radii.shape != support.shape[:1] or support.shape[1] != queries.shape[1]:
@@ -207,19 +266,34 @@ def _manifold_share(support, radii, queries, block_size: int, names: tuple[str, 
             f"{names[1]} must have shape ({support.shape[0]},) and {names[0]} and {names[2]} the "
             f"same width; got {radii.shape}, {support.shape}, {queries.shape}"
         )
-    return _share_covered(support, radii, queries, min(block_size, queries.shape[0]))
+    return _balls(support, radii, queries, min(block_size, queries.shape[0]))
+
+
+REAL_NAMES = ("real", "real_radii", "generated")
 
 
 def manifold_precision(real, real_radii, generated, block_size: int = 256) -> jax.Array:
     """Share of generated points within the k-NN radius of some real point (improved precision); real_radii:
     `stats.knn_distances(real, k)`."""
-    return _manifold_share(real, real_radii, generated, block_size, ("real", "real_radii", "generated"))
+    return jnp.mean(_membership(real, real_radii, generated, block_size, REAL_NAMES)[0] > 0)
 
 
 def manifold_recall(generated, gen_radii, real, block_size: int = 256) -> jax.Array:
     """Share of real points within the k-NN radius of some generated point (improved recall); gen_radii:
     `stats.knn_distances(generated, k)`."""
-    return _manifold_share(generated, gen_radii, real, block_size, ("generated", "gen_radii", "real"))
+    return jnp.mean(_membership(generated, gen_radii, real, block_size, ("generated", "gen_radii", "real"))[0] > 0)
+
+
+def density(real, real_radii, generated, k: int, block_size: int = 256) -> jax.Array:
+    """Real k-NN balls holding a generated point, per generated point, over k (Naeem et al. 2020): about 1 when
+    the generated points are distributed as the real ones, above 1 where they crowd where the real ones are dense."""
+    return jnp.mean(_membership(real, real_radii, generated, block_size, REAL_NAMES)[0]) / k
+
+
+def coverage(real, real_radii, generated, block_size: int = 256) -> jax.Array:
+    """Share of real points whose k-NN ball holds some generated point (Naeem et al. 2020): unlike recall, it does
+    not grow with generated outliers, whose own balls are wide."""
+    return jnp.mean(_membership(real, real_radii, generated, block_size, REAL_NAMES)[1])
 
 
 # ---------------------------------------------------------------------------------------------
