@@ -143,6 +143,7 @@ class TrainConfig:
     # arms trained together: vmap (one update over stacked states) | unroll (each arm's update in turn) | map
     # (lax.map: one arm's update at a time) | auto: the fastest per backend (ae_jax.train.arms.AUTO_PROGRAMS)
     arms_program: str = "auto"
+    profile_steps: int = 0  # a jax.profiler trace of this many steps after the first into <run>/profile/ (0: none)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -277,6 +277,32 @@ class _StopSignal:
             signal.signal(sig, handler)
 
 
+class _Profile:
+    """A jax.profiler trace of `steps` training steps after the first (which compiles) into `folder`
+    (plugins/profile/<time>/: .xplane.pb for TensorBoard's profile plugin, perfetto_trace.json.gz for Perfetto);
+    traced by process 0 only, and stopped early by the end of the epoch it started in."""
+
+    def __init__(self, folder: str, steps: int):
+        self.folder, self.left, self.traced, self.active = folder, steps if sharding.is_main() else 0, 0, False
+
+    def after_step(self, state) -> None:
+        if self.active:
+            self.traced += 1
+            if self.traced == self.left:
+                self.stop(state)
+        elif self.left and not self.traced:
+            jax.block_until_ready(state)
+            jax.profiler.start_trace(self.folder, create_perfetto_trace=True)
+            self.active = True
+
+    def stop(self, state) -> None:
+        if self.active:
+            jax.block_until_ready(state)
+            jax.profiler.stop_trace()
+            self.active = False
+            logger.info(f"profile of {self.traced} training steps in {self.folder}")
+
+
 def _of_arm(tree, i: int, stacked: bool):
     """Arm i's slice of a stacked pytree (states or metrics of models trained together); the tree if not stacked."""
     return jax.tree.map(lambda x: x[i], tree) if stacked else tree
@@ -308,6 +334,7 @@ class _Training:
     writers: list[MetricWriter]
     per_epoch: int
     start_step: int
+    profile: _Profile
 
     @property
     def stacked(self) -> bool:
@@ -424,6 +451,7 @@ def _set_up(configs: Sequence[Config], resume: bool) -> _Training:
         writers=[MetricWriter(c.run_dir, sharding.is_main(), start_step) for c in configs],
         per_epoch=min(t.steps_per_epoch or batches_per_epoch, batches_per_epoch),
         start_step=start_step,
+        profile=_Profile(os.path.join(configs[0].run_dir, "profile"), t.profile_steps),
     )
 
 
@@ -475,6 +503,7 @@ def _run_epoch(training: _Training, epoch: int, stop: _StopSignal) -> tuple[int,
             training.state, metrics = training.train_step(training.state, batch, training.train_key)
             step += 1
             window.append(metrics)
+            training.profile.after_step(training.state)
             if tic is None:  # time from the second step on: the first one compiles
                 jax.block_until_ready(metrics)
                 tic = time.perf_counter()
@@ -492,6 +521,7 @@ def _run_epoch(training: _Training, epoch: int, stop: _StopSignal) -> tuple[int,
                 _save(training, step)
             if stopping:
                 break
+    training.profile.stop(training.state)
     _flush(training, window, window_start + 1, losses)
     elapsed = time.perf_counter() - tic if tic else 0.0
     return step, losses, timed_images / elapsed if elapsed else math.nan, stopping

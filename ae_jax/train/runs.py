@@ -31,6 +31,7 @@ NOT_TRAINING_KEYS = (
     "train.keep_checkpoints",
     "train.prefetch",
     "train.arms_program",
+    "train.profile_steps",
     "train.eval_images",
     "train.grid_images",
 )
