@@ -7,6 +7,7 @@ override only the settings after training (distribution, generators, judge, intr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -33,14 +34,15 @@ def _train_configs(args) -> list:
     from ae_jax.train import runs
     from ae_jax.train.arms import arm_configs
 
+    settings = list(args.set) + ([f"train.profile_steps={args.profile}"] if args.profile else [])
     if not args.run_folders:
-        config = config_lib.load(args.config or "faces", args.set)
+        config = config_lib.load(args.config or "faces", settings)
         return arm_configs(config, args.arms) if args.arms else [config]
     if not args.resume:
         raise ConfigError(f"a run folder ({' '.join(args.run_folders)}) is given only to resume it: add --resume")
     if args.config or args.arms:
         raise ConfigError("--resume RUN_FOLDER reads the run's own config.json: leave out --config and --arms")
-    return [runs.resume_config(folder, args.set) for folder in args.run_folders]
+    return [runs.resume_config(folder, settings) for folder in args.run_folders]
 
 
 def _encode(args) -> int:
@@ -93,6 +95,8 @@ def _refuse_study_folder(folder: str) -> None:
 def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
     """Run evaluators on a run folder (or on --z z-points) into args.out; say where each result is, its headline
     numbers and what it found, and write the run's page <out>/index.html."""
+    import jax
+
     from ae_jax import config as config_lib
     from ae_jax.evaluators import registry
     from ae_jax.report import pages
@@ -116,7 +120,9 @@ def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
     registry.check(config, names, bool(args.run), bool(judge_dir))
     out = args.out or os.path.join(args.run, "eval")
     ctx = registry.RunContext(config, out, run_dir=args.run, z_file=args.z, judge_dir=judge_dir)
-    results = registry.run(ctx, names)
+    profile = getattr(args, "profile", False) and os.path.join(out, "profile")
+    with jax.profiler.trace(profile, create_perfetto_trace=True) if profile else contextlib.nullcontext():
+        results = registry.run(ctx, names)
     shown = views.model_views(config.name, config.eval.report_ks, results)
     for name, result in results.items():
         state = "reused" if result.reused else "written"
@@ -125,6 +131,8 @@ def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
             print(f"  {pages.cells_line(shown[name].headline)}")
         for sentence in shown[name].warnings + shown[name].findings:
             print(f"  {sentence}")
+    if profile:
+        print(f"profile: {profile}")
     title = f"ae_jax eval: {args.run or args.z}"
     print(f"page: {pages.write_page(os.path.join(out, 'index.html'), title, views.run_sections(config.name, shown))}")
     return 0
@@ -241,6 +249,13 @@ def _add_train(sub) -> None:
         help="train one arm per value as one program (repeat for a grid); a run folder <name>-<key>=<value> each; "
         "KEY: seed, model.kl_weight, model.init, train.learning_rate, data.task, data.noise_std, data.drop_rate",
     )
+    p.add_argument(
+        "--profile",
+        type=int,
+        metavar="STEPS",
+        help="trace STEPS training steps after the first (compiling) one with jax.profiler into <run>/profile/ "
+        "(TensorBoard's profile plugin or Perfetto: perfetto_trace.json.gz); train.profile_steps",
+    )
     p.set_defaults(func=_train)
 
 
@@ -288,6 +303,11 @@ def _add_evaluator_command(sub, name: str, func, help_text: str) -> None:
     p.set_defaults(func=func)
     if name == "eval":
         p.add_argument("--evals", help="comma-separated evaluators, e.g. distribution,generators")
+        p.add_argument(
+            "--profile",
+            action="store_true",
+            help="trace the whole evaluation (compilation included) with jax.profiler into <out>/profile/",
+        )
     if name in ("eval", "sample"):
         p.add_argument("--judge", help="judge folder (from `ae-jax judge`) to score decoded images")
     if name == "sample":

@@ -1,15 +1,18 @@
-"""Training throughput of ablation arms trained as one program (ae_jax.train.loop.make_arms_train_step, vmapped
-and unrolled) against one model (make_train_step): images/s per arm and in total for 1, 2, 4 and 8 arms.
+"""Training throughput of ablation arms trained as one program (ae_jax.train.loop.make_arms_train_step, each
+train.arms_program: vmap, unroll, map) against one model (make_train_step): images/s per arm and in total.
 
-    python benchmarks/arms_bench.py [--config faces] [--arms 1,2,4,8] [--steps 10] [--set key=value ...]
+    python benchmarks/arms_bench.py [--config faces] [--arms 1,2,4,8] [--steps 10] [--programs vmap,unroll,map]
+                                    [--set key=value ...]
 
 Arms differ in the learning rate (the same program either way); batches are placed on the device once. On a
-CPU the total stays at best flat (the cores are busy with one model); an accelerator is where arms pay.
+CPU the total stays at best flat (the cores are busy with one model); an accelerator is where arms pay. The
+last line printed is every row as JSON (benchmarks/device_check.py reads it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import jax
@@ -37,6 +40,7 @@ def main() -> None:
     parser.add_argument("--config", default="faces")
     parser.add_argument("--arms", default="1,2,4,8")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--programs", default="vmap,unroll,map", help="train.arms_program values to time")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     base = config_lib.load(args.config, args.set)
@@ -46,6 +50,7 @@ def main() -> None:
     shape = (b, base.data.image_size, base.data.image_size, base.data.image_channels)
     print(f"{args.config}: batch {b}, {shape[1]} px, {jax.device_count()} {jax.devices()[0].platform} device(s)")
     print(f"{'arms':>5}{'program':>10}{'images/s per arm':>18}{'images/s total':>16}")
+    rows = []
     for n in map(int, args.arms.split(",")):
         rates = ",".join(f"{base.train.learning_rate * (1 + i / 10):g}" for i in range(n))
         configs = arms.arm_configs(base, [f"train.learning_rate={rates}"]) if n > 1 else [base]
@@ -57,14 +62,17 @@ def main() -> None:
             placed = jax.device_put(batch, sharding.batch_sharding(mesh))
             per_arm = images_per_s(step, state, placed, make_key(1), b, args.steps)
             print(f"{n:>5}{'one model':>10}{per_arm:>18,.0f}{per_arm:>16,.0f}", flush=True)
+            rows.append({"arms": 1, "program": "one model", "images_per_s_total": per_arm})
             continue
         key = jax.device_put(jnp.stack([make_key(i) for i in range(n)]), repl)
         batch = jax.device_put(batch[None], sharding.stacked(sharding.batch_sharding(mesh)))
-        for program, vectorize in (("vmapped", True), ("unrolled", False)):
-            step = loop.make_arms_train_step(model, tx, configs, [0] * n, mesh, vectorize)
+        for program in args.programs.split(","):
+            step = loop.make_arms_train_step(model, tx, configs, [0] * n, mesh, program)
             state = jax.device_put(jax.tree.map(lambda *x: jnp.stack(x), *[s for _, _, s in built]), repl)
             per_arm = images_per_s(step, state, batch, key, b, args.steps)
             print(f"{n:>5}{program:>10}{per_arm:>18,.0f}{per_arm * n:>16,.0f}", flush=True)
+            rows.append({"arms": n, "program": program, "images_per_s_total": per_arm * n})
+    print(json.dumps({"config": args.config, "batch": b, "backend": jax.default_backend(), "rows": rows}))
 
 
 if __name__ == "__main__":

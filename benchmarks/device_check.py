@@ -1,19 +1,23 @@
-"""Accelerator check: ae_jax against PyTorch on one device, the full training loop and the statistics suite.
+"""Accelerator check: ae_jax against PyTorch on one device, the full training loop with data on the host and
+on the device, the arms programs, the demo study end to end and the statistics suite.
 
 One command (`bash benchmarks/device_check.sh OUTDIR [--tiny]`) measures, each part in its own process (so
-JAX's and PyTorch's device memory pools do not meet):
+JAX's and PyTorch's device memory pools do not meet), in this order (the most wanted first, so that a run cut
+short keeps them):
 
 - jax: case1 train step images/s at batch 256 and 1024, float32 and bfloat16 (model.dtype), ae_jax's real
   step (`loop.make_train_step`, conv_impl auto: Flax convolutions on a GPU) on batches already on the device;
   encoder forward images/s; matmul peaks of the device in both dtypes; FLOPs per image from XLA's cost analysis;
+- loop: benchmarks/loop_bench.py, case1 on embedded faces at 96 px: the bare step against the full training
+  loop (`ae_jax.train.loop.train`) with data.placement=host and =device: does the host hold the device back?
+- arms: benchmarks/arms_bench.py, each train.arms_program at 1, 4 and 16 arms, the faces preset and case1;
+- demo: `ae-jax demo` (the demo study at its full size) end to end, seconds;
 - torch: the same network in PyTorch (benchmarks/torch_reference.py) on the same device: eager channels_last
-  in float32 and with bf16 autocast, and torch.compile;
-- loop: the full training loop (`ae_jax.train.loop.train`: feeder, per-step metrics, checkpoints, held-out
-  evaluation) on embedded faces at 96 px, against the bare step above: does the host hold the device back?
+  in float32 and with bf16 autocast (then, after the statistics, torch.compile);
 - stats: benchmarks/stats_bench.py on 1,000,000 x 256 z-points.
 
 It writes OUTDIR/device_check.md (one table), OUTDIR/device_check.json (every number), each part's log and
-the training loop's metrics, and prints the table (nothing large: the loop's run folder is temporary).
+the demo's study folder OUTDIR/demo, and prints the table (the loop's run folders are temporary).
 Parts run in priority order under one time budget; a part that would not fit, or that fails, leaves a row
 saying so. --tiny shrinks every size so a CPU runs it end to end in a few minutes.
 Needs jax, flax, optax, orbax-checkpoint, numpy, matplotlib, tqdm (torch for its rows); never imports
@@ -46,9 +50,12 @@ SIZES = {
         loop_images=32768,
         loop_batch=256,
         loop_epochs=2,
+        arms=(1, 4, 16),
+        arms_steps=10,
+        arms_settings=(),
         stats_n=1_000_000,
         stats_repeats=3,
-        budget_s=420,
+        budget_s=450,
     ),
     "tiny": dict(
         batches=(8, 16),
@@ -58,12 +65,16 @@ SIZES = {
         loop_images=192,
         loop_batch=16,
         loop_epochs=1,
+        arms=(1, 2),
+        arms_steps=2,
+        arms_settings=("--set", "train.batch_size=8"),
         stats_n=20_000,
         stats_repeats=1,
-        budget_s=1200,
+        budget_s=1800,
     ),
 }
 DTYPES = ("float32", "bfloat16")
+ARMS_PRESETS = ("faces", "case1")
 
 
 def _sizes(tiny: bool) -> dict:
@@ -159,72 +170,43 @@ def part_jax(size: dict) -> dict:
     return out
 
 
-def part_loop(size: dict, out_dir: str) -> dict:
-    """`ae_jax.train.loop.train` on embedded faces at 96 px; images/s per epoch from its metrics.jsonl.
-
-    The run folder and the decoded-image cache (about 1 GB at full size) go to a temporary folder, removed
-    afterwards; the run's metrics.jsonl is copied to OUTDIR/loop_metrics.jsonl."""
-    import shutil
-    import tempfile
-
-    from ae_jax import config as config_lib
-    from ae_jax.runtime import configure_logging
-    from ae_jax.train import loop
-
-    with tempfile.TemporaryDirectory(prefix="ae_jax_device_check_") as scratch:
-        overrides = [
-            "name=loop",
-            f"workdir={os.path.join(scratch, 'runs')}",
-            "data.name=faces",
-            "data.image_size=96",
-            f"data.num_images={size['loop_images']}",
-            f"data.cache_dir={os.path.join(scratch, 'cache')}",
-            f"train.batch_size={size['loop_batch']}",
-            f"train.epochs={size['loop_epochs']}",
-            f"train.eval_images={min(1024, size['loop_images'] // 10)}",
-        ]
-        config = config_lib.load("case1", overrides)
-        _tensorboardx_or_stub()
-        tic = time.perf_counter()
-        configure_logging()  # the loop's lines on stderr, as the CLI prints them
-        last = loop.train(config)
-        total = time.perf_counter() - tic
-        metrics_path = os.path.join(out_dir, "loop_metrics.jsonl")
-        shutil.copyfile(os.path.join(config.run_dir, "metrics.jsonl"), metrics_path)
-    with open(metrics_path) as f:
-        epochs = [json.loads(line) for line in f if line.strip()]
-    return {
-        "overrides": overrides,
-        "status": last["status"],
-        "epoch_images_per_s": [e["images_per_s"] for e in epochs],
-        "seconds_total": total,
-        "tensorboardx": _TENSORBOARDX,
-    }
+def _loop_command(size: dict) -> list[str]:
+    """benchmarks/loop_bench.py on case1 with embedded faces at 96 px (bare step, host loop, device loop)."""
+    return [
+        sys.executable,
+        os.path.join(HERE, "loop_bench.py"),
+        "--config",
+        "case1",
+        "--images",
+        str(size["loop_images"]),
+        "--epochs",
+        str(size["loop_epochs"]),
+        "--steps",
+        str(size["steps"]),
+        "--set",
+        f"train.batch_size={size['loop_batch']}",
+        "--set",
+        f"train.eval_images={min(1024, size['loop_images'] // 10)}",
+    ]
 
 
-_TENSORBOARDX = "installed"
+def _arms_command(size: dict, preset: str) -> list[str]:
+    """benchmarks/arms_bench.py: every arms program at size['arms'] arms of `preset`."""
+    arms = ",".join(map(str, size["arms"]))
+    command = [sys.executable, os.path.join(HERE, "arms_bench.py"), "--config", preset, "--arms", arms]
+    return command + ["--steps", str(size["arms_steps"]), *size["arms_settings"]]
 
 
-def _tensorboardx_or_stub() -> None:
-    """The training loop writes TensorBoard files through tensorboardX; where it is not installed, a no-op
-    SummaryWriter stands in (said in the table), so the loop is timed without writing those event files."""
-    global _TENSORBOARDX
-    try:
-        import tensorboardX  # noqa: F401
-    except ImportError:
-        import types
+def part_demo(tiny: bool, out_dir: str) -> dict:
+    """`ae-jax demo` (--quick when tiny) into OUTDIR/demo, timed end to end."""
+    from loop_bench import tensorboardx_or_stand_in
 
-        class SummaryWriter:
-            def __init__(self, *args, **kwargs):
-                pass
+    from ae_jax.cli import main
 
-            def __getattr__(self, name):
-                return lambda *args, **kwargs: None
-
-        stand_in = types.ModuleType("tensorboardX")
-        stand_in.SummaryWriter = SummaryWriter
-        sys.modules["tensorboardX"] = stand_in
-        _TENSORBOARDX = "missing: no-op stand-in, no event files written"
+    tensorboardx = tensorboardx_or_stand_in()
+    tic = time.perf_counter()
+    status = main(["demo", "--out", os.path.join(out_dir, "demo")] + (["--quick"] if tiny else []))
+    return {"status": status, "seconds": time.perf_counter() - tic, "tensorboardx": tensorboardx}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,24 +328,43 @@ def build_table(results: dict) -> list[list[str]]:
         )
     loop = results.get("loop")
     if loop:
-        batch = results["sizes"]["loop_batch"]
-        steady = loop["epoch_images_per_s"][-1]
-        vs = bare.get(("float32", batch))
-        note = f"{steady / vs:.2f}x the bare step (batch {batch})" if vs else "no bare step at this batch"
-        if loop["tensorboardx"] != "installed":
-            note += f"; tensorboardX {loop['tensorboardx']}"
-        table.append(
-            [
-                "ae-jax train loop (faces 96 px)",
-                f"batch {batch}, float32, epochs: {len(loop['epoch_images_per_s'])}",
-                _fmt(steady),
-                f"{loop['seconds_total']:.0f} s in all",
-                *rate_cells(steady, "float32", batch),
-                note + "; per epoch " + ", ".join(f"{x:,.0f}" for x in loop["epoch_images_per_s"]),
-            ]
-        )
+        batch, bare_loop = loop["batch"], loop["bare_step"]
+        for name, label in (
+            ("bare_step", "bare step"),
+            ("host_loop", "data.placement=host"),
+            ("device_loop", "data.placement=device"),
+        ):
+            note = f"{loop[name] / bare_loop:.2f}x the bare step"
+            if name != "bare_step" and loop["tensorboardx"] != "installed":
+                note += f"; tensorboardX {loop['tensorboardx']}"
+            table.append(
+                [
+                    f"ae-jax train loop (faces {loop['image_size']} px)",
+                    f"{label}, batch {batch}, float32",
+                    _fmt(loop[name]),
+                    "-",
+                    *rate_cells(loop[name], "float32", batch),
+                    note,
+                ]
+            )
     else:
-        table.append(["ae-jax train loop (faces 96 px)", "-", "-", "-", "-", "-", "-", results.get("loop_note", "")])
+        table.append(["ae-jax train loop", "-", "-", "-", "-", "-", "-", results.get("loop_note", "")])
+    for preset in ARMS_PRESETS:
+        arms, note = results.get(f"arms_{preset}"), results.get(f"arms_{preset}_note", "")
+        if not arms:
+            table.append([f"arms ({preset})", "-", "-", "-", "-", "-", "-", note])
+            continue
+        one = next((r["images_per_s_total"] for r in arms["rows"] if r["arms"] == 1), None)
+        for r in arms["rows"]:
+            vs = f"{r['images_per_s_total'] / one:.2f}x one model in all" if one else ""
+            configuration = f"{r['arms']} arms, {r['program']}, batch {arms['batch']}"
+            table.append([f"arms ({preset})", configuration, _fmt(r["images_per_s_total"]), "-", "-", "-", "-", vs])
+    demo = results.get("demo")
+    if demo:
+        note = f"exit {demo['status']}" + ("" if demo["tensorboardx"] == "installed" else "; tensorboardX stand-in")
+        table.append(["ae-jax demo", "end to end", "-", f"{demo['seconds']:.0f} s", "-", "-", "-", note])
+    else:
+        table.append(["ae-jax demo", "end to end", "-", "-", "-", "-", "-", results.get("demo_note", "")])
     stats = results.get("stats")
     n = f"{results['sizes']['stats_n']:,} x 256"
     if stats:
@@ -388,7 +389,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out_dir", help="folder for the tables and logs (created)")
     p.add_argument("--tiny", action="store_true", help="tiny sizes: a CPU dry run of every part")
-    p.add_argument("--part", choices=("jax", "loop"), help=argparse.SUPPRESS)
+    p.add_argument("--part", choices=("jax", "demo"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     size = _sizes(args.tiny)
     out_dir = os.path.abspath(args.out_dir)
@@ -396,8 +397,8 @@ def main(argv=None) -> None:
     if args.part == "jax":
         print(json.dumps(part_jax(size)))
         return
-    if args.part == "loop":
-        print(json.dumps(part_loop(size, out_dir)))
+    if args.part == "demo":
+        print(json.dumps(part_demo(args.tiny, out_dir)))
         return
 
     deadline = time.perf_counter() + size["budget_s"]
@@ -406,7 +407,12 @@ def main(argv=None) -> None:
     def left(share: float = 1.0) -> float:
         return share * (deadline - time.perf_counter())
 
-    results["jax"], results["jax_note"] = _run("jax", _self("jax", out_dir, args.tiny), out_dir, left(0.45))
+    results["jax"], results["jax_note"] = _run("jax", _self("jax", out_dir, args.tiny), out_dir, left(0.3))
+    results["loop"], results["loop_note"] = _run("loop", _loop_command(size), out_dir, left(0.35))
+    for preset, share in zip(ARMS_PRESETS, (0.3, 0.35)):
+        key = f"arms_{preset}"
+        results[key], results[f"{key}_note"] = _run(key, _arms_command(size, preset), out_dir, left(share))
+    results["demo"], results["demo_note"] = _run("demo", _self("demo", out_dir, args.tiny), out_dir, left(0.5))
     torch_runs = []
     try:
         import torch
@@ -416,10 +422,9 @@ def main(argv=None) -> None:
     except ImportError:
         device = "none"
     runs = _torch_runs(size, args.tiny, device)
-    later = runs[4:]  # compiled runs go after the loop and the statistics
+    later = runs[4:]  # compiled runs go after the statistics
     for variant, batch, extra in runs[:4]:
         torch_runs.append(_torch_part(variant, batch, extra, size, device, out_dir, left(0.15)))
-    results["loop"], results["loop_note"] = _run("loop", _self("loop", out_dir, args.tiny), out_dir, left(0.4))
     stats_cmd = [
         sys.executable,
         os.path.join(HERE, "stats_bench.py"),

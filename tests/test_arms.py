@@ -1,5 +1,5 @@
-"""Ablation arms trained as one vmapped program: each arm's run folder is an ordinary run, and equals the arm
-trained alone."""
+"""Ablation arms trained as one program (vmapped, unrolled or mapped): each arm's run folder is an ordinary run,
+and equals the arm trained alone."""
 
 from __future__ import annotations
 
@@ -17,30 +17,50 @@ from ae_jax.evaluators.encode import encode_run
 from ae_jax.train import arms, runs
 from ae_jax.train.loop import load_run, train, train_together
 
+ARMS = ["model.kl_weight=1e-6,1e-2", "data.task=reconstruct,denoise", "seed=0,3"]
+COMPARED = (0, 3, 6)  # every setting on either side
 
-@pytest.mark.parametrize("vectorize", [True, False], ids=["vmapped", "unrolled"])
-def test_arms_match_the_same_arms_trained_alone(tmp_path, vectorize):
-    base = C.load("tiny_vae_tiny_kl", [f"workdir={tmp_path / 'together'}", "train.epochs=2"])
-    configs = arms.arm_configs(base, ["model.kl_weight=1e-6,1e-2", "data.task=reconstruct,denoise", "seed=0,3"])
+
+def _arms(workdir, program: str = "auto") -> list:
+    base = C.load("tiny_vae_tiny_kl", [f"workdir={workdir}", "train.epochs=2", f"train.arms_program={program}"])
+    return arms.arm_configs(base, ARMS)
+
+
+@pytest.fixture(scope="module")
+def solo_runs(tmp_path_factory):
+    """Arms COMPARED trained alone, once for every program: {arm: (result, run folder)}."""
+    workdir = tmp_path_factory.mktemp("solo")
+    return {i: (train(c), c.run_dir) for i, c in enumerate(_arms(workdir)) if i in COMPARED}
+
+
+@pytest.mark.parametrize("program", ["vmap", "unroll", "map"])
+def test_arms_match_the_same_arms_trained_alone(tmp_path, program, solo_runs, log_messages):
+    configs = _arms(tmp_path, program)
     assert len(configs) == 8 and len({c.run_dir for c in configs}) == 8
-    together = train_together(configs, vectorize=vectorize)
-    for config, result in list(zip(configs, together))[::3]:  # arms 0, 3, 6: every setting on either side
-        solo = train(C.override(config, [f"workdir={tmp_path / 'solo'}"]))
-        np.testing.assert_allclose(result["eval_loss"], solo["eval_loss"], rtol=1e-4)
-        np.testing.assert_allclose(result["train_loss"], solo["train_loss"], rtol=1e-4)
+    together = train_together(configs)
+    assert f"8 arms in one program: train.arms_program={program}" in log_messages
+    for i, (solo, solo_dir) in solo_runs.items():
+        config, result = configs[i], together[i]
+        np.testing.assert_allclose(result["eval_loss"], solo["eval_loss"], rtol=1e-6)
+        np.testing.assert_allclose(result["train_loss"], solo["train_loss"], rtol=1e-6)
         saved = runs.load_run_config(config.run_dir)
         assert (saved.model.kl_weight, saved.data.task, saved.seed) == (
             config.model.kl_weight,
             config.data.task,
             config.seed,
         )
-        arm_params = jax.tree.leaves(load_run(config.run_dir)[2])
-        solo_params = jax.tree.leaves(load_run(os.path.join(tmp_path, "solo", config.name))[2])
-        for a, b in zip(arm_params, solo_params):
-            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+        # one compiled program against another: equal to within an ulp or two, not bit for bit (XLA fuses them apart)
+        for a, b in zip(jax.tree.leaves(load_run(config.run_dir)[2]), jax.tree.leaves(load_run(solo_dir)[2])):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     lines = [json.loads(x) for x in open(os.path.join(configs[5].run_dir, "metrics.jsonl"))]
     assert [x["epoch"] for x in lines] == [1, 2]
     assert os.path.isfile(encode_run(configs[5].run_dir, "valid")["valid"])  # an ordinary run
+
+
+def test_auto_arms_program_is_the_one_measured_fastest_on_the_backend():
+    auto, chosen = C.load("tiny"), C.load("tiny", ["train.arms_program=unroll"])
+    assert [arms.program(auto, backend) for backend in ("cpu", "gpu", "tpu")] == ["map", "map", "vmap"]
+    assert arms.program(chosen, "tpu") == "unroll"
 
 
 def test_arms_resume_where_they_stopped(tmp_path):

@@ -1,5 +1,6 @@
 """Several processes, one job: two processes with 2 simulated CPU devices each (JAX's multi-controller runtime,
-gloo collectives over 127.0.0.1) train, checkpoint, resume and encode like one process with 4 devices."""
+gloo collectives over 127.0.0.1) train, checkpoint, resume and encode like one process with 4 devices; the two
+processes gather their batches from images held on their devices, the one process from the host."""
 
 from __future__ import annotations
 
@@ -59,7 +60,9 @@ def _launch(devices: int, workdir: str, process: tuple[int, int, int] | None = N
             JAX_PROCESS_ID=str(index),
             AE_JAX_COORDINATOR_TIMEOUT="60",
         )
+    placement = "device" if process else "host"
     overrides = [f"workdir={workdir}", "train.steps_per_epoch=3", "train.checkpoint_every_steps=2"]
+    overrides.append(f"data.placement={placement}")
     return subprocess.Popen(
         [sys.executable, "-c", JOB, json.dumps(overrides)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

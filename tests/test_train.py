@@ -357,3 +357,28 @@ def test_metrics_go_to_jsonl_files_and_tensorboard_event_files(tmp_path):
     assert tags["train/loss"][0][1] == pytest.approx(steps[0]["loss"])
     assert tags["epoch/eval_mse"][-1] == (epochs[-1]["step"], pytest.approx(epochs[-1]["eval_mse"]))
     assert images == 2
+
+
+def test_profile_traces_the_steps_after_the_first_for_tensorboard_and_perfetto(tmp_path, capsys, log_messages):
+    import glob
+    import gzip
+
+    args = ["train", "--config", "tiny", "--set", f"workdir={tmp_path}", "--set", "train.epochs=1", "--profile", "2"]
+    assert main(args) == 0
+    run = tmp_path / "tiny"
+    assert f"profile of 2 training steps in {run / 'profile'}" in log_messages
+    assert runs_config(run).train.profile_steps == 2
+    (trace_dir,) = glob.glob(str(run / "profile" / "plugins" / "profile" / "*"))
+    assert glob.glob(os.path.join(trace_dir, "*.xplane.pb"))  # TensorBoard's profile plugin reads these
+    with gzip.open(os.path.join(trace_dir, "perfetto_trace.json.gz")) as f:
+        events = json.load(f)["traceEvents"]
+    assert sum(1 for e in events if e.get("name") == "PjitFunction(step_fn)") >= 2  # the jitted train steps
+    assert main(["eval", str(run), "--evals", "reconstruction", "--profile"]) == 0
+    assert f"profile: {run / 'eval' / 'profile'}" in capsys.readouterr().out
+    assert glob.glob(str(run / "eval" / "profile" / "plugins" / "profile" / "*" / "*.xplane.pb"))
+
+
+def runs_config(run_dir):
+    from ae_jax.train import runs
+
+    return runs.saved_config(str(run_dir))

@@ -368,7 +368,7 @@ def _check_train(t: TrainConfig) -> None:
     """The train section: positive counts and learning rate; 0 allowed where it means 'all'."""
     for key in ("batch_size", "epochs", "checkpoint_every_steps", "keep_checkpoints", "grid_images", "prefetch"):
         _check(getattr(t, key) > 0, f"train.{key}", "must be > 0")
-    for key in ("steps_per_epoch", "eval_images"):
+    for key in ("steps_per_epoch", "eval_images", "profile_steps"):
         _check(getattr(t, key) >= 0, f"train.{key}", "must be >= 0")
     _check(t.learning_rate > 0, "train.learning_rate", "must be > 0")
 

@@ -24,7 +24,9 @@ CHOICES = {
     "model.conv_impl": ("auto", "matmul", "flax"),
     "model.dtype": ("float32", "bfloat16"),
     "model.init": ("flax", "keras"),
+    "data.placement": ("auto", "host", "device"),
     "train.optimizer": ("adam", "adamw", "sgd"),
+    "train.arms_program": ("auto", "vmap", "unroll", "map"),
     "distribution.zoom_units": ("std", "absolute"),
     "judge.pool": ("flatten", "mean"),
     "judge.augment": ("auto", "flip", "none"),
@@ -98,6 +100,9 @@ class DataConfig:
     drop_rate: float = 0.0  # denoise: share of input pixels set to zero
     channels: int = 0  # 0: the dataset's own (DATASET_CHANNELS); images: 1 (grey) or 3 (RGB)
     convert_mode: bool = False  # an image of the other kind (grey in RGB, RGB in grey): convert it, not refuse it
+    # where training batches are gathered: host (memory map -> device copy per step) | device (the uint8 images
+    # put on every device once, each step's rows gathered there) | auto: device where they fit (data.placement)
+    placement: str = "auto"
 
     @property
     def image_channels(self) -> int:
@@ -137,6 +142,10 @@ class TrainConfig:
     eval_images: int = 1024  # held-out images evaluated per epoch (0: all)
     grid_images: int = 8  # originals/reconstructions shown per epoch
     prefetch: int = 2  # batches prepared ahead of the device
+    # arms trained together: vmap (one update over stacked states) | unroll (each arm's update in turn) | map
+    # (lax.map: one arm's update at a time) | auto: the fastest per backend (ae_jax.train.arms.AUTO_PROGRAMS)
+    arms_program: str = "auto"
+    profile_steps: int = 0  # a jax.profiler trace of this many steps after the first into <run>/profile/ (0: none)
 
 
 @dataclasses.dataclass(frozen=True)

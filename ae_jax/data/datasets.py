@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import gzip
 import hashlib
 import importlib.util
@@ -778,7 +779,7 @@ def train_batches(
 
 
 def stacked_train_batches(
-    groups: Sequence[tuple[np.ndarray, int]],
+    groups: Sequence[tuple[np.ndarray | jax.Array, int]],
     batch_size: int,
     epoch: int,
     start_batch: int = 0,
@@ -787,11 +788,17 @@ def stacked_train_batches(
     stacked: bool = True,
 ) -> Iterator[jax.Array]:
     """train_batches of several (images, seed) groups (models trained together), stacked as (groups, batch, ...)
-    with the batch axis sharded as `sharding` shards a batch; `stacked=False` takes one group, unstacked."""
+    with the batch axis sharded as `sharding` shards a batch; `stacked=False` takes one group, unstacked. Images
+    on the host are gathered there and copied per batch; images already on the devices (`place_on_devices`) are
+    gathered there, by the same rows."""
     steps = min(steps_per_epoch(len(images), batch_size) for images, _ in groups)
     if not 0 <= start_batch <= steps:
         raise ValueError(f"start_batch {start_batch} is outside the {steps} batches of an epoch")
     orders = [epoch_permutation(len(images), seed, epoch) for images, seed in groups]
+    place_sharding = sharding_lib.stacked(sharding) if stacked and sharding is not None else sharding
+    if all(isinstance(images, jax.Array) for images, _ in groups):
+        images = tuple(images for images, _ in groups)
+        return _device_batches(images, orders, batch_size, range(start_batch, steps), place_sharding, stacked)
     mine = sharding_lib.process_rows(sharding, batch_size)
 
     def host_batch(b: int) -> np.ndarray:
@@ -800,7 +807,6 @@ def stacked_train_batches(
         return np.stack(rows) if stacked else rows[0]
 
     shape = (len(groups), batch_size) if stacked else (batch_size,)
-    place_sharding = sharding_lib.stacked(sharding) if stacked and sharding is not None else sharding
     host_batches = (host_batch(b) for b in range(start_batch, steps))
     return _prefetch_to_device(
         host_batches, lambda rows: sharding_lib.global_batch(rows, place_sharding, shape), prefetch
@@ -811,10 +817,13 @@ def ordered_batches(
     images: np.ndarray, batch_size: int, sharding=None, prefetch: int = 2
 ) -> Iterator[tuple[jax.Array, int]]:
     """(global batch, n_valid) over all images in order; the last batch is zero-padded to batch_size so that
-    jitted shapes stay fixed. Each process reads only its rows of every batch."""
+    jitted shapes stay fixed. Each process reads only its rows of every batch; images already on the devices
+    are sliced there."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
     starts = range(0, len(images), batch_size)
+    if isinstance(images, jax.Array):  # on the devices (place_on_devices): sliced there
+        return ((_padded_rows(images, s, batch_size, sharding), min(batch_size, len(images) - s)) for s in starts)
     mine = sharding_lib.process_rows(sharding, batch_size)
 
     def padded(start: int) -> np.ndarray:
@@ -824,6 +833,73 @@ def ordered_batches(
     place = lambda rows: sharding_lib.global_batch(rows, sharding, (batch_size,))  # noqa: E731
     device_batches = _prefetch_to_device((padded(s) for s in starts), place, prefetch)
     return ((batch, min(batch_size, len(images) - start)) for batch, start in zip(device_batches, starts))
+
+
+# ---------------------------------------------------------------------------------------------
+# Images held on the devices (data.placement).
+
+AUTO_DEVICE_SHARE = 0.25  # data.placement=auto: on the devices when the images take at most this share of free memory
+
+
+def free_device_bytes(devices: Sequence[jax.Device]) -> int:
+    """The free memory of the fullest of `devices` (bytes_limit - bytes_in_use); CPU devices report none and share
+    the host's memory, so the host's free memory (MemFree, not counting page cache) split between them."""
+    stats = [device.memory_stats() for device in devices]
+    if all(stats):
+        return min(s["bytes_limit"] - s["bytes_in_use"] for s in stats)
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // len(devices)
+
+
+def choose_placement(placement: str, needed: int, devices: Sequence[jax.Device]) -> str:
+    """host or device for data.placement, `needed` being the bytes of images each device would hold: auto is
+    device when they take at most AUTO_DEVICE_SHARE of the free memory in every process; device is refused,
+    naming both, when they do not fit in some process."""
+    if placement == "host":
+        return "host"
+    free = free_device_bytes(devices)
+    if placement == "device":
+        if sharding_lib.any_process(needed > free):
+            raise DataError(
+                f"data.placement=device: the training and held-out images need {needed:,} bytes on each device, and "
+                f"{free:,} are free on {'the fullest' if len(devices) > 1 else 'the'} device (in this process, or "
+                "less in another): set data.placement=host, or lower data.num_images or train.eval_images"
+            )
+        return "device"
+    return "host" if sharding_lib.any_process(needed > AUTO_DEVICE_SHARE * free) else "device"
+
+
+def place_on_devices(images: np.ndarray, mesh) -> jax.Array:
+    """`images` copied once onto every device of `mesh` (replicated); each process copies onto its own devices."""
+    return jax.make_array_from_callback(images.shape, sharding_lib.replicated(mesh), lambda index: images[index])
+
+
+def _device_batches(
+    images: tuple[jax.Array, ...], orders: list[np.ndarray], batch_size: int, batches: range, sharding, stacked: bool
+) -> Iterator[jax.Array]:
+    """The batches of `batches` gathered on the devices from replicated images: each device takes its rows of
+    the batch (`orders`' rows, sharded as `sharding` shards the batch) from its own copy."""
+    rows = np.stack([order[: batches.stop * batch_size].reshape(-1, batch_size) for order in orders]).astype(np.int32)
+    if sharding is None:
+        placed = jax.device_put(rows)
+    else:
+        row_sharding = sharding_lib.stacked(sharding if stacked else sharding_lib.stacked(sharding))  # (groups, b, row)
+        placed = jax.make_array_from_callback(rows.shape, row_sharding, lambda index: rows[index])
+    return (_gather_rows(images, placed, b, sharding, stacked) for b in batches)
+
+
+@functools.partial(jax.jit, static_argnames=("sharding", "stacked"))
+def _gather_rows(images: tuple[jax.Array, ...], rows: jax.Array, b, sharding, stacked: bool) -> jax.Array:
+    """Batch b of each group (rows[group, b]) from that group's images, stacked unless one group is unstacked."""
+    parts = [group[rows[g, b]] for g, group in enumerate(images)]
+    batch = jnp.stack(parts) if stacked else parts[0]
+    return batch if sharding is None else jax.lax.with_sharding_constraint(batch, sharding)
+
+
+@functools.partial(jax.jit, static_argnames=("batch_size", "sharding"))
+def _padded_rows(images: jax.Array, start, batch_size: int, sharding) -> jax.Array:
+    """Rows start .. start + batch_size of device-held images, zeros past the end (as the host pads)."""
+    rows = jnp.take(images, start + jnp.arange(batch_size), axis=0, mode="fill", fill_value=0)
+    return rows if sharding is None else jax.lax.with_sharding_constraint(rows, sharding)
 
 
 def to_unit(images):

@@ -1,6 +1,6 @@
 """Ablation arms trained as one program: `ae-jax train --config X --arms KEY=V1,V2 [--arms KEY2=...]` trains
-every combination as a vmapped stack of models over data loaded once (ae_jax.train.loop.train_together), each
-into an ordinary run folder of its own.
+every combination as one program of stacked models over data loaded once (ae_jax.train.loop.train_together),
+each into an ordinary run folder of its own.
 
 Arms may differ only in settings that keep the program's shapes and code: the seed, the KL weight, the
 initialiser, the learning rate and the task's input settings.
@@ -25,6 +25,9 @@ ARM_KEYS = (
     "data.drop_rate",
 )
 IGNORED_KEYS = ("name",)  # may differ between arms without touching the program
+# train.arms_program=auto by backend: what benchmarks/arms_bench.py measured fastest (benchmarks/README.md); GPUs
+# unmeasured, taken as the CPU's because cuDNN runs the grouped convolutions a vmap makes slowly.
+AUTO_PROGRAMS = {"cpu": "map", "gpu": "map", "tpu": "vmap"}
 
 
 def _refusal(keys: Sequence[str]) -> ConfigError:
@@ -73,3 +76,9 @@ def check_same_program(configs: Sequence[Config]) -> None:
     run_dirs = [c.run_dir for c in configs]
     if len(set(run_dirs)) != len(run_dirs):
         raise ConfigError(f"two arms would write the same run folder: {sorted(run_dirs)}")
+
+
+def program(config: Config, backend: str) -> str:
+    """The arms program train.arms_program names (vmap, unroll or map), auto resolved for `backend`."""
+    chosen = config.train.arms_program
+    return AUTO_PROGRAMS.get(backend, "vmap") if chosen == "auto" else chosen

@@ -140,38 +140,45 @@ def make_train_step(model, tx, config: Config, mesh) -> Callable:
     )
 
 
-def make_arms_train_step(
-    model, tx, configs: Sequence[Config], groups: Sequence[int], mesh, vectorize: bool | None = None
-) -> Callable:
+def make_arms_train_step(model, tx, configs: Sequence[Config], groups: Sequence[int], mesh, program: str) -> Callable:
     """Jitted (stacked states, stacked uint8 batches (one per group), stacked keys) -> (states, metrics with an
     arm axis): the models of `configs` (arms that differ only in settings that keep the program's shapes; arm
     i reads group groups[i]'s batch) trained as one program. Each arm's task inputs and noise are drawn as its
-    solo step draws them. `vectorize`: one vmapped update over the stacked states (the default on accelerators,
-    where batched matmuls fill the chip) or each arm's update in turn (the default on CPUs, where XLA's batched
-    matmuls are slower than plain ones: benchmarks/arms_bench.py)."""
-    vectorize = jax.default_backend() != "cpu" if vectorize is None else vectorize
+    solo step draws them. `program` (train.arms_program, resolved by arms.program): vmap, one update vmapped over
+    the stacked states (batched matmuls; grouped convolutions on GPUs); unroll, each arm's update in turn in
+    one graph; map, lax.map over the arms, one arm's update (and inputs) live at a time."""
     kl_weights = jnp.asarray([c.model.kl_weight for c in configs], jnp.float32)
     learning_rates = jnp.asarray([c.train.learning_rate for c in configs], jnp.float32)
+    preparers = [
+        lambda batches, key, step, c=c, g=g: task_inputs(c, batches[g], jax.random.fold_in(key, step), sample_z=True)
+        for c, g in zip(configs, groups)
+    ]
 
-    def step_fn(states: TrainState, batches: jax.Array, keys: jax.Array):
-        prepared = [
-            task_inputs(c, batches[g], jax.random.fold_in(keys[i], states.step[i]), sample_z=True)
-            for i, (c, g) in enumerate(zip(configs, groups))
-        ]
-        if not vectorize:
-            outs = [
-                _update(model, tx, c, _of_arm(states, i, True), p, c.model.kl_weight, c.train.learning_rate)
-                for i, (c, p) in enumerate(zip(configs, prepared))
-            ]
-            return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outs)
-        noise = None if prepared[0][2] is None else jnp.stack([p[2] for p in prepared])
-        stacked = (jnp.stack([p[0] for p in prepared]), jnp.stack([p[1] for p in prepared]), noise)
+    def one(state, prepared, kl_weight, learning_rate):
+        return _update(model, tx, configs[0], state, prepared, kl_weight, learning_rate)
 
-        def one(state, prepared, kl_weight, learning_rate):
-            return _update(model, tx, configs[0], state, prepared, kl_weight, learning_rate)
+    def unrolled(states: TrainState, batches: jax.Array, keys: jax.Array):
+        outs = []
+        for i, (c, prepare) in enumerate(zip(configs, preparers)):
+            state = _of_arm(states, i, True)
+            prepared = prepare(batches, keys[i], state.step)
+            outs.append(_update(model, tx, c, state, prepared, c.model.kl_weight, c.train.learning_rate))
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outs)
 
+    def vmapped(states: TrainState, batches: jax.Array, keys: jax.Array):
+        prepared = [prepare(batches, keys[i], states.step[i]) for i, prepare in enumerate(preparers)]
+        stacked = jax.tree.map(lambda *parts: jnp.stack(parts), *prepared)
         return jax.vmap(one)(states, stacked, kl_weights, learning_rates)
 
+    def mapped(states: TrainState, batches: jax.Array, keys: jax.Array):
+        def arm(args):
+            i, state = args
+            prepared = jax.lax.switch(i, preparers, batches, keys[i], state.step)
+            return one(state, prepared, kl_weights[i], learning_rates[i])
+
+        return jax.lax.map(arm, (jnp.arange(len(configs)), states))
+
+    step_fn = {"vmap": vmapped, "unroll": unrolled, "map": mapped}[program]
     repl = sharding.replicated(mesh)
     batches = sharding.stacked(sharding.batch_sharding(mesh))
     return jax.jit(step_fn, donate_argnums=0, in_shardings=(repl, batches, repl), out_shardings=(repl, repl))
@@ -270,6 +277,32 @@ class _StopSignal:
             signal.signal(sig, handler)
 
 
+class _Profile:
+    """A jax.profiler trace of `steps` training steps after the first (which compiles) into `folder`
+    (plugins/profile/<time>/: .xplane.pb for TensorBoard's profile plugin, perfetto_trace.json.gz for Perfetto);
+    traced by process 0 only, and stopped early by the end of the epoch it started in."""
+
+    def __init__(self, folder: str, steps: int):
+        self.folder, self.left, self.traced, self.active = folder, steps if sharding.is_main() else 0, 0, False
+
+    def after_step(self, state) -> None:
+        if self.active:
+            self.traced += 1
+            if self.traced == self.left:
+                self.stop(state)
+        elif self.left and not self.traced:
+            jax.block_until_ready(state)
+            jax.profiler.start_trace(self.folder, create_perfetto_trace=True)
+            self.active = True
+
+    def stop(self, state) -> None:
+        if self.active:
+            jax.block_until_ready(state)
+            jax.profiler.stop_trace()
+            self.active = False
+            logger.info(f"profile of {self.traced} training steps in {self.folder}")
+
+
 def _of_arm(tree, i: int, stacked: bool):
     """Arm i's slice of a stacked pytree (states or metrics of models trained together); the tree if not stacked."""
     return jax.tree.map(lambda x: x[i], tree) if stacked else tree
@@ -289,6 +322,8 @@ class _Training:
     seeds: list[int]
     train_sets: list[datasets.Dataset]
     valid_sets: list[datasets.Dataset]
+    train_images: list  # each group's training images, on the host (memory-mapped) or on every device
+    held_out_images: list  # each group's first train.eval_images held-out images, where its training images are
     mesh: Any
     state: TrainState  # the arms' states, stacked along a leading axis when there are several
     train_key: jax.Array
@@ -299,6 +334,7 @@ class _Training:
     writers: list[MetricWriter]
     per_epoch: int
     start_step: int
+    profile: _Profile
 
     @property
     def stacked(self) -> bool:
@@ -319,6 +355,22 @@ def _load_data(configs: Sequence[Config]) -> tuple[list[int], list[int], list, l
     train_sets = [datasets.load_split(c.data, "train", c.seed) for c in leads]
     valid_sets = [datasets.load_split(c.data, "valid", c.seed) for c in leads]
     return seeds, groups, train_sets, valid_sets
+
+
+def _place_data(config: Config, train_sets, valid_sets, mesh) -> tuple[list, list]:
+    """Each group's training and held-out images (the first train.eval_images), left on the host or put on every
+    device once, as data.placement decides."""
+    train_images = [ds.images for ds in train_sets]
+    held_out = [ds.images[: config.train.eval_images or None] for ds in valid_sets]
+    needed = sum(images.nbytes for images in train_images + held_out)
+    placement = datasets.choose_placement(config.data.placement, needed, mesh.local_devices)
+    logger.info(f"data.placement={config.data.placement}: {needed:,} bytes of images gathered on the {placement}")
+    if placement == "host":
+        return train_images, held_out
+    train_images, held_out = (
+        [datasets.place_on_devices(images, mesh) for images in sets] for sets in (train_images, held_out)
+    )
+    return train_images, held_out
 
 
 def _restore_together(stores: Sequence[CheckpointStore], states: list) -> tuple[list, int] | None:
@@ -346,7 +398,7 @@ def _initial_states(configs: Sequence[Config], stores, resume: bool, mesh) -> tu
     return model, tx, *restored
 
 
-def _program(model, tx, configs: Sequence[Config], groups, states: list, mesh, vectorize) -> tuple:
+def _program(model, tx, configs: Sequence[Config], groups, states: list, mesh) -> tuple:
     """(train step, the arms' state, their training keys): one arm's own step, or the arms' states stacked
     under one step."""
     train_keys = [run_keys(c)[1] for c in configs]
@@ -354,11 +406,13 @@ def _program(model, tx, configs: Sequence[Config], groups, states: list, mesh, v
         return make_train_step(model, tx, configs[0], mesh), states[0], train_keys[0]
     repl = sharding.replicated(mesh)
     state = jax.device_put(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states), repl)
-    step = make_arms_train_step(model, tx, configs, groups, mesh, vectorize)
+    program = arms.program(configs[0], jax.default_backend())
+    logger.info(f"{len(configs)} arms in one program: train.arms_program={program}")
+    step = make_arms_train_step(model, tx, configs, groups, mesh, program)
     return step, state, jax.device_put(jnp.stack(train_keys), repl)
 
 
-def _set_up(configs: Sequence[Config], resume: bool, vectorize: bool | None) -> _Training:
+def _set_up(configs: Sequence[Config], resume: bool) -> _Training:
     """Check the configs and run folders, load the data once, build or restore the arms' states and program."""
     for config in configs:
         config_lib.validate(config)
@@ -374,9 +428,10 @@ def _set_up(configs: Sequence[Config], resume: bool, vectorize: bool | None) -> 
     n_train = min(len(ds.images) for ds in train_sets)
     if n_train < t.batch_size:
         raise TrainingError(f"train.batch_size={t.batch_size} exceeds the {n_train} training images")
+    train_images, held_out_images = _place_data(configs[0], train_sets, valid_sets, mesh)
     stores = [CheckpointStore(os.path.join(c.run_dir, "ckpt"), t.keep_checkpoints) for c in configs]
     model, tx, states, start_step = _initial_states(configs, stores, resume, mesh)
-    train_step, state, train_key = _program(model, tx, configs, groups, states, mesh, vectorize)
+    train_step, state, train_key = _program(model, tx, configs, groups, states, mesh)
     batches_per_epoch = datasets.steps_per_epoch(n_train, t.batch_size)
     return _Training(
         configs,
@@ -384,6 +439,8 @@ def _set_up(configs: Sequence[Config], resume: bool, vectorize: bool | None) -> 
         seeds,
         train_sets,
         valid_sets,
+        train_images,
+        held_out_images,
         mesh,
         state,
         train_key,
@@ -394,6 +451,7 @@ def _set_up(configs: Sequence[Config], resume: bool, vectorize: bool | None) -> 
         writers=[MetricWriter(c.run_dir, sharding.is_main(), start_step) for c in configs],
         per_epoch=min(t.steps_per_epoch or batches_per_epoch, batches_per_epoch),
         start_step=start_step,
+        profile=_Profile(os.path.join(configs[0].run_dir, "profile"), t.profile_steps),
     )
 
 
@@ -434,7 +492,7 @@ def _run_epoch(training: _Training, epoch: int, stop: _StopSignal) -> tuple[int,
     t, end = training.settings, (epoch + 1) * training.per_epoch
     first_batch = max(training.start_step - epoch * training.per_epoch, 0)
     step = window_start = epoch * training.per_epoch + first_batch
-    groups = [(ds.images, seed) for ds, seed in zip(training.train_sets, training.seeds)]
+    groups = list(zip(training.train_images, training.seeds))
     batch_sharding = sharding.batch_sharding(training.mesh)
     batches = datasets.stacked_train_batches(
         groups, t.batch_size, epoch, first_batch, batch_sharding, t.prefetch, stacked=training.stacked
@@ -445,6 +503,7 @@ def _run_epoch(training: _Training, epoch: int, stop: _StopSignal) -> tuple[int,
             training.state, metrics = training.train_step(training.state, batch, training.train_key)
             step += 1
             window.append(metrics)
+            training.profile.after_step(training.state)
             if tic is None:  # time from the second step on: the first one compiles
                 jax.block_until_ready(metrics)
                 tic = time.perf_counter()
@@ -462,6 +521,7 @@ def _run_epoch(training: _Training, epoch: int, stop: _StopSignal) -> tuple[int,
                 _save(training, step)
             if stopping:
                 break
+    training.profile.stop(training.state)
     _flush(training, window, window_start + 1, losses)
     elapsed = time.perf_counter() - tic if tic else 0.0
     return step, losses, timed_images / elapsed if elapsed else math.nan, stopping
@@ -485,8 +545,8 @@ def _record_epoch(training: _Training, i: int, epoch: int, step: int, losses: li
     scalars (process 0 writes them); returns the line."""
     config, t = training.configs[i], training.settings
     params = _of_arm(training.state.params, i, training.stacked)
+    held_out = training.held_out_metrics[i](params, training.held_out_images[training.groups[i]])
     valid = training.valid_sets[training.groups[i]].images
-    held_out = training.held_out_metrics[i](params, valid[: t.eval_images or None])
     grid = os.path.join(config.run_dir, f"reconstructions_epoch{epoch + 1:03d}.png")
     if sharding.is_main():  # on this process's devices, from a host copy of the (replicated) parameters
         title = f"{config.name}: held-out images after epoch {epoch + 1}"
@@ -526,13 +586,13 @@ def exit_status(results: Sequence[dict]) -> int:
     return 128 + stopped[0] if stopped else 0
 
 
-def train_together(configs: Sequence[Config], resume: bool = False, vectorize: bool | None = None) -> list[dict]:
+def train_together(configs: Sequence[Config], resume: bool = False) -> list[dict]:
     """Train each config into its run folder; several (arms: see ae_jax.train.arms) as one program over data loaded
-    once (`vectorize`: see make_arms_train_step). Returns each run's last epoch's metrics (and how the run
+    once (train.arms_program: see make_arms_train_step). Returns each run's last epoch's metrics (and how the run
     ended). In a multi-process job every process calls it; process 0 logs and writes metrics, grids and
     config.json. An epoch's record is written before the checkpoint that ends it, so a run killed anywhere and
     resumed records every epoch once (ae_jax.train.metrics drops the records past the checkpoint resumed from)."""
-    training = _set_up(configs, resume, vectorize)
+    training = _set_up(configs, resume)
     lasts = [{"status": "complete", "step": training.start_step} for _ in configs]
     with _StopSignal() as stop:
         for epoch in range(training.start_step // training.per_epoch, training.settings.epochs):

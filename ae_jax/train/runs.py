@@ -26,9 +26,12 @@ NOT_TRAINING_KEYS = (
     "name",
     "workdir",
     "data.cache_dir",
+    "data.placement",
     "train.checkpoint_every_steps",
     "train.keep_checkpoints",
     "train.prefetch",
+    "train.arms_program",
+    "train.profile_steps",
     "train.eval_images",
     "train.grid_images",
 )
