@@ -493,7 +493,8 @@ def _knn_block(z, centred, sq_norms, queries, among, k: int, m: int) -> tuple[ja
     outside the candidates can be nearer than the k-th, so all k distances are exact (indices up to ties)."""
     d2 = squared_distances(centred[queries], centred, sq_norms)
     lower = d2 - _expansion_tolerance(z.shape[1]) * (sq_norms[queries][:, None] + sq_norms[None, :])
-    lower = jnp.where(jnp.arange(z.shape[0]) < among, lower, jnp.inf).at[jnp.arange(len(queries)), queries].set(jnp.inf)
+    columns = jnp.arange(z.shape[0])
+    lower = jnp.where((columns < among) & (columns != queries[:, None]), lower, jnp.inf)  # neither outside nor self
     _, candidates = lax.top_k(-lower, m)
     exact_sq = jnp.sum(jnp.square(z[queries][:, None, :] - z[candidates]), axis=-1)
     order = jnp.argsort(exact_sq, axis=1)[:, :k]
