@@ -2,6 +2,7 @@ import jax
 import numpy as np
 import pytest
 
+from ae_jax import config as config_lib
 from ae_jax.evaluators.intrinsic_dimension import dimension_sweep, sample_sizes
 from ae_jax.numerics import stats
 
@@ -100,3 +101,19 @@ def test_a_noisy_filament_is_one_dimensional_at_large_scale_and_higher_at_small_
     for estimator, factor in (("two_nn", 2), ("mle", 1.5)):  # the MLE's 10 neighbours see past more of the noise
         assert rows[0][estimator][0] > factor * rows[-1][estimator][0]
         assert abs(rows[-1][estimator][0] - 1) < 0.4
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "intrinsic.mle_k=1",
+        "intrinsic.mle_k=32",  # not below min_points (32): the smallest subset has no 32 other points
+        "intrinsic.local_pca_k=40",
+        "intrinsic.local_pca_points=0",
+        "intrinsic.bootstrap_resamples=1",
+    ],
+)
+def test_bad_intrinsic_settings_are_refused_naming_the_key(override):
+    with pytest.raises(config_lib.ConfigError, match=override.split("=")[0].replace(".", r"\.")):
+        config_lib.load("case1", [override])
+    assert config_lib.load("case1", ["intrinsic.mle_k=31", "intrinsic.local_pca_k=2"]).intrinsic.mle_k == 31
