@@ -72,12 +72,19 @@ def test_hit_and_dimension_figures_have_distinct_colours_and_the_legend_outside(
     ]
     rows = [dict(r, mc_fraction=r["mc_hits"] / 1000) for r in rows]
     generators_plots.hit_fraction_plot(rows, str(tmp_path / "hits.png"))
-    scale_rows = [{"scale_r2": 2.0**-i, "dimension": 3.0 + i} for i in range(4)]
+    scale_rows = [
+        {
+            "n_points": 2 ** (10 - i),
+            **{f"{e}{end}": 3.0 + i + j for e in ("two_nn", "mle") for j, end in enumerate(("_low", "", "_high"))},
+        }
+        for i in range(4)
+    ]
     by_label = {"z-points": scale_rows, "fitted full Gaussian": scale_rows, "true factors": scale_rows}
     intrinsic_dimension.dimension_figure(by_label, 14, str(tmp_path / "dimension.png"))
     hits_fig, dimension_fig = drawn
     for fig, n in ((hits_fig, 4), (dimension_fig, 3)):
-        colours = {to_hex(h.get_color()) for h in fig.axes[0].get_legend().legend_handles[:n]}
+        (legend,) = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+        colours = {to_hex(h.get_color()) for h in legend.legend_handles[:n]}
         assert len(colours) == n
         _assert_legend_beside_data(fig)
 

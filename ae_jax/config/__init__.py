@@ -380,6 +380,10 @@ def _check_analysis(config: Config) -> None:
     _check_judge(config.judge)
     i = config.intrinsic
     _check(3 <= i.min_points <= i.max_points, "intrinsic.min_points", "must be in 3..intrinsic.max_points")
+    for key in ("mle_k", "local_pca_k"):
+        _check(2 <= getattr(i, key) < i.min_points, f"intrinsic.{key}", "must be in 2..intrinsic.min_points - 1")
+    _check(i.local_pca_points > 0, "intrinsic.local_pca_points", "must be > 0")
+    _check(i.bootstrap_resamples >= 2, "intrinsic.bootstrap_resamples", "must be >= 2")
     _check(all(k > 0 for k in config.eval.report_ks), "eval.report_ks", "entries must be > 0")
 
 

@@ -220,10 +220,15 @@ class JudgeConfig:
 
 @dataclasses.dataclass(frozen=True)
 class IntrinsicConfig:
-    """TwoNN intrinsic dimension vs scale (evaluators.intrinsic_dimension) of z-points and of a fitted Gaussian null."""
+    """Intrinsic dimension vs scale (evaluators.intrinsic_dimension): TwoNN and Levina-Bickel MLE of z-points, a
+    fitted Gaussian and column-shuffled z-points, and local-PCA one-dimensionality, with bootstrap intervals."""
 
     min_points: int = 32  # the smallest subset (largest scale)
     max_points: int = 20_000
+    mle_k: int = 10  # neighbours of the Levina-Bickel MLE
+    local_pca_k: int = 20  # neighbours in each local PCA
+    local_pca_points: int = 1000  # points whose neighbourhoods' local PCA is averaged (at the smallest scale)
+    bootstrap_resamples: int = 200  # resamples of every 95% interval
 
 
 @dataclasses.dataclass(frozen=True)

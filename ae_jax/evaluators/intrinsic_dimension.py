@@ -1,113 +1,254 @@
-"""The intrinsic_dimension evaluator: intrinsic dimension of a point set as a function of scale, TwoNN (Facco
-et al. 2017) with decimation.
+"""The intrinsic_dimension evaluator: intrinsic dimension of a point set as a function of scale, by TwoNN (Facco
+et al. 2017) and the Levina-Bickel MLE, each with a bootstrap interval, against two nulls of as many points; and
+the local-PCA one-dimensionality of the smallest neighbourhoods. Post III's filaments are tested by both.
 
-TwoNN uses only the ratio mu = r2 / r1 of each point's two nearest-neighbour distances; for points on a
-d-dimensional manifold mu follows a Pareto law with exponent d, whose maximum-likelihood estimate is
-N / sum(log mu). Running it on random subsets of N, N/2, N/4, ... points probes growing length scales
-(the typical r2 grows as points thin out): a filamentary set looks low-dimensional at small scales.
+Both estimators read each point's sorted neighbour distances T_1..T_k (stats.mle_dimension_terms; TwoNN is
+k = 2, using only mu = T_2 / T_1). Running them on nested random subsets of N, N/2, N/4, ... points probes growing
+length scales (the typical neighbour distance grows as points thin out): a filamentary set looks low-dimensional
+at small scales. The nulls: a Gaussian with the z-points' fitted covariance (space-filling, the same spread) and
+the column-shuffled z-points (independent components, the same marginals).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ae_jax.config import IntrinsicConfig
 from ae_jax.evaluators import encode, registry
+from ae_jax.evaluators.evidence import Evidence
 from ae_jax.numerics import stats
 from ae_jax.report import pages, plots
 
-
-def two_nn_dimension(points) -> tuple[float, float]:
-    """(maximum-likelihood TwoNN dimension, median second-neighbour distance) of a point set."""
-    r1 = np.asarray(stats.knn_distances(points, k=1), np.float64)
-    r2 = np.asarray(stats.knn_distances(points, k=2), np.float64)
-    keep = r1 > 0  # duplicates carry no scale information
-    if keep.sum() < 3:
-        raise ValueError(f"TwoNN needs at least 3 distinct points, got {int(keep.sum())}")
-    log_mu = np.log(r2[keep] / r1[keep])
-    return float(keep.sum() / log_mu.sum()), float(np.median(r2[keep]))
+Z_POINTS, GAUSSIAN, SHUFFLED, FACTORS = "z-points", "fitted full Gaussian", "column-shuffled z-points", "true factors"
+ESTIMATORS = {"two_nn": "TwoNN", "mle": "MLE"}  # numbers' key: display name
 
 
-def dimension_vs_scale(points, min_points: int = 64, seed: int = 0, max_points: int = 20_000) -> list[dict]:
-    """TwoNN on nested random subsets of max_points, max_points/2, ... down to min_points points."""
-    points = np.asarray(points, np.float32)
-    stats.as_points(points, "points")
-    order = np.random.default_rng(seed).permutation(len(points))
-    rows, n = [], min(len(points), max_points)
-    while n >= min_points:
-        dimension, scale = two_nn_dimension(points[order[:n]])
-        rows.append({"n_points": n, "scale_r2": scale, "dimension": dimension})
-        n //= 2
-    if not rows:
-        raise ValueError(f"dimension_vs_scale needs at least {min_points} points, got {len(points)}")
-    return rows
+def sample_sizes(n: int, min_points: int, max_points: int) -> list[int]:
+    """min(n, max_points), then halved while at least min_points: the decimation's subset sizes, largest first."""
+    sizes, size = [], min(n, max_points)
+    while size >= min_points:
+        sizes.append(size)
+        size //= 2
+    if not sizes:
+        raise ValueError(f"intrinsic dimension needs at least {min_points} points, got {n}")
+    return sizes
 
 
-def dimension_rows(z, cfg: IntrinsicConfig, seed: int) -> dict[str, list[dict]]:
-    """Dimension vs scale of the z-points and of as many points of a Gaussian with their fitted full
-    covariance: the null, a space-filling cloud of the same spread; filaments show as a lower dimension."""
-    from ae_jax.numerics.samplers import FullGaussianSampler
-    from ae_jax.runtime import make_key
-
-    null = FullGaussianSampler.fit(z).sample(make_key(seed), len(z))
+@functools.partial(jax.jit, static_argnames=("k", "resamples"))
+def dimension_estimates(key, distances, k: int, resamples: int) -> dict:
+    """TwoNN and k-neighbour MLE dimension from each point's sorted neighbour distances (N, >= k), each as
+    (estimate, its bootstrap replicates over points), and the median second-neighbour distance (the scale)."""
+    rows = stats.bootstrap_rows(key, distances.shape[0], resamples)
     return {
-        "z-points": dimension_vs_scale(z, cfg.min_points, seed, cfg.max_points),
-        "fitted full Gaussian": dimension_vs_scale(np.asarray(null), cfg.min_points, seed, cfg.max_points),
+        "scale_r2": jnp.median(distances[:, 1]),
+        "two_nn": stats.ratio_of_sums(*stats.mle_dimension_terms(distances, 2), rows),
+        "mle": stats.ratio_of_sums(*stats.mle_dimension_terms(distances, k), rows),
     }
 
 
+def dimension_sweep(points, sizes, k: int, key, resamples: int) -> list[dict]:
+    """`dimension_estimates` of the first n points (points in random order) for each n of sizes, largest first.
+    The subsets after the first share the second's rows (`knn_distances(among_first=n)`): two compiled k-NN
+    programs instead of one per size, for an eighth more distances."""
+    sweep = []
+    for index, n in enumerate(sizes):
+        shared = points[: sizes[min(index, 1)]]
+        distances, _ = stats.knn_distances(shared, k, all_ranks=True, among_first=n)
+        estimates = dimension_estimates(jax.random.fold_in(key, n), distances, k, resamples)
+        sweep.append({"n_points": n, **estimates, "scale_r2": float(estimates["scale_r2"])})
+    return sweep
+
+
+def local_axis_share(points, k: int, n_points: int, key, resamples: int) -> tuple:
+    """Mean share of local variance on the first local principal axis over the k-neighbourhoods of the first
+    n_points points (points in random order), and its bootstrap replicates over those neighbourhoods."""
+    queries = np.arange(min(n_points, len(points)))
+    _, neighbours = stats.knn_distances(points, k, queries=queries, all_ranks=True)
+    shares, weights = stats.local_principal_share(points, neighbours)
+    return stats.ratio_of_sums(shares * weights, weights, stats.bootstrap_rows(key, len(queries), resamples))
+
+
+def point_sets(z, cfg: IntrinsicConfig, seed: int) -> dict[str, np.ndarray]:
+    """The z-points in a random order and the two nulls of as many points (up to max_points): a Gaussian with
+    their fitted full covariance and the column-shuffled z-points."""
+    from ae_jax.numerics.samplers import FullGaussianSampler
+    from ae_jax.runtime import make_key
+
+    z = np.asarray(stats.as_points(z, "z-points"))
+    ordered = z[np.random.default_rng(seed).permutation(len(z))[: cfg.max_points]]
+    gaussian_key, shuffle_key = jax.random.split(make_key(seed))
+    return {
+        Z_POINTS: ordered,
+        GAUSSIAN: np.asarray(FullGaussianSampler.fit(z).sample(gaussian_key, len(ordered))),
+        SHUFFLED: np.asarray(stats.shuffle_columns(shuffle_key, ordered)),
+    }
+
+
+def _interval(estimate, replicates) -> tuple[float, float]:
+    low, high = stats.bootstrap_interval(estimate, replicates, bounds=(0.0, math.inf))
+    return float(low), float(high)
+
+
+def _with_interval(name: str, estimate_and_replicates) -> dict:
+    """{name: estimate, name_low, name_high}: its 95% bootstrap interval."""
+    estimate, replicates = estimate_and_replicates
+    low, high = _interval(estimate, replicates)
+    return {name: float(estimate), f"{name}_low": low, f"{name}_high": high}
+
+
+def _ratio(a, b) -> tuple:
+    """(estimate, replicates) of a / b from two (estimate, replicates) of independent samples."""
+    return a[0] / b[0], a[1] / b[1]
+
+
+def _evidence(estimate, null, n: int, method: str, null_name: str) -> Evidence:
+    return Evidence(float(estimate[0]), _interval(*estimate), n, method, float(null[0]), _interval(*null), null_name)
+
+
+def ratio_evidence(sweeps: dict, estimator: str, index: int, resamples: int) -> Evidence:
+    """The z-points' dimension / the fitted Gaussian's at one subset size (sweep index), the column-shuffled
+    z-points' / the Gaussian's as its null; intervals from the two clouds' independent bootstrap replicates."""
+    z, gaussian, shuffled = (sweeps[label][index][estimator] for label in (Z_POINTS, GAUSSIAN, SHUFFLED))
+    return _evidence(
+        _ratio(z, gaussian),
+        _ratio(shuffled, gaussian),
+        sweeps[Z_POINTS][index]["n_points"],
+        f"{ESTIMATORS[estimator]} dimension ratio; bootstrap over points of each cloud, {resamples} resamples, 95%",
+        f"column-shuffled z-points' {ESTIMATORS[estimator]} dimension / the fitted Gaussian's",
+    )
+
+
 def dimension_figure(rows_by_label: dict[str, list[dict]], n_factors: int | None, path: str) -> str:
-    """TwoNN dimension against scale, one line per point set, and the true number of factors when known."""
+    """TwoNN and MLE dimension against the number of points, one panel each, one series per point set with its
+    95% interval band, and the true number of factors when known."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for (label, rows), colour in zip(rows_by_label.items(), plots.series_colours(len(rows_by_label))):
-        ax.plot([r["scale_r2"] for r in rows], [r["dimension"] for r in rows], "o-", color=colour, label=label)
-    if n_factors is not None:
-        ax.axhline(n_factors, color="k", ls="--", lw=1, label=f"true number of factors ({n_factors})")
-    ax.set(
-        xscale="log",
-        xlabel="scale: median 2nd-neighbour distance (subsets N, N/2, N/4, ...; units of the point set)",
-        ylabel="TwoNN intrinsic dimension",
-        title="Intrinsic dimension vs scale",
-    )
-    plots.plain_log_ticks(ax.xaxis)
-    plots.legend_outside(ax)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    colours = plots.series_colours(len(rows_by_label))
+    for ax, (key, name) in zip(axes, ESTIMATORS.items()):
+        for (label, rows), colour in zip(rows_by_label.items(), colours):
+            n = [r["n_points"] for r in rows]
+            ax.fill_between(
+                n, [r[f"{key}_low"] for r in rows], [r[f"{key}_high"] for r in rows], color=colour, alpha=0.25
+            )
+            ax.plot(n, [r[key] for r in rows], "o-", color=colour, label=label)
+        if n_factors is not None:
+            ax.axhline(n_factors, color="k", ls="--", lw=1, label=f"true number of factors ({n_factors})")
+        ax.set(xscale="log", xlabel="points (subsets N, N/2, N/4, ...: fewer points, larger scale)", title=name)
+        plots.plain_log_ticks(ax.xaxis)
+    axes[0].set_ylabel("intrinsic dimension (95% bootstrap band)")
+    plots.legend_outside(axes[1])
     return plots.save_figure(fig, path)
 
 
 def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
-    """TwoNN dimension vs scale of the z-points, of a Gaussian with their full covariance (the space-filling
-    null), and of the true factors when the data has them (the embedded faces)."""
+    """TwoNN and MLE dimension at every subset size of the z-points, the fitted Gaussian, the column-shuffled
+    z-points and the true factors when the data has them (the embedded faces); local-PCA shares at the smallest
+    scale; the filament claims' evidence."""
     from ae_jax.data import datasets
+    from ae_jax.runtime import make_key
 
-    cfg = ctx.config
-    rows = dimension_rows(encode.points(ctx), cfg.intrinsic, cfg.seed)
+    cfg, i = ctx.config, ctx.config.intrinsic
+    sets = point_sets(encode.points(ctx), i, cfg.seed)
     n_factors = None
     if cfg.data.name == "faces":
         labels = datasets.load_split(cfg.data, "train", cfg.seed).labels
-        rows["true factors"] = dimension_vs_scale(labels, cfg.intrinsic.min_points, cfg.seed, cfg.intrinsic.max_points)
+        sets[FACTORS] = np.asarray(labels, np.float32)[np.random.default_rng(cfg.seed).permutation(len(labels))]
         n_factors = labels.shape[1]
+    keys = iter(jax.random.split(jax.random.fold_in(make_key(cfg.seed), 1), len(sets) + 2))
+    sweeps = {
+        label: dimension_sweep(
+            points, sample_sizes(len(points), i.min_points, i.max_points), i.mle_k, next(keys), i.bootstrap_resamples
+        )
+        for label, points in sets.items()
+    }
+    shares = {
+        label: local_axis_share(sets[label], i.local_pca_k, i.local_pca_points, next(keys), i.bootstrap_resamples)
+        for label in (Z_POINTS, GAUSSIAN)
+    }
+    rows = {
+        label: [
+            {"n_points": s["n_points"], "scale_r2": s["scale_r2"], **_with_interval("two_nn", s["two_nn"])}
+            | _with_interval("mle", s["mle"])
+            for s in sweep
+        ]
+        for label, sweep in sweeps.items()
+    }
+    n_local = min(i.local_pca_points, len(sets[Z_POINTS]))
+    evidence = {
+        "filaments_low_dimensional": ratio_evidence(sweeps, "two_nn", 0, i.bootstrap_resamples),
+        "filaments_one_dimensional": _evidence(
+            shares[Z_POINTS],
+            shares[GAUSSIAN],
+            n_local,
+            f"mean over {n_local} neighbourhoods of {i.local_pca_k} neighbours (all points); bootstrap over "
+            f"neighbourhoods, {i.bootstrap_resamples} resamples, 95%",
+            "a Gaussian with the z-points' fitted covariance, as many points",
+        ),
+    }
+    by_size = {
+        estimator: [
+            {"n_points": s["n_points"], **ratio_evidence(sweeps, estimator, index, i.bootstrap_resamples).to_json()}
+            for index, s in enumerate(sweeps[Z_POINTS])
+        ]
+        for estimator in ESTIMATORS
+    }
     png = dimension_figure(rows, n_factors, os.path.join(folder, "intrinsic_dimension.png"))
     pages.write_csv(
         [dict(set=k, **r) for k, rs in rows.items() for r in rs], os.path.join(folder, "intrinsic_dimension.csv")
     )
-    return {"rows": rows, "n_factors": n_factors}, {"intrinsic_dimension": png}
+    numbers = {
+        "rows": rows,
+        "local_pca": {label: _with_interval("share", share) for label, share in shares.items()},
+        "n_factors": n_factors,
+        "evidence": {claim_id: e.to_json() for claim_id, e in evidence.items()},
+        "evidence_by_size": {"filaments_low_dimensional": by_size},
+    }
+    return numbers, {"intrinsic_dimension": png}
+
+
+def _text(r: dict, name: str) -> str:
+    """'estimate [low, high]' of a row's number and its 95% interval."""
+    return f"{r[name]:.3g} [{r[f'{name}_low']:.3g}, {r[f'{name}_high']:.3g}]"
+
+
+def size_rows(rows: dict[str, list[dict]]) -> list[dict]:
+    """One row per subset size: each estimator's dimension of each point set with its interval."""
+    return [
+        {"points": by_set[0]["n_points"]}
+        | {f"{name} {label}": _text(r, key) for key, name in ESTIMATORS.items() for label, r in zip(rows, by_set)}
+        for by_set in zip(*rows.values())
+    ]
 
 
 def view(result: registry.Result, label: str, ks) -> registry.View:
-    """Dimension against scale per point set; the z-points' and the null's at the smallest scale."""
-    rows = result.numbers["rows"]
-    z, null = rows["z-points"][0], rows["fitted full Gaussian"][0]
+    """Dimension against scale per point set; the z-points' and the nulls' at the smallest scale, the ratio the
+    claim reads, and the local-PCA shares."""
+    numbers = result.numbers
+    rows, local = numbers["rows"], numbers["local_pca"]
+    z, gaussian, shuffled = (rows[k][0] for k in (Z_POINTS, GAUSSIAN, SHUFFLED))
+    ratio = Evidence.of(numbers["evidence"]["filaments_low_dimensional"])
     return registry.View(
-        headline={"TwoNN dimension": z["dimension"], "of the Gaussian null": null["dimension"]},
-        rows=[dict(set=k, **r) for k, rs in rows.items() for r in rs],
+        headline={
+            "TwoNN dimension": z["two_nn"],
+            "of the Gaussian null": gaussian["two_nn"],
+            "local first-axis share": local[Z_POINTS]["share"],
+        },
+        rows=size_rows(rows),
         figures=result.figures,
         findings=[
-            f"{label}: TwoNN intrinsic dimension of the z-points {z['dimension']:.3g} at the smallest scale, "
-            f"against {null['dimension']:.3g} for a Gaussian with their covariance."
+            f"{label}: at the smallest scale ({z['n_points']:,} points) TwoNN dimension {_text(z, 'two_nn')} "
+            f"against {_text(gaussian, 'two_nn')} for a Gaussian with their covariance (ratio {ratio.estimate:.3g} "
+            f"[{ratio.interval[0]:.3g}, {ratio.interval[1]:.3g}]) and {_text(shuffled, 'two_nn')} column-shuffled; "
+            f"MLE {_text(z, 'mle')}, {_text(gaussian, 'mle')} and {_text(shuffled, 'mle')}. The first local "
+            f"principal axis holds {_text(local[Z_POINTS], 'share')} of the local variance "
+            f"({_text(local[GAUSSIAN], 'share')} for the Gaussian)."
         ],
     )
 
@@ -125,5 +266,6 @@ registry.register(
         sections=("intrinsic",),
         title="intrinsic dimension",
         per_run=True,
+        format=2,  # 2: TwoNN and MLE with bootstrap intervals, the column-shuffled null, local PCA, evidence
     )
 )

@@ -451,7 +451,7 @@ def project(z, axes: tuple[int, int], basis: PCA | jax.Array | None = None) -> j
 
 
 # ---------------------------------------------------------------------------------------------
-# Nearest neighbours and t-SNE.
+# Nearest neighbours.
 
 _NEIGHBOUR_MARGIN = 4  # extra candidates re-ranked with exact distances in the first round
 
@@ -486,36 +486,49 @@ def _expansion_tolerance(d: int) -> float:
 
 
 @functools.partial(jax.jit, static_argnames=("k", "m"))
-def _knn_block(z, centred, sq_norms, queries, k: int, m: int) -> tuple[jax.Array, jax.Array]:
-    """k-th nearest-neighbour distance of rows `queries`, exact over the m candidates with the smallest lower
-    bound of |q - x|^2 (expansion minus its rounding bound), and how many rows have a lower bound under that
-    distance squared: when that count is <= m no row outside the candidates can be nearer, the answer is exact."""
+def _knn_block(z, centred, sq_norms, queries, among, k: int, m: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Sorted distances (B, k) and indices (B, k) of the first k neighbours among rows 0..among-1 of rows
+    `queries`, exact over the m candidates with the smallest lower bound of |q - x|^2 (expansion minus its rounding
+    bound), and how many rows have a lower bound under the k-th distance squared: when that count is <= m no row
+    outside the candidates can be nearer than the k-th, so all k distances are exact (indices up to ties)."""
     d2 = squared_distances(centred[queries], centred, sq_norms)
     lower = d2 - _expansion_tolerance(z.shape[1]) * (sq_norms[queries][:, None] + sq_norms[None, :])
-    lower = lower.at[jnp.arange(len(queries)), queries].set(jnp.inf)
+    columns = jnp.arange(z.shape[0])
+    lower = jnp.where((columns < among) & (columns != queries[:, None]), lower, jnp.inf)  # neither outside nor self
     _, candidates = lax.top_k(-lower, m)
     exact_sq = jnp.sum(jnp.square(z[queries][:, None, :] - z[candidates]), axis=-1)
-    kth_sq = jnp.sort(exact_sq, axis=1)[:, k - 1]
-    return jnp.sqrt(kth_sq), jnp.sum(lower < kth_sq[:, None], axis=1)
+    order = jnp.argsort(exact_sq, axis=1)[:, :k]
+    nearest_sq = jnp.take_along_axis(exact_sq, order, axis=1)
+    count = jnp.sum(lower < nearest_sq[:, -1:], axis=1)
+    return jnp.sqrt(nearest_sq), jnp.take_along_axis(candidates, order, axis=1), count
 
 
-def _knn_round(z, centred, sq_norms, queries: np.ndarray, k: int, m: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+def _knn_round(z, centred, sq_norms, queries: np.ndarray, among: int, k: int, m: int, block: int) -> tuple:
     """`_knn_block` over `queries` in blocks sized so that block x m x D candidate rows stay within block x N."""
     n, d = z.shape
     block = max(1, min(block, len(queries), block * n // (m * d)))
-    distances, counts = [], []
+    parts = []
     for start in range(0, len(queries), block):
         chunk = queries[start : start + block]
         padded = np.pad(chunk, (0, block - len(chunk)), mode="edge")  # one shape, one compilation
-        r, c = _knn_block(z, centred, sq_norms, jnp.asarray(padded, jnp.int32), k, m)
-        distances.append(np.asarray(r)[: len(chunk)])
-        counts.append(np.asarray(c)[: len(chunk)])
-    return np.concatenate(distances), np.concatenate(counts)
+        parts.append([np.asarray(a)[: len(chunk)] for a in _knn_block(z, centred, sq_norms, padded, among, k, m)])
+    return tuple(np.concatenate(arrays) for arrays in zip(*parts))
 
 
-def knn_distances(z, k: int = 1, queries=None, block: int = 256, progress: bool = False) -> jax.Array:
+def knn_distances(
+    z,
+    k: int = 1,
+    queries=None,
+    block: int = 256,
+    progress: bool = False,
+    all_ranks: bool = False,
+    among_first: int | None = None,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
     """(Q,) distance from each query row (default: every row) to its k-th nearest other row of z, exact to
     float32 rounding for any input (near-duplicates, offsets); duplicates of a row count as neighbours at 0.
+    all_ranks: instead (distances (Q, k), row indices (Q, k)) of the first k neighbours, nearest first, in the
+    same one pass (ties in any order). among_first: the points are z's first rows only (neighbours and default
+    queries), so that nested subsets of one array share its shape and compiled programs.
 
     Candidates are ranked by the centred expansion and re-ranked with direct differences; queries with more rows
     inside the expansion's rounding bound than candidates run again with all of them. Query blocks run against
@@ -525,7 +538,9 @@ def knn_distances(z, k: int = 1, queries=None, block: int = 256, progress: bool 
         raise ValueError(f"knn_distances needs an int k >= 1, got {k!r}")
     k = int(k)
     z = as_points(z, "z", min_points=2)
-    n = z.shape[0]
+    n = z.shape[0] if among_first is None else int(among_first)
+    if not 1 <= n <= z.shape[0]:
+        raise ValueError(f"among_first must be in 1..{z.shape[0]} (the rows of z), got {among_first}")
     if k >= n:
         raise ValueError(
             f"knn_distances with k={k} needs at least {k + 1} points, got {n} (k must be an int in [1, {n - 1}])"
@@ -536,16 +551,61 @@ def knn_distances(z, k: int = 1, queries=None, block: int = 256, progress: bool 
     ):
         raise ValueError(f"queries must be a 1-D array of row indices in 0..{n - 1}")
     centred, sq_norms = centred_with_norms(z, grid_centre(z))
-    result = np.zeros(len(queries), np.float32)
+    distances, indices = np.zeros((len(queries), k), np.float32), np.zeros((len(queries), k), np.int32)
     pending, m = np.arange(len(queries)), min(k + _NEIGHBOUR_MARGIN, n - 1)
     with tqdm(total=len(queries), desc=f"{k}-NN distances", unit="row", leave=False, disable=not progress) as bar:
         while len(pending):
-            distances, counts = _knn_round(z, centred, sq_norms, queries[pending], k, m, block)
+            found, rows, counts = _knn_round(z, centred, sq_norms, queries[pending].astype(np.int32), n, k, m, block)
             done = counts <= m
-            result[pending[done]] = distances[done]
+            distances[pending[done]], indices[pending[done]] = found[done], rows[done]
             bar.update(int(done.sum()))
             pending, m = pending[~done], min(n - 1, 1 << int(max(counts[~done], default=1) - 1).bit_length())
-    return jnp.asarray(result)
+    if all_ranks:
+        return jnp.asarray(distances), jnp.asarray(indices)
+    return jnp.asarray(distances[:, -1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Intrinsic dimension from neighbours (evaluators.intrinsic_dimension).
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def mle_dimension_terms(distances, k: int) -> tuple[jax.Array, jax.Array]:
+    """Per point (k - 1, sum over j < k of log(T_k / T_j)) from its sorted distances T_1..T_k to its first k
+    neighbours (columns of distances (N, >= k)): the ratio of their sums over points is the Levina-Bickel
+    maximum-likelihood dimension pooled as MacKay and Ghahramani advise (k = 2: TwoNN). A point with a
+    duplicate (T_1 = 0) carries no scale: (0, 0)."""
+    if np.ndim(distances) != 2 or not 2 <= k <= np.shape(distances)[1]:
+        raise ValueError(f"mle_dimension_terms needs k in 2..{np.shape(distances)[-1]} columns, got k={k}")
+    t = jnp.asarray(distances, jnp.float32)[:, :k]
+    scaled = t[:, 0] > 0
+    logs = jnp.log(jnp.where(scaled[:, None], t, 1.0))
+    return jnp.where(scaled, k - 1.0, 0.0), jnp.sum(logs[:, -1:] - logs[:, :-1], axis=1)
+
+
+@jax.jit
+def local_principal_share(z, neighbours) -> tuple[jax.Array, jax.Array]:
+    """(shares (Q,), weights (Q,)): the share of each neighbourhood's variance (rows of z indexed by neighbours
+    (Q, k)) on its first principal axis, 1 on a line; weight 0 for a neighbourhood of one repeated point."""
+    x = jnp.asarray(z, jnp.float32)[neighbours]
+    x = x - jnp.mean(x, axis=1, keepdims=True)
+    gram = jnp.einsum("qid,qjd->qij", x, x, precision=_HIGHEST)  # (k, k): the same nonzero spectrum as (D, D)
+    total = jnp.trace(gram, axis1=1, axis2=2)
+    spread = total > 0
+    return jnp.linalg.eigvalsh(gram)[:, -1] / jnp.where(spread, total, 1.0), spread.astype(jnp.float32)
+
+
+@jax.jit
+def ratio_of_sums(numerators, denominators, rows) -> tuple[jax.Array, jax.Array]:
+    """(sum(numerators) / sum(denominators), (R,) the same over each resample of `rows` (R, N), e.g.
+    `bootstrap_rows`): a pooled estimate over points with its bootstrap replicates."""
+    numerators, denominators = jnp.asarray(numerators, jnp.float32), jnp.asarray(denominators, jnp.float32)
+    resampled = jnp.sum(numerators[rows], axis=1) / jnp.sum(denominators[rows], axis=1)
+    return jnp.sum(numerators) / jnp.sum(denominators), resampled
+
+
+# ---------------------------------------------------------------------------------------------
+# t-SNE.
 
 
 def tsne_points_needed(perplexity: float) -> int:

@@ -72,7 +72,7 @@ def component_distributions(settings: dict, out: str, overrides: list[str]) -> S
 
 def filaments(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
     """Study 3: radius histograms, t-SNE of raw and PCA-reduced z at several point counts, PCA zooms, and the
-    TwoNN intrinsic dimension of the z-points against a fitted-Gaussian null."""
+    TwoNN and MLE intrinsic dimension of the z-points against a fitted-Gaussian and a column-shuffled null."""
     config = model_config(settings["ae"], settings, overrides)
     main = pipeline.study_model(config, os.path.join(out, "main"), ("distribution", "intrinsic_dimension"))
     n_points = main.results["distribution"].numbers["n_points"]
