@@ -31,6 +31,7 @@ from ae_jax.config.schema import (
     JudgeConfig,
     ModelConfig,
     TrainConfig,
+    VaeLatentConfig,
 )
 from ae_jax.numerics.samplers import check_params
 
@@ -49,6 +50,7 @@ __all__ = [
     "JudgeConfig",
     "ModelConfig",
     "TrainConfig",
+    "VaeLatentConfig",
     "decoder_sizes",
     "did_you_mean",
     "feature_map_sizes",
@@ -380,6 +382,8 @@ def _check_analysis(config: Config) -> None:
     _check_judge(config.judge)
     i = config.intrinsic
     _check(3 <= i.min_points <= i.max_points, "intrinsic.min_points", "must be in 3..intrinsic.max_points")
+    _check(config.vae_latent.active_threshold > 0, "vae_latent.active_threshold", "must be > 0")
+    _check(config.vae_latent.bootstrap_resamples >= 2, "vae_latent.bootstrap_resamples", "must be >= 2")
     _check(all(k > 0 for k in config.eval.report_ks), "eval.report_ks", "entries must be > 0")
 
 
