@@ -13,7 +13,7 @@ import numpy as np
 
 from ae_jax.evaluators import encode, registry
 from ae_jax.numerics import stats
-from ae_jax.report import pages, plots
+from ae_jax.report import plots
 from ae_jax.runtime import make_key
 
 STATISTICS = ("active_units", "kl_to_prior", "total_correlation")
@@ -106,8 +106,9 @@ def view(result: registry.Result, label: str, ks) -> registry.View:
         return registry.View(rows=[{"VAE latent": f"not applicable: {n['reason']}"}])
     active, kl, tc = (n[name] for name in STATISTICS)
     row = {
-        "active units": pages.Share(round(active["estimate"]), n["z_dim"]),
+        "active units": round(active["estimate"]),
         "active units 95% interval": _interval(active),
+        "components": n["z_dim"],
         "aggregate posterior KL to N(0, I) (nats)": kl["estimate"],
         "KL 95% interval": _interval(kl),
         "Gaussian total correlation (nats)": tc["estimate"],
