@@ -1,7 +1,7 @@
 """`ae-jax`: train, encode, eval (analyze, sample), judge and the studies (study, demo) from the command line.
 
 Every command takes `--set section.key=value` overrides; evaluation commands read a run's config.json and
-override only the settings after training (distribution, generators, judge, intrinsic, eval).
+override only the settings after training (distribution, generators, judge, intrinsic, vae_latent, eval).
 """
 
 from __future__ import annotations

@@ -59,6 +59,32 @@ def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
     assert any(line.startswith("## Ablations") for line in lines) and "## Training" in lines
 
 
+def test_the_vae_prior_page_judges_each_vaes_prior_beside_the_aes_fitted_generators(out_dir):
+    folder = os.path.join(out_dir, "vae_prior-smoke")
+    if not os.path.isfile(os.path.join(folder, "results.json")):  # run above, unless alone
+        run_study("vae_prior", full=False, out_dir=out_dir)
+    done = json.load(open(os.path.join(folder, "results.json")))
+    rows = done["tables"]["vae_prior"]
+    assert [(r["model"], r["kl_weight"], r["generator"].split("(")[0]) for r in rows] == [
+        ("tiny", "- (plain AE)", "full"),
+        ("tiny", "- (plain AE)", "mixture"),
+        ("tiny_vae_kl_1e-06", 1e-6, "isotropic"),
+        ("tiny_vae_kl_1", 1.0, "isotropic"),
+        ("held-out images", "-", "real vs real"),
+    ]
+    for r in rows:
+        low, high = map(float, r["FD 95% interval"].split(" to "))
+        assert low <= r["judge FD"] <= high and 0 <= r["judge precision"] <= 1 and 0 <= r["judge recall"] <= 1
+    trained = {m["label"]: m["config"]["model"] for m in done["models"]}
+    assert trained["tiny_vae_kl_1"]["kl_weight"] == 1.0 and not trained["tiny"]["variational"]
+    assert [r["model"] for r in done["tables"]["vae_prior_vae_latent"]] == ["tiny_vae_kl_1e-06", "tiny_vae_kl_1"]
+    html = open(os.path.join(folder, "index.html")).read()
+    assert "VAEs help? The prior through each VAE against the AE&#x27;s fitted generators</h2>" in html
+    assert "<table><thead><tr><th>model</th><th>kl_weight</th><th>generator</th><th>judge FD</th>" in html
+    assert "kl_weight=1: isotropic(mu=0, sigma=1) through tiny_vae_kl_1 has judge FD " in html
+    assert "(the AE&#x27;s closest fitted generator, " in html
+
+
 def test_unknown_study_is_refused(out_dir):
     with pytest.raises(ValueError, match="unknown study 'nope'"):
         run_study("nope", full=False, out_dir=out_dir)

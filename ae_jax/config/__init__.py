@@ -31,6 +31,7 @@ from ae_jax.config.schema import (
     JudgeConfig,
     ModelConfig,
     TrainConfig,
+    VaeLatentConfig,
 )
 from ae_jax.numerics.samplers import check_params
 
@@ -49,6 +50,7 @@ __all__ = [
     "JudgeConfig",
     "ModelConfig",
     "TrainConfig",
+    "VaeLatentConfig",
     "decoder_sizes",
     "did_you_mean",
     "feature_map_sizes",
@@ -384,6 +386,8 @@ def _check_analysis(config: Config) -> None:
         _check(2 <= getattr(i, key) < i.min_points, f"intrinsic.{key}", "must be in 2..intrinsic.min_points - 1")
     _check(i.local_pca_points > 0, "intrinsic.local_pca_points", "must be > 0")
     _check(i.bootstrap_resamples >= 2, "intrinsic.bootstrap_resamples", "must be >= 2")
+    _check(config.vae_latent.active_threshold > 0, "vae_latent.active_threshold", "must be > 0")
+    _check(config.vae_latent.bootstrap_resamples >= 2, "vae_latent.bootstrap_resamples", "must be >= 2")
     _check(all(k > 0 for k in config.eval.report_ks), "eval.report_ks", "entries must be > 0")
 
 

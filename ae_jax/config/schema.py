@@ -232,6 +232,15 @@ class IntrinsicConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class VaeLatentConfig:
+    """A VAE's latent against its prior (evaluators.vae_latent): active units, aggregate posterior's KL, total
+    correlation."""
+
+    active_threshold: float = 0.01  # a component is active when its posterior means vary more (Burda et al. 2016)
+    bootstrap_resamples: int = 100  # resamples of the points for the 95% intervals
+
+
+@dataclasses.dataclass(frozen=True)
 class EvalConfig:
     """Which evaluators run on a trained run, on which split's z-points, and what the report shows."""
 
@@ -252,6 +261,7 @@ class Config:
     generators: GeneratorsConfig = GeneratorsConfig()
     judge: JudgeConfig = JudgeConfig()
     intrinsic: IntrinsicConfig = IntrinsicConfig()
+    vae_latent: VaeLatentConfig = VaeLatentConfig()
     eval: EvalConfig = EvalConfig()
 
     @property

@@ -1,7 +1,8 @@
 """Encode a whole split into z-points, streamed batch by batch into a memory-mappable float32 .npy.
 
 Images are read from the uint8 cache (memory-mapped) and z-points written to an `open_memmap`
-file, so 200,000 x 256 never needs images and latents in memory at once. A VAE stores its means.
+file, so 200,000 x 256 never needs images and latents in memory at once. A VAE stores its means; its posterior
+log-variances are encoded the same way, on request, into a file beside them (`log_variances`).
 """
 
 from __future__ import annotations
@@ -30,14 +31,18 @@ def z_path(run_dir: str, split: str = "train") -> str:
     return os.path.join(run_dir, f"z_{split}.npy")
 
 
-def make_encode_fn(model, params, mesh) -> Callable:
-    """Jitted uint8 batch -> z-points (posterior means for a VAE), batch sharded over the mesh; the z-points
-    come back whole in every process."""
+# What an encoding writes of each image: its z-point (a VAE's posterior mean), or a VAE's posterior log-variance.
+STATISTICS = {"mean": lambda m, x: m.encode(x), "log_var": lambda m, x: m.encoder(x)[1]}
+
+
+def make_encode_fn(model, params, mesh, statistic: str = "mean") -> Callable:
+    """Jitted uint8 batch -> z-points (STATISTICS[statistic]), batch sharded over the mesh; the z-points come back
+    whole in every process."""
     replicated = sharding.replicated(mesh)
     params = jax.device_put(params, replicated)
 
     def encode(params, batch):
-        return model.apply({"params": params}, datasets.to_unit(batch), method=lambda m, x: m.encode(x))
+        return model.apply({"params": params}, datasets.to_unit(batch), method=STATISTICS[statistic])
 
     encode = jax.jit(encode, in_shardings=(replicated, sharding.batch_sharding(mesh)), out_shardings=replicated)
     return lambda batch: encode(params, batch)
@@ -98,6 +103,11 @@ def record_path(z_file: str) -> str:
     return os.path.splitext(z_file)[0] + ".json"
 
 
+def _whole_batches(mesh, batch_size: int) -> int:
+    """batch_size rounded down to a whole number of rows per device (at least one)."""
+    return max(mesh.devices.size, batch_size // mesh.devices.size * mesh.devices.size)
+
+
 def encode_run(
     run_dir: str, split: str = "train", out: str | None = None, batch_size: int = 256, run=None
 ) -> dict[str, str]:
@@ -110,7 +120,7 @@ def encode_run(
         raise ValueError(f"--split {split!r} is not one of {', '.join(SPLITS + ('all',))}")
     config, model, params = run or load_run(run_dir)
     mesh = sharding.data_mesh()
-    batch_size = max(mesh.devices.size, batch_size // mesh.devices.size * mesh.devices.size)
+    batch_size = _whole_batches(mesh, batch_size)
     encode_fn = make_encode_fn(model, params, mesh)
     written = {}
     for name in SPLITS if split == "all" else (split,):
@@ -172,6 +182,48 @@ def points(ctx: registry.RunContext) -> np.ndarray:
 
 def points_digest(ctx: registry.RunContext) -> str:
     return ctx.memo("z_digest", lambda: stages.file_digest(points_file(ctx)))
+
+
+def log_var_path(z_file: str) -> str:
+    """Where a VAE's posterior log-variances of the z-points in z_file are written, row for row."""
+    return os.path.splitext(z_file)[0] + "_log_var.npy"
+
+
+def ensure_log_variances(run_dir: str, split: str, run, batch_size: int = 256) -> str:
+    """The path of a VAE run's posterior log-variances of `split`, encoded again unless their record matches the
+    parameters (the z-points' inputs and the statistic)."""
+    config, model, params = run
+    if not config.model.variational:
+        raise ValueError(f"{run_dir}: a plain autoencoder has no posterior log-variances")
+    path = log_var_path(z_path(run_dir, split))
+    inputs = {**encode_inputs(config, params, split), "statistic": "log_var"}
+    if os.path.isfile(path) and stages.reusable(f"log-variances {path}", record_path(path), inputs):
+        return path
+    mesh = sharding.data_mesh()
+    images = datasets.load_split(config.data, split, config.seed).images
+    encode_fn = make_encode_fn(model, params, mesh, "log_var")
+    batch = _whole_batches(mesh, batch_size)
+    encode_images(encode_fn, images, path, config.model.z_dim, batch, mesh, desc=f"encode {split} log-variances")
+    if sharding.is_main():
+        stages.record(record_path(path), inputs, n_points=len(images))
+    sharding.barrier("log-variances written")
+    return path
+
+
+def log_variances_file(ctx: registry.RunContext) -> str:
+    """The file of a VAE run's posterior log-variances of its split (config eval.split), encoded if stale."""
+    if ctx.z_file:
+        raise ValueError("posterior log-variances come from the run's own encoded split, not a z-points file (--z)")
+    return ctx.memo("log_var_path", lambda: ensure_log_variances(ctx.run_dir, ctx.config.eval.split, ctx.run()))
+
+
+def log_variances(ctx: registry.RunContext) -> np.ndarray:
+    """A VAE's posterior log-variances (N, D), row for row with `points`, loaded once."""
+    return ctx.memo("log_var", lambda: load_z(log_variances_file(ctx)))
+
+
+def log_variances_digest(ctx: registry.RunContext) -> str:
+    return ctx.memo("log_var_digest", lambda: stages.file_digest(log_variances_file(ctx)))
 
 
 def point_ids(ctx: registry.RunContext):

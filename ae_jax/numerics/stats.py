@@ -691,3 +691,54 @@ def bootstrap_interval(
     q_low, q_high = jnp.quantile(resampled, jnp.array([tail, 1 - tail]))
     centre = jnp.mean(resampled)
     return jnp.clip(jnp.stack([estimate - (q_high - centre), estimate + (centre - q_low)]), *bounds)
+
+
+# ---------------------------------------------------------------------------------------------
+# A VAE's aggregate posterior: active units, its fitted Gaussian against the prior, total correlation.
+
+
+def _aggregate_posterior(centre, cov_means, posterior_variance, active_threshold) -> dict:
+    """The mean (D,) and covariance (D, D) of posterior means and the mean posterior variance (D,) -> the means'
+    variance per component ("activity", Burda et al. 2016), the number of components whose activity exceeds
+    `active_threshold`, and for the aggregate posterior's fitted Gaussian N(m, S), S = Cov_x(mean) +
+    diag(posterior_variance), KL(N(m, S) || N(0, I)) and the Gaussian total correlation
+    (sum_j log S_jj - log det S) / 2, in float64 (call under jax.enable_x64)."""
+    activity = jnp.diag(cov_means)
+    s = (cov_means + jnp.diag(posterior_variance)).astype(jnp.float64)
+    centre = centre.astype(jnp.float64)
+    logdet = 2 * jnp.sum(jnp.log(jnp.diag(jnp.linalg.cholesky(s))))
+    return {
+        "activity": activity,
+        "mean_posterior_variance": posterior_variance,
+        "active_units": jnp.sum(activity > active_threshold),
+        "kl_to_prior": 0.5 * (jnp.trace(s) + centre @ centre - s.shape[0] - logdet),
+        "total_correlation": 0.5 * (jnp.sum(jnp.log(jnp.diag(s))) - logdet),
+    }
+
+
+@jax.jit
+def _aggregate_posterior_resampled(mean, log_var, rows, active_threshold) -> tuple[dict, dict]:
+    """`_aggregate_posterior` of the whole set and of each bootstrap resample of its rows: only the covariances in
+    a loop, the closed forms vmapped outside it (XLA on CPU runs small ops inside loop bodies slowly)."""
+    n, variance = mean.shape[0], jnp.exp(log_var)
+    whole = _aggregate_posterior(*covariance(mean, ddof=0), _mean(variance), active_threshold)
+    centres, covs = lax.map(lambda r: covariance(mean[r], ddof=0), rows)
+    counts = jax.vmap(lambda r: jnp.bincount(r, length=n))(rows).astype(variance.dtype)
+    posterior_variances = jnp.matmul(counts, variance, precision=_HIGHEST) / n
+    resampled = jax.vmap(_aggregate_posterior, (0, 0, 0, None))(centres, covs, posterior_variances, active_threshold)
+    return whole, resampled
+
+
+def aggregate_posterior(key: jax.Array, mean, log_var, active_threshold: float, resamples: int) -> tuple[dict, dict]:
+    """A VAE's latent from its posterior means and log-variances (N, D): (`_aggregate_posterior` of the points,
+    the same of `resamples` bootstrap resamples of them, each statistic with a leading resample axis), as numpy."""
+    _check_points(mean, 2, "aggregate_posterior")
+    if np.shape(log_var) != np.shape(mean):
+        raise ValueError(
+            f"aggregate_posterior needs log_var shaped like the means, {np.shape(mean)}; got {np.shape(log_var)}"
+        )
+    with jax.enable_x64(True):
+        rows = bootstrap_rows(key, np.shape(mean)[0], resamples)
+        mean, log_var = jnp.asarray(mean, jnp.float32), jnp.asarray(log_var, jnp.float32)
+        whole, resampled = _aggregate_posterior_resampled(mean, log_var, rows, active_threshold)
+        return jax.tree.map(np.asarray, whole), jax.tree.map(np.asarray, resampled)
