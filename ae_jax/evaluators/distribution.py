@@ -1,5 +1,6 @@
 """Latent-space analysis of z-points (N, D) under a `DistributionConfig`: statistics (ae_jax.numerics.stats), figures
-(ae_jax.evaluators.distribution_plots), and the summary the distribution evaluator records.
+(ae_jax.evaluators.distribution_plots), and the summary the distribution evaluator records, with the evidence for
+the posts' claims it measures (`claim_evidence`).
 
     summary = analyze(z, "out/distribution", config.distribution)
 """
@@ -723,6 +724,7 @@ def claim_evidence(z, comp: dict, cfg: DistributionConfig, seed: int = 0) -> dic
                 "interval": list(independent_std["null_interval"]),
             },
             "correlation_share": plain("correlation_share", (-math.inf, 1)),
+            "peak": plain("radius_peak", (0, math.inf)),  # what scales the posts' thresholds (author_scale)
             "method": f"{method}; the independent variance: the mean of {cfg.null_draws} column shuffles",
         },
     }
@@ -738,7 +740,7 @@ def components_of(ctx: registry.RunContext) -> dict:
 
 
 def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
-    """Per-component distributions, radii, covariance, PCA and t-SNE of the z-points."""
+    """Per-component distributions, radii, covariance, PCA and t-SNE of the z-points, and the claims' evidence."""
     cfg = ctx.config
     z, comp = encode.points(ctx), components_of(ctx)
     summary = analyze(z, folder, cfg.distribution, encode.point_ids(ctx), cfg.seed, comp)
@@ -770,7 +772,7 @@ def _spread_findings(a: dict, label: str) -> list[str]:
 
 def view(result: registry.Result, label: str, ks) -> registry.View:
     """Dominant components, radius, and how many components pass each count threshold (in rows: shares of
-    z_dim)."""
+    z_dim); findings on the radius spread and the PCA spectrum."""
     a = result.numbers
     d = a["z_dim"]
     counts = {k: v for k, v in a["counts"].items() if isinstance(v, int)}  # components past each threshold
