@@ -178,3 +178,12 @@ def test_the_evaluator_records_every_claim_and_the_view_says_what_it_found(tmp_p
     findings = registry.EVALUATORS["distribution"].view(result, "toy", ()).findings
     assert any("comes from correlation between components" in f for f in findings)
     assert any("first principal axis holds" in f and "participation ratio" in f for f in findings)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["bootstrap_groups=1", "bootstrap_resamples=1", "null_draws=0", "interval_level=1", "interval_level=0"],
+)
+def test_settings_that_leave_no_interval_are_refused_at_load(setting):
+    with pytest.raises(C.ConfigError, match=f"distribution.{setting.split('=')[0]}"):
+        C.load("tiny", [f"distribution.{setting}"])

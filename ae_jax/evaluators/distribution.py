@@ -629,10 +629,9 @@ def _gaussian_nulls(keys, mean, std, n: int, bin_width: float, lo: float, hi: fl
     return jax.lax.map(one, keys)
 
 
-def claim_evidence(z, comp: dict, cfg: DistributionConfig, seed: int = 0) -> dict:
-    """numbers["evidence"] (an `Evidence` record per claim of this evaluator) and the plain numbers beside them
-    ("pca_spectrum", "centre", "radius_spread"), each an estimate with its interval; comp: `components(z, cfg)`."""
-    z = stats.as_points(z, "z-points", min_points=2)
+def _resampled_claims(z: jax.Array, comp: dict, cfg: DistributionConfig, seed: int) -> tuple[dict, dict, np.ndarray]:
+    """The claims' statistics (row 0: of the data; then one row per resample), the column-shuffled nulls (radius
+    variance, participation ratio / z_dim) and the Gaussian nulls (median FWHM / (2.3548 std)), a row per draw."""
     n, d = z.shape
     group_key, weights_key, shuffle_key, gaussian_key = jax.random.split(jax.random.key(seed), 4)
     radius_hi = float(stats.radius_histogram(stats.radii(z), cfg.radius_peak_bin_width)[1][-1])
@@ -648,43 +647,46 @@ def claim_evidence(z, comp: dict, cfg: DistributionConfig, seed: int = 0) -> dic
     shuffled = jax.device_get(_shuffled_nulls(jax.random.split(shuffle_key, cfg.null_draws), z))
     gaussian_keys = jax.random.split(gaussian_key, cfg.null_draws)
     gaussian = _gaussian_nulls(gaussian_keys, comp["mean"], comp["std"], n, cfg.bin_width, comp["lo"], comp["hi"])
-    independent_variance = float(np.mean(shuffled["radius_variance"]))
-    values["correlation_share"] = 1 - independent_variance / values["radius_variance"]
+    values["correlation_share"] = 1 - np.mean(shuffled["radius_variance"]) / values["radius_variance"]
+    return values, shuffled, np.asarray(gaussian)
 
+
+def _with_its_interval(values: np.ndarray, level: float, bounds=(-math.inf, math.inf)) -> tuple[float, list[float]]:
+    """values[0] (the estimate) and the bootstrap interval of values[1:] (its resamples), widened to hold the
+    estimate: the skewed resamples of a discrete statistic can put the basic interval beside it."""
+    estimate = float(values[0])
+    low, high = (float(v) for v in stats.bootstrap_interval(estimate, values[1:], level, bounds))
+    return estimate, [min(low, estimate), max(high, estimate)]
+
+
+def _null(draws: np.ndarray, level: float, name: str) -> dict:
+    """A random null's Evidence fields: the mean of its draws, and the spread of one draw as its interval."""
+    mean = float(np.mean(draws))
+    low, high = (float(v) for v in stats.bootstrap_interval(mean, draws, level))
+    return {"null": mean, "null_interval": (low, high), "null_name": name}
+
+
+def claim_evidence(z, comp: dict, cfg: DistributionConfig, seed: int = 0) -> dict:
+    """numbers["evidence"] (an `Evidence` record per claim of this evaluator) and the plain numbers beside them
+    ("pca_spectrum", "centre", "radius_spread"), each an estimate with its interval; comp: `components(z, cfg)`."""
+    z = stats.as_points(z, "z-points", min_points=2)
+    n, d = z.shape
+    values, shuffled, gaussian = _resampled_claims(z, comp, cfg, seed)
+    groups = min(cfg.bootstrap_groups, n)
     size = -(-n // groups)
     unit = "points" if size == 1 else f"{groups} random groups of {size} points"
     method = f"bootstrap over {unit}, {cfg.bootstrap_resamples} resamples, {cfg.interval_level:.0%}"
     null_method = f"{method}; null: the mean of {cfg.null_draws} draws, its interval the spread of one draw"
     count_method = method + ("" if d == AUTHOR_Z_DIM else f"; counts x {AUTHOR_Z_DIM}/{d} (per {AUTHOR_Z_DIM})")
-
-    def interval(name: str, bounds: tuple[float, float]) -> tuple[float, tuple[float, float]]:
-        """The estimate and its bootstrap interval, widened to hold the estimate (the skewed resamples of a
-        discrete statistic can put the basic interval beside it)."""
-        estimate, resampled = float(values[name][0]), values[name][1:]
-        low, high = (float(v) for v in stats.bootstrap_interval(estimate, resampled, cfg.interval_level, bounds))
-        return estimate, (min(low, estimate), max(high, estimate))
-
-    def null_of(draws) -> dict:
-        mean = float(np.mean(draws))
-        low, high = (float(v) for v in stats.bootstrap_interval(mean, draws, cfg.interval_level))
-        return {"null": mean, "null_interval": (low, high)}
+    independent_std = _null(np.sqrt(shuffled["radius_variance"]), cfg.interval_level, SHUFFLED)
 
     def record(name: str, how: str, bounds: tuple[float, float], **null) -> dict:
-        return Evidence(*interval(name, bounds), n, how, **null).to_json()
+        estimate, interval = _with_its_interval(values[name], cfg.interval_level, bounds)
+        return Evidence(estimate, tuple(interval), n, how, **null).to_json()
 
-    def plain(name: str, bounds: tuple[float, float]) -> dict:
-        estimate, (low, high) = interval(name, bounds)
-        return {"estimate": estimate, "interval": [low, high]}
-
-    independent_std = null_of(np.sqrt(shuffled["radius_variance"]))
+    gaussian_null = _null(gaussian, cfg.interval_level, "Gaussian components of the same means and stds, binned alike")
     evidence = {
-        "gaussian_components": record(
-            "gaussian_components",
-            null_method,
-            (0, math.inf),
-            **null_of(np.asarray(gaussian)),
-            null_name="Gaussian components of the same means and stds, binned alike",
-        ),
+        "gaussian_components": record("gaussian_components", null_method, (0, math.inf), **gaussian_null),
         **{
             count_claim_id(key, scaled): record(
                 count_claim_id(key, scaled),
@@ -696,15 +698,23 @@ def claim_evidence(z, comp: dict, cfg: DistributionConfig, seed: int = 0) -> dic
         },
         "few_dominant_axes": record("few_dominant_axes", method, (0, 1)),
         "pca_few_axes": record(
-            "pca_few_axes", null_method, (0, 1), **null_of(shuffled["pca_few_axes"]), null_name=SHUFFLED
+            "pca_few_axes", null_method, (0, 1), **_null(shuffled["pca_few_axes"], cfg.interval_level, SHUFFLED)
         ),
         "centre_on_few_axes": record("centre_on_few_axes", method, (0, 1)),
-        "radius_from_components": record(
-            "radius_from_components", null_method, (0, math.inf), **independent_std, null_name=SHUFFLED
-        ),
+        "radius_from_components": record("radius_from_components", null_method, (0, math.inf), **independent_std),
     }
+    return {"evidence": evidence, **_spread_numbers(values, independent_std, d, method, cfg)}
+
+
+def _spread_numbers(values: dict, independent_std: dict, d: int, method: str, cfg: DistributionConfig) -> dict:
+    """The plain numbers of issue 28 items 3-4 beside the evidence, each with its interval: the PCA spectrum, the
+    centre against its largest-|mu| axes, the radius spread against independent components."""
+
+    def plain(name: str, bounds: tuple[float, float]) -> dict:
+        estimate, interval = _with_its_interval(values[name], cfg.interval_level, bounds)
+        return {"estimate": estimate, "interval": interval}
+
     return {
-        "evidence": evidence,
         "pca_spectrum": {
             "participation_ratio": plain("participation_ratio", (1, d)),
             "first_axis_share": plain("first_axis_share", (0, 1)),
@@ -712,7 +722,7 @@ def claim_evidence(z, comp: dict, cfg: DistributionConfig, seed: int = 0) -> dic
             "method": method,
         },
         "centre": {
-            "top_axes": top_axes,
+            "top_axes": math.ceil(CENTRE_AXES_SHARE * d),
             "share_on_top_axes": plain("centre_on_few_axes", (0, 1)),
             "distance_from_top_axes": plain("centre_distance_from_top_axes", (0, math.inf)),
             "method": method,
