@@ -441,6 +441,10 @@ def _check_distribution(a: DistributionConfig) -> None:
         f"pairs of two different 1-based axes, e.g. 1:18,8:35, got {a.pca_axis_pairs}",
     )
     _check(all(k >= 0 for k in a.tsne_inputs), "distribution.tsne_inputs", "0 (raw z) or a number of components")
+    for key in ("bootstrap_groups", "bootstrap_resamples"):
+        _check(getattr(a, key) >= 2, f"distribution.{key}", "must be >= 2")
+    _check(a.null_draws >= 1, "distribution.null_draws", "must be >= 1")
+    _check(0 < a.interval_level < 1, "distribution.interval_level", f"must be in (0, 1), got {a.interval_level}")
 
 
 def _check_generators(g: GeneratorsConfig, j: JudgeConfig) -> None:

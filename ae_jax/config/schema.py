@@ -178,6 +178,13 @@ class DistributionConfig:
     tsne_early_exaggeration: float = 16.0
     tsne_iterations: int = 500
     tsne_exaggeration_iterations: int = 250
+    # The claims' evidence (numbers["evidence"]): points are dealt at random into bootstrap_groups groups (at most
+    # one a point, the plain bootstrap over points) whose sums, Gram matrices and histograms add up, and the
+    # bootstrap draws groups: each resample then costs a weighted sum, not a pass over the points.
+    bootstrap_groups: int = 200
+    bootstrap_resamples: int = 100
+    interval_level: float = 0.95  # of every bootstrap interval
+    null_draws: int = 5  # column shuffles and Gaussian draws of each null; its interval is their spread
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Latent-space analysis of z-points (N, D) under a `DistributionConfig`: statistics (ae_jax.numerics.stats), figures
-(ae_jax.evaluators.distribution_plots), and the summary the distribution evaluator records.
+(ae_jax.evaluators.distribution_plots), and the summary the distribution evaluator records, with the evidence for
+the posts' claims it measures (`claim_evidence`).
 
     summary = analyze(z, "out/distribution", config.distribution)
 """
@@ -7,6 +8,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import math
 import os
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ae_jax.config import DistributionConfig
 from ae_jax.evaluators import distribution_plots, encode, registry
+from ae_jax.evaluators.evidence import AUTHOR_Z_DIM, COUNT_THRESHOLDS, Evidence, author_scale, count_claim_id
 from ae_jax.numerics import stats
 from ae_jax.report.pages import Share
 
@@ -524,6 +527,220 @@ def _tsne_figure(
 
 
 # ---------------------------------------------------------------------------------------------
+# Evidence for the posts' claims (ae_jax.studies.claims): each claim's statistic of the z-points, its grouped
+# bootstrap interval (stats.random_groups), and its null where the claim names one.
+
+DOMINANCE_FACTOR = 3.0  # few_dominant_axes: |mu| or FWHM past 3x its median over the components
+CENTRE_AXES_SHARE = 0.10  # centre_on_few_axes: the 10% of components with the largest |mu|
+VARIANCE_SHARES = (0.5, 0.9)  # the fewest principal axes holding these shares of the variance (issue 28 item 4)
+SHUFFLED = "column-shuffled z-points (independent components, same marginals)"
+
+
+@functools.partial(jax.jit, static_argnames=("n_groups", "bin_width", "lo", "hi"))
+def _group_totals(key, z, n_groups: int, bin_width: float, lo: float, hi: float) -> tuple[dict, dict, jax.Array]:
+    """(per-group totals, their centres, the groups' radii (G, M, 1) with padding at -inf) of the z-points: sums,
+    Gram matrices and histograms of the components, sums of the radii."""
+    groups, real = stats.random_groups(key, z, n_groups)
+    radii = jnp.sqrt(jnp.sum(jnp.square(groups), axis=-1))[..., None]
+    centres = {"z": jnp.mean(z, axis=0), "radius": jnp.mean(stats.radii(z))[None]}
+    per_group = {
+        "z": stats.group_sums(groups, real, centres["z"]),
+        "hist": stats.group_histograms(groups, real, bin_width, lo, hi),
+        "radius": stats.group_sums(radii, real, centres["radius"]),
+    }
+    return per_group, centres, jnp.where(real[..., None], radii, -jnp.inf)
+
+
+@functools.partial(jax.jit, static_argnames=("bin_width", "hi"))
+def _resampled_radius_peaks(radii, weights, bin_width: float, hi: float) -> jax.Array:
+    """(R,) radius peak (centre of the fullest bin of width bin_width from 0 to hi) under each row of weights."""
+    real = jnp.isfinite(radii[..., 0])
+    per_group = stats.group_histograms(radii, real, bin_width, 0.0, hi)
+    edges = stats.histogram_edges(bin_width, 0.0, hi)
+    return jax.lax.map(lambda w: stats.peak_and_fwhm(stats.weighted_total(per_group, w), edges)[0][0], weights)
+
+
+def _claim_statistics(totals: dict, centres: dict, edges, radius_peak, top_axes: int) -> dict:
+    """Every claim's statistic (and the extra numbers beside them) of one set of totals (the data, a resample)
+    whose radius peak is radius_peak."""
+    mean, var, cov = stats.moments_of_sums(totals["z"], centres["z"])
+    _, width = stats.peak_and_fwhm(totals["hist"], edges)
+    radius_var = stats.moments_of_sums(totals["radius"], centres["radius"])[1][0]
+    d = mean.shape[0]
+    per_256 = AUTHOR_Z_DIM / d
+    scale = radius_peak * author_scale(1.0, d)  # author_scale is proportional to the radius peak
+    measured = {"|mu|": jnp.abs(mean), "FWHM": width}
+    spectrum = stats.spectrum_summary(stats.covariance_spectrum(cov), VARIANCE_SHARES)
+    centre_share, centre_distance = stats.top_squares(mean, top_axes)
+    return {
+        "gaussian_components": stats.median_fwhm_per_gaussian(width, jnp.sqrt(var)),
+        **{
+            count_claim_id(key, scaled): per_256 * jnp.sum(measured[what] >= threshold * (scale if scaled else 1.0))
+            for key, what, threshold in COUNT_THRESHOLDS
+            for scaled in (False, True)
+        },
+        "few_dominant_axes": stats.share_beyond_median(mean, width, DOMINANCE_FACTOR),
+        "pca_few_axes": spectrum["participation_ratio"] / d,
+        "centre_on_few_axes": centre_share,
+        "radius_from_components": jnp.sqrt(radius_var),
+        "participation_ratio": spectrum["participation_ratio"],
+        "first_axis_share": spectrum["first_axis_share"],
+        **{f"axes_for_{share:.0%}": axes for share, axes in spectrum["axes_for"].items()},
+        "centre_distance_from_top_axes": centre_distance,
+        "radius_variance": radius_var,
+        "radius_peak": radius_peak,
+    }
+
+
+@functools.partial(jax.jit, static_argnames="top_axes")
+def _resampled_statistics(per_group, centres, weights, edges, radius_peaks, top_axes: int) -> dict:
+    """`_claim_statistics` of the groups' totals under each row of weights (R, G), one resample at a time."""
+    return jax.lax.map(
+        lambda w_peak: _claim_statistics(
+            stats.weighted_total(per_group, w_peak[0]), centres, edges, w_peak[1], top_axes
+        ),
+        (weights, radius_peaks),
+    )
+
+
+@jax.jit
+def _shuffled_nulls(keys, z) -> dict:
+    """Per column shuffle (one per key): the radius variance and participation ratio / z_dim."""
+
+    def one(key):
+        shuffled = stats.shuffle_columns(key, z)
+        spectrum = stats.spectrum_summary(stats.covariance_spectrum(stats.covariance(shuffled)[1]))
+        return {
+            "radius_variance": jnp.var(stats.radii(shuffled)),
+            "pca_few_axes": spectrum["participation_ratio"] / z.shape[1],
+        }
+
+    return jax.lax.map(one, keys)
+
+
+@functools.partial(jax.jit, static_argnames=("n", "bin_width", "lo", "hi"))
+def _gaussian_nulls(keys, mean, std, n: int, bin_width: float, lo: float, hi: float) -> jax.Array:
+    """Per key: median FWHM / (2.3548 std) of n points of Gaussian columns with these means and stds, binned alike."""
+
+    def one(key):
+        summary = stats.component_summary(stats.gaussian_columns(key, mean, std, n), bin_width, lo, hi)
+        return stats.median_fwhm_per_gaussian(summary["fwhm"], summary["std"])
+
+    return jax.lax.map(one, keys)
+
+
+def _resampled_claims(z: jax.Array, comp: dict, cfg: DistributionConfig, seed: int) -> tuple[dict, dict, np.ndarray]:
+    """The claims' statistics (row 0: of the data; then one row per resample), the column-shuffled nulls (radius
+    variance, participation ratio / z_dim) and the Gaussian nulls (median FWHM / (2.3548 std)), a row per draw."""
+    n, d = z.shape
+    group_key, weights_key, shuffle_key, gaussian_key = jax.random.split(jax.random.key(seed), 4)
+    radius_hi = float(stats.radius_histogram(stats.radii(z), cfg.radius_peak_bin_width)[1][-1])
+    groups = min(cfg.bootstrap_groups, n)
+    per_group, centres, radii = _group_totals(group_key, z, groups, cfg.bin_width, comp["lo"], comp["hi"])
+    weights = jnp.concatenate(
+        [jnp.ones((1, groups)), stats.group_weights(weights_key, groups, cfg.bootstrap_resamples)]
+    )
+    peaks = _resampled_radius_peaks(radii, weights, cfg.radius_peak_bin_width, radius_hi)
+    edges = stats.histogram_edges(cfg.bin_width, comp["lo"], comp["hi"])
+    top_axes = math.ceil(CENTRE_AXES_SHARE * d)
+    values = jax.device_get(_resampled_statistics(per_group, centres, weights, edges, peaks, top_axes))
+    shuffled = jax.device_get(_shuffled_nulls(jax.random.split(shuffle_key, cfg.null_draws), z))
+    gaussian_keys = jax.random.split(gaussian_key, cfg.null_draws)
+    gaussian = _gaussian_nulls(gaussian_keys, comp["mean"], comp["std"], n, cfg.bin_width, comp["lo"], comp["hi"])
+    values["correlation_share"] = 1 - np.mean(shuffled["radius_variance"]) / values["radius_variance"]
+    return values, shuffled, np.asarray(gaussian)
+
+
+def _with_its_interval(values: np.ndarray, level: float, bounds=(-math.inf, math.inf)) -> tuple[float, list[float]]:
+    """values[0] (the estimate) and the bootstrap interval of values[1:] (its resamples), widened to hold the
+    estimate: the skewed resamples of a discrete statistic can put the basic interval beside it."""
+    estimate = float(values[0])
+    low, high = (float(v) for v in stats.bootstrap_interval(estimate, values[1:], level, bounds))
+    return estimate, [min(low, estimate), max(high, estimate)]
+
+
+def _null(draws: np.ndarray, level: float, name: str) -> dict:
+    """A random null's Evidence fields: the mean of its draws, and the spread of one draw as its interval."""
+    mean = float(np.mean(draws))
+    low, high = (float(v) for v in stats.bootstrap_interval(mean, draws, level))
+    return {"null": mean, "null_interval": (low, high), "null_name": name}
+
+
+def claim_evidence(z, comp: dict, cfg: DistributionConfig, seed: int = 0) -> dict:
+    """numbers["evidence"] (an `Evidence` record per claim of this evaluator) and the plain numbers beside them
+    ("pca_spectrum", "centre", "radius_spread"), each an estimate with its interval; comp: `components(z, cfg)`."""
+    z = stats.as_points(z, "z-points", min_points=2)
+    n, d = z.shape
+    values, shuffled, gaussian = _resampled_claims(z, comp, cfg, seed)
+    groups = min(cfg.bootstrap_groups, n)
+    size = -(-n // groups)
+    unit = "points" if size == 1 else f"{groups} random groups of {size} points"
+    method = f"bootstrap over {unit}, {cfg.bootstrap_resamples} resamples, {cfg.interval_level:.0%}"
+    null_method = f"{method}; null: the mean of {cfg.null_draws} draws, its interval the spread of one draw"
+    count_method = method + ("" if d == AUTHOR_Z_DIM else f"; counts x {AUTHOR_Z_DIM}/{d} (per {AUTHOR_Z_DIM})")
+    independent_std = _null(np.sqrt(shuffled["radius_variance"]), cfg.interval_level, SHUFFLED)
+
+    def record(name: str, how: str, bounds: tuple[float, float], **null) -> dict:
+        estimate, interval = _with_its_interval(values[name], cfg.interval_level, bounds)
+        return Evidence(estimate, tuple(interval), n, how, **null).to_json()
+
+    gaussian_null = _null(gaussian, cfg.interval_level, "Gaussian components of the same means and stds, binned alike")
+    evidence = {
+        "gaussian_components": record("gaussian_components", null_method, (0, math.inf), **gaussian_null),
+        **{
+            count_claim_id(key, scaled): record(
+                count_claim_id(key, scaled),
+                count_method + ("; the radius peak that scales the threshold re-measured per resample" * scaled),
+                (0, AUTHOR_Z_DIM),
+            )
+            for key, _, _ in COUNT_THRESHOLDS
+            for scaled in (False, True)
+        },
+        "few_dominant_axes": record("few_dominant_axes", method, (0, 1)),
+        "pca_few_axes": record(
+            "pca_few_axes", null_method, (0, 1), **_null(shuffled["pca_few_axes"], cfg.interval_level, SHUFFLED)
+        ),
+        "centre_on_few_axes": record("centre_on_few_axes", method, (0, 1)),
+        "radius_from_components": record("radius_from_components", null_method, (0, math.inf), **independent_std),
+    }
+    return {"evidence": evidence, **_spread_numbers(values, independent_std, d, method, cfg)}
+
+
+def _spread_numbers(values: dict, independent_std: dict, d: int, method: str, cfg: DistributionConfig) -> dict:
+    """The plain numbers of issue 28 items 3-4 beside the evidence, each with its interval: the PCA spectrum, the
+    centre against its largest-|mu| axes, the radius spread against independent components."""
+
+    def plain(name: str, bounds: tuple[float, float]) -> dict:
+        estimate, interval = _with_its_interval(values[name], cfg.interval_level, bounds)
+        return {"estimate": estimate, "interval": interval}
+
+    return {
+        "pca_spectrum": {
+            "participation_ratio": plain("participation_ratio", (1, d)),
+            "first_axis_share": plain("first_axis_share", (0, 1)),
+            **{f"axes_for_{s:.0%}": plain(f"axes_for_{s:.0%}", (1, d)) for s in VARIANCE_SHARES},
+            "method": method,
+        },
+        "centre": {
+            "top_axes": math.ceil(CENTRE_AXES_SHARE * d),
+            "share_on_top_axes": plain("centre_on_few_axes", (0, 1)),
+            "distance_from_top_axes": plain("centre_distance_from_top_axes", (0, math.inf)),
+            "method": method,
+        },
+        "radius_spread": {
+            "std": plain("radius_from_components", (0, math.inf)),
+            "std_independent": {
+                "estimate": independent_std["null"],
+                "interval": list(independent_std["null_interval"]),
+            },
+            "correlation_share": plain("correlation_share", (-math.inf, 1)),
+            "peak": plain("radius_peak", (0, math.inf)),  # what scales the posts' thresholds (author_scale)
+            "method": f"{method}; the independent variance: the mean of {cfg.null_draws} column shuffles",
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # The distribution evaluator.
 
 
@@ -533,15 +750,39 @@ def components_of(ctx: registry.RunContext) -> dict:
 
 
 def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
-    """Per-component distributions, radii, covariance, PCA and t-SNE of the z-points."""
+    """Per-component distributions, radii, covariance, PCA and t-SNE of the z-points, and the claims' evidence."""
     cfg = ctx.config
-    summary = analyze(encode.points(ctx), folder, cfg.distribution, encode.point_ids(ctx), cfg.seed, components_of(ctx))
+    z, comp = encode.points(ctx), components_of(ctx)
+    summary = analyze(z, folder, cfg.distribution, encode.point_ids(ctx), cfg.seed, comp)
+    summary.update(claim_evidence(z, comp, cfg.distribution, cfg.seed))
     return summary, {name: os.path.join(folder, name) for name in summary["figures"]}
+
+
+def _with_interval(number: dict, text: str = "{:.3g}") -> str:
+    """A plain number of `claim_evidence` as "estimate [low, high]"."""
+    low, high = number["interval"]
+    return f"{text.format(number['estimate'])} [{text.format(low)}, {text.format(high)}]"
+
+
+def _spread_findings(a: dict, label: str) -> list[str]:
+    """What the radius spread and the PCA spectrum say (results from format 3 on)."""
+    if "radius_spread" not in a:
+        return []
+    spread, pca = a["radius_spread"], a["pca_spectrum"]
+    return [
+        f"{label}: the radius |z| has std {_with_interval(spread['std'])}, independent components with the same "
+        f"marginals (column-shuffled) give {_with_interval(spread['std_independent'])}: "
+        f"{_with_interval(spread['correlation_share'], '{:.0%}')} of its variance comes from correlation between "
+        "components.",
+        f"{label}: the first principal axis holds {_with_interval(pca['first_axis_share'], '{:.1%}')} of the "
+        f"variance; {_with_interval(pca['axes_for_50%'])} axes hold 50% and {_with_interval(pca['axes_for_90%'])} "
+        f"hold 90%; participation ratio {_with_interval(pca['participation_ratio'])} of {a['z_dim']} axes.",
+    ]
 
 
 def view(result: registry.Result, label: str, ks) -> registry.View:
     """Dominant components, radius, and how many components pass each count threshold (in rows: shares of
-    z_dim)."""
+    z_dim); findings on the radius spread and the PCA spectrum."""
     a = result.numbers
     d = a["z_dim"]
     counts = {k: v for k, v in a["counts"].items() if isinstance(v, int)}  # components past each threshold
@@ -576,7 +817,8 @@ def view(result: registry.Result, label: str, ks) -> registry.View:
         findings=[
             f"{label}: {len(a['dominant_components'])} of {d} components are dominant; the radius |z| peaks at "
             f"{a['radius']['peak']:.3g} (mean {a['radius']['mean']:.3g})."
-        ],
+        ]
+        + _spread_findings(a, label),
         warnings=warnings if limited["components"] else [],
     )
 
@@ -589,7 +831,7 @@ registry.register(
         lambda c: {"z": encode.points_digest(c), "seed": c.config.seed},
         sections=("distribution",),
         title="z-point distribution",
-        format=2,  # 2: components whose FWHM is bin-limited
+        format=3,  # 2: components whose FWHM is bin-limited; 3: the claims' evidence, PCA spectrum, radius spread
         per_run=True,
     )
 )

@@ -661,6 +661,126 @@ def tsne(
 
 
 # ---------------------------------------------------------------------------------------------
+# Evidence statistics: what the posts' claims measure, and a grouped bootstrap over points. The rows are dealt at
+# random into groups whose sums, Gram matrices and histograms add up; a resample draws groups with replacement,
+# so it costs a weighted sum of the groups' totals instead of a pass over the points (with one point a group it
+# is the plain bootstrap over points).
+
+
+@functools.partial(jax.jit, static_argnames="n_groups")
+def random_groups(key: jax.Array, z, n_groups: int) -> tuple[jax.Array, jax.Array]:
+    """(groups (G, M, D), real (G, M)): the rows of z dealt at random into G = min(n_groups, N) groups of
+    M = ceil(N / G) slots; the slots past N (real False) are padding, at most one per group."""
+    _check_points(z, 1, "random_groups")
+    n, d = z.shape
+    g = min(n_groups, n)
+    m = -(-n // g)
+    order = jax.random.permutation(key, n)
+    slots = jnp.zeros((g * m, d), jnp.float32).at[:n].set(jnp.asarray(z, jnp.float32)[order])
+    real = jnp.arange(g * m) < n
+    return slots.reshape(m, g, d).transpose(1, 0, 2), real.reshape(m, g).T
+
+
+@jax.jit
+def group_sums(groups, real, centre) -> dict:
+    """Per group: the number of real rows, their sum and their Gram matrix (G, D, D), of rows minus centre
+    (centring first keeps float32 sums of squares from cancelling)."""
+    x = (jnp.asarray(groups, jnp.float32) - centre) * real[..., None]
+    return {
+        "count": real.sum(axis=1).astype(jnp.float32),
+        "sum": x.sum(axis=1),
+        "gram": jnp.einsum("gmd,gme->gde", x, x, precision=_HIGHEST),
+    }
+
+
+@functools.partial(jax.jit, static_argnames=("bin_width", "lo", "hi"))
+def group_histograms(groups, real, bin_width: float, lo: float, hi: float) -> jax.Array:
+    """(G, n_bins, D) float32 `component_histograms` of each group's real rows (padding is moved out of range)."""
+    rows = jnp.where(real[..., None], jnp.asarray(groups, jnp.float32), -jnp.inf)
+    return lax.map(lambda g: component_histograms(g, bin_width, lo, hi), rows).astype(jnp.float32)
+
+
+def group_weights(key: jax.Array, n_groups: int, resamples: int) -> jax.Array:
+    """(resamples, n_groups) float32: how often each resample draws each group (n_groups draws with replacement)."""
+    rows = bootstrap_rows(key, n_groups, resamples)
+    return jax.vmap(lambda r: jnp.bincount(r, length=n_groups))(rows).astype(jnp.float32)
+
+
+@jax.jit
+def weighted_total(per_group, weights) -> dict:
+    """The groups' totals (a pytree of arrays with a leading G axis) summed with weights (G,)."""
+    return jax.tree.map(lambda x: jnp.tensordot(weights, x, axes=1, precision=_HIGHEST), per_group)
+
+
+@jax.jit
+def moments_of_sums(sums: dict, centre) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(mean (D,), population variance (D,), covariance (D, D) with N - 1) from `group_sums`-style totals."""
+    n = sums["count"]
+    offset = sums["sum"] / n
+    products = sums["gram"] - n * jnp.outer(offset, offset)
+    return centre + offset, jnp.clip(jnp.diag(products), 0) / n, products / jnp.maximum(n - 1, 1)
+
+
+@jax.jit
+def peak_and_fwhm(counts, edges) -> tuple[jax.Array, jax.Array]:
+    """(D,) peak (centre of the fullest bin) and `fwhm` of each column of histogram counts (n_bins, D)."""
+    return _peak(counts, edges), fwhm(counts, edges)
+
+
+@jax.jit
+def covariance_spectrum(cov) -> jax.Array:
+    """(D,) eigenvalues of a covariance, largest first, clipped at 0."""
+    return jnp.clip(jnp.linalg.eigvalsh(cov)[::-1], 0)
+
+
+@functools.partial(jax.jit, static_argnames="shares")
+def spectrum_summary(eigenvalues, shares: tuple[float, ...] = (0.5, 0.9)) -> dict:
+    """Of eigenvalues (D,), largest first: the participation ratio (sum l)^2 / sum l^2 (how many axes the variance
+    spreads over), the first axis' share of the variance, and the fewest axes holding each share."""
+    eigenvalues = jnp.asarray(eigenvalues, jnp.float32)
+    total = eigenvalues.sum()
+    safe = jnp.where(total > 0, total, 1.0)
+    cumulative = jnp.cumsum(eigenvalues) / safe
+    return {
+        "participation_ratio": jnp.square(total) / jnp.where(total > 0, jnp.square(eigenvalues).sum(), 1.0),
+        "first_axis_share": eigenvalues[0] / safe,
+        "axes_for": {s: 1 + jnp.sum(cumulative < s) for s in shares},
+    }
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def top_squares(values, k: int) -> tuple[jax.Array, jax.Array]:
+    """Of a vector v (D,): the share of |v|^2 carried by its k largest |v_j|, and v's distance from the span of
+    those k coordinate axes (the norm of the rest)."""
+    squares = jnp.square(jnp.asarray(values, jnp.float32))
+    top = lax.top_k(squares, k)[0].sum()
+    total = squares.sum()
+    return top / jnp.where(total > 0, total, 1.0), jnp.sqrt(jnp.clip(total - top, 0))
+
+
+@jax.jit
+def median_fwhm_per_gaussian(fwhm, std) -> jax.Array:
+    """Median over the non-constant components of FWHM / (2.3548 std): near 1 for Gaussian components."""
+    std = jnp.asarray(std, jnp.float32)
+    ratio = jnp.asarray(fwhm, jnp.float32) / (GAUSSIAN_FWHM_PER_STD * jnp.where(std > 0, std, 1.0))
+    return jnp.nanmedian(jnp.where(std > 0, ratio, jnp.nan))
+
+
+@jax.jit
+def share_beyond_median(mu, fwhm, factor: float) -> jax.Array:
+    """Share of components whose |mu| or FWHM exceeds `factor` times its median over the components."""
+    mu, fwhm = jnp.abs(jnp.asarray(mu, jnp.float32)), jnp.asarray(fwhm, jnp.float32)
+    return jnp.mean((mu > factor * jnp.median(mu)) | (fwhm > factor * jnp.median(fwhm)))
+
+
+@functools.partial(jax.jit, static_argnames="n")
+def gaussian_columns(key: jax.Array, mean, std, n: int) -> jax.Array:
+    """(n, D) independent Gaussian columns with the given means and stds (the null of Gaussian components)."""
+    mean = jnp.asarray(mean, jnp.float32)
+    return mean + jnp.asarray(std, jnp.float32) * jax.random.normal(key, (n, mean.shape[0]), jnp.float32)
+
+
+# ---------------------------------------------------------------------------------------------
 # Bootstrap.
 
 
