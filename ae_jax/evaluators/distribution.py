@@ -652,11 +652,9 @@ def _resampled_claims(z: jax.Array, comp: dict, cfg: DistributionConfig, seed: i
 
 
 def _with_its_interval(values: np.ndarray, level: float, bounds=(-math.inf, math.inf)) -> tuple[float, list[float]]:
-    """values[0] (the estimate) and the bootstrap interval of values[1:] (its resamples), widened to hold the
-    estimate: the skewed resamples of a discrete statistic can put the basic interval beside it."""
+    """values[0] (the estimate) and the bootstrap interval of values[1:] (its resamples)."""
     estimate = float(values[0])
-    low, high = (float(v) for v in stats.bootstrap_interval(estimate, values[1:], level, bounds))
-    return estimate, [min(low, estimate), max(high, estimate)]
+    return estimate, [float(v) for v in stats.bootstrap_interval(estimate, values[1:], level, bounds)]
 
 
 def _null(draws: np.ndarray, level: float, name: str) -> dict:

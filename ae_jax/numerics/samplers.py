@@ -597,7 +597,7 @@ class GaussianMixtureSampler(Sampler):
         key,
         z,
         n_components: int,
-        n_iter: int = 100,
+        n_iter: int = 300,
         covariance: str = "full",
         init: str = "kmeans++",
         regularization: float = 1e-4,

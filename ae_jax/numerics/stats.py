@@ -805,12 +805,15 @@ def bootstrap_interval(
     size: the resamples' spread about their own mean, reflected about the estimate.
 
     About their mean, not the estimate: a statistic biased by its sample size (the Frechet distance) is biased
-    again by resampling, so plain percentiles of the resamples can lie wholly above the estimate."""
+    again by resampling, so plain percentiles of the resamples can lie wholly above the estimate. Widened to hold
+    the estimate: the skewed resamples of a discrete statistic can put their mean outside their quantiles."""
     resampled = jnp.asarray(resampled)
     tail = (1 - level) / 2
     q_low, q_high = jnp.quantile(resampled, jnp.array([tail, 1 - tail]))
     centre = jnp.mean(resampled)
-    return jnp.clip(jnp.stack([estimate - (q_high - centre), estimate + (centre - q_low)]), *bounds)
+    low = jnp.minimum(estimate - (q_high - centre), estimate)
+    high = jnp.maximum(estimate + (centre - q_low), estimate)
+    return jnp.clip(jnp.stack([low, high]), *bounds)
 
 
 # ---------------------------------------------------------------------------------------------
