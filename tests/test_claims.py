@@ -81,3 +81,23 @@ def test_the_null_and_its_interval_are_shown_with_the_estimate():
     assert v.outcome == C.REFUTED
     assert row["ours"] == "6.4 [6.2, 6.6]" and row["null"] == "1.6 [1.5, 1.7] (column-shuffled z-points)"
     assert C.Evidence.of(e.to_json()) == e
+
+
+def _ratio(low, high, by_scale=()):
+    return C.Evidence((low + high) / 2, (low, high), 100, "bootstrap", by_scale=by_scale)
+
+
+@pytest.mark.parametrize(
+    ("smallest", "larger", "outcome"),
+    [
+        ((0.2, 0.3), [(0.3, 0.45), (0.8, 1.2)], C.SUPPORTED),  # the last scale does not separate from 1: not asked
+        ((0.2, 0.3), [(0.3, 0.45), (0.6, 0.9)], C.INCONCLUSIVE),  # separated from 1 at a larger scale, above 0.5
+        ((0.6, 0.7), [(0.2, 0.3)], C.REFUTED),  # the smallest scale decides a refutation alone
+        ((0.4, 0.6), [(0.2, 0.3)], C.INCONCLUSIVE),
+    ],
+)
+def test_a_claim_across_scales_needs_every_separated_scale(smallest, larger, outcome):
+    c = C.claim("filaments_low_dimensional")
+    e = _ratio(*smallest, tuple(_ratio(*i) for i in larger))
+    assert c.outcome(e) == outcome
+    assert c.outcome(C.Evidence.of(e.to_json())) == outcome  # the record survives JSON

@@ -45,7 +45,7 @@ def test_each_filament_claim_is_supported_by_a_curve_and_refuted_by_independent_
     for claim_id in CLAIM_IDS:
         e = Evidence.of(numbers["evidence"][claim_id])
         _assert_inside(e)
-        assert claims.claim(claim_id).rule(e) == outcome, (claim_id, e)
+        assert claims.claim(claim_id).outcome(e) == outcome, (claim_id, e)
     low = Evidence.of(numbers["evidence"]["filaments_low_dimensional"])
     assert low.n == 800 and abs(low.null - 1) < 0.25  # column-shuffled / Gaussian: both fill the space
     by_size = numbers["evidence_by_size"]["filaments_low_dimensional"]
@@ -54,6 +54,7 @@ def test_each_filament_claim_is_supported_by_a_curve_and_refuted_by_independent_
         for record in by_size[estimator]:
             _assert_inside(Evidence.of(record))
     assert by_size["two_nn"][0]["estimate"] == low.estimate
+    assert [e.n for e in low.by_scale] == [400, 200, 100]  # the larger scales the claim is also decided at
     rows = numbers["rows"]
     assert list(rows) == ["z-points", "fitted full Gaussian", "column-shuffled z-points"]
     for size, (z, *nulls) in enumerate(zip(*rows.values())):

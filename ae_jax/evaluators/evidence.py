@@ -50,6 +50,7 @@ class Evidence:
     null: float | None = None  # the null model's value (None: the claim's bound is its null)
     null_interval: tuple[float, float] | None = None
     null_name: str = ""  # e.g. "column-shuffled z-points (independent components)"
+    by_scale: tuple[Evidence, ...] = ()  # the same measurement at larger scales (fewer points), for across_scales
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -61,4 +62,5 @@ class Evidence:
         record["interval"] = tuple(record["interval"])
         if record.get("null_interval") is not None:
             record["null_interval"] = tuple(record["null_interval"])
+        record["by_scale"] = tuple(cls.of(r) for r in record.get("by_scale", ()))
         return cls(**record)

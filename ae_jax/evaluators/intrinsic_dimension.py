@@ -11,6 +11,7 @@ the column-shuffled z-points (independent components, the same marginals).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -182,7 +183,13 @@ def measure(ctx: registry.RunContext, folder: str) -> tuple[dict, dict]:
     }
     n_local = min(i.local_pca_points, len(sets[Z_POINTS]))
     evidence = {
-        "filaments_low_dimensional": ratio_evidence(sweeps, "two_nn", 0, i.bootstrap_resamples),
+        "filaments_low_dimensional": dataclasses.replace(
+            ratio_evidence(sweeps, "two_nn", 0, i.bootstrap_resamples),
+            by_scale=tuple(
+                ratio_evidence(sweeps, "two_nn", index, i.bootstrap_resamples)
+                for index in range(1, len(sweeps[Z_POINTS]))
+            ),
+        ),
         "filaments_one_dimensional": _evidence(
             shares[Z_POINTS],
             shares[GAUSSIAN],
@@ -266,6 +273,6 @@ registry.register(
         sections=("intrinsic",),
         title="intrinsic dimension",
         per_run=True,
-        format=2,  # 2: TwoNN and MLE with bootstrap intervals, the column-shuffled null, local PCA, evidence
+        format=3,  # 2: TwoNN and MLE with intervals, shuffled null, local PCA, evidence; 3: evidence by scale
     )
 )

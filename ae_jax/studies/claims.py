@@ -91,9 +91,27 @@ class Claim:
     evaluator: str  # whose numbers["evidence"][id] measures it
     measured: str  # what the estimate is, in words
     rule: Rule
+    # Set: the rule must also hold at every larger scale (Evidence.by_scale) whose interval excludes this value,
+    # the null's (e.g. a dimension ratio of 1: the data indistinguishable from the Gaussian there).
+    across_scales: float | None = None
 
     def rule_text(self) -> str:
-        return f"{self.measured}: {self.rule.text}"
+        scales = (
+            f", and at every larger scale whose interval excludes {self.across_scales:g}"
+            if self.across_scales is not None
+            else ""
+        )
+        return f"{self.measured}: {self.rule.text}{scales}"
+
+    def outcome(self, e: Evidence) -> str:
+        """The rule on one model's evidence; with across_scales, supported only when the smallest scale is
+        supported and so is every larger scale that separates from the null value, refuted when the smallest
+        scale is, else inconclusive."""
+        smallest = self.rule(e)
+        if self.across_scales is None or smallest != SUPPORTED:
+            return smallest
+        separated = [s for s in e.by_scale if not s.interval[0] <= self.across_scales <= s.interval[1]]
+        return SUPPORTED if all(self.rule(s) == SUPPORTED for s in separated) else INCONCLUSIVE
 
 
 POST_I, POST_II, POST_III = "002_f810418f3da78d23.txt", "001_903d989c19405ef1.txt", "000_3661fa2006c3146b.txt"
@@ -215,6 +233,7 @@ CLAIMS = (
         "intrinsic_dimension",
         "TwoNN dimension at the smallest scale / the fitted Gaussian's at the same number of points",
         at_most(0.5),
+        across_scales=1.0,
     ),
     Claim(
         "filaments_one_dimensional",
@@ -274,7 +293,7 @@ def decide(c: Claim, evidence: Sequence[Evidence]) -> Verdict:
     """The claim's verdict from each seed's evidence: decided only when every seed decides it alike."""
     if not evidence:
         return Verdict(c, NOT_MEASURED, (), (), f"not measured: the {c.evaluator} evaluator recorded no evidence")
-    per_seed = tuple(c.rule(e) for e in evidence)
+    per_seed = tuple(c.outcome(e) for e in evidence)
     outcome = per_seed[0] if len(set(per_seed)) == 1 else INCONCLUSIVE
     reason = "" if len(evidence) > 1 else "one seed: no interval across seeds"
     return Verdict(c, outcome, tuple(evidence), per_seed, reason)
