@@ -113,11 +113,18 @@ def data_line(dataset: Dataset) -> str:
     return f"{dataset.source}: {len(dataset):,} images used{skipped}"
 
 
-def check_source(cfg: DataConfig, batch_size: int) -> None:
+def check_source(cfg: DataConfig, batch_size: int, exact_size: bool = False) -> None:
     """Refuse, before a run folder is made or an image decoded, data that is missing or has fewer training images
-    than one batch (counted from file lists, partition file and IDX headers; TFDS is checked when opened)."""
+    than one batch (counted from file lists, partition file and IDX headers; TFDS is checked when opened); with
+    exact_size (a study comparing training-set sizes), also a data.num_images above the images found."""
     _check_location(cfg)
-    n_train = _train_count(cfg)
+    found = _train_found(cfg)
+    if exact_size and found is not None and cfg.num_images > found:
+        raise DataError(
+            f"data.num_images={cfg.num_images:,} exceeds the {found:,} training images found "
+            f"(data.name={cfg.name}, data.dir={cfg.dir!r}): lower data.num_images (0: all) or add images"
+        )
+    n_train = None if found is None else len(_cap(range(found), cfg, "train"))
     if n_train is not None and n_train < batch_size:
         raise DataError(
             f"train.batch_size={batch_size} exceeds the {n_train} training images of data.name={cfg.name} "
@@ -137,19 +144,18 @@ def _check_location(cfg: DataConfig) -> None:
         raise DataError("data.name=images needs data.dir=<folder of .jpg/.jpeg/.png images>")
 
 
-def _train_count(cfg: DataConfig) -> int | None:
-    """The training images a source will give (at most data.num_images), where counting needs no decoding."""
+def _train_found(cfg: DataConfig) -> int | None:
+    """The training images a source holds before data.num_images caps them, where counting needs no decoding
+    (the rendered faces: as many as asked)."""
     if cfg.name == "faces":
         return cfg.num_images or DEFAULT_FACES
     if not cfg.dir:
         return None
     if cfg.name == "celeba":
-        n = len(_celeba_split_files(cfg, "train")[1])
-    elif cfg.name == "images":
-        n = len(_image_split_files(cfg, "train")[1])
-    else:
-        n = len(_carve(_idx_length(_idx_file(cfg.dir, "train-images-idx3-ubyte")), "train", cfg.valid_fraction))
-    return len(_cap(range(n), cfg, "train"))
+        return len(_celeba_split_files(cfg, "train")[1])
+    if cfg.name == "images":
+        return len(_image_split_files(cfg, "train")[1])
+    return len(_carve(_idx_length(_idx_file(cfg.dir, "train-images-idx3-ubyte")), "train", cfg.valid_fraction))
 
 
 def _plan(cfg: DataConfig, split: str, seed: int) -> _Plan:
@@ -172,16 +178,8 @@ def _carve(n: int, split: str, valid_fraction: float) -> range:
 
 
 def _cap(items: Sequence, cfg: DataConfig, split: str) -> Sequence:
-    """The first cfg.num_images items of the training split (all when 0); other splits are not capped. A cap
-    above the training images found is refused naming both: it would silently train on fewer."""
-    if split != "train" or cfg.num_images == 0:
-        return items
-    if cfg.num_images > len(items):
-        raise DataError(
-            f"data.num_images={cfg.num_images:,} exceeds the {len(items):,} training images found "
-            f"(data.name={cfg.name}, data.dir={cfg.dir!r}): lower data.num_images (0: all) or add images"
-        )
-    return items[: cfg.num_images]
+    """The first cfg.num_images items of the training split (all when 0); other splits are not capped."""
+    return items[: cfg.num_images] if split == "train" and cfg.num_images > 0 else items
 
 
 def _cap_note(found: int, used: int) -> str:

@@ -476,7 +476,7 @@ def training_trend(settings: dict, out: str, overrides: list[str]) -> StudyOutpu
         for epochs in settings["epochs"]
     ]
     for config in configs:  # a size the data does not hold is refused before any grid point trains
-        datasets.check_source(config.data, config.train.batch_size)
+        datasets.check_source(config.data, config.train.batch_size, exact_size=True)
     models = [pipeline.study_model(c, os.path.join(out, c.name), TREND_EVALUATORS) for c in configs]
     rows = [trend.point_row(m, settings["aligned_axes"]) for m in models]
     sections, fits = trend.sections(rows, settings["aligned_axes"], out)
