@@ -1,0 +1,62 @@
+"""The first_post study: post I's z_dim, denoising and MNIST claims at smoke size, and its ordering rule."""
+
+import json
+import os
+
+import pytest
+
+from ae_jax.studies import claims
+from ae_jax.studies.catalogue import ordering_verdict, run_study
+
+
+def test_the_ordering_is_supported_only_when_every_step_up_in_z_dim_lowers_the_mse():
+    assert ordering_verdict([(0.001, 0.003), (0.0005, 0.002)]) == claims.SUPPORTED
+
+
+def test_the_ordering_is_refuted_when_any_step_up_in_z_dim_raises_the_mse():
+    assert ordering_verdict([(0.001, 0.003), (-0.002, -0.0001)]) == claims.REFUTED
+
+
+def test_an_interval_across_zero_leaves_the_ordering_inconclusive():
+    assert ordering_verdict([(0.001, 0.003), (-0.001, 0.002)]) == claims.INCONCLUSIVE
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    return run_study("first_post", full=False, out_dir=str(tmp_path_factory.mktemp("first_post")))
+
+
+def test_the_smoke_page_has_the_three_parts_their_figures_and_the_rules_verdicts(smoke):
+    html = open(smoke).read()
+    for title in ("z_dim 512 against 256", "denoising almost totally obscured images", "MNIST at z_dim 2, 4 and 12"):
+        assert f"Post I: {title}" in html
+    assert "z_dim = 12 gives a really good reconstruction quality" in html and "Held-out MSE is a weak proxy" in html
+    for labels in ("(z_dim=4, z_dim=8): ", "(z_dim=2, z_dim=4, z_dim=12): "):
+        line = html.split(f"Verdict: MSE falls as z_dim grows {labels}")[1].split(".")[0]
+        assert line in (claims.SUPPORTED, claims.REFUTED, claims.INCONCLUSIVE)
+    folder = os.path.dirname(smoke)
+    for stem in ("first_post_z_dim", "first_post_denoise", "first_post_mnist"):
+        assert os.path.isfile(os.path.join(folder, f"{stem}.png")) and os.path.isfile(
+            os.path.join(folder, f"{stem}.csv")
+        )
+    assert html.count('<img src="data:image/png;base64,') >= 3
+
+
+def test_each_mse_is_the_reconstruction_evaluators_with_an_interval_over_held_out_images(smoke):
+    done = json.load(open(os.path.join(os.path.dirname(smoke), "results.json")))
+    evaluated = {m["config_hash"][:8]: m["evaluators"]["reconstruction"]["numbers"] for m in done["models"]}
+    tables = done["tables"]
+    rows = tables["first_post_z_dim"] + tables["first_post_denoise"] + tables["first_post_mnist"]
+    assert [r["model"] for r in tables["first_post_mnist"]] == ["z_dim=2", "z_dim=4", "z_dim=12"]
+    assert [r["corruption"] for r in tables["first_post_denoise"]] == [
+        "drop_rate=0.8, noise_std=0",
+        "drop_rate=0, noise_std=0.5",
+    ]
+    for row in rows:
+        numbers = evaluated[row["run"]]
+        assert row["held-out images"] == numbers["eval_images"]
+        assert row["held-out mse"] == pytest.approx(numbers["eval_mse"], rel=1e-5)
+        assert row["mse 95% low"] < row["held-out mse"] < row["mse 95% high"]
+    steps = tables["first_post_mnist_ordering"]
+    assert [s["difference"] for s in steps] == ["MSE(z_dim=2) - MSE(z_dim=4)", "MSE(z_dim=4) - MSE(z_dim=12)"]
+    assert all(s["95% low"] <= s["estimate"] <= s["95% high"] for s in steps)
