@@ -174,7 +174,7 @@ def _figure_links(name: str, paths: list[str], figures_dir: str) -> list[str]:
 
 
 CLAIMS_STUDY = "claims"
-CLAIM_FIGURES = ("components_all.png", "radius_hist_0.05.png", "intrinsic_dimension.png")  # shown per model
+CLAIM_FIGURES = ("components_all.png", "radius_hist_0.05.png", "intrinsic_dimension", "author_grid")  # shown per model
 
 
 def claims_lines(root: str, figures_dir: str) -> list[str]:
