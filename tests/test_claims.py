@@ -101,3 +101,5 @@ def test_a_claim_across_scales_needs_every_separated_scale(smallest, larger, out
     e = _ratio(*smallest, tuple(_ratio(*i) for i in larger))
     assert c.outcome(e) == outcome
     assert c.outcome(C.Evidence.of(e.to_json())) == outcome  # the record survives JSON
+    ours = C.table_row(C.decide(c, [e]))["ours"]  # the page shows every scale's interval behind the verdict
+    assert all(f"[{low:.3g}, {high:.3g}]" in ours for low, high in (smallest, *larger))

@@ -308,9 +308,16 @@ def _interval_text(e: Evidence) -> str:
     return f"{e.estimate:.3g} [{e.interval[0]:.3g}, {e.interval[1]:.3g}]"
 
 
+def _scales_text(e: Evidence) -> str:
+    """' (larger scales: n points: estimate [low, high], ...)' when the evidence has them, else ''."""
+    scales = ", ".join(f"{s.n:,} points: {_interval_text(s)}" for s in e.by_scale)
+    return f" (larger scales: {scales})" if scales else ""
+
+
 def table_row(v: Verdict) -> dict:
-    """A verdict as one row of the claims table: claim, quote (post), ours with its interval, null, verdict."""
-    ours = "; ".join(_interval_text(e) for e in v.evidence) or "-"
+    """A verdict as one row of the claims table: claim, quote (post), ours with its interval (and at every
+    larger scale the verdict also read, for a claim across scales), null, verdict."""
+    ours = "; ".join(_interval_text(e) + _scales_text(e) for e in v.evidence) or "-"
     spread = v.across_seeds()
     if spread:
         ours = f"{spread[0]:.3g} [{spread[1]:.3g}, {spread[2]:.3g}] across {len(v.evidence)} seeds ({ours})"
