@@ -654,13 +654,13 @@ def _resampled_claims(z: jax.Array, comp: dict, cfg: DistributionConfig, seed: i
 def _with_its_interval(values: np.ndarray, level: float, bounds=(-math.inf, math.inf)) -> tuple[float, list[float]]:
     """values[0] (the estimate) and the bootstrap interval of values[1:] (its resamples)."""
     estimate = float(values[0])
-    return estimate, [float(v) for v in stats.bootstrap_interval(estimate, values[1:], level, bounds)]
+    return estimate, list(stats.interval_of(estimate, values[1:], level, bounds))
 
 
 def _null(draws: np.ndarray, level: float, name: str) -> dict:
     """A random null's Evidence fields: the mean of its draws, and the spread of one draw as its interval."""
     mean = float(np.mean(draws))
-    low, high = (float(v) for v in stats.bootstrap_interval(mean, draws, level))
+    low, high = stats.interval_of(mean, draws, level)
     return {"null": mean, "null_interval": (low, high), "null_name": name}
 
 

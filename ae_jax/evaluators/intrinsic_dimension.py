@@ -92,8 +92,7 @@ def point_sets(z, cfg: IntrinsicConfig, seed: int) -> dict[str, np.ndarray]:
 
 
 def _interval(estimate, replicates) -> tuple[float, float]:
-    low, high = stats.bootstrap_interval(estimate, replicates, bounds=(0.0, math.inf))
-    return float(low), float(high)
+    return stats.interval_of(estimate, replicates, bounds=(0.0, math.inf))
 
 
 def _with_interval(name: str, estimate_and_replicates) -> dict:

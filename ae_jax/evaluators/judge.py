@@ -28,7 +28,7 @@ REFERENCE_ROWS = ("reconstructions", "real vs real")  # rows that are not genera
 
 def _with_interval(name: str, estimate, resampled, bounds: tuple[float, float]) -> dict:
     """{name: estimate, name_low, name_high}: its 95% bootstrap interval (stats.bootstrap_interval)."""
-    low, high = (float(v) for v in stats.bootstrap_interval(estimate, resampled, bounds=bounds))
+    low, high = stats.interval_of(estimate, resampled, bounds=bounds)
     return {name: float(estimate), f"{name}_low": low, f"{name}_high": high}
 
 

@@ -22,7 +22,7 @@ STATISTICS = ("active_units", "kl_to_prior", "total_correlation")
 def interval_record(estimate, resampled, bounds: tuple[float, float], count: bool = False) -> dict:
     """{estimate, low, high}: the estimate with its 95% basic bootstrap interval (stats.bootstrap_interval), for a
     count widened to whole counts."""
-    low, high = (float(v) for v in stats.bootstrap_interval(estimate, resampled, bounds=bounds))
+    low, high = stats.interval_of(estimate, resampled, bounds=bounds)
     if count:
         low, high = float(math.floor(low)), float(math.ceil(high))
     return {"estimate": float(estimate), "low": low, "high": high}

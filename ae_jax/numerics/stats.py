@@ -792,6 +792,12 @@ def shuffle_columns(key: jax.Array, z) -> jax.Array:
     return jax.vmap(lambda k, column: jax.random.permutation(k, column), in_axes=(0, 1), out_axes=1)(keys, z)
 
 
+def interval_of(estimate, resampled, level: float = 0.95, bounds=(-math.inf, math.inf)) -> tuple[float, float]:
+    """`bootstrap_interval` as two Python floats, for results files and pages."""
+    low, high = np.asarray(bootstrap_interval(estimate, resampled, level, tuple(bounds)))
+    return float(low), float(high)
+
+
 def bootstrap_rows(key: jax.Array, n: int, resamples: int) -> jax.Array:
     """(resamples, n) int32 row indices: each row n draws with replacement from 0..n-1."""
     return jax.random.randint(key, (resamples, n), 0, n, dtype=jnp.int32)

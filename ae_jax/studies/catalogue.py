@@ -552,11 +552,6 @@ def _resampled_means(errors: np.ndarray, resamples: int, seed: int):
     return errors.mean(axis=1), errors[:, rows].mean(axis=-1)
 
 
-def _interval(estimate, resampled) -> tuple[float, float]:
-    low, high = np.asarray(stats.bootstrap_interval(estimate, resampled))
-    return float(low), float(high)
-
-
 def ordering_verdict(intervals) -> str:
     """Each (low, high) interval of MSE(smaller z_dim) - MSE(larger z_dim): supported when all lie above 0,
     refuted when any lies below 0, else inconclusive (ORDERING_RULE)."""
@@ -576,7 +571,7 @@ def _first_post_part(
     estimates, resampled = _resampled_means(np.stack(errors), settings["resamples"], configs[0].seed)
     rows = []
     for m, label, estimate, draws, n in zip(models, labels, estimates, resampled, map(len, errors)):
-        low, high = _interval(estimate, draws)
+        low, high = stats.interval_of(estimate, draws)
         rows.append(
             {
                 stem: label,
@@ -594,7 +589,7 @@ def _ordering_rows(labels, estimates, resampled) -> list[dict]:
     """Each step up in z_dim (labels in growing z_dim): MSE(smaller) - MSE(larger) with its paired interval."""
     rows = []
     for i in range(len(labels) - 1):
-        low, high = _interval(estimates[i] - estimates[i + 1], resampled[i] - resampled[i + 1])
+        low, high = stats.interval_of(estimates[i] - estimates[i + 1], resampled[i] - resampled[i + 1])
         rows.append(
             {
                 "difference": f"MSE({labels[i]}) - MSE({labels[i + 1]})",
