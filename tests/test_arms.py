@@ -98,3 +98,16 @@ def test_cli_trains_arms_into_run_folders(tmp_path, capsys):
         assert runs.load_run_config(str(tmp_path / f"tiny-seed={seed}")).seed == seed
     assert main(["train", "--config", "tiny", "--set", f"workdir={tmp_path}", "--arms", "model.z_dim=4,8"]) == 2
     assert "model.z_dim changes the program" in capsys.readouterr().err
+
+
+def test_configs_are_grouped_by_the_program_they_can_share():
+    seeds = [C.load("tiny", [f"seed={s}", f"name=ae{s}"]) for s in (0, 1)]
+    vaes = [
+        C.load("tiny_vae_tiny_kl", [f"seed={s}", f"model.kl_weight={w}", f"name=vae{s}"])
+        for s, w in ((0, 1e-6), (1, 1))
+    ]
+    wider = C.load("tiny", ["seed=2", "model.z_dim=3"])
+    groups = arms.program_groups([seeds[0], vaes[0], wider, seeds[1], vaes[1]])
+    assert [[c.name for c in g] for g in groups] == [["ae0", "ae1"], ["vae0", "vae1"], [wider.name]]
+    for group in groups:
+        arms.check_same_program(group)

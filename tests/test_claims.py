@@ -30,6 +30,44 @@ def test_each_rule_reaches_each_outcome(rule, interval, null, outcome):
     assert rule(evidence(*interval, null=null)) == outcome
 
 
+@pytest.mark.parametrize(
+    "interval, outcome",
+    [((1, 2), C.SUPPORTED), ((6, 9), C.REFUTED), ((2, 4), C.INCONCLUSIVE), ((4, 6), C.INCONCLUSIVE)],
+)
+def test_below_null_compares_two_intervals(interval, outcome):
+    assert C.below_null()(evidence(*interval, null=4.0, null_interval=(3.0, 5.0))) == outcome
+    with pytest.raises(ValueError, match="null interval"):
+        C.below_null()(evidence(*interval, null=4.0))
+
+
+def judged(seed, fds, variational=False, kl_weight=0.0):
+    """A recorded model of a vae_prior study: its judge rows (label, FD with interval) beside the reference rows."""
+    rows = [
+        {"label": f"g{i}", "judge_frechet": fd, "judge_frechet_low": fd - 0.5, "judge_frechet_high": fd + 0.5}
+        for i, fd in enumerate(fds)
+    ]
+    rows = [{**r, "judge_images": 1024, "judge_resamples": 200} for r in rows]
+    rows.append({"label": "real vs real", "judge_frechet": 0.0, "judge_frechet_low": 0.0, "judge_frechet_high": 0.1})
+    config = {"seed": seed, "model": {"variational": variational, "kl_weight": kl_weight}}
+    return {"config": config, "evaluators": {"judge": {"numbers": {"rows": rows}}}}
+
+
+@pytest.mark.parametrize("vae_fd, outcome", [(1.0, C.SUPPORTED), (9.0, C.REFUTED), (3.2, C.INCONCLUSIVE)])
+def test_vaes_help_is_decided_against_the_aes_closest_generator(vae_fd, outcome):
+    seeds = [
+        [judged(s, [5.0, 3.0]), judged(s, [2.0], True, 1e-6), judged(s, [vae_fd + 0.1 * s], True, 1.0)] for s in (0, 1)
+    ]
+    (v,) = C.prior_verdicts([m for models in seeds for m in models])
+    assert v.outcome == outcome and len(v.evidence) == 2  # one per seed: the kl_weight 1 VAE, not the 1e-6 one
+    assert v.evidence[0].null == 3.0 and v.evidence[0].null_name == "the plain AE's g1"
+    assert "across 2 seeds" in C.table_row(v)["ours"]
+
+
+def test_vaes_help_without_a_standard_vae_is_not_measured():
+    (v,) = C.prior_verdicts([judged(0, [5.0]), judged(0, [2.0], True, 1e-6)])
+    assert v.outcome == C.NOT_MEASURED and "kl_weight 1" in v.reason
+
+
 def test_a_near_null_rule_without_a_null_is_refused():
     with pytest.raises(ValueError, match="null"):
         C.near_null(0.1)(evidence(0, 1))

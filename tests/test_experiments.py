@@ -56,6 +56,11 @@ def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
         assert [line.split(":")[0] for line in section[6:8]] == ["- tiny", "- tiny_vae_tiny_kl"]
         assert all(v.split(" (")[0] in claims.OUTCOMES for v in verdicts), verdicts
     assert "One seed per model: no interval across seeds" in text
+    prior = lines[lines.index(f"### {claims.VAES_HELP.title}") :]  # decided across the vae_prior study's models
+    if os.path.isfile(os.path.join(out_dir, "vae_prior-smoke", "results.json")):
+        assert prior[6].startswith("Setting: ") and prior[8].rsplit("**", 2)[1].split(" (")[0] in claims.OUTCOMES
+    else:
+        assert prior[6] == "Not yet measured: `ae-jax study vae_prior --full`."
     assert any(line.startswith("## Ablations") for line in lines) and "## Training" in lines
 
 
@@ -82,7 +87,9 @@ def test_the_vae_prior_page_judges_each_vaes_prior_beside_the_aes_fitted_generat
     assert "VAEs help? The prior through each VAE against the AE&#x27;s fitted generators</h2>" in html
     assert "<table><thead><tr><th>model</th><th>kl_weight</th><th>generator</th><th>judge FD</th>" in html
     assert "kl_weight=1: isotropic(mu=0, sigma=1) through tiny_vae_kl_1 has judge FD " in html
-    assert "(the AE&#x27;s closest fitted generator, " in html
+    assert "(the plain AE&#x27;s " in html  # its closest fitted generator, the claim's null
+    assert "Across the models (the plain AE&#x27;s generators against the VAE&#x27;s prior):" in html
+    assert "VAEs help: their prior decodes closer to the images than the AE&#x27;s best generator" in html
 
 
 def test_unknown_study_is_refused(out_dir):

@@ -9,15 +9,21 @@ from ae_jax.config import ConfigError
 from ae_jax.studies import framework, pipeline
 
 
+def seeds_configs(settings, overrides):
+    return [framework.model_config(settings["ae"], settings, overrides)]
+
+
 def seeds_study(settings, out, overrides) -> framework.StudyOutput:
     """A plain AE of the tiny preset, measured by the reconstruction evaluator, with a one-row table."""
-    config = framework.model_config(settings["ae"], settings, overrides)
+    (config,) = seeds_configs(settings, overrides)
     m = pipeline.study_model(config, out, ("reconstruction",))
     return framework.StudyOutput([], [m], {"mse": [{"mse": m.results["reconstruction"].numbers["eval_mse"]}]})
 
 
 framework.register(
-    framework.Study("seeds_study", seeds_study.__doc__, seeds_study, dict(ae="tiny"), {}, ("reconstruction",))
+    framework.Study(
+        "seeds_study", seeds_study.__doc__, seeds_study, dict(ae="tiny"), {}, ("reconstruction",), seeds_configs
+    )
 )
 
 
@@ -28,8 +34,9 @@ def test_replicates_take_consecutive_seeds_from_the_given_one():
         framework.seed_overrides([], 0)
 
 
-def test_a_study_with_two_seeds_records_both_and_decides_claims_across_them(tmp_path):
+def test_a_study_with_two_seeds_records_both_and_decides_claims_across_them(tmp_path, capfd):
     assert main(["study", "seeds_study", "--seeds", "2", "--out", str(tmp_path)]) == 0
+    assert "training 2 arms as one program: tiny-" in capfd.readouterr().err  # the seeds' runs: one program
     folder = tmp_path / "seeds_study-smoke"
     done = json.loads((folder / "results.json").read_text())
     assert done["seeds"] == 2 and [m["config"]["seed"] for m in done["models"]] == [0, 1]

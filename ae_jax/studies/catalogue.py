@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ae_jax import sharding
-from ae_jax.config import GeneratorSpec
+from ae_jax.config import Config, GeneratorSpec
 from ae_jax.data import datasets
 from ae_jax.data.faces import FACE_FACTORS
 from ae_jax.evaluators import registry
@@ -25,6 +25,7 @@ from ae_jax.numerics import hits, stats
 from ae_jax.numerics.samplers import UniformBoxSampler
 from ae_jax.report import pages, plots
 from ae_jax.runtime import make_key
+from ae_jax.studies import claims as claims_registry
 from ae_jax.studies import pipeline, trend, views
 from ae_jax.studies.claims import INCONCLUSIVE, POST_I, REFUTED, SUPPORTED
 from ae_jax.studies.framework import (
@@ -100,7 +101,7 @@ def filaments(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
 
 def ae_vs_vae(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
     """Study 4: AE and tiny-KL VAE on the same data and architecture, every figure and table side by side."""
-    configs = [model_config(settings[k], settings, overrides) for k in ("ae", "vae")]
+    configs = ae_and_vae(settings, overrides)
     judge_dir = pipeline.ensure_judge(configs[0], out) if settings.get("judge", True) else None
     names = MODEL_EVALUATORS + (("judge",) if judge_dir else ())
     models = [pipeline.study_model(c, os.path.join(out, c.name), names, judge_dir) for c in configs]
@@ -114,12 +115,18 @@ def ae_vs_vae(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
 CLAIM_EVALUATORS = ("reconstruction", "distribution", "generators", "intrinsic_dimension")
 
 
+def ae_and_vae(settings: dict, overrides: list[str]) -> list[Config]:
+    """The study's plain AE and tiny-KL VAE (its settings' "ae" and "vae" presets)."""
+    return [model_config(settings[k], settings, overrides) for k in ("ae", "vae")]
+
+
 def claims(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
     """The posts' claims (ae_jax.studies.claims): case1 AE and its tiny-KL VAE at the posts' length, 24 epochs,
     measured by every evaluator that records a claim's evidence; run it with --seeds 3 for intervals across seeds.
     docs/results.md is written from it."""
-    configs = [model_config(settings[k], settings, overrides) for k in ("ae", "vae")]
-    models = [pipeline.study_model(c, os.path.join(out, c.name), CLAIM_EVALUATORS) for c in configs]
+    models = [
+        pipeline.study_model(c, os.path.join(out, c.name), CLAIM_EVALUATORS) for c in ae_and_vae(settings, overrides)
+    ]
     sections = [s for m in models for s in views.model_sections(m)]
     return StudyOutput(sections, models, {"claims_models": [views.headline(m) for m in models]})
 
@@ -201,10 +208,8 @@ VAE_PRIOR = GeneratorSpec.of("isotropic", mu=0, sigma=1)  # the VAE's prior, N(0
 AE_FITTED = (GeneratorSpec("full"), GeneratorSpec.of("mixture", n_components=10))  # the AE's fitted generators
 
 
-def vae_prior(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
-    """Post I's "VAEs help": N(0, I) z-points decoded through the VAE at each KL weight and judged (Frechet
-    distance, precision, recall, with intervals) beside the plain AE's fitted full Gaussian and Gaussian mixture;
-    each VAE's active units, aggregate posterior's KL to the prior and total correlation."""
+def vae_prior_configs(settings: dict, overrides: list[str]) -> list[Config]:
+    """The plain AE (its fitted generators) and one VAE per KL weight of settings["kl_weights"] (its prior)."""
     ae = model_config(settings["ae"], settings, overrides, **{"generators.specs": AE_FITTED})
     vaes = [
         model_config(
@@ -216,6 +221,14 @@ def vae_prior(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
         )
         for weight in settings["kl_weights"]
     ]
+    return [ae, *vaes]
+
+
+def vae_prior(settings: dict, out: str, overrides: list[str]) -> StudyOutput:
+    """Post I's "VAEs help": N(0, I) z-points decoded through the VAE at each KL weight and judged (Frechet
+    distance, precision, recall, with intervals) beside the plain AE's fitted full Gaussian and Gaussian mixture;
+    each VAE's active units, aggregate posterior's KL to the prior and total correlation."""
+    ae, *vaes = vae_prior_configs(settings, overrides)
     pipeline.train_arms_together(vaes)
     judge_dir = pipeline.ensure_judge(ae, out)
     models = [pipeline.study_model(ae, os.path.join(out, ae.name), ("generators", "judge"), judge_dir)]
@@ -259,27 +272,26 @@ def _fd(row: dict) -> str:
     return f"{row['judge_frechet']:.3g} [{row['judge_frechet_low']:.3g}, {row['judge_frechet_high']:.3g}]"
 
 
+PRIOR_RELATION = {
+    SUPPORTED: "below it: closer to the held-out images",
+    REFUTED: "above it: further from the held-out images",
+    INCONCLUSIVE: "overlapping it: not told apart at this sample size",
+}
+
+
 def prior_findings(models) -> list[str]:
     """Each VAE's N(0, I) Frechet distance against the plain AE's closest fitted generator's (models[0]): below,
-    above, or overlapping it, by their 95% intervals."""
-
-    def judged(m):
-        return [r for r in m.results["judge"].numbers["rows"] if r["label"] not in REFERENCE_ROWS]
-
+    above, or overlapping it, by the rule of post I's claim (claims.VAES_HELP)."""
     ae, *vaes = models
-    best = min(judged(ae), key=lambda r: r["judge_frechet"])
+    ae_rows = claims_registry.generated_rows(ae.results["judge"].numbers)
     sentences = []
     for m in vaes:
-        for r in judged(m):
-            if r["judge_frechet_high"] < best["judge_frechet_low"]:
-                relation = "below it: closer to the held-out images"
-            elif r["judge_frechet_low"] > best["judge_frechet_high"]:
-                relation = "above it: further from the held-out images"
-            else:
-                relation = "overlapping it: not told apart at this sample size"
+        for r in claims_registry.generated_rows(m.results["judge"].numbers):
+            e = claims_registry.prior_evidence(ae_rows, r)
             sentences.append(
                 f"kl_weight={m.config.model.kl_weight:g}: {r['label']} through {m.label} has judge FD {_fd(r)}, "
-                f"{relation} (the AE's closest fitted generator, {best['label']}: {_fd(best)})."
+                f"{PRIOR_RELATION[claims_registry.VAES_HELP.rule(e)]} ({e.null_name}: {e.null:.3g} "
+                f"[{e.null_interval[0]:.3g}, {e.null_interval[1]:.3g}])."
             )
     return sentences
 
@@ -404,6 +416,7 @@ for study in [
         smoke=dict(_SMOKE, judge=False),
         full=dict(_FULL_CELEBA),
         evaluators=(*MODEL_EVALUATORS, "judge"),
+        configs=ae_and_vae,
     ),
     Study(
         "ablations",
@@ -436,6 +449,7 @@ for study in [
         smoke=dict(_SMOKE),
         full=dict(_FULL_CELEBA, overrides={**_FULL, "train.epochs": 24, "distribution.tsne": False}),
         evaluators=CLAIM_EVALUATORS,
+        configs=ae_and_vae,
     ),
     Study(
         "intrinsic_dimension",
@@ -453,6 +467,7 @@ for study in [
         smoke=dict(_SMOKE, kl_weights=(1e-6, 1.0), overrides={"generators.judge_resamples": 20}),
         full=dict(_FULL_CELEBA, kl_weights=VAE_PRIOR_KL_WEIGHTS, overrides={**_FULL, "train.epochs": 24}),
         evaluators=("generators", "judge", "vae_latent"),
+        configs=vae_prior_configs,
     ),
 ]:
     register(study)

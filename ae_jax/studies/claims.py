@@ -25,6 +25,7 @@ from ae_jax.evaluators.evidence import (
     count_claim_id,
     uniform_claim_id,
 )
+from ae_jax.evaluators.judge import REFERENCE_ROWS
 
 SUPPORTED, REFUTED, INCONCLUSIVE, NOT_MEASURED = "supported", "refuted", "inconclusive", "not measured"
 OUTCOMES = (SUPPORTED, REFUTED, INCONCLUSIVE, NOT_MEASURED)
@@ -39,13 +40,19 @@ class Rule:
     """`at_most` / `at_least`: supported when the whole interval is on the claim's side of the bound, refuted
     when all of it is on the other side, else inconclusive. `near_null`: the bound is a relative tolerance;
     supported when the whole interval lies within the null's value times (1 +- bound), refuted when it lies
-    wholly outside that band."""
+    wholly outside that band. `below_null`: supported when the interval lies wholly below the null's interval,
+    refuted when wholly above it."""
 
-    kind: str  # at_most | at_least | near_null
+    kind: str  # at_most | at_least | near_null | below_null
     bound: float
 
     def __call__(self, e: Evidence) -> str:
         low, high = e.interval
+        if self.kind == "below_null":
+            if e.null_interval is None:
+                raise ValueError("a below_null rule needs the evidence's null interval")
+            null_low, null_high = e.null_interval
+            return SUPPORTED if high < null_low else REFUTED if low > null_high else INCONCLUSIVE
         if self.kind == "at_most":
             return SUPPORTED if high <= self.bound else REFUTED if low > self.bound else INCONCLUSIVE
         if self.kind == "at_least":
@@ -61,6 +68,8 @@ class Rule:
     def text(self) -> str:
         if self.kind == "near_null":
             return f"within {self.bound:.0%} of the null"
+        if self.kind == "below_null":
+            return "interval wholly below the null's interval (refuted when wholly above it)"
         return f"{self.kind.replace('_', ' ')} {self.bound:g}"
 
 
@@ -74,6 +83,10 @@ def at_least(bound: float) -> Rule:
 
 def near_null(tolerance: float) -> Rule:
     return Rule("near_null", tolerance)
+
+
+def below_null() -> Rule:
+    return Rule("below_null", 0.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,6 +265,66 @@ def claim(claim_id: str) -> Claim:
         if c.id == claim_id:
             return c
     raise KeyError(f"no claim {claim_id!r}; claims: {', '.join(c.id for c in CLAIMS)}")
+
+
+# Post I's "VAEs help", decided across the models of the vae_prior study: the VAE's prior against the plain
+# AE's best fitted generator, both judged on the same held-out images.
+STANDARD_KL_WEIGHT = 1.0  # the VAE the post means: its KL term at full weight
+VAES_HELP = Claim(
+    "vaes_help",
+    "VAEs help: their prior decodes closer to the images than the AE's best generator",
+    POST_I,
+    "VAEs significantly increase the probability to hit a meaningful z-point in latent space",
+    "judge",
+    f"judge Frechet distance of N(0, I) decoded through the VAE at kl_weight {STANDARD_KL_WEIGHT:g}, against the "
+    "plain AE's closest fitted generator's (the null)",
+    below_null(),
+)
+PRIOR_CLAIMS = (VAES_HELP,)
+
+
+def generated_rows(judge_numbers: Mapping) -> list[dict]:
+    """A judge result's rows of generated z-points (its reference rows, reconstructions and real vs real, left out)."""
+    return [r for r in judge_numbers["rows"] if r["label"] not in REFERENCE_ROWS]
+
+
+def prior_evidence(ae_rows: Sequence[Mapping], vae_row: Mapping) -> Evidence:
+    """A VAE generator's judge row against the plain AE's closest generator among `ae_rows` (its null), each with
+    its bootstrap interval over the same held-out images."""
+    best = min(ae_rows, key=lambda r: r["judge_frechet"])
+    return Evidence(
+        vae_row["judge_frechet"],
+        (vae_row["judge_frechet_low"], vae_row["judge_frechet_high"]),
+        vae_row["judge_images"],
+        f"bootstrap over held-out and decoded images, {vae_row['judge_resamples']} resamples, 95%",
+        best["judge_frechet"],
+        (best["judge_frechet_low"], best["judge_frechet_high"]),
+        f"the plain AE's {best['label']}",
+    )
+
+
+def prior_verdicts(models: Sequence[Mapping]) -> list[Verdict]:
+    """PRIOR_CLAIMS decided on a study's recorded models (results.json), per seed the plain AE's judged generators
+    against the standard VAE's prior; not measured where a seed lacks either."""
+    by_seed: dict[int, list[Mapping]] = {}
+    for m in models:
+        by_seed.setdefault(m["config"]["seed"], []).append(m)
+    evidence = []
+    for seed_models in by_seed.values():
+        judged = [m for m in seed_models if "judge" in m["evaluators"]]
+        ae = [m for m in judged if not m["config"]["model"]["variational"]]
+        vae = [m for m in judged if m["config"]["model"]["variational"]]
+        vae = [m for m in vae if m["config"]["model"]["kl_weight"] == STANDARD_KL_WEIGHT]
+        if ae and vae:
+            ae_rows = generated_rows(ae[0]["evaluators"]["judge"]["numbers"])
+            evidence += [
+                prior_evidence(ae_rows, row) for row in generated_rows(vae[0]["evaluators"]["judge"]["numbers"])
+            ]
+    verdict = decide(VAES_HELP, evidence)
+    if not evidence:
+        why = f"not measured: no seed has a plain AE and a VAE at kl_weight {STANDARD_KL_WEIGHT:g} both judged"
+        verdict = dataclasses.replace(verdict, reason=why)
+    return [verdict]
 
 
 # ---------------------------------------------------------------------------------------------

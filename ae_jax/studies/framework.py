@@ -40,6 +40,9 @@ class Study:
     smoke: dict  # settings: presets ("ae", "vae", ...), "overrides" ({config key: typed value}), study parameters
     full: dict
     evaluators: tuple[str, ...]  # every evaluator its models may run: their config sections are the ones it reads
+    # The configs its run trains, (settings, overrides) -> configs: given, the seeds' runs train first, those that
+    # can share a program as arms of one (pipeline.train_arms_together).
+    configs: Callable[[dict, list[str]], list[Config]] | None = None
 
 
 STUDIES: dict[str, Study] = {}
@@ -120,6 +123,8 @@ def seed_overrides(overrides: Sequence[str], seeds: int) -> list[tuple[int, list
 def _replicates(study: Study, settings: dict, out: str, replicates: list[tuple[int, list[str]]]) -> StudyOutput:
     """The study run once per (seed, overrides): every seed's models, its tables' rows (with a seed column when
     there are several), and the first seed's sections (its figures)."""
+    if study.configs and len(replicates) > 1:
+        pipeline.train_arms_together([c for _, o in replicates for c in study.configs(settings, o)])
     runs = [(seed, study.run(settings, out, o)) for seed, o in replicates]
     tables = {
         stem: [{**({"seed": seed} if len(runs) > 1 else {}), **row} for seed, o in runs for row in o.tables[stem]]

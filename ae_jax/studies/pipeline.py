@@ -45,8 +45,9 @@ def ensure_trained(config: Config) -> tuple[Config, str, dict]:
 
 
 def train_arms_together(configs: Sequence[Config]) -> None:
-    """Train the configs' runs that are not yet trained as arms of one program (ae_jax.train.arms) when they can
-    share one; otherwise leave them to ensure_trained, one by one."""
+    """Train the configs' runs that are not yet trained, each group that can share a program
+    (ae_jax.train.arms.program_groups) as arms of one program; a run left alone in its group is left to
+    ensure_trained."""
     from ae_jax.train import arms
     from ae_jax.train.loop import train_together
 
@@ -55,15 +56,10 @@ def train_arms_together(configs: Sequence[Config]) -> None:
         run_config, key, done = runs.locate(config)
         if done is None:
             pending.setdefault(run_config.run_dir, run_config)
-    untrained = list(pending.values())
-    try:
-        arms.check_same_program(untrained)
-    except config_lib.ConfigError as e:
-        logger.info(f"training one by one: {e}")
-        return
-    if len(untrained) > 1:
-        logger.info(f"training {len(untrained)} arms as one program: {', '.join(r.name for r in untrained)}")
-        train_together(untrained, resume=any(runs.has_checkpoints(r.run_dir) for r in untrained))
+    for group in arms.program_groups(list(pending.values())):
+        if len(group) > 1:
+            logger.info(f"training {len(group)} arms as one program: {', '.join(r.name for r in group)}")
+            train_together(group, resume=any(runs.has_checkpoints(r.run_dir) for r in group))
 
 
 def ensure_judge(config: Config, root: str) -> str:

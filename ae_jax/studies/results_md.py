@@ -203,9 +203,29 @@ def claims_lines(root: str, figures_dir: str) -> list[str]:
         for label, vs in decided.items():
             row = claims.table_row(vs[i])
             lines.append(f"- {label}: ours {row['ours']}; null {row['null']}; **{row['verdict']}**")
+    lines += prior_claim_lines(root)
     for label, models in groups.items():
         figures = {n: p for r in models[0]["evaluators"].values() for n, p in r["figures"].items()}
         lines += [""] + _figure_links(label, [figures[n] for n in CLAIM_FIGURES if n in figures], figures_dir)
+    return lines
+
+
+PRIOR_STUDY = "vae_prior"
+
+
+def prior_claim_lines(root: str) -> list[str]:
+    """Post I's "VAEs help" (claims.PRIOR_CLAIMS), decided across the vae_prior study's models, or where it has
+    not run, how to run it."""
+    done = _done(root, PRIOR_STUDY)
+    lines = []
+    for v in claims.prior_verdicts(done["models"] if done else []):
+        c, row = v.claim, claims.table_row(v)
+        lines += ["", f"### {c.title}", "", f'> "{c.quote}" ({c.post})', "", f"Rule: {c.rule_text()}.", ""]
+        if done:
+            lines.append(f"Setting: `{' '.join(done['overrides'])}` ({done['size']} size, study {PRIOR_STUDY}).")
+            lines += ["", f"- ours {row['ours']}; null {row['null']}; **{row['verdict']}**"]
+        else:
+            lines.append(f"Not yet measured: `ae-jax study {PRIOR_STUDY} --full`.")
     return lines
 
 

@@ -100,6 +100,10 @@ def claims_section(models: Sequence[dict]) -> tuple[str, list[str]]:
         seeds = sorted(m["config"]["seed"] for m in replicates)
         parts.append(pages.paragraph(f"{label} (seeds {', '.join(map(str, seeds))}):"))
         parts.append(pages.table([claims.table_row(v) for v in claims.verdicts(replicates)]))
+    across = [v for v in claims.prior_verdicts(models) if v.outcome != claims.NOT_MEASURED]
+    if across:
+        parts.append(pages.paragraph("Across the models (the plain AE's generators against the VAE's prior):"))
+        parts.append(pages.table([claims.table_row(v) for v in across]))
     return "Claims of the posts", parts
 
 

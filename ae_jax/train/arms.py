@@ -9,6 +9,7 @@ initialiser, the learning rate and the task's input settings.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Sequence
 
 from ae_jax import config as config_lib
@@ -76,6 +77,17 @@ def check_same_program(configs: Sequence[Config]) -> None:
     run_dirs = [c.run_dir for c in configs]
     if len(set(run_dirs)) != len(run_dirs):
         raise ConfigError(f"two arms would write the same run folder: {sorted(run_dirs)}")
+
+
+def program_groups(configs: Sequence[Config]) -> list[list[Config]]:
+    """The configs split into groups that can each be trained as one program (equal in every setting but
+    ARM_KEYS and IGNORED_KEYS), in order of first appearance."""
+    groups: dict[str, list[Config]] = {}
+    for config in configs:
+        flat = stages.flatten(config_lib.to_dict(config))
+        shared = {k: v for k, v in flat.items() if k not in ARM_KEYS + IGNORED_KEYS}
+        groups.setdefault(json.dumps(shared, sort_keys=True, default=str), []).append(config)
+    return list(groups.values())
 
 
 def program(config: Config, backend: str) -> str:
