@@ -19,6 +19,7 @@ what each piece costs: benchmarks/README.md.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import flax.linen as nn
@@ -210,6 +211,52 @@ def conv_transpose_taps(size: int, kernel_size: int, stride: int, padding: str) 
     return AxisTaps(image=out, grid=size, stride=stride, offsets=tuple(low - t for t in range(kernel_size)))
 
 
+def _accumulate(lhs: jnp.ndarray, rhs: jnp.ndarray, *, contracting) -> jnp.ndarray:
+    return lax.dot_general(lhs, rhs, (contracting, ((), ())), preferred_element_type=jnp.float32).astype(lhs.dtype)
+
+
+def _cotangent(g, x, y, x_contract, y_contract, x_first: bool) -> jnp.ndarray:
+    """x's cotangent in the product of x and y (x its left operand if x_first): JAX's own transpose of dot_general,
+    the same dot and transpose, as an `accumulating_dot`."""
+    x_kept = [d for d in range(x.aval.ndim) if d not in x_contract]
+    y_kept = [d for d in range(y.ndim) if d not in y_contract]
+    g_of_y = range(len(x_kept), g.ndim) if x_first else range(len(y_kept))
+    x_contract_by_y = [x_contract[i] for i in np.argsort(y_contract)]
+    product = accumulating_dot_p.bind(g, y, contracting=(tuple(g_of_y), tuple(y_kept)))
+    return product.transpose(np.argsort(x_kept + x_contract_by_y))
+
+
+# A primitive, not a custom_vjp, for the reason of the two above: forward mode keeps working.
+accumulating_dot_p = Primitive("accumulating_dot")
+accumulating_dot_p.def_impl(_accumulate)
+accumulating_dot_p.def_abstract_eval(
+    lambda lhs, rhs, *, contracting: ShapedArray(
+        jax.eval_shape(functools.partial(_accumulate, contracting=contracting), lhs, rhs).shape, lhs.dtype
+    )
+)
+mlir.register_lowering(accumulating_dot_p, mlir.lower_fun(_accumulate, multiple_results=False))
+ad.defbilinear(
+    accumulating_dot_p,
+    lambda g, lhs, rhs, *, contracting: _cotangent(g, lhs, rhs, *contracting, True),
+    lambda g, lhs, rhs, *, contracting: _cotangent(g, rhs, lhs, *contracting[::-1], False),
+)
+batching.primitive_batchers[accumulating_dot_p] = lambda args, dims, *, contracting: (
+    jax.vmap(functools.partial(_accumulate, contracting=contracting), in_axes=dims)(*args),
+    0,
+)
+
+
+def accumulating_dot(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None) -> jnp.ndarray:
+    """lax.dot_general (no batch dimensions; also Flax Dense's `dot_general`) whose product and both gradients
+    accumulate in float32 and are rounded to the operands' dtype. XLA:CPU runs bfloat16 x bfloat16 -> float32 dots
+    on YNNPACK's bfloat16 kernels but turns bfloat16 -> bfloat16 ones into float32 dots between converts."""
+    (contracting, batch), dtype = dimension_numbers, jnp.result_type(lhs, rhs)
+    if batch != ((), ()) or precision is not None or preferred_element_type not in (None, dtype):
+        raise ValueError("accumulating_dot takes no batch dimensions, precision or other output dtype")
+    contracting = tuple(tuple(int(d) for d in dims) for dims in contracting)
+    return accumulating_dot_p.bind(lhs.astype(dtype), rhs.astype(dtype), contracting=contracting)
+
+
 def matmul_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: str, transpose: bool) -> jnp.ndarray:
     """Equals lax.conv_general_dilated (transpose False) or lax.conv_transpose (True); NHWC x, HWIO kernel.
 
@@ -230,12 +277,12 @@ def matmul_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: str, 
         weights = kernel.transpose(3, 0, 1, 2).reshape(f, k * k * c)  # [out, (tap row, tap col, in)]
         patches = gather_taps(x, rows, cols)
         if c > THIN_INPUT_CHANNELS:
-            return lax.dot_general(patches, weights, (((3,), (1,)), ((), ())))
-        out = lax.dot_general(patches.reshape(-1, k * k * c), weights, (((1,), (1,)), ((), ())))
+            return accumulating_dot(patches, weights, (((3,), (1,)), ((), ())))
+        out = accumulating_dot(patches.reshape(-1, k * k * c), weights, (((1,), (1,)), ((), ())))
         return out.reshape(*patches.shape[:3], f)
     rows, cols = conv_transpose_taps(h, k, stride, padding), conv_transpose_taps(w, k, stride, padding)
     weights = kernel.transpose(2, 0, 1, 3).reshape(c, k * k * f)  # [in, (tap row, tap col, out)]
-    taps = lax.dot_general(x.reshape(-1, c), weights, (((1,), (0,)), ((), ())))
+    taps = accumulating_dot(x.reshape(-1, c), weights, (((1,), (0,)), ((), ())))
     return overlap_add(taps.reshape(*x.shape[:3], -1), rows, cols)
 
 

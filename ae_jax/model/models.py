@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from ae_jax.config import ModelConfig, feature_map_sizes
-from ae_jax.model.layers import make_conv
+from ae_jax.model.layers import accumulating_dot, make_conv
 
 ACTIVATIONS = {"leaky_relu": nn.leaky_relu, "relu": nn.relu, "selu": nn.selu}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -44,7 +44,7 @@ class Encoder(nn.Module):
                 )(x)
             )
         x = x.reshape(x.shape[0], -1)
-        dense = functools.partial(nn.Dense, dtype=dtype, kernel_init=KERNEL_INITS[c.init])
+        dense = functools.partial(nn.Dense, dtype=dtype, kernel_init=KERNEL_INITS[c.init], dot_general=accumulating_dot)
         mean = dense(c.z_dim, name="mu")(x).astype(jnp.float32)
         log_var = dense(c.z_dim, name="log_var")(x).astype(jnp.float32) if c.variational else None
         return mean, log_var
@@ -65,6 +65,7 @@ class Decoder(nn.Module):
             side * side * c.encoder_conv_filters[-1],
             dtype=dtype,
             kernel_init=KERNEL_INITS[c.init],
+            dot_general=accumulating_dot,
             name="decoder_input",
         )(z)
         x = x.reshape(z.shape[0], side, side, c.encoder_conv_filters[-1])
