@@ -104,9 +104,10 @@ def _gather_pixels(image: jnp.ndarray, *, rows: AxisTaps, cols: AxisTaps) -> jnp
 
 
 def _add_windows(patches: jnp.ndarray, *, rows: AxisTaps, cols: AxisTaps) -> jnp.ndarray:
-    """`overlap_add` as one unit-stride shifted window per tap, summed within the image's stride**2 phases."""
+    """`overlap_add` as one unit-stride shifted window per tap, summed within the image's stride**2 phases in float32
+    (XLA:CPU rounds every bfloat16 add to bfloat16, which made the bfloat16 sum slower than a float32 one)."""
     n, c = patches.shape[0], patches.shape[-1] // _tap_count(rows, cols)
-    taps = iter(jnp.split(patches, _tap_count(rows, cols), axis=-1))
+    taps = iter(jnp.split(patches.astype(jnp.float32), _tap_count(rows, cols), axis=-1))
     terms = [[[] for _ in range(cols.stride)] for _ in range(rows.stride)]
     for a in range(len(rows.offsets)):
         r, i = rows.window(a)
@@ -118,9 +119,10 @@ def _add_windows(patches: jnp.ndarray, *, rows: AxisTaps, cols: AxisTaps) -> jnp
                 (j, cols.phase_len - cols.grid - j, 0),
                 (0, 0, 0),
             )
-            terms[r][q].append(lax.pad(next(taps), jnp.zeros((), patches.dtype), pads))
-    zeros = jnp.zeros((n, rows.phase_len, cols.phase_len, c), patches.dtype)
-    return _from_phases([[sum(t[1:], t[0]) if t else zeros for t in row] for row in terms], rows, cols)
+            terms[r][q].append(lax.pad(next(taps), jnp.zeros((), jnp.float32), pads))
+    zeros = jnp.zeros((n, rows.phase_len, cols.phase_len, c), jnp.float32)
+    sums = [[sum(t[1:], t[0]) if t else zeros for t in row] for row in terms]
+    return _from_phases(sums, rows, cols).astype(patches.dtype)
 
 
 def _fold_mapped_axis(primitive):
@@ -305,8 +307,9 @@ class MatmulConv(nn.Module):
         k = self.kernel_size
         kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        return matmul_conv(x, kernel, self.stride, self.padding, self.transpose) + bias
+        x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
+        out = matmul_conv(x, kernel, self.stride, self.padding, self.transpose)
+        return (out.astype(jnp.float32) + bias).astype(out.dtype)  # the bias gradient: a float32 sum
 
 
 def make_conv(
