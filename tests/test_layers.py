@@ -1,10 +1,13 @@
 """MatmulConv computes what nn.Conv / nn.ConvTranspose compute, with the same parameters, in every mode."""
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 
 from ae_jax.model import layers
 
@@ -112,6 +115,56 @@ def test_forward_mode_matches_flax(transpose):
     (expected, expected_dot), (got, got_dot) = _run_fast(jvps)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got_dot, expected_dot, rtol=1e-4, atol=1e-4)
+
+
+# (lhs, rhs, contracting): the model's three matmuls (4-d patches by [out, in], 2-d by [out, in], 2-d by [in, out])
+# and a two-axis contraction whose axes come in another order on each side.
+DOTS = [
+    ((2, 3, 4, 6), (5, 6), ((3,), (1,))),
+    ((7, 6), (5, 6), ((1,), (1,))),
+    ((7, 6), (6, 5), ((1,), (0,))),
+    ((2, 3, 4), (4, 5, 3), ((1, 2), (2, 0))),
+]
+
+
+@pytest.mark.parametrize("lhs_shape, rhs_shape, contracting", DOTS, ids=["patches", "thin", "dense", "two_axes"])
+def test_accumulating_dot_is_dot_general_in_every_mode(lhs_shape, rhs_shape, contracting):
+    """In float32: the product, both gradients, jvp and vmap over a stacked rhs (arms) equal lax.dot_general's."""
+    dims = (contracting, ((), ()))
+    lhs, rhs = jax.random.normal(jax.random.key(0), lhs_shape), jax.random.normal(jax.random.key(1), rhs_shape)
+
+    def every_mode(dot):
+        out, pullback = jax.vjp(lambda a, b: dot(a, b, dims), lhs, rhs)
+        cotangent = jnp.sin(jnp.arange(out.size, dtype=jnp.float32)).reshape(out.shape)
+        tangent = jax.jvp(lambda a, b: dot(a, b, dims), (lhs, rhs), (jnp.cos(lhs), jnp.cos(rhs)))[1]
+        mapped = jax.vmap(lambda b: dot(lhs, b, dims))(jnp.stack([rhs, 2 * rhs]))
+        return out, pullback(cotangent), tangent, mapped
+
+    got, expected = every_mode(layers.accumulating_dot), every_mode(lax.dot_general)
+    for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+        assert g.shape == e.shape
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="batch dimensions"):
+        layers.accumulating_dot(lhs, lhs, ((contracting[0], contracting[0]), ((0,), (0,))))
+
+
+@pytest.mark.parametrize("transpose", [False, True], ids=["conv", "conv_transpose"])
+def test_bfloat16_layer_multiplies_in_bfloat16_and_sums_in_float32(transpose):
+    """A bfloat16 MatmulConv's gradient program: every matmul bf16 x bf16 -> f32 (XLA:CPU runs bf16 -> bf16 ones as
+    f32 matmuls between converts), every add (the overlap-add, forward or in the gradient) and sum (bias gradient) in
+    float32."""
+    mine = layers.MatmulConv(8, 3, 2, transpose=transpose, dtype=jnp.bfloat16)
+    x = jnp.ones((2, 6, 6, 8))
+    params = mine.init(jax.random.key(0), x)
+    loss = jax.grad(lambda p, x: jnp.sin(mine.apply(p, x).astype(jnp.float32)).sum(), argnums=(0, 1))
+    program = jax.jit(loss).lower(params, x).as_text()
+    dots = re.findall(r"stablehlo.dot_general .*: \((tensor<\S+>), (tensor<\S+>)\) -> (tensor<\S+>)", program)
+    types = {(a[-6:], b[-6:], out[-5:]) for a, b, out in dots}
+    assert len(dots) == 3 and types == {("xbf16>", "xbf16>", "xf32>")}, dots  # forward, input and kernel gradients
+    adds = re.findall(r"stablehlo.add %\S+, %\S+ : (tensor<\S+>)", program)
+    sums = re.findall(r"applies stablehlo.add across dimensions = \[[^\]]*\] : \((tensor<\S+>),", program)
+    assert sums and all("f32" in t for t in sums), sums
+    assert any("f32" in t for t in adds) and not any("bf16" in t for t in adds), adds  # the overlap-add either way
 
 
 def test_compute_dtype_is_respected():
