@@ -6,7 +6,7 @@ step), benchmarks/torch_reference.py and benchmarks/keras_reference.py (skipped,
 the framework is not installed), and ae_jax's encoder forward pass. It prints a table:
 
     python benchmarks/train_bench.py                      # case1 AE, 96x96x3, batch 64
-    python benchmarks/train_bench.py --steps 50 --only ae_jax --bf16   # on a GPU
+    python benchmarks/train_bench.py --steps 50 --only ae_jax --bf16   # bfloat16 compute
 
 FLOPs per image come from XLA's cost analysis of the ae_jax train step and are used for every framework
 (the twins compute the same network).
@@ -45,7 +45,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="run every framework this many times, interleaved, and keep each one's best (busy machines)",
     )
     p.add_argument("--encode-batch", type=int, default=256, help="batch of the encoding throughput line")
-    p.add_argument("--bf16", action="store_true", help="ae_jax computes in bfloat16 (model.dtype), for GPUs")
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="ae_jax computes in bfloat16 (model.dtype): on CPUs still slower than float32 (benchmarks/README.md)",
+    )
     p.add_argument("--only", default=",".join(FRAMEWORKS), help=f"comma-separated subset of {', '.join(FRAMEWORKS)}")
     p.add_argument(
         "--threads", type=int, default=0, help="PyTorch/Keras intra-op threads (0: as many as usable cores, like XLA)"
