@@ -1,7 +1,7 @@
 """Evaluators and studies across processes: two processes with 2 simulated CPU devices each run a smoke study and
 `ae-jax eval` (encode, reconstruction) on its trained run, and get the numbers one process with 4 devices gets,
-every file written by process 0 alone (process 1 changes nothing under the output folder: an audit hook sees every file it opens for
-writing, renames, removes or creates)."""
+every file written by process 0 alone (process 1 changes nothing under the output folder: an audit hook sees
+every file it opens for writing, renames, removes or creates)."""
 
 from __future__ import annotations
 
