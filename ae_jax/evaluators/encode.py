@@ -158,7 +158,7 @@ def ensure_encoded(run_dir: str, split: str, run) -> str:
     path = z_path(run_dir, split)
     config, _, params = run
     reused = stages.reusable(f"z-points {path}", record_path(path), encode_inputs(config, params, split))
-    if not (reused and os.path.isfile(path)):  # every process asks process 0 (stages.reusable), then encodes or not
+    if not (reused and os.path.isfile(path)):  # process 0 decided (stages.reusable): all encode, or none
         encode_run(run_dir, split, run=run)
     return path
 
