@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import sys
 
@@ -397,10 +398,12 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     from ae_jax.config import ConfigError
     from ae_jax.data.datasets import DataError
+    from ae_jax.sharding import is_main
     from ae_jax.train.runs import TrainingError
 
-    try:
-        return args.func(args)
+    try:  # results on stdout from process 0 alone, as the log (every process does the same work)
+        with contextlib.nullcontext() if is_main() else contextlib.redirect_stdout(io.StringIO()):
+            return args.func(args)
     except (ConfigError, DataError, TrainingError, FileNotFoundError, ValueError) as e:
         print(f"ae-jax {args.command}: error: {e}", file=sys.stderr)
         return _exit_status(e)

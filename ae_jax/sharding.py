@@ -109,6 +109,14 @@ def barrier(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
+def agreed(flag: bool) -> bool:
+    """Process 0's `flag` in every process, so that all take the branch it takes (e.g. reuse a stage or compute
+    it); every process must call it at the same point."""
+    if jax.process_count() == 1:
+        return flag
+    return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag, np.int32)))
+
+
 def any_process(flag: bool) -> bool:
     """Whether `flag` is true in any process; every process must call it at the same point."""
     if jax.process_count() == 1:

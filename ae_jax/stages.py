@@ -15,7 +15,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import numpy as np
+
+from ae_jax import sharding
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +73,12 @@ def changed_keys(old: dict, new: dict) -> list[str]:
     ]
 
 
-def write_atomically(path: str, write: Callable[[Any], None], mode: str = "wb") -> str:
+def write_atomically(path: str, write: Callable[[Any], None], mode: str = "wb", every_process: bool = False) -> str:
     """Write via a new temporary file in the same folder, then os.replace, so readers never see a partial file;
-    the folder is created. Returns path."""
+    the folder is created. Only process 0 writes (an output is written once), unless `every_process` (a cache each
+    process reads back at once). Returns path."""
+    if not (every_process or sharding.is_main()):
+        return path
     folder, name = os.path.split(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
@@ -101,9 +107,16 @@ def read_json(path: str) -> Any | None:
 
 
 def reusable(label: str, record_path: str, inputs: dict) -> dict | None:
-    """The record at record_path if its key matches `inputs`, else None; logs which it is and why."""
+    """The record at record_path if its key matches `inputs`, else None; logs which it is and why. Under several
+    processes, process 0's answer is every process's, so that none skips work the others do together."""
     record = read_json(record_path)
-    if record is not None and record.get("key") == digest(inputs):
+    matches = record is not None and record.get("key") == digest(inputs)
+    if sharding.agreed(matches):  # every process reuses, or every process computes, as process 0 decides
+        if not matches:
+            raise RuntimeError(
+                f"{record_path}: process 0 reuses it but process {jax.process_index()} reads another record: "
+                "every process must see the same files (one shared filesystem)"
+            )
         logger.info(f"{label}: reused (inputs unchanged, key {record['key'][:12]})")
         return record
     if record is None:
@@ -115,7 +128,7 @@ def reusable(label: str, record_path: str, inputs: dict) -> dict | None:
 
 
 def record(record_path: str, inputs: dict, **payload) -> dict:
-    """Write the stage's record (its key, its inputs and payload) and return it."""
+    """Write the stage's record (its key, its inputs and payload; process 0 writes) and return it."""
     value = {"key": digest(inputs), "inputs": inputs, **payload}
     write_json(record_path, value)
     return value

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 
 import jax
+import jax_jobs
 import numpy as np
 import pytest
 
@@ -39,47 +39,17 @@ if jax.process_index() == 0:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _launch(devices: int, workdir: str, process: tuple[int, int, int] | None = None) -> subprocess.Popen:
-    """One process of JOB (`process` = (id, count, coordinator port), or None for a single process)."""
-    env = {
-        **os.environ,
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-        "AE_JAX_JIT_CACHE": os.path.join(workdir, "jit"),
-    }
-    if process:
-        index, count, port = process
-        env.update(
-            JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-            JAX_NUM_PROCESSES=str(count),
-            JAX_PROCESS_ID=str(index),
-            AE_JAX_COORDINATOR_TIMEOUT="60",
-        )
-    placement = "device" if process else "host"
+def _launch(workdir: str, processes: int, devices: int) -> list:
+    """The processes of JOB; a job of several gathers batches on the devices, a single process from the host."""
+    placement = "device" if processes > 1 else "host"
     overrides = [f"workdir={workdir}", "train.steps_per_epoch=3", "train.checkpoint_every_steps=2"]
     overrides.append(f"data.placement={placement}")
-    return subprocess.Popen(
-        [sys.executable, "-c", JOB, json.dumps(overrides)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-
-
-def _result(proc: subprocess.Popen) -> dict | None:
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err.decode()[-3000:]
-    lines = out.decode().strip().splitlines()
-    results = [line for line in lines if line.startswith("{")]
-    return json.loads(results[-1]) if results else None
+    return jax_jobs.start_job(JOB, [json.dumps(overrides)], processes, devices, os.path.join(workdir, "jit"))
 
 
 def test_two_processes_train_resume_and_encode_like_one_process(tmp_path):
-    port = _free_port()
-    procs = [_launch(2, str(tmp_path / "two"), (i, 2, port)) for i in range(2)] + [_launch(4, str(tmp_path / "one"))]
-    two, other, one = [_result(p) for p in procs]
+    procs = _launch(str(tmp_path / "two"), 2, 2) + _launch(str(tmp_path / "one"), 1, 4)
+    two, other, one = [jax_jobs.result(p) for p in procs]
     assert other is None  # process 1 writes nothing and prints nothing
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-5)
     for a, b in zip(two["params"], one["params"]):
@@ -95,7 +65,7 @@ def test_two_processes_train_resume_and_encode_like_one_process(tmp_path):
 def test_a_process_that_cannot_reach_the_coordinator_says_which_setting(tmp_path):
     env = {
         **os.environ,
-        "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{_free_port()}",
+        "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{jax_jobs.free_port()}",
         "JAX_NUM_PROCESSES": "2",
         "JAX_PROCESS_ID": "1",
         "AE_JAX_COORDINATOR_TIMEOUT": "2",

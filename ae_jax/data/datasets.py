@@ -704,8 +704,9 @@ def _cached(cfg: DataConfig, split: str, plan: _Plan) -> Dataset:
     )
     if dataset.labels is not None:
         meta["labels"] = dataset.labels
-    stages.write_atomically(images_path, lambda f: np.save(f, dataset.images))
-    stages.write_atomically(meta_path, lambda f: np.savez(f, **meta))
+    # every process writes its machine's cache (hosts need not share one) and reads it back at once
+    stages.write_atomically(images_path, lambda f: np.save(f, dataset.images), every_process=True)
+    stages.write_atomically(meta_path, lambda f: np.savez(f, **meta), every_process=True)
     return _open_cache(images_path, meta_path, cfg, digest)
 
 

@@ -7,7 +7,6 @@ the posts' claims it measures (`claim_evidence`).
 
 from __future__ import annotations
 
-import csv
 import functools
 import logging
 import math
@@ -19,10 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from ae_jax import stages
 from ae_jax.config import DistributionConfig
 from ae_jax.evaluators import distribution_plots, encode, registry
 from ae_jax.evaluators.evidence import AUTHOR_Z_DIM, COUNT_THRESHOLDS, Evidence, author_scale, count_claim_id
 from ae_jax.numerics import stats
+from ae_jax.report import pages
 from ae_jax.report.pages import Share
 
 logger = logging.getLogger(__name__)
@@ -151,7 +152,6 @@ def analyze(
     n, d = z.shape
     if ids is not None and len(ids) != n:
         raise ValueError(f"ids has {len(ids)} entries but z has {n} rows")
-    os.makedirs(out_dir, exist_ok=True)
     rng = np.random.default_rng(seed)
     m = _measure(z, cfg, comp or components(z, cfg), _subsample(n, cfg.nn_points, rng))
     if not m["from_data"] and m["cut"]["components"]:
@@ -171,7 +171,8 @@ def analyze(
         draw(os.path.join(out_dir, name))
     if embeddings:
         named = {} if ids is None else {"ids": np.asarray([_id_of(ids, i) for i in tsne_rows])}
-        np.savez(os.path.join(out_dir, "tsne_embeddings.npz"), rows=tsne_rows, **named, **embeddings)
+        embeddings_path = os.path.join(out_dir, "tsne_embeddings.npz")
+        stages.write_atomically(embeddings_path, lambda f: np.savez(f, rows=tsne_rows, **named, **embeddings))
 
     summary = _summary(m, z, ids, cfg)
     summary.update(
@@ -179,10 +180,10 @@ def analyze(
         figures=[name for name, _ in figures],
         skipped=skipped,
     )
-    with open(os.path.join(out_dir, "dominant_components.csv"), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["index", "mu", "fwhm"])
-        writer.writerows([i, f"{m['mu'][i]:.6g}", f"{m['fwhm'][i]:.6g}"] for i in summary["dominant_components"])
+    dominant = [
+        {"index": i, "mu": f"{m['mu'][i]:.6g}", "fwhm": f"{m['fwhm'][i]:.6g}"} for i in summary["dominant_components"]
+    ]
+    pages.write_csv(dominant, os.path.join(out_dir, "dominant_components.csv"), ("index", "mu", "fwhm"))
     return summary
 
 

@@ -55,6 +55,8 @@ def encode_images(
     encodes its rows of each batch; the main process writes the one file."""
     main = sharding.is_main()
     tmp_path = out_path + ".partial.npy"
+    if main:
+        os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     z = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.float32, shape=(len(images), z_dim)) if main else None
     done = 0
     with tqdm(total=len(images), desc=desc, unit="img", dynamic_ncols=True, disable=not main) as bar:
@@ -126,7 +128,6 @@ def encode_run(
     for name in SPLITS if split == "all" else (split,):
         ds = datasets.load_split(config.data, name, config.seed)
         path = out if (out and split != "all") else z_path(run_dir, name)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         encode_images(encode_fn, ds.images, path, config.model.z_dim, batch_size, mesh, desc=f"encode {name}")
         written[name] = path
         if not sharding.is_main():
@@ -156,10 +157,8 @@ def ensure_encoded(run_dir: str, split: str, run) -> str:
     """The path of the run's z-points of `split`, encoded again unless their record matches the parameters."""
     path = z_path(run_dir, split)
     config, _, params = run
-    if not (
-        os.path.isfile(path)
-        and stages.reusable(f"z-points {path}", record_path(path), encode_inputs(config, params, split))
-    ):
+    reused = stages.reusable(f"z-points {path}", record_path(path), encode_inputs(config, params, split))
+    if not (reused and os.path.isfile(path)):  # process 0 decided (stages.reusable): all encode, or none
         encode_run(run_dir, split, run=run)
     return path
 
@@ -197,7 +196,7 @@ def ensure_log_variances(run_dir: str, split: str, run, batch_size: int = 256) -
         raise ValueError(f"{run_dir}: a plain autoencoder has no posterior log-variances")
     path = log_var_path(z_path(run_dir, split))
     inputs = {**encode_inputs(config, params, split), "statistic": "log_var"}
-    if os.path.isfile(path) and stages.reusable(f"log-variances {path}", record_path(path), inputs):
+    if stages.reusable(f"log-variances {path}", record_path(path), inputs) and os.path.isfile(path):
         return path
     mesh = sharding.data_mesh()
     images = datasets.load_split(config.data, split, config.seed).images

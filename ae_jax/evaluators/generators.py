@@ -9,7 +9,6 @@ records the evidence of the uniform claims (ae_jax.studies.claims).
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -112,7 +111,6 @@ def sweep(
     hits, radii, k-NN precision; decoded grids when `decode` is given. Writes sweep.csv and figures to out_dir."""
     z = stats.as_points(z, "z-points", min_points=2)
     check_region(comp)
-    os.makedirs(out_dir, exist_ok=True)
     region = (comp["mean"], comp["fwhm"])
     support = z[: cfg.precision_points]
     support = (support, stats.knn_distances(support, cfg.precision_k))
@@ -172,19 +170,18 @@ def write_sweep_csv(results: list[dict], path: str, precision_k: int) -> None:
     """One row per (generator, k) with the hit fractions and radii."""
     precision = f"manifold_precision_k{precision_k}"
     radius_columns = ["mean", "std", "analytic_mean", "analytic_std"]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, ["label", *HIT_COLUMNS, *[f"radius_{c}" for c in radius_columns], precision])
-        writer.writeheader()
-        for r in results:
-            for h in r["hits"]:
-                writer.writerow(
-                    {
-                        "label": r["label"],
-                        **{c: h[c] for c in HIT_COLUMNS},
-                        **{f"radius_{c}": r["radius"][c] for c in radius_columns},
-                        precision: r[precision],
-                    }
-                )
+    columns = ["label", *HIT_COLUMNS, *[f"radius_{c}" for c in radius_columns], precision]
+    rows = [
+        {
+            "label": r["label"],
+            **{c: h[c] for c in HIT_COLUMNS},
+            **{f"radius_{c}": r["radius"][c] for c in radius_columns},
+            precision: r[precision],
+        }
+        for r in results
+        for h in r["hits"]
+    ]
+    pages.write_csv(rows, path, columns)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ae_jax import config as config_lib
-from ae_jax import stages
+from ae_jax import sharding, stages
 from ae_jax.config import Config
 
 
@@ -218,17 +218,23 @@ def folder_of(ctx: RunContext, name: str, key: str) -> str:
 
 
 def _clear(folder: str) -> None:
-    """Empty an evaluator's folder so nothing of an older config stays beside the new result; a non-empty
-    folder that an evaluator did not write (no config.json) is refused rather than deleted."""
-    if os.path.isdir(folder) and os.listdir(folder):
-        if not os.path.isfile(os.path.join(folder, "config.json")):
-            raise ValueError(f"{folder} exists and holds files that ae_jax did not write; choose another --out")
-        shutil.rmtree(folder)
-    os.makedirs(folder, exist_ok=True)
+    """Empty an evaluator's folder (process 0 does) so nothing of an older config stays beside the new result; a
+    non-empty folder that an evaluator did not write (no config.json) is refused rather than deleted."""
+    foreign = os.path.isdir(folder) and os.listdir(folder) and not os.path.isfile(os.path.join(folder, "config.json"))
+    if sharding.agreed(bool(foreign)):  # every process has looked before process 0 deletes
+        raise ValueError(f"{folder} exists and holds files that ae_jax did not write; choose another --out")
+    if sharding.is_main():
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+        os.makedirs(folder)
 
 
 def run(ctx: RunContext, names: Sequence[str] | None = None) -> dict[str, Result]:
-    """Run the named evaluators (default: config eval.names) in order, reusing results whose inputs match."""
+    """Run the named evaluators (default: config eval.names) in order, reusing results whose inputs match.
+
+    Under several processes every process runs the same evaluators (their jitted work may span every process's
+    devices) and process 0 alone writes; every result is read back only after a barrier, so all return the
+    numbers process 0 wrote."""
     names = tuple(names or ctx.config.eval.names)
     check(ctx.config, names, bool(ctx.run_dir), bool(ctx.judge_dir))
     config_dict = config_lib.to_dict(ctx.config)
@@ -246,6 +252,7 @@ def run(ctx: RunContext, names: Sequence[str] | None = None) -> dict[str, Result
             numbers, figures = ev.fn(ctx, folder)
             figures = {k: os.path.relpath(v, folder) for k, v in figures.items()}
             stages.record(record_path, inputs, evaluator=name, numbers=numbers, figures=figures)
+            sharding.barrier(f"{name} written")
             record = stages.read_json(record_path)  # a fresh result reads exactly as a reused one will
         figures = {k: os.path.join(folder, v) for k, v in record["figures"].items()}
         results[name] = Result(name, folder, record["key"], reused, record["numbers"], figures)

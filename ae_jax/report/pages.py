@@ -5,9 +5,13 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import math
 import os
+import re
 from collections.abc import Sequence
+
+from ae_jax import stages
 
 
 class Share(float):
@@ -61,15 +65,27 @@ def table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
+FIGURE_SOURCE = "ae-jax-figure:"  # marks a figure's path in a section until write_page inlines the PNG
+
+
 def figure(path: str, caption: str = "") -> str:
-    """The PNG at `path` inlined, so the page stays readable offline and when moved."""
-    with open(path, "rb") as f:
-        encoded = base64.b64encode(f.read()).decode()
+    """The PNG at `path`, inlined when the page is written (`write_page`, by the process that writes), so the page
+    stays readable offline and when moved."""
     caption = caption or os.path.basename(path)
     return (
-        f'<figure><img src="data:image/png;base64,{encoded}" alt="{html.escape(caption)}">'
+        f'<figure><img src="{FIGURE_SOURCE}{html.escape(path)}" alt="{html.escape(caption)}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
     )
+
+
+def _inline_figures(page: str) -> str:
+    """The page with each figure's path (FIGURE_SOURCE) replaced by its PNG's bytes as base64."""
+
+    def inline(match: re.Match) -> str:
+        with open(html.unescape(match.group(1)), "rb") as f:
+            return f'src="data:image/png;base64,{base64.b64encode(f.read()).decode()}"'
+
+    return re.sub(f'src="{re.escape(FIGURE_SOURCE)}([^"]*)"', inline, page)
 
 
 def paragraph(text: str) -> str:
@@ -97,22 +113,18 @@ def write_page(path: str, title: str, sections: Sequence[tuple[str, Sequence[str
     banner = f'<p class="banner">{html.escape(banner)}</p>' if banner else ""
     nav = "".join(f'<a href="#s{i}">{html.escape(h)}</a>' for i, (h, _) in enumerate(sections))
     body = "".join(f'<h2 id="s{i}">{html.escape(h)}</h2>' + "".join(parts) for i, (h, parts) in enumerate(sections))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{banner}<nav>{nav}</nav>{body}"
-            "</body></html>"
-        )
-    return path
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{banner}<nav>{nav}</nav>{body}"
+        "</body></html>"
+    )
+    return stages.write_atomically(path, lambda f: f.write(_inline_figures(page)), mode="w")
 
 
-def write_csv(rows: Sequence[dict], path: str) -> str:
-    """Rows of dicts as a CSV file (columns: every key, in first-seen order); returns its path."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+def write_csv(rows: Sequence[dict], path: str, columns: Sequence[str] | None = None) -> str:
+    """Rows of dicts as a CSV file (columns: `columns`, default every key in first-seen order); returns its path."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, list(columns or dict.fromkeys(k for r in rows for k in r)))
+    writer.writeheader()
+    writer.writerows(rows)
+    return stages.write_atomically(path, lambda f: f.write(text.getvalue().encode()))

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ae_jax import config as config_lib
-from ae_jax import stages
+from ae_jax import sharding, stages
 from ae_jax.config import Config
 from ae_jax.evaluators import registry
 from ae_jax.report import pages
@@ -134,7 +134,8 @@ def _replicates(study: Study, settings: dict, out: str, replicates: list[tuple[i
 
 
 def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), seeds: int = 1) -> str:
-    """Run one study into its folder (study_folder), once per seed; returns the path of its page."""
+    """Run one study into its folder (study_folder), once per seed; returns the path of its page. Under several
+    processes every process runs it (ae_jax.evaluators.registry.run) and process 0 writes its files."""
     study = study_named(name)
     check_overrides([study], overrides)
     settings = study.full if full else study.smoke
@@ -142,7 +143,6 @@ def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), se
     overrides = [f"workdir={os.path.join(out_dir, 'runs')}"] + list(overrides)
     replicates = seed_overrides(overrides, seeds)
     size = {"size": "full" if full else "smoke", **({} if full else {"banner": SMOKE_BANNER})}
-    os.makedirs(out, exist_ok=True)
     stages.write_json(
         os.path.join(out, "config.json"),
         {"study": name, **size, "settings": config_lib.plain(settings), "overrides": overrides, "seeds": seeds},
@@ -171,4 +171,6 @@ def run_study(name: str, full: bool, out_dir: str, overrides: list[str] = (), se
         *([views.across_seeds_section(output.models)] if seeds > 1 else []),
     ]
     title = f"ae_jax study: {name}"
-    return pages.write_page(os.path.join(out, "index.html"), title, first + output.sections, size.get("banner", ""))
+    page = pages.write_page(os.path.join(out, "index.html"), title, first + output.sections, size.get("banner", ""))
+    sharding.barrier(f"study {name} written")  # no process reads the study's files before process 0 has written them
+    return page

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Sequence
 
 from ae_jax import config as config_lib
-from ae_jax import stages
+from ae_jax import sharding, stages
 from ae_jax.config import Config
 from ae_jax.evaluators import registry
 from ae_jax.train import runs
@@ -74,9 +74,12 @@ def ensure_judge(config: Config, root: str) -> str:
     judge_dir = os.path.join(root, f"judge-{stages.digest(inputs)[:8]}")
     record_path = os.path.join(judge_dir, "stage.json")
     if not stages.reusable(f"judge {judge_dir}", record_path, inputs):
-        shutil.rmtree(judge_dir, ignore_errors=True)
-        train_judge(config, judge_dir)
+        if sharding.is_main():
+            shutil.rmtree(judge_dir, ignore_errors=True)
+        sharding.barrier("judge folder cleared")
+        train_judge(config, judge_dir)  # every process trains the same judge; process 0 writes it
         stages.record(record_path, inputs)
+        sharding.barrier("judge written")
     return judge_dir
 
 

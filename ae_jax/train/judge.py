@@ -21,6 +21,7 @@ import optax
 from tqdm.auto import tqdm
 
 from ae_jax import config as config_lib
+from ae_jax import sharding, stages
 from ae_jax.config import Config
 from ae_jax.data import datasets
 from ae_jax.numerics import stats
@@ -194,14 +195,13 @@ def train_judge(config: Config, out_dir: str, curve: bool = False) -> dict:
 
 
 def _save_judge(config: Config, out_dir: str, params, info: dict) -> None:
-    """The judge's params, config.json and judge.json under out_dir."""
-    os.makedirs(out_dir, exist_ok=True)
+    """The judge's params, config.json and judge.json under out_dir (every process calls it with the same judge;
+    process 0 writes, orbax coordinating the params)."""
     store = CheckpointStore(os.path.join(out_dir, "params"), keep=1)
-    store.save(0, params)
+    store.save(0, jax.device_put(params, sharding.replicated(sharding.data_mesh())))
     store.wait()
     config_lib.save(config, os.path.join(out_dir, "config.json"))
-    with open(os.path.join(out_dir, "judge.json"), "w") as f:
-        json.dump(info, f, indent=2)
+    stages.write_atomically(os.path.join(out_dir, "judge.json"), lambda f: json.dump(info, f, indent=2), mode="w")
 
 
 def _apply_batches(net, params, images, head: bool = False, batch_size: int = 256):
@@ -218,11 +218,13 @@ def load_judge(judge_dir: str) -> Callable[[np.ndarray], np.ndarray]:
     with open(path) as f:
         info = json.load(f)
     net = _net(info["n_outputs"], info["net"])
-    abstract = jax.eval_shape(lambda: net.init(make_key(0), jnp.zeros((1, *info["image_shape"])))["params"])
+    shapes = jax.eval_shape(lambda: net.init(make_key(0), jnp.zeros((1, *info["image_shape"])))["params"])
+    replicated = sharding.replicated(sharding.data_mesh())
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
     restored = CheckpointStore(os.path.join(judge_dir, "params"), keep=1).restore_latest(abstract)
     if restored is None:
         raise FileNotFoundError(f"no readable judge parameters under {judge_dir}")
-    params = restored[0]
+    params = jax.tree.map(lambda x: x.addressable_data(0), restored[0])  # this process's own copy
 
     def features(images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
