@@ -99,6 +99,7 @@ def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
     import jax
 
     from ae_jax import config as config_lib
+    from ae_jax import sharding
     from ae_jax.evaluators import registry
     from ae_jax.report import pages
     from ae_jax.studies import views
@@ -121,7 +122,8 @@ def _evaluate(args, names: tuple[str, ...], extra: list[str] = ()) -> int:
     registry.check(config, names, bool(args.run), bool(judge_dir))
     out = args.out or os.path.join(args.run, "eval")
     ctx = registry.RunContext(config, out, run_dir=args.run, z_file=args.z, judge_dir=judge_dir)
-    profile = getattr(args, "profile", False) and os.path.join(out, "profile")
+    # traced by process 0 alone, as training is: the processes of one host would write the same trace files
+    profile = getattr(args, "profile", False) and sharding.is_main() and os.path.join(out, "profile")
     with jax.profiler.trace(profile, create_perfetto_trace=True) if profile else contextlib.nullcontext():
         results = registry.run(ctx, names)
     shown = views.model_views(config.name, config.eval.report_ks, results)
@@ -307,7 +309,8 @@ def _add_evaluator_command(sub, name: str, func, help_text: str) -> None:
         p.add_argument(
             "--profile",
             action="store_true",
-            help="trace the whole evaluation (compilation included) with jax.profiler into <out>/profile/",
+            help="trace the whole evaluation (compilation included) with jax.profiler into <out>/profile/ "
+            "(process 0's, in a multi-process run)",
         )
     if name in ("eval", "sample"):
         p.add_argument("--judge", help="judge folder (from `ae-jax judge`) to score decoded images")

@@ -1,7 +1,7 @@
 """Evaluators and studies across processes: two processes with 2 simulated CPU devices each run a smoke study and
-`ae-jax eval` (encode, reconstruction) on its trained run, and get the numbers one process with 4 devices gets,
-every file written by process 0 alone (process 1 changes nothing under the output folder: an audit hook sees
-every file it opens for writing, renames, removes or creates)."""
+`ae-jax eval --profile` (encode, reconstruction) on its trained run, and get the numbers one process with 4 devices
+gets, every file written by process 0 alone, the trace included (process 1 changes nothing under the output folder:
+an audit hook sees every file it opens for writing, renames, removes or creates)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import jax
 from ae_jax.cli import main
 assert main(["study", "random_points", "--out", root]) == 0
 run = os.path.join(root, "runs", *os.listdir(os.path.join(root, "runs")))
-assert main(["eval", run, "--out", os.path.join(root, "eval"), "--evals", "encode,reconstruction"]) == 0
+assert main(["eval", run, "--out", os.path.join(root, "eval"), "--evals", "encode,reconstruction", "--profile"]) == 0
 print(json.dumps({"process": jax.process_index(), "devices": jax.device_count(), "changed": sorted(set(changed))}))
 """
 
@@ -47,7 +47,7 @@ def _numbers(root: str) -> dict:
         for name, result in m["evaluators"].items()
     }
     for folder in sorted(os.listdir(os.path.join(root, "eval"))):
-        if os.path.isdir(os.path.join(root, "eval", folder)):
+        if os.path.isdir(os.path.join(root, "eval", folder)) and folder != "profile":
             numbers = json.load(open(os.path.join(root, "eval", folder, "result.json")))["numbers"]
             measured[f"eval {folder.rsplit('-', 1)[0]}"] = numbers
     measured["eval encode"].pop("sha256")
@@ -79,6 +79,7 @@ def test_two_processes_evaluate_and_study_like_one_process_and_write_once(tmp_pa
     assert [r["devices"] for r in (main, other, single)] == [4, 4, 4]
     assert other["process"] == 1 and other["changed"] == []  # process 1 wrote, renamed, removed or created nothing
     assert "random_points-smoke/results.json" in main["changed"] and "eval/index.html" in main["changed"]
+    assert any(p.startswith("eval/profile/") and p.endswith("perfetto_trace.json.gz") for p in main["changed"])
     numbers = _numbers(two)
     assert {"study tiny reconstruction", "study tiny generators"} <= numbers.keys()
     assert {"eval encode", "eval reconstruction"} <= numbers.keys()
