@@ -62,6 +62,25 @@ def test_resume_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_longer_run_starts_from_its_finished_shorter_twin_and_trains_what_a_run_from_step_0_trains(
+    tmp_path, log_messages
+):
+    from ae_jax.studies.pipeline import ensure_trained
+
+    scratch = ensure_trained(tiny(tmp_path / "scratch", "train.epochs=2", "name=t"))[0]
+    ensure_trained(tiny(tmp_path / "grid", "train.epochs=1", "name=t"))
+    ensure_trained(tiny(tmp_path / "grid", "train.epochs=3", "name=t", "seed=1"))  # another seed: no twin
+    log_messages.clear()
+    longer = ensure_trained(tiny(tmp_path / "grid", "train.epochs=2", "name=t"))[0]
+    one_epoch = [m for m in log_messages if "starting from the 1 epochs of" in m]
+    assert len(one_epoch) == 1 and "resumed" in " ".join(log_messages), log_messages
+    for a, b in zip(leaves(load_run(scratch.run_dir)[2]), leaves(load_run(longer.run_dir)[2])):
+        np.testing.assert_array_equal(a, b)
+    records = [[json.loads(x) for x in open(os.path.join(r.run_dir, "metrics.jsonl"))] for r in (scratch, longer)]
+    assert [(r["epoch"], r["train_loss"]) for r in records[0]] == [(r["epoch"], r["train_loss"]) for r in records[1]]
+    assert os.path.isfile(os.path.join(longer.run_dir, "reconstructions_epoch001.png"))
+
+
 def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny(tmp_path, "train.epochs=2", "train.optimizer=sgd", "train.learning_rate=1e30")
     with pytest.raises(TrainingError, match=r"non-finite loss .* at step \d+.*learning rate"):

@@ -27,13 +27,14 @@ JUDGE_FORMAT = 2  # 2: judge.json records the trivial baseline
 
 def ensure_trained(config: Config) -> tuple[Config, str, dict]:
     """(keyed config, training key, last epoch's metrics) of the config's run, training or resuming it unless
-    it already holds train.epochs epochs."""
+    it already holds train.epochs epochs; a new run starts from its shorter twin's epochs where one is finished."""
     from ae_jax.train.loop import train
 
     run_config, key, done = runs.locate(config)
     if done is not None:
         logger.info(f"{run_config.run_dir}: reused (trained for {config.train.epochs} epochs, training key {key[:12]})")
         return run_config, key, done
+    runs.start_from_shorter_twin(run_config)
     resume = runs.has_checkpoints(run_config.run_dir)
     logger.info(f"{run_config.run_dir}: {'resuming' if resume else 'training'} (training key {key[:12]})")
     metrics = train(run_config, resume=resume)

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 
 from ae_jax import config as config_lib
@@ -197,10 +198,52 @@ def locate(config: Config) -> tuple[Config, str, dict | None]:
     if not os.path.isdir(run_config.run_dir):
         run_config = _same_run_under_another_name(run_config, key)
     refuse_another_config(config, run_config.run_dir)
-    lines = stages.read_jsonl(os.path.join(run_config.run_dir, "metrics.jsonl")) or []
+    return run_config, key, _finished(run_config.run_dir, config.train.epochs)
+
+
+def _finished(run_dir: str, epochs: int) -> dict | None:
+    """The last epoch's metrics of a run folder that holds `epochs` epochs and their checkpoint, else None."""
+    lines = stages.read_jsonl(os.path.join(run_dir, "metrics.jsonl")) or []
     last = lines[-1] if lines else {}
-    saved = os.path.isdir(os.path.join(run_config.run_dir, "ckpt", str(last.get("step"))))  # written after the line
-    return run_config, key, last if last.get("epoch") == config.train.epochs and saved else None
+    saved = os.path.isdir(os.path.join(run_dir, "ckpt", str(last.get("step"))))  # written after the line
+    return last if last.get("epoch") == epochs and saved else None
+
+
+# What a shorter twin's folder lends a longer run: the records and figures of the epochs both share.
+_TWIN_SKIPS = ("config.json", "ckpt", "eval", "profile", "tensorboard")
+
+
+def start_from_shorter_twin(run_config: Config) -> str | None:
+    """Seed an empty run folder from the finished run of its workdir that differs from it only in fewer
+    train.epochs (the most of them): its last checkpoint, metrics and per-epoch figures. The learning rate
+    is constant and the data order is a function of (seed, epoch), so its epochs are this run's first ones
+    and resuming from them trains what a run from step 0 trains. Returns the twin's folder, or None."""
+    if has_checkpoints(run_config.run_dir) or not os.path.isdir(run_config.workdir):
+        return None
+    wanted = {k: v for k, v in training_inputs(run_config).items() if k != "train.epochs"}
+    twins = []
+    for name in os.listdir(run_config.workdir):
+        folder = os.path.join(run_config.workdir, name)
+        saved = saved_config(folder) if folder != run_config.run_dir else None
+        if saved is None or saved.train.epochs >= run_config.train.epochs:
+            continue
+        inputs = {k: v for k, v in training_inputs(saved).items() if k != "train.epochs"}
+        if inputs == wanted and (done := _finished(folder, saved.train.epochs)) is not None:
+            twins.append((saved.train.epochs, folder, done["step"]))
+    sharding.barrier("shorter twins looked for")  # by every process, before the main one seeds the folder
+    if not twins:
+        return None
+    epochs, twin, step = max(twins)
+    if sharding.is_main():
+        os.makedirs(run_config.run_dir, exist_ok=True)
+        for entry in os.listdir(twin):
+            if entry not in _TWIN_SKIPS and not entry.startswith("z_"):
+                copy = shutil.copytree if os.path.isdir(os.path.join(twin, entry)) else shutil.copy2
+                copy(os.path.join(twin, entry), os.path.join(run_config.run_dir, entry))
+        shutil.copytree(os.path.join(twin, "ckpt", str(step)), os.path.join(run_config.run_dir, "ckpt", str(step)))
+    sharding.barrier("run folder seeded from its shorter twin")
+    logger.info(f"{run_config.run_dir}: starting from the {epochs} epochs of {twin} (the same run but train.epochs)")
+    return twin
 
 
 def _same_run_under_another_name(run_config: Config, key: str) -> Config:
