@@ -3,6 +3,7 @@ each claim's verdict (supported / refuted / inconclusive / not measured, ae_jax.
 stated next to it.
 
     python -m ae_jax.studies.results_md --results results --out docs/results.md
+    python -m ae_jax.studies.results_md --results other_results --section trend   # that section only
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import os
 import re
 import shutil
 
+from ae_jax import stages
 from ae_jax.evaluators import judge as judge_evaluator
 from ae_jax.evaluators import registry
 from ae_jax.report.pages import cell_text, percent
-from ae_jax.studies import claims, framework, views
+from ae_jax.studies import claims, framework, trend, views
 
 
 def _load(path: str):
@@ -141,6 +143,11 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument("--out", default="docs/results.md")
     parser.add_argument("--title", default="Results on the CelebA subset")
     parser.add_argument("--setting", default="", help="one line saying how the studies were run")
+    parser.add_argument(
+        "--section",
+        choices=sorted(SECTIONS),
+        help="rewrite only this section of the existing page (and its figures), keeping the others",
+    )
     return parser.parse_args(argv)
 
 
@@ -229,6 +236,61 @@ def prior_claim_lines(root: str) -> list[str]:
     return lines
 
 
+TREND_STUDY, TREND_HEADING = "training_trend", "## What changes with training"
+
+
+def trend_lines(root: str, figures_dir: str) -> list[str]:
+    """The training-trend study (ae_jax.studies.trend): the verdict on the author's regime, the fits with their
+    intervals, the rule, the figure (copied into figures_dir) and every grid point's row."""
+    done = _done(root, TREND_STUDY)
+    if not done:
+        return ["", f"{TREND_HEADING}: not yet measured (`ae-jax study {TREND_STUDY} --full`)"]
+    fits, rows = done["tables"]["training_trend_fits"], done["tables"]["training_trend"]
+    figure = os.path.join(framework.study_folder(root, TREND_STUDY, done["size"] == "full"), "training_trend.png")
+    hidden = ("run", "images per epoch", "z_dim")
+    return [
+        "",
+        TREND_HEADING,
+        "",
+        f"Setting: `{' '.join(done['overrides'])}` ({done['size']} size, study {TREND_STUDY}); "
+        f"{len(rows)} grid points, one seed each.",
+        "",
+        f"**{trend.headline_text(fits[0])}**",
+        "",
+        *_markdown_table([{k: v for k, v in f.items() if k != "fitted"} for f in fits]),
+        "",
+        trend.rule_text(),
+        "",
+        *_figure_links("trend", [figure], figures_dir),
+        "",
+        *_markdown_table([{k: v for k, v in r.items() if k not in hidden} for r in rows]),
+    ]
+
+
+SECTIONS = {"trend": (TREND_HEADING, trend_lines)}  # what --section can rewrite in place
+
+
+def update_section(out: str, name: str, root: str) -> None:
+    """Rewrite one section of an existing page from root, keeping every other section and its figures (a study
+    run in another session or on another machine): its old lines and its old figure copies are replaced; a
+    section the page lacks goes before the judge's."""
+    heading, lines_of = SECTIONS[name]
+    figures_dir = os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
+    os.makedirs(figures_dir, exist_ok=True)
+    for old in (f for f in os.listdir(figures_dir) if f.startswith(f"{name}_")):
+        os.remove(os.path.join(figures_dir, old))
+    page = open(out).read().split("\n") if os.path.isfile(out) else []
+    starts = [i for i, line in enumerate(page) if line.startswith(heading)]
+    if starts:
+        end = next((i for i in range(starts[0] + 1, len(page)) if page[i].startswith("## ")), len(page))
+        begin = starts[0] - (starts[0] > 0 and page[starts[0] - 1] == "")
+    else:
+        begin = end = next((i - 1 for i, line in enumerate(page) if line.startswith("## The judge")), len(page))
+    page[begin:end] = lines_of(root, figures_dir) + ([""] if starts and end < len(page) else [])
+    text = "\n".join(page).rstrip("\n") + "\n"
+    stages.write_atomically(out, lambda f: f.write(text.encode()))
+
+
 def _training_lines(root: str) -> list[str]:
     """Epochs, held-out MSE and last-epoch throughput of every trained model of the claims study."""
     done = _done(root, CLAIMS_STUDY) or {"models": []}
@@ -243,8 +305,13 @@ def main(argv=None) -> int:
     """Write the page (and its figure copies) from the results folder: header, training, the posts' claims, the
     judge, ablations, measured sections."""
     args = _arguments(argv)
+    if args.section:
+        update_section(args.out, args.section, args.results)
+        print(f"rewrote the {args.section} section of {args.out}")
+        return 0
     root, figures_dir = args.results, _fresh_figures_dir(args.out)
     lines = _header(args.title, args.setting) + _training_lines(root) + claims_lines(root, figures_dir)
+    lines += trend_lines(root, figures_dir)
     lines += judge_lines(root)
     lines += ablation_sections(_done(root, "ablations"))
     lines += measured_sections(root)

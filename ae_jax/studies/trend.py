@@ -334,16 +334,9 @@ def _points(ax, rows: Sequence[dict], values: Sequence[float], colours: dict) ->
         ax.plot(*zip(*sorted(chosen)), "o-", color=colour, lw=0.8, ms=4, label=f"{size:,} images per epoch")
 
 
-def sections(rows: Sequence[dict], aligned_axes: int, out: str) -> tuple[list[tuple[str, list[str]]], list[dict]]:
-    """The study page's sections (the verdict on the author's regime, the rule, the figure, the grid's table) and
-    the table of fits."""
-    fitted = fitted_quantities(rows)
-    fits = [verdict_row(f) for f in fitted]
-    main = fitted[0]
-    headline = (
-        f"The author's regime (median FWHM <= {AUTHOR_MEDIAN_FWHM:g}): {main.verdict.outcome}; {main.verdict.reason}."
-    )
-    rule = (
+def rule_text() -> str:
+    """The author's regime and the rule that decides it, as the page states them."""
+    return (
         f"The author's regime: median FWHM <= {AUTHOR_MEDIAN_FWHM:g} in the latent's own units, because {POST_II} "
         f"has at most {COUNT_BOUNDS['fwhm_ge_1'][0]} of 256 components with a FWHM >= 1, so its median is below 1 "
         "(necessary, not sufficient); each count against post II's bound, scaled to our z_dim. Rule (written "
@@ -355,11 +348,24 @@ def sections(rows: Sequence[dict], aligned_axes: int, out: str) -> tuple[list[tu
         f"includes 0 or P* lies farther out; not reached: the interval above 0. One seed per grid point: the "
         "interval is over the grid's points, not over seeds."
     )
+
+
+def headline_text(fit_row: dict) -> str:
+    """The verdict on the author's regime, from the median FWHM's row of the fits table."""
+    return f"The author's regime (median FWHM <= {AUTHOR_MEDIAN_FWHM:g}): {fit_row['verdict']}; {fit_row['why']}."
+
+
+def sections(rows: Sequence[dict], aligned_axes: int, out: str) -> tuple[list[tuple[str, list[str]]], list[dict]]:
+    """The study page's sections (the verdict on the author's regime, the rule, the figure, the grid's table) and
+    the table of fits."""
+    fitted = fitted_quantities(rows)
+    fits = [verdict_row(f) for f in fitted]
+    headline = headline_text(fits[0])
     path = figure(rows, fitted, aligned_axes, os.path.join(out, "training_trend.png"))
     parts = [
         pages.paragraph(headline),
         pages.table(fits),
-        pages.paragraph(rule),
+        pages.paragraph(rule_text()),
         pages.figure(path, "the quantities against image presentations, the fits with their bands"),
         pages.table(rows),
     ]
