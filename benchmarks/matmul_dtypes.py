@@ -15,25 +15,20 @@ import importlib.util
 import os
 import platform
 import re
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from train_bench import best_seconds  # benchmarks/ is on sys.path when run as a script
 
 # (M, K, N) of case1's train step at batch 64: the convolutions' patch matmuls, and a square one for reference
 SHAPES = ((36864, 288, 64), (9216, 576, 128), (2304, 1152, 256), (2048, 2048, 2048))
 
 
-def _best_seconds(call, repeats: int) -> float:
-    call()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return best
+def _best_of(call, repeats: int) -> float:
+    call()  # compiles (jax) or warms the caches
+    return best_seconds(call, repeats)
 
 
 def jax_rates(a: np.ndarray, b: np.ndarray, repeats: int) -> dict[str, float]:
@@ -47,7 +42,7 @@ def jax_rates(a: np.ndarray, b: np.ndarray, repeats: int) -> dict[str, float]:
         "jax bf16->bf16": lambda: product(xb, yb).block_until_ready(),
         "jax bf16->f32": lambda: to_f32(xb, yb).block_until_ready(),
     }
-    return {name: flops / _best_seconds(call, repeats) / 1e9 for name, call in runs.items()}
+    return {name: flops / _best_of(call, repeats) / 1e9 for name, call in runs.items()}
 
 
 def torch_rates(a: np.ndarray, b: np.ndarray, repeats: int, threads: int) -> dict[str, float]:
@@ -58,7 +53,7 @@ def torch_rates(a: np.ndarray, b: np.ndarray, repeats: int, threads: int) -> dic
     x, y = torch.from_numpy(a), torch.from_numpy(b)
     xb, yb = x.bfloat16(), y.bfloat16()
     runs = {"torch f32": lambda: x @ y, "torch bf16": lambda: xb @ yb}
-    return {name: flops / _best_seconds(call, repeats) / 1e9 for name, call in runs.items()}
+    return {name: flops / _best_of(call, repeats) / 1e9 for name, call in runs.items()}
 
 
 def cpu_name() -> str:

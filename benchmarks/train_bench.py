@@ -81,7 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 # Workers (run in subprocesses).
 
 
-def _best_seconds(fn, repeats: int) -> float:
+def best_seconds(fn, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
         tic = time.perf_counter()
@@ -101,8 +101,8 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
     ja, jb = jax.device_put(a), jax.device_put(b)
     matmul(ja, jb).block_until_ready()
     seconds = {
-        "numpy": _best_seconds(lambda: a @ b, repeats),
-        "jnp": _best_seconds(lambda: matmul(ja, jb).block_until_ready(), repeats),
+        "numpy": best_seconds(lambda: a @ b, repeats),
+        "jnp": best_seconds(lambda: matmul(ja, jb).block_until_ready(), repeats),
     }
     return {name: 2 * n**3 / s / 1e9 for name, s in seconds.items()}
 
@@ -146,7 +146,7 @@ def ae_jax_worker(args: argparse.Namespace) -> dict:
     encode = jax.jit(lambda params, images: model.apply({"params": params}, images, method=model.encode))
     images = jax.device_put(rng.random((args.encode_batch, *shape), np.float32), sharding.batch_sharding(mesh))
     encode(state.params, images).block_until_ready()
-    encode_seconds = _best_seconds(lambda: encode(state.params, images).block_until_ready(), max(3, args.steps // 4))
+    encode_seconds = best_seconds(lambda: encode(state.params, images).block_until_ready(), max(3, args.steps // 4))
     return {
         "framework": f"ae_jax (jax {jax.__version__}, {jax.default_backend()}, {config.model.dtype})",
         "images_per_s": args.batch * args.steps / wall,
