@@ -59,8 +59,18 @@ def test_arms_match_the_same_arms_trained_alone(tmp_path, program, solo_runs, lo
 
 def test_auto_arms_program_is_the_one_measured_fastest_on_the_backend():
     auto, chosen = C.load("tiny"), C.load("tiny", ["train.arms_program=unroll"])
-    assert [arms.program(auto, backend) for backend in ("cpu", "gpu", "tpu")] == ["map", "map", "vmap"]
+    assert [arms.program(auto, backend) for backend in ("cpu", "gpu", "tpu")] == ["separate", "map", "vmap"]
     assert arms.program(chosen, "tpu") == "unroll"
+
+
+def test_separate_arms_are_the_runs_trained_alone_bit_for_bit(tmp_path, solo_runs, log_messages):
+    configs = _arms(tmp_path, "separate")
+    together = train_together(configs)
+    assert not any("in one program" in m for m in log_messages)
+    for i, (solo, solo_dir) in solo_runs.items():
+        assert together[i]["eval_loss"] == solo["eval_loss"]
+        for a, b in zip(jax.tree.leaves(load_run(configs[i].run_dir)[2]), jax.tree.leaves(load_run(solo_dir)[2])):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_arms_resume_where_they_stopped(tmp_path):

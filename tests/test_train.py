@@ -199,13 +199,18 @@ def test_a_run_killed_at_the_epoch_end_checkpoint_records_every_epoch_once_after
         assert os.path.isfile(os.path.join(config.run_dir, f"reconstructions_epoch{epoch:03d}.png"))
 
 
-SIGNALS = [([], signal.SIGINT), (["--arms", "seed=0,1"], signal.SIGTERM)]
+SIGNALS = [
+    ([], signal.SIGINT),
+    (["--arms", "seed=0,1", "--set", "train.arms_program=map"], signal.SIGTERM),
+    (["--arms", "seed=0,1", "--set", "train.arms_program=separate"], signal.SIGTERM),
+]
 
 
-@pytest.mark.parametrize("arms, sig", SIGNALS, ids=["one run, SIGINT", "two arms, SIGTERM"])
+@pytest.mark.parametrize("arms, sig", SIGNALS, ids=["one run, SIGINT", "two arms, SIGTERM", "arms one by one"])
 def test_a_signal_saves_a_checkpoint_exits_128_plus_its_number_and_the_run_folders_resume(tmp_path, arms, sig):
     """`train && eval` must not evaluate a half-trained model: SIGINT exits 130, SIGTERM 143, after the save; the
-    message's `ae-jax train --resume RUN_FOLDER ...` then finishes the epoch it stopped in."""
+    message's `ae-jax train --resume RUN_FOLDER ...` then finishes the epoch it stopped in (arms trained one by one:
+    the first's, and the second, not started, from step 0)."""
     args = [
         "train",
         "--config",
@@ -219,13 +224,16 @@ def test_a_signal_saves_a_checkpoint_exits_128_plus_its_number_and_the_run_folde
     ]
     runs = ["tiny-seed=0", "tiny-seed=1"] if arms else ["tiny"]
     proc = _run_cli(args + arms)
-    _wait_for_checkpoint(os.path.join(tmp_path, runs[-1], "ckpt"), proc)
+    one_by_one = "train.arms_program=separate" in arms
+    _wait_for_checkpoint(os.path.join(tmp_path, runs[0 if one_by_one else -1], "ckpt"), proc)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig and f"{sig.name} received: checkpoint saved at step" in out, out
     step = int(re.search(r"checkpoint saved at step (\d+)", out)[1])
-    for run in runs:
+    for run in runs[:1] if one_by_one else runs:
         assert str(step) in os.listdir(os.path.join(tmp_path, run, "ckpt"))
+    if one_by_one:
+        assert not os.path.isdir(os.path.join(tmp_path, runs[1], "ckpt")) and "1 of 2 arms not started" in out, out
     folders = [os.path.join(tmp_path, run) for run in runs]
     assert f"continue with: ae-jax train --resume {' '.join(folders)}" in out
     resumed = _run_cli(["train", "--resume", *folders, "--set", f"train.epochs={-(-step // 6)}"])  # 6 steps an epoch

@@ -26,7 +26,7 @@ CHOICES = {
     "model.init": ("flax", "keras"),
     "data.placement": ("auto", "host", "device"),
     "train.optimizer": ("adam", "adamw", "sgd"),
-    "train.arms_program": ("auto", "vmap", "unroll", "map"),
+    "train.arms_program": ("auto", "vmap", "unroll", "map", "separate"),
     "distribution.zoom_units": ("std", "absolute"),
     "judge.pool": ("flatten", "mean"),
     "judge.augment": ("auto", "flip", "none"),
@@ -143,7 +143,8 @@ class TrainConfig:
     grid_images: int = 8  # originals/reconstructions shown per epoch
     prefetch: int = 2  # batches prepared ahead of the device
     # arms trained together: vmap (one update over stacked states) | unroll (each arm's update in turn) | map
-    # (lax.map: one arm's update at a time) | auto: the fastest per backend (ae_jax.train.arms.AUTO_PROGRAMS)
+    # (lax.map: one arm's update at a time) | separate (each arm its own run, one after another) | auto: the
+    # fastest per backend (ae_jax.train.arms.AUTO_PROGRAMS)
     arms_program: str = "auto"
     profile_steps: int = 0  # a jax.profiler trace of this many steps after the first into <run>/profile/ (0: none)
 

@@ -47,8 +47,10 @@ def ensure_trained(config: Config) -> tuple[Config, str, dict]:
 
 def train_arms_together(configs: Sequence[Config]) -> None:
     """Train the configs' runs that are not yet trained, each group that can share a program
-    (ae_jax.train.arms.program_groups) as arms of one program; a run left alone in its group is left to
-    ensure_trained."""
+    (ae_jax.train.arms.program_groups) as arms of one program; a run left alone in its group, or every run where
+    the arms program resolves to separate (CPUs), is left to ensure_trained."""
+    import jax
+
     from ae_jax.train import arms
     from ae_jax.train.loop import train_together
 
@@ -58,7 +60,7 @@ def train_arms_together(configs: Sequence[Config]) -> None:
         if done is None:
             pending.setdefault(run_config.run_dir, run_config)
     for group in arms.program_groups(list(pending.values())):
-        if len(group) > 1:
+        if len(group) > 1 and arms.program(group[0], jax.default_backend()) != "separate":
             logger.info(f"training {len(group)} arms as one program: {', '.join(r.name for r in group)}")
             train_together(group, resume=any(runs.has_checkpoints(r.run_dir) for r in group))
 

@@ -26,9 +26,10 @@ ARM_KEYS = (
     "data.drop_rate",
 )
 IGNORED_KEYS = ("name",)  # may differ between arms without touching the program
-# train.arms_program=auto by backend: what benchmarks/arms_bench.py measured fastest (benchmarks/README.md); GPUs
-# unmeasured, taken as the CPU's because cuDNN runs the grouped convolutions a vmap makes slowly.
-AUTO_PROGRAMS = {"cpu": "map", "gpu": "map", "tpu": "vmap"}
+# train.arms_program=auto by backend: what benchmarks/arms_bench.py measured fastest (benchmarks/README.md). On a
+# CPU one model already keeps every core busy and arms trained one after another finish soonest; GPUs unmeasured,
+# map because cuDNN runs the grouped convolutions a vmap makes slowly.
+AUTO_PROGRAMS = {"cpu": "separate", "gpu": "map", "tpu": "vmap"}
 
 
 def _refusal(keys: Sequence[str]) -> ConfigError:
@@ -91,6 +92,6 @@ def program_groups(configs: Sequence[Config]) -> list[list[Config]]:
 
 
 def program(config: Config, backend: str) -> str:
-    """The arms program train.arms_program names (vmap, unroll or map), auto resolved for `backend`."""
+    """The arms program train.arms_program names (vmap, unroll, map or separate), auto resolved for `backend`."""
     chosen = config.train.arms_program
     return AUTO_PROGRAMS.get(backend, "vmap") if chosen == "auto" else chosen

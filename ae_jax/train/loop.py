@@ -592,6 +592,8 @@ def train_together(configs: Sequence[Config], resume: bool = False) -> list[dict
     ended). In a multi-process job every process calls it; process 0 logs and writes metrics, grids and
     config.json. An epoch's record is written before the checkpoint that ends it, so a run killed anywhere and
     resumed records every epoch once (ae_jax.train.metrics drops the records past the checkpoint resumed from)."""
+    if len(configs) > 1 and arms.program(configs[0], jax.default_backend()) == "separate":
+        return _train_one_after_another(configs, resume)
     training = _set_up(configs, resume)
     lasts = [{"status": "complete", "step": training.start_step} for _ in configs]
     with _StopSignal() as stop:
@@ -605,6 +607,24 @@ def train_together(configs: Sequence[Config], resume: bool = False) -> list[dict
                 return _interrupted(training, stop, step, lasts)
     _close(training)
     return lasts
+
+
+def _train_one_after_another(configs: Sequence[Config], resume: bool) -> list[dict]:
+    """Arms as separate runs, one after another (train.arms_program=separate). Every arm's folder and config.json
+    are written first, so after a stop `ae-jax train --resume` of them all continues each where it was."""
+    arms.check_same_program(configs)
+    for config in configs:
+        runs.prepare_run_dir(config, resume)
+    results: list[dict] = []
+    for i, config in enumerate(configs):
+        results += train_together([config], resume=resume)
+        if "signal" in results[-1]:
+            rest = " ".join(c.run_dir for c in configs[i:])
+            left = len(configs) - i - 1
+            resume_all = f"ae-jax train --resume {rest}"
+            logger.info(f"{left} of {len(configs)} arms not started; they and this one continue with: {resume_all}")
+            return results + [{"status": "not started", "step": 0, "signal": results[-1]["signal"]}] * left
+    return results
 
 
 def load_run(run_dir: str):

@@ -140,9 +140,10 @@ def resume_config(run_dir: str, overrides: Sequence[str] = ()) -> Config:
 
 
 def refuse_resume_without_checkpoints(config: Config) -> None:
-    """Refuse --resume of a run folder that holds no checkpoint (a misspelt run name would otherwise start a new
-    run), naming the runs of its workdir that hold some."""
-    if not has_checkpoints(config.run_dir):
+    """Refuse --resume of a run folder that holds no checkpoint nor config.json (a misspelt run name would otherwise
+    start a new run), naming the runs of its workdir that hold some; one set up but stopped before its first
+    checkpoint starts from step 0."""
+    if not has_checkpoints(config.run_dir) and not os.path.isfile(os.path.join(config.run_dir, "config.json")):
         raise TrainingError(
             f"--resume: {config.run_dir} holds no checkpoint to resume; {runs_nearby(config.workdir, config.name)}; "
             "leave out --resume to start a new run"
