@@ -14,7 +14,8 @@ from ae_jax import config as C
 from ae_jax.cli import main
 from ae_jax.config import ConfigError
 from ae_jax.evaluators.encode import encode_run
-from ae_jax.train import arms, runs
+from ae_jax.studies import pipeline
+from ae_jax.train import arms, loop, runs
 from ae_jax.train.loop import load_run, train, train_together
 
 ARMS = ["model.kl_weight=1e-6,1e-2", "data.task=reconstruct,denoise", "seed=0,3"]
@@ -121,3 +122,15 @@ def test_configs_are_grouped_by_the_program_they_can_share():
     assert [[c.name for c in g] for g in groups] == [["ae0", "ae1"], ["vae0", "vae1"], [wider.name]]
     for group in groups:
         arms.check_same_program(group)
+
+
+def test_a_study_stops_when_a_signal_stops_its_arms_program(tmp_path, monkeypatch):
+    """Not at the next group: the signal that stopped the arms stops the study (and its exit status)."""
+    configs = arms.arm_configs(C.load("tiny", [f"workdir={tmp_path}", "train.arms_program=map"]), ["seed=0,1"])
+    stopped = {"status": "interrupted by SIGTERM", "step": 3, "signal": 15}
+    calls = []
+    monkeypatch.setattr(loop, "train_together", lambda group, resume: calls.append(group) or [stopped] * len(group))
+    wider = [C.override(c, ["model.z_dim=8"]) for c in configs]
+    with pytest.raises(runs.Interrupted, match="interrupted by SIGTERM; run the same command again") as raised:
+        pipeline.train_arms_together(configs + wider)
+    assert raised.value.signal == 15 and len(calls) == 1

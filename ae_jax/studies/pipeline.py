@@ -62,7 +62,12 @@ def train_arms_together(configs: Sequence[Config]) -> None:
     for group in arms.program_groups(list(pending.values())):
         if len(group) > 1 and arms.program(group[0], jax.default_backend()) != "separate":
             logger.info(f"training {len(group)} arms as one program: {', '.join(r.name for r in group)}")
-            train_together(group, resume=any(runs.has_checkpoints(r.run_dir) for r in group))
+            results = train_together(group, resume=any(runs.has_checkpoints(r.run_dir) for r in group))
+            stopped = [r for r in results if "signal" in r]
+            if stopped:  # the study stops with them, not at the next group
+                names = ", ".join(r.name for r in group)
+                message = f"{names}: {stopped[0]['status']}; run the same command again to resume"
+                raise runs.Interrupted(message, stopped[0]["signal"])
 
 
 def ensure_judge(config: Config, root: str) -> str:
