@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from ae_jax import config as C
 from ae_jax.cli import main
 from ae_jax.train.loop import TrainingError, load_run, train
+from ae_jax.train.runs import has_checkpoints, keyed_run, start_from_shorter_twin
 
 
 def tiny(tmp_path, *overrides):
@@ -63,13 +65,26 @@ def test_resume_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
 
 
 def test_a_longer_run_starts_from_its_finished_shorter_twin_and_trains_what_a_run_from_step_0_trains(
-    tmp_path, log_messages
+    tmp_path, log_messages, monkeypatch
 ):
     from ae_jax.studies.pipeline import ensure_trained
 
     scratch = ensure_trained(tiny(tmp_path / "scratch", "train.epochs=2", "name=t"))[0]
     ensure_trained(tiny(tmp_path / "grid", "train.epochs=1", "name=t"))
     ensure_trained(tiny(tmp_path / "grid", "train.epochs=3", "name=t", "seed=1"))  # another seed: no twin
+    copytree = shutil.copytree
+
+    def killed_in_the_checkpoint_copy(source, target, *args, **kwargs):
+        copytree(source, target, *args, **kwargs)
+        if os.path.basename(os.path.dirname(source)) == "ckpt":  # the checkpoint, however it is copied
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "copytree", killed_in_the_checkpoint_copy)
+    half_seeded = keyed_run(tiny(tmp_path / "grid", "train.epochs=2", "name=t"))[0]
+    with pytest.raises(KeyboardInterrupt):
+        start_from_shorter_twin(half_seeded)
+    assert not has_checkpoints(half_seeded.run_dir)  # seeded again below, not resumed from half a checkpoint
+    monkeypatch.undo()
     log_messages.clear()
     longer = ensure_trained(tiny(tmp_path / "grid", "train.epochs=2", "name=t"))[0]
     one_epoch = [m for m in log_messages if "starting from the 1 epochs of" in m]

@@ -236,15 +236,28 @@ def start_from_shorter_twin(run_config: Config) -> str | None:
         return None
     epochs, twin, step = max(twins)
     if sharding.is_main():
-        os.makedirs(run_config.run_dir, exist_ok=True)
-        for entry in os.listdir(twin):
-            if entry not in _TWIN_SKIPS and not entry.startswith("z_"):
-                copy = shutil.copytree if os.path.isdir(os.path.join(twin, entry)) else shutil.copy2
-                copy(os.path.join(twin, entry), os.path.join(run_config.run_dir, entry))
-        shutil.copytree(os.path.join(twin, "ckpt", str(step)), os.path.join(run_config.run_dir, "ckpt", str(step)))
+        _copy_twin(twin, step, run_config.run_dir)
     sharding.barrier("run folder seeded from its shorter twin")
     logger.info(f"{run_config.run_dir}: starting from the {epochs} epochs of {twin} (the same run but train.epochs)")
     return twin
+
+
+def _copy_twin(twin: str, step: int, run_dir: str) -> None:
+    """The twin's records, then its checkpoint at `step` under a temporary name renamed into ckpt/: a kill before
+    the rename leaves a folder without checkpoints, which the next call seeds again."""
+    os.makedirs(run_dir, exist_ok=True)
+    for entry in os.listdir(twin):
+        if entry not in _TWIN_SKIPS and not entry.startswith("z_"):
+            source, target = os.path.join(twin, entry), os.path.join(run_dir, entry)
+            if os.path.isdir(source):
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            else:
+                shutil.copy2(source, target)
+    partial = os.path.join(run_dir, f".twin-ckpt-{step}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(os.path.join(twin, "ckpt", str(step)), partial)
+    os.makedirs(os.path.join(run_dir, "ckpt"), exist_ok=True)
+    os.replace(partial, os.path.join(run_dir, "ckpt", str(step)))
 
 
 def _same_run_under_another_name(run_config: Config, key: str) -> Config:
