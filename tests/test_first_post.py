@@ -60,3 +60,28 @@ def test_each_mse_is_the_reconstruction_evaluators_with_an_interval_over_held_ou
     steps = tables["first_post_mnist_ordering"]
     assert [s["difference"] for s in steps] == ["MSE(z_dim=2) - MSE(z_dim=4)", "MSE(z_dim=4) - MSE(z_dim=12)"]
     assert all(s["95% low"] <= s["estimate"] <= s["95% high"] for s in steps)
+
+
+def test_results_md_writes_the_first_post_section_from_the_studys_files_keeping_the_others(smoke, tmp_path):
+    from ae_jax.studies import results_md
+
+    out_dir = os.path.dirname(os.path.dirname(smoke))
+    tables = json.load(open(os.path.join(os.path.dirname(smoke), "results.json")))["tables"]
+    page = tmp_path / "results.md"
+    before = ["# Results", "", "## Claims of the posts", "", "kept", "", "## The judge", "", "also kept"]
+    page.write_text("\n".join(before) + "\n")
+    for _ in range(2):  # inserted before the judge, then replaced in place
+        assert results_md.main(["--results", out_dir, "--out", str(page), "--section", "first_post"]) == 0
+        lines = page.read_text().splitlines()
+        start, judge = lines.index(results_md.FIRST_POST_HEADING), lines.index("## The judge")
+        assert lines[: start - 1] == before[:5] and lines[judge - 1 :] == before[5:] and start < judge
+    for part in ("z_dim", "mnist"):
+        order = tables[f"first_post_{part}_ordering"]
+        verdict = ordering_verdict([(r["95% low"], r["95% high"]) for r in order])
+        assert lines.count(f"**MSE falls as z_dim grows: {verdict}.**") >= 1
+        assert f"![first_post: first_post_{part}.png](figures/first_post_first_post_{part}.png)" in lines
+    assert sorted(os.listdir(tmp_path / "figures")) == [
+        f"first_post_first_post_{p}.png" for p in ("denoise", "mnist", "z_dim")
+    ]
+    for row in tables["first_post_denoise"]:
+        assert any(line.startswith(f"| {row['corruption']} | {row['run']} |") for line in lines)

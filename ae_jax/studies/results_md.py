@@ -18,7 +18,7 @@ from ae_jax import stages
 from ae_jax.evaluators import judge as judge_evaluator
 from ae_jax.evaluators import registry
 from ae_jax.report.pages import cell_text, percent
-from ae_jax.studies import claims, framework, trend, views
+from ae_jax.studies import catalogue, claims, framework, trend, views
 
 
 def _load(path: str):
@@ -267,7 +267,46 @@ def trend_lines(root: str, figures_dir: str) -> list[str]:
     ]
 
 
-SECTIONS = {"trend": (TREND_HEADING, trend_lines)}  # what --section can rewrite in place
+FIRST_POST_STUDY, FIRST_POST_HEADING = "first_post", "## Post I: z_dim, denoising and MNIST"
+FIRST_POST_PARTS = (  # (table stem, the post's words, title); the z_dim parts carry an ordering table and verdict
+    ("first_post_z_dim", "z_dim", "z_dim 512 against 256"),
+    ("first_post_denoise", "denoise", "denoising almost totally obscured held-out images"),
+    ("first_post_mnist", "mnist", "MNIST at z_dim 2, 4 and 12"),
+)
+
+
+def first_post_lines(root: str, figures_dir: str) -> list[str]:
+    """The first_post study (ae_jax.studies.catalogue.first_post): per part the post's words, the held-out MSE
+    with its interval over images, for the z_dim parts the ordering rule and its verdict, and the part's figure
+    (copied into figures_dir); then each model's training length and speed, and the study's wall time."""
+    done = _done(root, FIRST_POST_STUDY)
+    if not done:
+        return ["", f"{FIRST_POST_HEADING}: not yet measured (`ae-jax study {FIRST_POST_STUDY} --full`)"]
+    folder = framework.study_folder(root, FIRST_POST_STUDY, done["size"] == "full")
+    tables = done["tables"]
+    lines = ["", FIRST_POST_HEADING, "", f"Setting: `{' '.join(done['overrides'])}` ({done['size']} size); "]
+    lines[-1] += f"the study took {done['seconds'] / 3600:.2f} h, training included."
+    for stem, words, title in FIRST_POST_PARTS:
+        lines += ["", f"### {title}", "", f'> "{catalogue.POST_I_WORDS[words]}" ({claims.POST_I})', ""]
+        order = tables.get(f"{stem}_ordering")
+        if order is not None:
+            verdict = catalogue.ordering_verdict([(r["95% low"], r["95% high"]) for r in order])
+            lines += [catalogue.ORDERING_RULE, "", f"**MSE falls as z_dim grows: {verdict}.**", ""]
+            lines += _markdown_table(order) + [""]
+        lines += _markdown_table(tables[stem]) + [""]
+        lines += _figure_links(FIRST_POST_STUDY, [os.path.join(folder, f"{stem}.png")], figures_dir)
+    lines += ["", "Training:", ""] + [
+        f"- {views.recorded_label(m)}: {m['train']['epoch']} epochs, {m['train']['images_per_s']:,.0f} images/s "
+        "in the last one."
+        for m in done["models"]
+    ]
+    return lines
+
+
+SECTIONS = {  # what --section can rewrite in place
+    "trend": (TREND_HEADING, trend_lines),
+    "first_post": (FIRST_POST_HEADING, first_post_lines),
+}
 
 
 def update_section(out: str, name: str, root: str) -> None:
@@ -311,7 +350,7 @@ def main(argv=None) -> int:
         return 0
     root, figures_dir = args.results, _fresh_figures_dir(args.out)
     lines = _header(args.title, args.setting) + _training_lines(root) + claims_lines(root, figures_dir)
-    lines += trend_lines(root, figures_dir)
+    lines += trend_lines(root, figures_dir) + first_post_lines(root, figures_dir)
     lines += judge_lines(root)
     lines += ablation_sections(_done(root, "ablations"))
     lines += measured_sections(root)
