@@ -61,7 +61,7 @@ def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
         assert prior[6].startswith("Setting: ") and prior[8].rsplit("**", 2)[1].split(" (")[0] in claims.OUTCOMES
     else:
         assert prior[6] == "Not yet measured: `ae-jax study vae_prior --full`."
-    assert any(line.startswith("## Ablations") for line in lines) and "## Training" in lines
+    assert any(line.startswith("## Ablations") for line in lines) and "Training:" in lines
 
 
 def test_the_vae_prior_page_judges_each_vaes_prior_beside_the_aes_fitted_generators(out_dir):

@@ -4,6 +4,7 @@ stated next to it.
 
     python -m ae_jax.studies.results_md --results results --out docs/results.md
     python -m ae_jax.studies.results_md --results other_results --section trend   # that section only
+    python -m ae_jax.studies.results_md --results seeds_0_1 --results seed_2   # a study's seeds pooled
 """
 
 from __future__ import annotations
@@ -28,13 +29,67 @@ def _load(path: str):
         return json.load(f)
 
 
-def _done(root: str, study: str) -> dict | None:
-    """A study's results.json: of its full size, else of its smoke size (none if it has not run)."""
+def _found(roots: list[str], study: str) -> tuple[dict | None, str]:
+    """(a study's results.json, the results folder holding it): of its full size in the first folder that has
+    it, else of its smoke size; (None, "") if it has not run."""
     for full in (True, False):
-        done = _load(os.path.join(framework.study_folder(root, study, full), "results.json"))
-        if done:
-            return done
-    return None
+        for root in roots:
+            done = _load(os.path.join(framework.study_folder(root, study, full), "results.json"))
+            if done:
+                return done, root
+    return None, ""
+
+
+def _done(roots: list[str], study: str) -> dict | None:
+    return _found(roots, study)[0]
+
+
+def _located(path: str, root: str, done: dict) -> str:
+    """A recorded file's path under root: as recorded if it is there, else at the same place relative to the
+    folder the study wrote into (its workdir's parent), so a results folder copied elsewhere still shows."""
+    if os.path.isfile(path):
+        return path
+    workdir = next((o.split("=", 1)[1] for o in done["overrides"] if o.startswith("workdir=")), "")
+    return os.path.join(root, os.path.relpath(path, os.path.dirname(workdir))) if workdir else path
+
+
+def _setting(done: dict) -> tuple:
+    """What must agree for two results of one study to be pooled: size and every override but seed and workdir."""
+    return done["size"], sorted(o for o in done["overrides"] if not o.startswith(("seed=", "workdir=")))
+
+
+def pooled(roots: list[str], study: str) -> dict | None:
+    """A study's results pooled over the results folders that hold it (its seeds run in several sessions or on
+    several machines): every folder's models, their figure paths located under their folder; refused when the
+    settings differ or one seed of a model appears twice (it would narrow the intervals across seeds)."""
+    found = [(root, done) for root in roots if (done := _found([root], study)[0])]
+    if not found:
+        return None
+    (first_root, first), models, seen = found[0], [], {}
+    for root, done in found:
+        if _setting(done) != _setting(first):
+            raise SystemExit(
+                f"{study} results under {first_root} and {root} were run with other settings "
+                f"({_setting(first)} against {_setting(done)}): pool only one setting's seeds"
+            )
+        for m in done["models"]:
+            where = seen.setdefault((m["label"], m["config"]["seed"]), root)
+            if where != root:
+                raise SystemExit(
+                    f"{study}: seed {m['config']['seed']} of {m['label']} is under both {where} and {root}: give "
+                    "each seed once (run the others with --set seed=S)"
+                )
+            evaluators = {
+                name: {**r, "figures": {n: _located(f, root, done) for n, f in r["figures"].items()}}
+                for name, r in m["evaluators"].items()
+            }
+            models.append({**m, "evaluators": evaluators})
+    models.sort(key=lambda m: m["config"]["seed"])
+    return {
+        **first,
+        "models": models,
+        "seeds": len({m["config"]["seed"] for m in models}),
+    }
 
 
 ABLATION_COLUMNS = ("held-out mse", "radius peak", "median FWHM", "fwhm_ge_3", "dominant components")
@@ -78,11 +133,11 @@ def ablation_sections(done: dict | None) -> list[str]:
     return lines
 
 
-def measured_sections(root: str) -> list[str]:
+def measured_sections(roots: list[str]) -> list[str]:
     """Per study that ran, whatever evaluators ran: the models' headline numbers side by side, then per evaluator
     what it found and its table (each evaluator's view, ae_jax.studies.views)."""
     lines = []
-    for folder in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+    for root, folder in ((r, f) for r in roots for f in (sorted(os.listdir(r)) if os.path.isdir(r) else [])):
         done = _load(os.path.join(root, folder, "results.json"))
         if not done or not done.get("models"):
             continue
@@ -106,13 +161,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_")
 
 
-def judge_lines(root: str) -> list[str]:
+def judge_lines(roots: list[str]) -> list[str]:
     """The judges whose scores the studies report (their judge.json digests in the judge evaluators' records):
     held-out quality beside the trivial baseline, read from judge.json."""
     from ae_jax.stages import file_digest
 
     lines = []
-    for study in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+    for root, study in ((r, s) for r in roots for s in (sorted(os.listdir(r)) if os.path.isdir(r) else [])):
         folder = os.path.join(root, study)
         used = set()
         for model in (_load(os.path.join(folder, "results.json")) or {}).get("models", []):
@@ -139,7 +194,11 @@ def judge_lines(root: str) -> list[str]:
 def _arguments(argv) -> argparse.Namespace:
     """The command line: where the results are, where the page goes, its title and setting line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", default="results")
+    parser.add_argument(
+        "--results",
+        action="append",
+        help="a folder the studies wrote into (default: results); give several to pool a study's seeds run apart",
+    )
     parser.add_argument("--out", default="docs/results.md")
     parser.add_argument("--title", default="Results on the CelebA subset")
     parser.add_argument("--setting", default="", help="one line saying how the studies were run")
@@ -151,11 +210,14 @@ def _arguments(argv) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _fresh_figures_dir(out: str) -> str:
-    """The empty figures folder beside the page: the page's own copies, none may outlive the results they showed."""
+def _fresh_figures_dir(out: str, keep: tuple[str, ...] = ()) -> str:
+    """The figures folder beside the page, emptied of all but the kept sections' figures (names starting with
+    keep): the page's own copies, none may outlive the results they showed."""
     figures_dir = os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
-    shutil.rmtree(figures_dir, ignore_errors=True)
-    os.makedirs(figures_dir)
+    os.makedirs(figures_dir, exist_ok=True)
+    for name in os.listdir(figures_dir):
+        if not (keep and name.startswith(keep)):
+            os.remove(os.path.join(figures_dir, name))
     return figures_dir
 
 
@@ -180,17 +242,18 @@ def _figure_links(name: str, paths: list[str], figures_dir: str) -> list[str]:
     return links
 
 
-CLAIMS_STUDY = "claims"
+CLAIMS_STUDY, CLAIMS_HEADING = "claims", "## Claims of the posts"
 CLAIM_FIGURES = ("components_all.png", "radius_hist_0.05.png", "intrinsic_dimension", "author_grid")  # shown per model
 
 
-def claims_lines(root: str, figures_dir: str) -> list[str]:
-    """The posts' claims decided on the claims study's models, their seeds together (ae_jax.studies.claims): a
-    summary table first, then per claim the post's words, the rule, ours with its interval, the null, the verdict,
-    and a few figures of each model's first seed (copied into figures_dir)."""
-    done = _done(root, CLAIMS_STUDY)
+def claims_lines(roots: list[str], figures_dir: str) -> list[str]:
+    """The posts' claims decided on the claims study's models, their seeds together (ae_jax.studies.claims), pooled
+    over the results folders: a summary table first, then per claim the post's words, the rule, ours with its
+    interval, the null, the verdict; a few figures of each model's first seed whose files are here (copied into
+    figures_dir); each model's training length and speed."""
+    done = pooled(roots, CLAIMS_STUDY)
     if not done:
-        return ["", "## Claims of the posts: not yet measured (`ae-jax study claims --full --seeds 3`)"]
+        return ["", f"{CLAIMS_HEADING}: not yet measured (`ae-jax study {CLAIMS_STUDY} --full --seeds 3`)"]
     groups: dict[str, list[dict]] = {}
     for m in done["models"]:
         groups.setdefault(m["label"], []).append(m)
@@ -200,7 +263,7 @@ def claims_lines(root: str, figures_dir: str) -> list[str]:
         for i, c in enumerate(claims.CLAIMS)
     ]
     seeds = {label: sorted(m["config"]["seed"] for m in models) for label, models in groups.items()}
-    lines = ["", "## Claims of the posts", "", f"Setting: `{' '.join(done['overrides'])}` ({done['size']} size); "]
+    lines = ["", CLAIMS_HEADING, "", f"Setting: `{' '.join(done['overrides'])}` ({done['size']} size); "]
     lines[-1] += "; ".join(f"{label}: seeds {', '.join(map(str, s))}" for label, s in seeds.items()) + "."
     if all(len(s) == 1 for s in seeds.values()):
         lines[-1] += " One seed per model: no interval across seeds; the intervals are over points only."
@@ -210,20 +273,34 @@ def claims_lines(root: str, figures_dir: str) -> list[str]:
         for label, vs in decided.items():
             row = claims.table_row(vs[i])
             lines.append(f"- {label}: ours {row['ours']}; null {row['null']}; **{row['verdict']}**")
-    lines += prior_claim_lines(root)
+    lines += prior_claim_lines(roots)
     for label, models in groups.items():
-        figures = {n: p for r in models[0]["evaluators"].values() for n, p in r["figures"].items()}
-        lines += [""] + _figure_links(label, [figures[n] for n in CLAIM_FIGURES if n in figures], figures_dir)
-    return lines
+        shown = [[figures(m)[n] for n in CLAIM_FIGURES if n in figures(m)] for m in models]
+        first_here = next((s for s in shown if any(map(os.path.isfile, s))), [])
+        lines += [""] + _figure_links(f"claims {label}", first_here, figures_dir)
+    return (
+        lines
+        + ["", "Training:", ""]
+        + [
+            f"- {views.recorded_label(m)} (seed {m['config']['seed']}): {m['train']['epoch']} epochs, "
+            f"{m['train']['images_per_s']:,.0f} images/s in the last one."
+            for m in done["models"]
+        ]
+    )
+
+
+def figures(model: dict) -> dict[str, str]:
+    """A recorded model's figures by file name, over its evaluators."""
+    return {n: p for r in model["evaluators"].values() for n, p in r["figures"].items()}
 
 
 PRIOR_STUDY = "vae_prior"
 
 
-def prior_claim_lines(root: str) -> list[str]:
+def prior_claim_lines(roots: list[str]) -> list[str]:
     """Post I's "VAEs help" (claims.PRIOR_CLAIMS), decided across the vae_prior study's models, or where it has
     not run, how to run it."""
-    done = _done(root, PRIOR_STUDY)
+    done = _done(roots, PRIOR_STUDY)
     lines = []
     for v in claims.prior_verdicts(done["models"] if done else []):
         c, row = v.claim, claims.table_row(v)
@@ -239,10 +316,10 @@ def prior_claim_lines(root: str) -> list[str]:
 TREND_STUDY, TREND_HEADING = "training_trend", "## What changes with training"
 
 
-def trend_lines(root: str, figures_dir: str) -> list[str]:
+def trend_lines(roots: list[str], figures_dir: str) -> list[str]:
     """The training-trend study (ae_jax.studies.trend): the verdict on the author's regime, the fits with their
     intervals, the rule, the figure (copied into figures_dir) and every grid point's row."""
-    done = _done(root, TREND_STUDY)
+    done, root = _found(roots, TREND_STUDY)
     if not done:
         return ["", f"{TREND_HEADING}: not yet measured (`ae-jax study {TREND_STUDY} --full`)"]
     fits, rows = done["tables"]["training_trend_fits"], done["tables"]["training_trend"]
@@ -275,11 +352,11 @@ FIRST_POST_PARTS = (  # (table stem, the post's words, title); the z_dim parts c
 )
 
 
-def first_post_lines(root: str, figures_dir: str) -> list[str]:
+def first_post_lines(roots: list[str], figures_dir: str) -> list[str]:
     """The first_post study (ae_jax.studies.catalogue.first_post): per part the post's words, the held-out MSE
     with its interval over images, for the z_dim parts the ordering rule and its verdict, and the part's figure
     (copied into figures_dir); then each model's training length and speed, and the study's wall time."""
-    done = _done(root, FIRST_POST_STUDY)
+    done, root = _found(roots, FIRST_POST_STUDY)
     if not done:
         return ["", f"{FIRST_POST_HEADING}: not yet measured (`ae-jax study {FIRST_POST_STUDY} --full`)"]
     folder = framework.study_folder(root, FIRST_POST_STUDY, done["size"] == "full")
@@ -303,57 +380,76 @@ def first_post_lines(root: str, figures_dir: str) -> list[str]:
     return lines
 
 
-SECTIONS = {  # what --section can rewrite in place
-    "trend": (TREND_HEADING, trend_lines),
-    "first_post": (FIRST_POST_HEADING, first_post_lines),
+SECTIONS = {  # the sections --section rewrites in place: heading, lines, study
+    "claims": (CLAIMS_HEADING, claims_lines, CLAIMS_STUDY),
+    "trend": (TREND_HEADING, trend_lines, TREND_STUDY),
+    "first_post": (FIRST_POST_HEADING, first_post_lines, FIRST_POST_STUDY),
 }
 
 
-def update_section(out: str, name: str, root: str) -> None:
-    """Rewrite one section of an existing page from root, keeping every other section and its figures (a study
-    run in another session or on another machine): its old lines and its old figure copies are replaced; a
-    section the page lacks goes before the judge's."""
-    heading, lines_of = SECTIONS[name]
+def _span(page: list[str], heading: str) -> tuple[int, int] | None:
+    """[begin, end) of a section of the page: its blank line and heading up to the next "## " heading."""
+    starts = [i for i, line in enumerate(page) if line.startswith(heading)]
+    if not starts:
+        return None
+    end = next((i for i in range(starts[0] + 1, len(page)) if page[i].startswith("## ")), len(page))
+    return starts[0] - (starts[0] > 0 and page[starts[0] - 1] == ""), end
+
+
+def _read_page(out: str) -> list[str]:
+    return open(out).read().split("\n") if os.path.isfile(out) else []
+
+
+def update_section(out: str, name: str, roots: list[str]) -> None:
+    """Rewrite one section of an existing page from the results folders, keeping every other section and its
+    figures (a study run in another session or on another machine): its old lines and its old figure copies are
+    replaced; a section the page lacks goes before the judge's."""
+    heading, lines_of, _ = SECTIONS[name]
     figures_dir = os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
     os.makedirs(figures_dir, exist_ok=True)
     for old in (f for f in os.listdir(figures_dir) if f.startswith(f"{name}_")):
         os.remove(os.path.join(figures_dir, old))
-    page = open(out).read().split("\n") if os.path.isfile(out) else []
-    starts = [i for i, line in enumerate(page) if line.startswith(heading)]
-    if starts:
-        end = next((i for i in range(starts[0] + 1, len(page)) if page[i].startswith("## ")), len(page))
-        begin = starts[0] - (starts[0] > 0 and page[starts[0] - 1] == "")
+    page = _read_page(out)
+    span = _span(page, heading)
+    if span:
+        begin, end = span
     else:
         begin = end = next((i - 1 for i, line in enumerate(page) if line.startswith("## The judge")), len(page))
-    page[begin:end] = lines_of(root, figures_dir) + ([""] if starts and end < len(page) else [])
+    page[begin:end] = lines_of(roots, figures_dir) + ([""] if span and end < len(page) else [])
     text = "\n".join(page).rstrip("\n") + "\n"
     stages.write_atomically(out, lambda f: f.write(text.encode()))
 
 
-def _training_lines(root: str) -> list[str]:
-    """Epochs, held-out MSE and last-epoch throughput of every trained model of the claims study."""
-    done = _done(root, CLAIMS_STUDY) or {"models": []}
-    return ["", "## Training", ""] + [
-        f"- {views.recorded_label(m)} (seed {m['config']['seed']}): {m['train']['epoch']} epochs, "
-        f"{m['train']['images_per_s']:,.0f} images/s in the last one."
-        for m in done["models"]
-    ]
+def kept_sections(out: str, roots: list[str]) -> dict[str, list[str]]:
+    """The existing page's sections whose study is in none of the results folders (measured in an earlier session
+    whose files are gone): kept as they are, with their figures, rather than replaced by "not yet measured"."""
+    page, kept = _read_page(out), {}
+    for name, (heading, _, study) in SECTIONS.items():
+        span = _span(page, heading)
+        section = page[span[0] : span[1]] if span else []
+        if section and _done(roots, study) is None and not any(": not yet measured" in line for line in section[:2]):
+            kept[name] = section
+            print(f"kept the {name} section of {out}: no {study} results under {', '.join(roots)}")
+    return kept
 
 
 def main(argv=None) -> int:
-    """Write the page (and its figure copies) from the results folder: header, training, the posts' claims, the
-    judge, ablations, measured sections."""
+    """Write the page (and its figure copies) from the results folders: header, the posts' claims, the training
+    trend, post I's remaining claims, the judge, ablations, measured sections. With --section, only that one."""
     args = _arguments(argv)
+    roots = args.results or ["results"]
     if args.section:
-        update_section(args.out, args.section, args.results)
+        update_section(args.out, args.section, roots)
         print(f"rewrote the {args.section} section of {args.out}")
         return 0
-    root, figures_dir = args.results, _fresh_figures_dir(args.out)
-    lines = _header(args.title, args.setting) + _training_lines(root) + claims_lines(root, figures_dir)
-    lines += trend_lines(root, figures_dir) + first_post_lines(root, figures_dir)
-    lines += judge_lines(root)
-    lines += ablation_sections(_done(root, "ablations"))
-    lines += measured_sections(root)
+    kept = kept_sections(args.out, roots)
+    figures_dir = _fresh_figures_dir(args.out, keep=tuple(f"{name}_" for name in kept))
+    lines = _header(args.title, args.setting)
+    for name, (_, lines_of, _) in SECTIONS.items():
+        lines += kept.get(name) or lines_of(roots, figures_dir)
+    lines += judge_lines(roots)
+    lines += ablation_sections(_done(roots, "ablations"))
+    lines += measured_sections(roots)
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {args.out} with {len(os.listdir(figures_dir))} figures")
