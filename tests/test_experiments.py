@@ -151,7 +151,7 @@ def test_results_page_states_the_judge_against_its_baseline_and_references(tmp_p
     (study / "case1" / "judge" / "result.json").write_text(json.dumps(record))
     model = {"evaluators": {"judge": {"folder": str(study / "case1" / "judge")}}}
     (study / "results.json").write_text(json.dumps({"models": [model]}))
-    lines = results_md.judge_lines(str(tmp_path))
+    lines = results_md.judge_lines([str(tmp_path)])
     assert len(lines) == 4 and "held-out accuracy 0.893 against the trivial baseline's 0.807" in lines[-1]
 
 

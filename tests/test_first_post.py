@@ -3,6 +3,7 @@
 import json
 import os
 
+import page_sections
 import pytest
 
 from ae_jax.studies import claims
@@ -63,18 +64,10 @@ def test_each_mse_is_the_reconstruction_evaluators_with_an_interval_over_held_ou
 
 
 def test_results_md_writes_the_first_post_section_from_the_studys_files_keeping_the_others(smoke, tmp_path):
-    from ae_jax.studies import results_md
 
     out_dir = os.path.dirname(os.path.dirname(smoke))
     tables = json.load(open(os.path.join(os.path.dirname(smoke), "results.json")))["tables"]
-    page = tmp_path / "results.md"
-    before = ["# Results", "", "## Claims of the posts", "", "kept", "", "## The judge", "", "also kept"]
-    page.write_text("\n".join(before) + "\n")
-    for _ in range(2):  # inserted before the judge, then replaced in place
-        assert results_md.main(["--results", out_dir, "--out", str(page), "--section", "first_post"]) == 0
-        lines = page.read_text().splitlines()
-        start, judge = lines.index(results_md.FIRST_POST_HEADING), lines.index("## The judge")
-        assert lines[: start - 1] == before[:5] and lines[judge - 1 :] == before[5:] and start < judge
+    lines = page_sections.rewrite_twice(out_dir, tmp_path / "results.md", "first_post")
     for part in ("z_dim", "mnist"):
         order = tables[f"first_post_{part}_ordering"]
         verdict = ordering_verdict([(r["95% low"], r["95% high"]) for r in order])

@@ -6,6 +6,7 @@ import math
 import os
 
 import numpy as np
+import page_sections
 import pytest
 from PIL import Image
 from scipy import stats as scipy_stats
@@ -133,15 +134,9 @@ def test_results_md_rewrites_only_the_trend_section_and_its_figure(smoke, tmp_pa
     page, figures = tmp_path / "results.md", tmp_path / "figures"
     figures.mkdir()
     (figures / "tiny_components_all.png").write_bytes(b"another section's figure")
-    before = ["# Results", "", "## Claims of the posts", "", "kept", "", "## The judge", "", "also kept"]
-    page.write_text("\n".join(before) + "\n")
-    for _ in range(2):  # inserted before the judge, then replaced in place
-        assert results_md.main(["--results", out, "--out", str(page), "--section", "trend"]) == 0
-        lines = page.read_text().splitlines()
-        start, judge = lines.index(results_md.TREND_HEADING), lines.index("## The judge")
-        assert lines[: start - 1] == before[:5] and lines[judge - 1 :] == before[5:] and start < judge
-        assert lines.count(results_md.TREND_HEADING) == 1
-        fits = json.load(open(os.path.join(out, "training_trend-smoke", "results.json")))["tables"]
-        assert lines[start + 4] == f"**{trend.headline_text(fits['training_trend_fits'][0])}**"
-        assert "![trend: training_trend.png](figures/trend_training_trend.png)" in lines
+    lines = page_sections.rewrite_twice(out, page, "trend")
+    start = lines.index(results_md.TREND_HEADING)
+    fits = json.load(open(os.path.join(out, "training_trend-smoke", "results.json")))["tables"]
+    assert lines[start + 4] == f"**{trend.headline_text(fits['training_trend_fits'][0])}**"
+    assert "![trend: training_trend.png](figures/trend_training_trend.png)" in lines
     assert sorted(os.listdir(figures)) == ["tiny_components_all.png", "trend_training_trend.png"]
