@@ -1,7 +1,9 @@
-"""The first_post study: post I's z_dim, denoising and MNIST claims at smoke size, and its ordering rule."""
+"""The first_post and denoising studies: post I's z_dim, denoising and MNIST claims at smoke size, and the
+ordering rule."""
 
 import json
 import os
+import shutil
 
 import page_sections
 import pytest
@@ -24,32 +26,46 @@ def test_an_interval_across_zero_leaves_the_ordering_inconclusive():
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    return run_study("first_post", full=False, out_dir=str(tmp_path_factory.mktemp("first_post")))
+    """The results folder of the first_post and denoising studies at smoke size."""
+    out = str(tmp_path_factory.mktemp("first_post"))
+    for study in ("first_post", "denoising"):
+        run_study(study, full=False, out_dir=out)
+    return out
 
 
-def test_the_smoke_page_has_the_three_parts_their_figures_and_the_rules_verdicts(smoke):
-    html = open(smoke).read()
+def _done(out: str, study: str) -> dict:
+    return json.load(open(os.path.join(out, f"{study}-smoke", "results.json")))
+
+
+def test_the_smoke_pages_have_the_three_parts_their_figures_and_the_rules_verdicts(smoke):
+    html = open(os.path.join(smoke, "first_post-smoke", "index.html")).read()
+    html += open(os.path.join(smoke, "denoising-smoke", "index.html")).read()
     for title in ("z_dim 512 against 256", "denoising almost totally obscured images", "MNIST at z_dim 2, 4 and 12"):
         assert f"Post I: {title}" in html
     assert "z_dim = 12 gives a really good reconstruction quality" in html and "Held-out MSE is a weak proxy" in html
     for labels in ("(z_dim=4, z_dim=8): ", "(z_dim=2, z_dim=4, z_dim=12): "):
         line = html.split(f"Verdict: MSE falls as z_dim grows {labels}")[1].split(".")[0]
         assert line in (claims.SUPPORTED, claims.REFUTED, claims.INCONCLUSIVE)
-    folder = os.path.dirname(smoke)
-    for stem in ("first_post_z_dim", "first_post_denoise", "first_post_mnist"):
-        assert os.path.isfile(os.path.join(folder, f"{stem}.png")) and os.path.isfile(
-            os.path.join(folder, f"{stem}.csv")
-        )
+    for study, stem in (
+        ("first_post", "first_post_z_dim"),
+        ("denoising", "denoising"),
+        ("first_post", "first_post_mnist"),
+    ):
+        for ext in ("png", "csv"):
+            assert os.path.isfile(os.path.join(smoke, f"{study}-smoke", f"{stem}.{ext}"))
     assert html.count('<img src="data:image/png;base64,') >= 3
 
 
 def test_each_mse_is_the_reconstruction_evaluators_with_an_interval_over_held_out_images(smoke):
-    done = json.load(open(os.path.join(os.path.dirname(smoke), "results.json")))
-    evaluated = {m["config_hash"][:8]: m["evaluators"]["reconstruction"]["numbers"] for m in done["models"]}
-    tables = done["tables"]
-    rows = tables["first_post_z_dim"] + tables["first_post_denoise"] + tables["first_post_mnist"]
+    first, denoising = _done(smoke, "first_post"), _done(smoke, "denoising")
+    evaluated = {
+        m["config_hash"][:8]: m["evaluators"]["reconstruction"]["numbers"]
+        for m in first["models"] + denoising["models"]
+    }
+    tables = {**first["tables"], **denoising["tables"]}
+    rows = tables["first_post_z_dim"] + tables["denoising"] + tables["first_post_mnist"]
     assert [r["model"] for r in tables["first_post_mnist"]] == ["z_dim=2", "z_dim=4", "z_dim=12"]
-    assert [r["corruption"] for r in tables["first_post_denoise"]] == [
+    assert [r["corruption"] for r in tables["denoising"]] == [
         "drop_rate=0.8, noise_std=0",
         "drop_rate=0, noise_std=0.5",
     ]
@@ -63,18 +79,19 @@ def test_each_mse_is_the_reconstruction_evaluators_with_an_interval_over_held_ou
     assert all(s["95% low"] <= s["estimate"] <= s["95% high"] for s in steps)
 
 
-def test_results_md_writes_the_first_post_section_from_the_studys_files_keeping_the_others(smoke, tmp_path):
-
-    out_dir = os.path.dirname(os.path.dirname(smoke))
-    tables = json.load(open(os.path.join(os.path.dirname(smoke), "results.json")))["tables"]
-    lines = page_sections.rewrite_twice(out_dir, tmp_path / "results.md", "first_post")
+def test_results_md_writes_the_post_i_section_from_both_studies_files_keeping_the_others(smoke, tmp_path):
+    tables = _done(smoke, "first_post")["tables"]
+    lines = page_sections.rewrite_twice(smoke, tmp_path / "results.md", "first_post")
     for part in ("z_dim", "mnist"):
         order = tables[f"first_post_{part}_ordering"]
         verdict = ordering_verdict([(r["95% low"], r["95% high"]) for r in order])
         assert lines.count(f"**MSE falls as z_dim grows: {verdict}.**") >= 1
         assert f"![first_post: first_post_{part}.png](figures/first_post_first_post_{part}.png)" in lines
-    assert sorted(os.listdir(tmp_path / "figures")) == [
-        f"first_post_first_post_{p}.png" for p in ("denoise", "mnist", "z_dim")
-    ]
-    for row in tables["first_post_denoise"]:
+    figures = ["first_post_denoising.png", "first_post_first_post_mnist.png", "first_post_first_post_z_dim.png"]
+    assert sorted(os.listdir(tmp_path / "figures")) == figures
+    for row in _done(smoke, "denoising")["tables"]["denoising"]:
         assert any(line.startswith(f"| {row['corruption']} | {row['run']} |") for line in lines)
+
+    alone = shutil.copytree(os.path.join(smoke, "first_post-smoke"), tmp_path / "alone" / "first_post-smoke")
+    lines = page_sections.rewrite_twice(str(alone.parent), tmp_path / "alone.md", "first_post")
+    assert "denoising: not yet measured." in lines and "Not yet measured: `ae-jax study denoising --full`." in lines

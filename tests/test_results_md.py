@@ -78,7 +78,8 @@ def test_a_rebuild_keeps_a_measured_section_whose_study_has_no_results_here(two_
     start = lines.index(results_md.TREND_HEADING)
     assert lines[start : start + 3] == trend
     assert (figures / "trend_training_trend.png").is_file() and not (figures / "stale_figure.png").exists()
-    not_measured = f"{results_md.FIRST_POST_HEADING}: not yet measured (`ae-jax study first_post --full`)"
+    not_measured = f"{results_md.FIRST_POST_HEADING}: not yet measured (`ae-jax study first_post --full`; "
+    not_measured += "`ae-jax study denoising --full`)"
     assert not_measured in lines  # no first_post results here and none on the old page: nothing to keep
 
     page.write_text(page.read_text().replace("measured earlier", "measured again"))

@@ -344,46 +344,54 @@ def trend_lines(roots: list[str], figures_dir: str) -> list[str]:
     ]
 
 
-FIRST_POST_STUDY, FIRST_POST_HEADING = "first_post", "## Post I: z_dim, denoising and MNIST"
-FIRST_POST_PARTS = (  # (table stem, the post's words, title); the z_dim parts carry an ordering table and verdict
-    ("first_post_z_dim", "z_dim", "z_dim 512 against 256"),
-    ("first_post_denoise", "denoise", "denoising almost totally obscured held-out images"),
-    ("first_post_mnist", "mnist", "MNIST at z_dim 2, 4 and 12"),
+FIRST_POST_STUDIES, FIRST_POST_HEADING = ("first_post", "denoising"), "## Post I: z_dim, denoising and MNIST"
+FIRST_POST_PARTS = (  # (study, table stem, the post's words, title); the z_dim parts carry an ordering verdict
+    ("first_post", "first_post_z_dim", "z_dim", "z_dim 512 against 256"),
+    ("denoising", "denoising", "denoise", "denoising almost totally obscured held-out images"),
+    ("first_post", "first_post_mnist", "mnist", "MNIST at z_dim 2, 4 and 12"),
 )
 
 
 def first_post_lines(roots: list[str], figures_dir: str) -> list[str]:
-    """The first_post study (ae_jax.studies.catalogue.first_post): per part the post's words, the held-out MSE
-    with its interval over images, for the z_dim parts the ordering rule and its verdict, and the part's figure
-    (copied into figures_dir); then each model's training length and speed, and the study's wall time."""
-    done, root = _found(roots, FIRST_POST_STUDY)
-    if not done:
-        return ["", f"{FIRST_POST_HEADING}: not yet measured (`ae-jax study {FIRST_POST_STUDY} --full`)"]
-    folder = framework.study_folder(root, FIRST_POST_STUDY, done["size"] == "full")
-    tables = done["tables"]
-    lines = ["", FIRST_POST_HEADING, "", f"Setting: `{' '.join(done['overrides'])}` ({done['size']} size); "]
-    lines[-1] += f"the study took {done['seconds'] / 3600:.2f} h, training included."
-    for stem, words, title in FIRST_POST_PARTS:
+    """Post I's remaining claims from the first_post and denoising studies (ae_jax.studies.catalogue): per part
+    the post's words, the held-out MSE with its interval over images, for the z_dim parts the ordering rule and
+    its verdict, and the part's figure (copied into figures_dir); per study its setting, wall time and each
+    model's training length and speed."""
+    found = {study: _found(roots, study) for study in FIRST_POST_STUDIES}
+    if not any(done for done, _ in found.values()):
+        runs = "; ".join(f"`ae-jax study {study} --full`" for study in FIRST_POST_STUDIES)
+        return ["", f"{FIRST_POST_HEADING}: not yet measured ({runs})"]
+    lines = ["", FIRST_POST_HEADING]
+    for study, (done, _) in found.items():
+        lines += ["", f"{study}: " + (f"`{' '.join(done['overrides'])}` ({done['size']} size); " if done else "")]
+        lines[-1] += f"took {done['seconds'] / 3600:.2f} h, training included." if done else "not yet measured."
+    for study, stem, words, title in FIRST_POST_PARTS:
+        done, root = found[study]
         lines += ["", f"### {title}", "", f'> "{catalogue.POST_I_WORDS[words]}" ({claims.POST_I})', ""]
-        order = tables.get(f"{stem}_ordering")
+        if not done:
+            lines.append(f"Not yet measured: `ae-jax study {study} --full`.")
+            continue
+        order = done["tables"].get(f"{stem}_ordering")
         if order is not None:
             verdict = catalogue.ordering_verdict([(r["95% low"], r["95% high"]) for r in order])
             lines += [catalogue.ORDERING_RULE, "", f"**MSE falls as z_dim grows: {verdict}.**", ""]
             lines += _markdown_table(order) + [""]
-        lines += _markdown_table(tables[stem]) + [""]
-        lines += _figure_links(FIRST_POST_STUDY, [os.path.join(folder, f"{stem}.png")], figures_dir)
+        lines += _markdown_table(done["tables"][stem]) + [""]
+        folder = framework.study_folder(root, study, done["size"] == "full")
+        lines += _figure_links("first_post", [os.path.join(folder, f"{stem}.png")], figures_dir)
     lines += ["", "Training:", ""] + [
         f"- {views.recorded_label(m)}: {m['train']['epoch']} epochs, {m['train']['images_per_s']:,.0f} images/s "
         "in the last one."
-        for m in done["models"]
+        for done, _ in found.values()
+        for m in (done or {"models": []})["models"]
     ]
     return lines
 
 
-SECTIONS = {  # the sections --section rewrites in place: heading, lines, study
-    "claims": (CLAIMS_HEADING, claims_lines, CLAIMS_STUDY),
-    "trend": (TREND_HEADING, trend_lines, TREND_STUDY),
-    "first_post": (FIRST_POST_HEADING, first_post_lines, FIRST_POST_STUDY),
+SECTIONS = {  # the sections --section rewrites in place: heading, lines, the studies whose absence keeps them
+    "claims": (CLAIMS_HEADING, claims_lines, (CLAIMS_STUDY,)),
+    "trend": (TREND_HEADING, trend_lines, (TREND_STUDY,)),
+    "first_post": (FIRST_POST_HEADING, first_post_lines, FIRST_POST_STUDIES),
 }
 
 
@@ -424,12 +432,13 @@ def kept_sections(out: str, roots: list[str]) -> dict[str, list[str]]:
     """The existing page's sections whose study is in none of the results folders (measured in an earlier session
     whose files are gone): kept as they are, with their figures, rather than replaced by "not yet measured"."""
     page, kept = _read_page(out), {}
-    for name, (heading, _, study) in SECTIONS.items():
+    for name, (heading, _, studies) in SECTIONS.items():
         span = _span(page, heading)
         section = page[span[0] : span[1]] if span else []
-        if section and _done(roots, study) is None and not any(": not yet measured" in line for line in section[:2]):
+        absent = all(_done(roots, study) is None for study in studies)
+        if section and absent and not any(": not yet measured" in line for line in section[:2]):
             kept[name] = section
-            print(f"kept the {name} section of {out}: no {study} results under {', '.join(roots)}")
+            print(f"kept the {name} section of {out}: no {' or '.join(studies)} results under {', '.join(roots)}")
     return kept
 
 
