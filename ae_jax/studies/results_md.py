@@ -364,7 +364,8 @@ def first_post_lines(roots: list[str], figures_dir: str) -> list[str]:
     lines = ["", FIRST_POST_HEADING]
     for study, (done, _) in found.items():
         lines += ["", f"{study}: " + (f"`{' '.join(done['overrides'])}` ({done['size']} size); " if done else "")]
-        lines[-1] += f"took {done['seconds'] / 3600:.2f} h, training included." if done else "not yet measured."
+        took = f"its last run took {done['seconds'] / 3600:.2f} h, training what was not yet trained." if done else ""
+        lines[-1] += took or "not yet measured."
     for study, stem, words, title in FIRST_POST_PARTS:
         done, root = found[study]
         lines += ["", f"### {title}", "", f'> "{catalogue.POST_I_WORDS[words]}" ({claims.POST_I})', ""]
