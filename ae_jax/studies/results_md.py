@@ -278,15 +278,19 @@ def claims_lines(roots: list[str], figures_dir: str) -> list[str]:
         shown = [[figures(m)[n] for n in CLAIM_FIGURES if n in figures(m)] for m in models]
         first_here = next((s for s in shown if any(map(os.path.isfile, s))), [])
         lines += [""] + _figure_links(f"claims {label}", first_here, figures_dir)
-    return (
-        lines
-        + ["", "Training:", ""]
-        + [
-            f"- {views.recorded_label(m)} (seed {m['config']['seed']}): {m['train']['epoch']} epochs, "
-            f"{m['train']['images_per_s']:,.0f} images/s in the last one."
-            for m in done["models"]
-        ]
-    )
+    return lines + training_lines(done["models"], seeds=True)
+
+
+def training_lines(models: list[dict], seeds: bool = False) -> list[str]:
+    """Each recorded model's training length and its last epoch's speed (with its seed when seeds)."""
+
+    def named(m: dict) -> str:
+        return views.recorded_label(m) + (f" (seed {m['config']['seed']})" if seeds else "")
+
+    return ["", "Training:", ""] + [
+        f"- {named(m)}: {m['train']['epoch']} epochs, {m['train']['images_per_s']:,.0f} images/s in the last one."
+        for m in models
+    ]
 
 
 def figures(model: dict) -> dict[str, str]:
@@ -380,13 +384,7 @@ def first_post_lines(roots: list[str], figures_dir: str) -> list[str]:
         lines += _markdown_table(done["tables"][stem]) + [""]
         folder = framework.study_folder(root, study, done["size"] == "full")
         lines += _figure_links("first_post", [os.path.join(folder, f"{stem}.png")], figures_dir)
-    lines += ["", "Training:", ""] + [
-        f"- {views.recorded_label(m)}: {m['train']['epoch']} epochs, {m['train']['images_per_s']:,.0f} images/s "
-        "in the last one."
-        for done, _ in found.values()
-        for m in (done or {"models": []})["models"]
-    ]
-    return lines
+    return lines + training_lines([m for done, _ in found.values() if done for m in done["models"]])
 
 
 SECTIONS = {  # the sections --section rewrites in place: heading, lines, the studies whose absence keeps them
