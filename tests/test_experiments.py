@@ -1,10 +1,11 @@
 """Every study and the demo at smoke size through `ae-jax study`, so none can rot (trained models are shared
-between studies)."""
+between studies; a study with a module of its own runs there, through the same checks)."""
 
 import json
 import os
 
 import pytest
+import smoke_study
 
 from ae_jax.cli import main
 from ae_jax.studies import claims, results_md
@@ -16,28 +17,19 @@ def out_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("experiments"))
 
 
-RESEARCH_STUDIES = [name for name in STUDIES if name != "demo"]
+RESEARCH_STUDIES = [name for name in STUDIES if name != "demo" and name not in smoke_study.OWN_MODULE]
 
 
 @pytest.mark.parametrize("name", RESEARCH_STUDIES)
 def test_study_runs_at_smoke_size_and_records_its_numbers(name, out_dir):
-    assert main(["study", name, "--out", out_dir]) == 0
-    folder = os.path.join(out_dir, f"{name}-smoke")  # never the full size's folder
-    html = open(os.path.join(folder, "index.html")).read()
-    assert "<table>" in html or '<img src="data:image/png;base64,' in html
-    assert '<p class="banner">smoke size: the tiny preset, not a result</p>' in html
-    with open(os.path.join(folder, "results.json")) as f:
-        done = json.load(f)
-    assert done["size"] == "smoke" and done["banner"] == "smoke size: the tiny preset, not a result" and done["models"]
-    for model in done["models"]:
-        assert len(model["config_hash"]) == 64 and model["run_dir"].endswith(model["config_hash"][:8])
-        for result in model["evaluators"].values():
-            assert result["numbers"] and len(result["key"]) == 64
-            assert all(os.path.isfile(p) for p in result["figures"].values())
-        if "distribution" in model["evaluators"]:
-            numbers = model["evaluators"]["distribution"]["numbers"]
-            assert numbers["n_points"] > 0 and len(numbers["fwhm"]) == model["config"]["model"]["z_dim"]
-    assert json.load(open(os.path.join(folder, "config.json")))["study"] == name
+    smoke_study.run_and_check(name, out_dir)
+
+
+@pytest.mark.parametrize("name, module", sorted(smoke_study.OWN_MODULE.items()))
+def test_a_study_left_to_its_own_module_is_run_there(name, module):
+    assert name in STUDIES
+    source = open(os.path.join(os.path.dirname(__file__), f"{module}.py")).read()
+    assert "smoke_study.run_and_check(" in source and f'"{name}"' in source
 
 
 def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):

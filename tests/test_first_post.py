@@ -7,9 +7,10 @@ import shutil
 
 import page_sections
 import pytest
+import smoke_study
 
 from ae_jax.studies import claims
-from ae_jax.studies.catalogue import ordering_verdict, run_study
+from ae_jax.studies.catalogue import ordering_verdict
 
 
 def test_the_ordering_is_supported_only_when_every_step_up_in_z_dim_lowers_the_mse():
@@ -29,7 +30,7 @@ def smoke(tmp_path_factory):
     """The results folder of the first_post and denoising studies at smoke size."""
     out = str(tmp_path_factory.mktemp("first_post"))
     for study in ("first_post", "denoising"):
-        run_study(study, full=False, out_dir=out)
+        smoke_study.run_and_check(study, out)
     return out
 
 
