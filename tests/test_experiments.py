@@ -48,11 +48,12 @@ def test_results_page_gives_a_verdict_per_claim(out_dir, tmp_path):
         assert [line.split(":")[0] for line in section[6:8]] == ["- tiny", "- tiny_vae_tiny_kl"]
         assert all(v.split(" (")[0] in claims.OUTCOMES for v in verdicts), verdicts
     assert "One seed per model: no interval across seeds" in text
-    prior = lines[lines.index(f"### {claims.VAES_HELP.title}") :]  # decided across the vae_prior study's models
-    if os.path.isfile(os.path.join(out_dir, "vae_prior-smoke", "results.json")):
-        assert prior[6].startswith("Setting: ") and prior[8].rsplit("**", 2)[1].split(" (")[0] in claims.OUTCOMES
+    if os.path.isfile(os.path.join(out_dir, "vae_prior-smoke", "results.json")):  # its own section, own study
+        prior = lines[lines.index(results_md.PRIOR_HEADING) :]
+        assert prior[2].startswith("Setting: ") and prior[4] == f"### {claims.VAES_HELP.title}"
+        assert prior[10].rsplit("**", 2)[1].split(" (")[0] in claims.OUTCOMES
     else:
-        assert prior[6] == "Not yet measured: `ae-jax study vae_prior --full`."
+        assert f"{results_md.PRIOR_HEADING}: not yet measured (`ae-jax study vae_prior --full`)" in lines
     assert any(line.startswith("## Ablations") for line in lines) and "Training:" in lines
 
 

@@ -29,10 +29,18 @@ def _split(both: str, into: str, seed: int) -> str:
     return root
 
 
-def _claims_section(page) -> list[str]:
+def _section(page, heading: str) -> list[str]:
     lines = page.read_text().splitlines()
-    begin = lines.index(results_md.CLAIMS_HEADING)
-    return lines[begin : next(i for i in range(begin + 1, len(lines)) if lines[i].startswith("## "))]
+    assert lines.count(heading) == 1
+    begin = lines.index(heading)
+    end = next((i for i in range(begin + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    while lines[end - 1] == "":
+        end -= 1
+    return lines[begin:end]
+
+
+def _claims_section(page) -> list[str]:
+    return _section(page, results_md.CLAIMS_HEADING)
 
 
 def test_seeds_run_apart_and_moved_pool_into_the_claims_they_give_run_together(two_seeds, tmp_path):
@@ -52,6 +60,8 @@ def test_seeds_run_apart_and_moved_pool_into_the_claims_they_give_run_together(t
     assert _claims_section(apart) == expected
     assert sorted(os.listdir(apart.parent / "figures")) == sorted(os.listdir(together.parent / "figures"))
     assert any(name.startswith("claims_tiny_") for name in os.listdir(apart.parent / "figures"))
+    measured = f"{results_md.MEASURED_HEADING}claims (smoke size)"
+    assert _section(apart, measured) == _section(together, measured)  # one section, both folders' seeds
 
 
 def test_pooling_refuses_a_seed_given_twice_and_results_of_another_setting(two_seeds, tmp_path):
@@ -72,11 +82,16 @@ def test_a_rebuild_keeps_a_measured_section_whose_study_has_no_results_here(two_
     (figures / "trend_training_trend.png").write_bytes(b"measured in an earlier session")
     (figures / "stale_figure.png").write_bytes(b"of results no longer shown")
     trend = [results_md.TREND_HEADING, "", "measured earlier"]
-    page.write_text("\n".join(["# Results", "", *trend, "", "## The judge", ""]) + "\n")
+    prior = [results_md.PRIOR_HEADING, "", "Setting: the prior measured earlier"]
+    judge = [results_md.JUDGE_HEADING, "", "- vae_prior/judge-0123abcd: measured earlier"]
+    measured = [f"{results_md.MEASURED_HEADING}vae_prior (full size)", "", "| model |", "|---|", "| case1 |"]
+    old = ["# Results", "", *trend, "", *prior, "", *judge, "", *measured]
+    page.write_text("\n".join(old) + "\n")
     assert results_md.main(["--results", two_seeds, "--out", str(page)]) == 0
+    for section in (trend, prior, judge, measured):  # their studies have no results under two_seeds
+        assert _section(page, section[0]) == section
     lines = page.read_text().splitlines()
-    start = lines.index(results_md.TREND_HEADING)
-    assert lines[start : start + 3] == trend
+    assert lines.index(f"{results_md.MEASURED_HEADING}claims (smoke size)") < lines.index(measured[0])
     assert (figures / "trend_training_trend.png").is_file() and not (figures / "stale_figure.png").exists()
     not_measured = f"{results_md.FIRST_POST_HEADING}: not yet measured (`ae-jax study first_post --full`; "
     not_measured += "`ae-jax study denoising --full`)"

@@ -133,18 +133,25 @@ def ablation_sections(done: dict | None) -> list[str]:
     return lines
 
 
+MEASURED_HEADING = "## Measured in "
+
+
 def measured_sections(roots: list[str]) -> list[str]:
-    """Per study that ran, whatever evaluators ran: the models' headline numbers side by side, then per evaluator
-    what it found and its table (each evaluator's view, ae_jax.studies.views)."""
+    """Per study that ran, its seeds pooled over the results folders, whatever evaluators ran: the models' headline
+    numbers side by side, then per evaluator what it found and its table (each evaluator's view,
+    ae_jax.studies.views)."""
+    studies = dict.fromkeys(
+        done.get("study", folder)
+        for root in roots
+        for folder in (sorted(os.listdir(root)) if os.path.isdir(root) else [])
+        if (done := _load(os.path.join(root, folder, "results.json"))) and done.get("models")
+    )
     lines = []
-    for root, folder in ((r, f) for r in roots for f in (sorted(os.listdir(r)) if os.path.isdir(r) else [])):
-        done = _load(os.path.join(root, folder, "results.json"))
-        if not done or not done.get("models"):
-            continue
-        study = done.get("study", folder)
+    for study in studies:
+        done = pooled(roots, study)
         models = [(views.recorded_label(m), views.recorded_views(m)) for m in done["models"]]
         side = [views.headline_row(name, vs) for name, vs in models]
-        lines += ["", f"## Measured in {study} ({done['size']} size)", ""]
+        lines += ["", f"{MEASURED_HEADING}{study} ({done['size']} size)", ""]
         lines += [f"**{done['banner']}**", ""] if done.get("banner") else []
         lines += _markdown_table(side)
         for evaluator in dict.fromkeys(e for _, vs in models for e in vs):
@@ -161,7 +168,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_")
 
 
-def judge_lines(roots: list[str]) -> list[str]:
+JUDGE_HEADING = "## The judge"
+JUDGE_STUDIES = tuple(name for name, study in framework.STUDIES.items() if "judge" in study.evaluators)
+
+
+def judge_lines(roots: list[str], figures_dir: str = "") -> list[str]:
     """The judges whose scores the studies report (their judge.json digests in the judge evaluators' records):
     held-out quality beside the trivial baseline, read from judge.json."""
     from ae_jax.stages import file_digest
@@ -188,7 +199,7 @@ def judge_lines(roots: list[str]) -> list[str]:
                 f"augment {info.get('augment', 'none')}; held-out {q['metric']} {q['held_out']:.3f} "
                 f"against the trivial baseline's {q['baseline']:.3f}."
             )
-    return ["", "## The judge", "", *lines] if lines else []
+    return ["", JUDGE_HEADING, "", *lines] if lines else []
 
 
 def _arguments(argv) -> argparse.Namespace:
@@ -273,7 +284,6 @@ def claims_lines(roots: list[str], figures_dir: str) -> list[str]:
         for label, vs in decided.items():
             row = claims.table_row(vs[i])
             lines.append(f"- {label}: ours {row['ours']}; null {row['null']}; **{row['verdict']}**")
-    lines += prior_claim_lines(roots)
     for label, models in groups.items():
         shown = [[figures(m)[n] for n in CLAIM_FIGURES if n in figures(m)] for m in models]
         first_here = next((s for s in shown if any(map(os.path.isfile, s))), [])
@@ -298,22 +308,25 @@ def figures(model: dict) -> dict[str, str]:
     return {n: p for r in model["evaluators"].values() for n, p in r["figures"].items()}
 
 
-PRIOR_STUDY = "vae_prior"
+PRIOR_STUDY, PRIOR_HEADING = "vae_prior", "## VAEs help: the prior against the AE's fitted generators"
 
 
-def prior_claim_lines(roots: list[str]) -> list[str]:
-    """Post I's "VAEs help" (claims.PRIOR_CLAIMS), decided across the vae_prior study's models, or where it has
-    not run, how to run it."""
+def prior_claim_lines(roots: list[str], figures_dir: str) -> list[str]:
+    """The posts' "VAEs help" (claims.PRIOR_CLAIMS), decided across the vae_prior study's models: its own section,
+    since the study trains its own models (a KL weight each) and may run apart from the claims study."""
     done = _done(roots, PRIOR_STUDY)
-    lines = []
-    for v in claims.prior_verdicts(done["models"] if done else []):
+    if not done:
+        return ["", f"{PRIOR_HEADING}: not yet measured (`ae-jax study {PRIOR_STUDY} --full`)"]
+    lines = [
+        "",
+        PRIOR_HEADING,
+        "",
+        f"Setting: `{' '.join(done['overrides'])}` ({done['size']} size, study {PRIOR_STUDY}).",
+    ]
+    for v in claims.prior_verdicts(done["models"]):
         c, row = v.claim, claims.table_row(v)
         lines += ["", f"### {c.title}", "", f'> "{c.quote}" ({c.post})', "", f"Rule: {c.rule_text()}.", ""]
-        if done:
-            lines.append(f"Setting: `{' '.join(done['overrides'])}` ({done['size']} size, study {PRIOR_STUDY}).")
-            lines += ["", f"- ours {row['ours']}; null {row['null']}; **{row['verdict']}**"]
-        else:
-            lines.append(f"Not yet measured: `ae-jax study {PRIOR_STUDY} --full`.")
+        lines.append(f"- ours {row['ours']}; null {row['null']}; **{row['verdict']}**")
     return lines
 
 
@@ -391,6 +404,8 @@ SECTIONS = {  # the sections --section rewrites in place: heading, lines, the st
     "claims": (CLAIMS_HEADING, claims_lines, (CLAIMS_STUDY,)),
     "trend": (TREND_HEADING, trend_lines, (TREND_STUDY,)),
     "first_post": (FIRST_POST_HEADING, first_post_lines, FIRST_POST_STUDIES),
+    "prior": (PRIOR_HEADING, prior_claim_lines, (PRIOR_STUDY,)),
+    "judge": (JUDGE_HEADING, judge_lines, JUDGE_STUDIES),
 }
 
 
@@ -427,15 +442,24 @@ def update_section(out: str, name: str, roots: list[str]) -> None:
     stages.write_atomically(out, lambda f: f.write(text.encode()))
 
 
+def _kept(page: list[str], heading: str, studies, roots: list[str]) -> list[str]:
+    """The page's section under heading if none of its studies has results in the folders and it was measured."""
+    span = _span(page, heading)
+    section = page[span[0] : span[1]] if span else []
+    absent = all(_done(roots, study) is None for study in studies)
+    return section if section and absent and not any(": not yet measured" in line for line in section[:2]) else []
+
+
 def kept_sections(out: str, roots: list[str]) -> dict[str, list[str]]:
     """The existing page's sections whose study is in none of the results folders (measured in an earlier session
-    whose files are gone): kept as they are, with their figures, rather than replaced by "not yet measured"."""
+    whose files are gone): kept as they are, with their figures, rather than replaced by "not yet measured"; the
+    "Measured in" sections of such studies under their headings."""
     page, kept = _read_page(out), {}
-    for name, (heading, _, studies) in SECTIONS.items():
-        span = _span(page, heading)
-        section = page[span[0] : span[1]] if span else []
-        absent = all(_done(roots, study) is None for study in studies)
-        if section and absent and not any(": not yet measured" in line for line in section[:2]):
+    measured = [line for line in page if line.startswith(MEASURED_HEADING)]
+    named = {name: (heading, studies) for name, (heading, _, studies) in SECTIONS.items()}
+    named |= {line: (line, (line[len(MEASURED_HEADING) :].rsplit(" (", 1)[0],)) for line in measured}
+    for name, (heading, studies) in named.items():
+        if section := _kept(page, heading, studies, roots):
             kept[name] = section
             print(f"kept the {name} section of {out}: no {' or '.join(studies)} results under {', '.join(roots)}")
     return kept
@@ -443,7 +467,8 @@ def kept_sections(out: str, roots: list[str]) -> dict[str, list[str]]:
 
 def main(argv=None) -> int:
     """Write the page (and its figure copies) from the results folders: header, the posts' claims, the training
-    trend, post I's remaining claims, the judge, ablations, measured sections. With --section, only that one."""
+    trend, post I's remaining claims, "VAEs help", the judge, ablations, measured sections. With --section, only
+    that one."""
     args = _arguments(argv)
     roots = args.results or ["results"]
     if args.section:
@@ -455,9 +480,9 @@ def main(argv=None) -> int:
     lines = _header(args.title, args.setting)
     for name, (_, lines_of, _) in SECTIONS.items():
         lines += kept.get(name) or lines_of(roots, figures_dir)
-    lines += judge_lines(roots)
     lines += ablation_sections(_done(roots, "ablations"))
     lines += measured_sections(roots)
+    lines += [line for name, section in kept.items() if name.startswith(MEASURED_HEADING) for line in section]
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {args.out} with {len(os.listdir(figures_dir))} figures")
