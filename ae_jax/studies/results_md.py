@@ -402,9 +402,9 @@ def first_post_lines(roots: list[str], figures_dir: str) -> list[str]:
 
 SECTIONS = {  # the sections --section rewrites in place: heading, lines, the studies whose absence keeps them
     "claims": (CLAIMS_HEADING, claims_lines, (CLAIMS_STUDY,)),
+    "prior": (PRIOR_HEADING, prior_claim_lines, (PRIOR_STUDY,)),
     "trend": (TREND_HEADING, trend_lines, (TREND_STUDY,)),
     "first_post": (FIRST_POST_HEADING, first_post_lines, FIRST_POST_STUDIES),
-    "prior": (PRIOR_HEADING, prior_claim_lines, (PRIOR_STUDY,)),
     "judge": (JUDGE_HEADING, judge_lines, JUDGE_STUDIES),
 }
 
@@ -467,8 +467,8 @@ def kept_sections(out: str, roots: list[str]) -> dict[str, list[str]]:
 
 def main(argv=None) -> int:
     """Write the page (and its figure copies) from the results folders: header, the posts' claims, the training
-    trend, post I's remaining claims, "VAEs help", the judge, ablations, measured sections. With --section, only
-    that one."""
+    "VAEs help", the training trend, post I's remaining claims, the judge, ablations, measured sections. With
+    --section, only that one."""
     args = _arguments(argv)
     roots = args.results or ["results"]
     if args.section:
