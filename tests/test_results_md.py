@@ -92,6 +92,9 @@ def test_a_rebuild_keeps_a_measured_section_whose_study_has_no_results_here(two_
         assert _section(page, section[0]) == section
     lines = page.read_text().splitlines()
     assert lines.index(f"{results_md.MEASURED_HEADING}claims (smoke size)") < lines.index(measured[0])
+    text = page.read_text()
+    assert results_md.main(["--results", two_seeds, "--out", str(page)]) == 0
+    assert page.read_text() == text  # a rebuild from the same folders changes nothing, kept sections included
     assert (figures / "trend_training_trend.png").is_file() and not (figures / "stale_figure.png").exists()
     not_measured = f"{results_md.FIRST_POST_HEADING}: not yet measured (`ae-jax study first_post --full`; "
     not_measured += "`ae-jax study denoising --full`)"
@@ -102,3 +105,26 @@ def test_a_rebuild_keeps_a_measured_section_whose_study_has_no_results_here(two_
     assert results_md.main(["--results", empty, "--out", str(page)]) == 0  # the claims section is kept too
     assert _claims_section(page)[2].startswith("Setting: ") and "measured again" in page.read_text()
     assert any(name.startswith("claims_tiny_") for name in os.listdir(figures))
+
+
+def test_a_section_the_page_lacks_goes_where_a_rebuild_puts_it(two_seeds, tmp_path):
+    page = tmp_path / "results.md"
+    old = ["# Results", "", results_md.CLAIMS_HEADING, "", "kept", "", results_md.TREND_HEADING, "", "## Ablations"]
+    page.write_text("\n".join(old) + "\n")
+    assert results_md.main(["--results", two_seeds, "--out", str(page), "--section", "prior"]) == 0
+    lines = page.read_text().splitlines()
+    prior = f"{results_md.PRIOR_HEADING}: not yet measured (`ae-jax study vae_prior --full`)"
+    assert lines == [*old[:6], prior, "", *old[6:]]  # after the claims, before the trend, as in SECTIONS
+
+
+def test_a_study_at_two_sizes_gets_a_measured_section_each(two_seeds, tmp_path):
+    full = tmp_path / "full" / "claims"
+    full.mkdir(parents=True)
+    done = json.load(open(os.path.join(two_seeds, "claims-smoke", "results.json")))
+    (full / "results.json").write_text(json.dumps({**done, "size": "full"}))
+    lines = results_md.measured_sections([two_seeds, str(full.parent)])
+    heading = results_md.MEASURED_HEADING
+    assert [line for line in lines if line.startswith(heading)] == [
+        f"{heading}claims (smoke size)",
+        f"{heading}claims (full size)",
+    ]

@@ -137,19 +137,20 @@ MEASURED_HEADING = "## Measured in "
 
 
 def measured_sections(roots: list[str]) -> list[str]:
-    """Per study that ran, its seeds pooled over the results folders, whatever evaluators ran: the models' headline
-    numbers side by side, then per evaluator what it found and its table (each evaluator's view,
-    ae_jax.studies.views)."""
-    studies = dict.fromkeys(
-        done.get("study", folder)
-        for root in roots
-        for folder in (sorted(os.listdir(root)) if os.path.isdir(root) else [])
-        if (done := _load(os.path.join(root, folder, "results.json"))) and done.get("models")
-    )
+    """Per study that ran, whatever evaluators ran, its seeds together over the results folders (those of one
+    setting: _setting): the models' headline numbers side by side, then per evaluator what it found and its table
+    (each evaluator's view, ae_jax.studies.views)."""
+    found: dict[tuple, dict] = {}
+    for root in roots:
+        for folder in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            done = _load(os.path.join(root, folder, "results.json"))
+            if done and done.get("models"):
+                key = (done.get("study", folder), repr(_setting(done)))
+                found.setdefault(key, {**done, "models": []})["models"] += done["models"]
     lines = []
-    for study in studies:
-        done = pooled(roots, study)
-        models = [(views.recorded_label(m), views.recorded_views(m)) for m in done["models"]]
+    for (study, _), done in found.items():
+        by_seed = sorted(done["models"], key=lambda m: m["config"]["seed"])
+        models = [(views.recorded_label(m), views.recorded_views(m)) for m in by_seed]
         side = [views.headline_row(name, vs) for name, vs in models]
         lines += ["", f"{MEASURED_HEADING}{study} ({done['size']} size)", ""]
         lines += [f"**{done['banner']}**", ""] if done.get("banner") else []
@@ -425,7 +426,8 @@ def _read_page(out: str) -> list[str]:
 def update_section(out: str, name: str, roots: list[str]) -> None:
     """Rewrite one section of an existing page from the results folders, keeping every other section and its
     figures (a study run in another session or on another machine): its old lines and its old figure copies are
-    replaced; a section the page lacks goes before the judge's."""
+    replaced; a section the page lacks goes where a full rebuild puts it, before the next of SECTIONS on the page
+    (else before the ablations and measured sections)."""
     heading, lines_of, _ = SECTIONS[name]
     figures_dir = os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
     os.makedirs(figures_dir, exist_ok=True)
@@ -436,7 +438,9 @@ def update_section(out: str, name: str, roots: list[str]) -> None:
     if span:
         begin, end = span
     else:
-        begin = end = next((i - 1 for i, line in enumerate(page) if line.startswith("## The judge")), len(page))
+        after = [h for h, _, _ in list(SECTIONS.values())[list(SECTIONS).index(name) + 1 :]]
+        before = (*after, "## Ablations", MEASURED_HEADING)
+        begin = end = next((i - 1 for i, line in enumerate(page) if line.startswith(before)), len(page))
     page[begin:end] = lines_of(roots, figures_dir) + ([""] if span and end < len(page) else [])
     text = "\n".join(page).rstrip("\n") + "\n"
     stages.write_atomically(out, lambda f: f.write(text.encode()))
@@ -446,6 +450,8 @@ def _kept(page: list[str], heading: str, studies, roots: list[str]) -> list[str]
     """The page's section under heading if none of its studies has results in the folders and it was measured."""
     span = _span(page, heading)
     section = page[span[0] : span[1]] if span else []
+    while section and section[-1] == "":  # the blank line before the next heading is the next section's
+        section.pop()
     absent = all(_done(roots, study) is None for study in studies)
     return section if section and absent and not any(": not yet measured" in line for line in section[:2]) else []
 
