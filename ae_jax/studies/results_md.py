@@ -482,7 +482,7 @@ def main(argv=None) -> int:
         print(f"rewrote the {args.section} section of {args.out}")
         return 0
     kept = kept_sections(args.out, roots)
-    figures_dir = _fresh_figures_dir(args.out, keep=tuple(f"{name}_" for name in kept))
+    figures_dir = _fresh_figures_dir(args.out, keep=tuple(f"{name}_" for name in kept if name in SECTIONS))
     lines = _header(args.title, args.setting)
     for name, (_, lines_of, _) in SECTIONS.items():
         lines += kept.get(name) or lines_of(roots, figures_dir)
